@@ -1,0 +1,72 @@
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+
+from market.exchanges import is_ccxt_exchange
+
+from .models import ExchangeAccount, User
+
+
+class SignUpForm(UserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email",)
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("An account with this e-mail address already exists.")
+        return email
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    username = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True}))
+
+
+class ExchangeAccountForm(forms.ModelForm):
+    """Takes the key and secret in, encrypts them, and never renders them back (render_value=False)."""
+
+    api_key = forms.CharField(label="API key", max_length=500, widget=forms.PasswordInput(render_value=False))
+    secret = forms.CharField(
+        label="API secret", max_length=500, widget=forms.PasswordInput(render_value=False)
+    )
+    password = forms.CharField(
+        label="Passphrase",
+        max_length=500,
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Only for exchanges that issue one (OKX, KuCoin, Coinbase).",
+    )
+
+    class Meta:
+        model = ExchangeAccount
+        fields = ("label", "exchange", "sandbox")
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+
+    def clean_exchange(self):
+        exchange = self.cleaned_data["exchange"].strip().lower()
+        if not is_ccxt_exchange(exchange):
+            raise forms.ValidationError(
+                f"'{exchange}' is not an exchange TradingAI can trade on (a ccxt id)."
+            )
+        return exchange
+
+    def clean_label(self):
+        label = self.cleaned_data["label"]
+        if ExchangeAccount.objects.filter(owner=self.owner, label=label).exists():
+            raise forms.ValidationError("You already have an exchange account with this label.")
+        return label
+
+    def save(self, commit=True):
+        account = super().save(commit=False)
+        account.owner = self.owner
+        account.set_credentials(
+            self.cleaned_data["api_key"].strip(),
+            self.cleaned_data["secret"].strip(),
+            self.cleaned_data["password"].strip(),
+        )
+        if commit:
+            account.save()
+        return account

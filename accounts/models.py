@@ -1,0 +1,127 @@
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.db import models
+
+from . import crypto
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create_user(self, email, password, **extra):
+        if not email:
+            raise ValueError("An e-mail address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra):
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email, password=None, **extra):
+        extra["is_staff"] = True
+        extra["is_superuser"] = True
+        return self._create_user(email, password, **extra)
+
+    def get_by_natural_key(self, email):
+        # Logins are case-insensitive; addresses are stored lower-case (see _create_user and the forms).
+        return self.get(email__iexact=email)
+
+
+class Plan(models.Model):
+    name = models.CharField(max_length=50, unique=True)
+    max_running_bots = models.PositiveSmallIntegerField(default=3)
+
+    def __str__(self):
+        return self.name
+
+
+class User(AbstractUser):
+    """Logs in with the e-mail address; there is no username."""
+
+    username = None
+    first_name = None
+    last_name = None
+    email = models.EmailField("e-mail address", unique=True)
+    display_name = models.CharField(max_length=100, blank=True)
+    plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="users")
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    objects = UserManager()
+
+    def __str__(self):
+        return self.email
+
+    @property
+    def max_running_bots(self) -> int:
+        return self.plan.max_running_bots if self.plan else settings.DEFAULT_MAX_RUNNING_BOTS
+
+
+@dataclass(frozen=True, repr=False)
+class Credentials:
+    api_key: str
+    secret: str
+    password: str
+
+    def __repr__(self):
+        # Keeps secrets out of tracebacks, logs and debuggers that print locals.
+        return "Credentials(****)"
+
+
+class ExchangeAccount(models.Model):
+    """A user's API keys for one exchange. The key, secret and passphrase are stored only as Fernet
+    tokens; nothing reads them back except `credentials()`, which the live broker calls."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exchange_accounts"
+    )
+    label = models.CharField(max_length=100)
+    exchange = models.CharField(max_length=50, help_text="ccxt exchange id, e.g. binance or kraken")
+    sandbox = models.BooleanField(default=False, help_text="Use the exchange's test network.")
+    api_key_encrypted = models.TextField(editable=False)
+    secret_encrypted = models.TextField(editable=False)
+    password_encrypted = models.TextField(editable=False, blank=True)
+    # The last characters of the API key, so the owner can tell keys apart; the secret has no hint.
+    api_key_hint = models.CharField(max_length=8, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "label"], name="exchange_account_label_per_owner")
+        ]
+        indexes = [models.Index(fields=["owner", "exchange"])]
+
+    def __str__(self):
+        return f"{self.label} ({self.exchange})"
+
+    def set_credentials(self, api_key: str, secret: str, password: str = "") -> None:
+        self.api_key_encrypted = crypto.encrypt(api_key)
+        self.secret_encrypted = crypto.encrypt(secret)
+        self.password_encrypted = crypto.encrypt(password) if password else ""
+        self.api_key_hint = api_key[-4:] if len(api_key) >= 12 else ""
+
+    def credentials(self) -> Credentials:
+        return Credentials(
+            api_key=crypto.decrypt(self.api_key_encrypted),
+            secret=crypto.decrypt(self.secret_encrypted),
+            password=crypto.decrypt(self.password_encrypted) if self.password_encrypted else "",
+        )
+
+    def rotate_encryption(self) -> None:
+        self.api_key_encrypted = crypto.rotate(self.api_key_encrypted)
+        self.secret_encrypted = crypto.rotate(self.secret_encrypted)
+        if self.password_encrypted:
+            self.password_encrypted = crypto.rotate(self.password_encrypted)
+
+    @property
+    def masked_key(self) -> str:
+        return f"••••{self.api_key_hint}" if self.api_key_hint else "••••"

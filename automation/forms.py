@@ -1,0 +1,111 @@
+from urllib.parse import urlparse
+
+from django import forms
+from django.conf import settings
+
+from accounts.models import ExchangeAccount
+from market.exchanges import has_stored_candles, is_ccxt_exchange
+
+from .models import Bot
+
+# Fields that define what a bot trades; changing them under a running bot would mix two markets in one
+# history, so they can change only while it is stopped.
+MARKET_FIELDS = ("exchange", "symbol", "timeframe", "mode", "exchange_account")
+
+
+class BotForm(forms.ModelForm):
+    class Meta:
+        model = Bot
+        fields = (
+            "name",
+            "exchange",
+            "symbol",
+            "timeframe",
+            "mode",
+            "exchange_account",
+            "live_confirmed",
+            "analyst",
+            "chart_source",
+            "tradingview_url",
+            "starting_balance",
+            "risk_per_trade_pct",
+            "max_position_pct",
+            "max_open_trades",
+            "daily_loss_limit_pct",
+            "min_confidence",
+        )
+        labels = {"live_confirmed": "I confirm this bot may place real orders with my exchange account"}
+        widgets = {"symbol": forms.TextInput(attrs={"placeholder": "BTC/USDT"})}
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+        self.fields["exchange_account"].queryset = ExchangeAccount.objects.filter(owner=owner).order_by(
+            "label"
+        )
+        self.fields[
+            "exchange_account"
+        ].help_text = "Needed for live trading; add one under Exchange accounts."
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        clash = Bot.objects.filter(owner=self.owner, name=name).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError("You already have a bot with this name.")
+        return name
+
+    def clean_symbol(self):
+        return self.cleaned_data["symbol"].strip().upper()
+
+    def clean_exchange(self):
+        return self.cleaned_data["exchange"].strip().lower()
+
+    def clean(self):
+        data = super().clean()
+        exchange, symbol, timeframe = data.get("exchange"), data.get("symbol"), data.get("timeframe")
+        mode, account = data.get("mode"), data.get("exchange_account")
+
+        if exchange and not is_ccxt_exchange(exchange):
+            # A market that exists only as stored candles (the shipped sample) can be paper-traded.
+            paper_on_stored = mode != Bot.Mode.LIVE and has_stored_candles(exchange, symbol, timeframe)
+            if not paper_on_stored:
+                self.add_error(
+                    "exchange", f"'{exchange}' is not an exchange TradingAI can connect to (a ccxt id)."
+                )
+
+        if mode == Bot.Mode.LIVE:
+            if not settings.LIVE_TRADING_ENABLED:
+                self.add_error("mode", "Live trading is disabled on this server; use simulation.")
+            if account is None:
+                self.add_error(
+                    "exchange_account", "A live bot needs an exchange account of yours; add one first."
+                )
+            elif exchange and account.exchange != exchange:
+                self.add_error("exchange_account", f"This account is for {account.exchange}, not {exchange}.")
+            if not data.get("live_confirmed"):
+                self.add_error("live_confirmed", "Confirm that this bot may place real orders.")
+
+        if data.get("chart_source") == Bot.ChartSource.TRADINGVIEW:
+            url = data.get("tradingview_url")
+            host = urlparse(url or "").hostname or ""
+            if not url:
+                self.add_error("tradingview_url", "Give the TradingView chart URL to screenshot.")
+            elif not (host == "tradingview.com" or host.endswith(".tradingview.com")):
+                self.add_error("tradingview_url", "The URL must be a tradingview.com chart.")
+
+        if self.instance.pk and self.instance.status != Bot.Status.STOPPED:
+            changed = [f for f in MARKET_FIELDS if f in self.changed_data]
+            if changed:
+                raise forms.ValidationError(
+                    f"Stop the bot before changing {', '.join(changed).replace('_', ' ')}."
+                )
+        return data
+
+    def save(self, commit=True):
+        bot = super().save(commit=False)
+        bot.owner = self.owner
+        if bot.mode == Bot.Mode.SIMULATION:
+            bot.live_confirmed = False
+        if commit:
+            bot.save()
+        return bot

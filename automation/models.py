@@ -1,0 +1,178 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.urls import reverse
+
+from market.exchanges import TIMEFRAMES
+
+symbol_validator = RegexValidator(
+    r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$", "Use the exchange's BASE/QUOTE form in capitals, e.g. BTC/USDT."
+)
+
+
+class Bot(models.Model):
+    class Mode(models.TextChoices):
+        SIMULATION = "SIMULATION", "Simulation (paper trading)"
+        LIVE = "LIVE", "Live (real orders)"
+
+    class Status(models.TextChoices):
+        STOPPED = "STOPPED", "Stopped"
+        RUNNING = "RUNNING", "Running"
+        PAUSED = "PAUSED", "Paused"
+
+    class ChartSource(models.TextChoices):
+        RENDERED = "RENDERED", "Rendered by TradingAI"
+        TRADINGVIEW = "TRADINGVIEW", "Screenshot of a TradingView chart"
+
+    class Analyst(models.TextChoices):
+        TECHNICAL = "TECHNICAL", "Technical (offline)"
+        OPENAI = "OPENAI", "OpenAI vision model"
+
+    Timeframe = models.TextChoices("Timeframe", [(t, t) for t in TIMEFRAMES])
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots")
+    name = models.CharField(max_length=100)
+    exchange = models.CharField(max_length=50)
+    exchange_account = models.ForeignKey(
+        "accounts.ExchangeAccount", null=True, blank=True, on_delete=models.PROTECT, related_name="bots"
+    )
+    symbol = models.CharField(max_length=31, validators=[symbol_validator])
+    timeframe = models.CharField(max_length=5, choices=Timeframe.choices, default="1h")
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.SIMULATION)
+    # Live orders need the operator's LIVE_TRADING_ENABLED and this explicit confirmation by the owner.
+    live_confirmed = models.BooleanField(default=False)
+    chart_source = models.CharField(max_length=12, choices=ChartSource.choices, default=ChartSource.RENDERED)
+    tradingview_url = models.URLField(blank=True)
+    analyst = models.CharField(max_length=10, choices=Analyst.choices, default=Analyst.TECHNICAL)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STOPPED)
+
+    # Risk settings: the hard limits the policy works within (SPEC §1.6).
+    starting_balance = models.DecimalField(
+        max_digits=20,
+        decimal_places=8,
+        default=Decimal("10000"),
+        validators=[MinValueValidator(Decimal("1"))],
+        help_text="Paper balance in the quote currency for a simulation bot.",
+    )
+    risk_per_trade_pct = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("1.00"),
+        validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(Decimal("10"))],
+        help_text="Share of equity lost if the stop is hit.",
+    )
+    max_position_pct = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("25.00"),
+        validators=[MinValueValidator(Decimal("1")), MaxValueValidator(Decimal("100"))],
+        help_text="Largest position as a share of equity.",
+    )
+    max_open_trades = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(20)]
+    )
+    daily_loss_limit_pct = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("5.00"),
+        validators=[MinValueValidator(Decimal("0.1")), MaxValueValidator(Decimal("100"))],
+        help_text="The bot pauses when the day's losses reach this share of equity.",
+    )
+    min_confidence = models.PositiveSmallIntegerField(
+        default=70,
+        validators=[MaxValueValidator(100)],
+        help_text="Trade only analyses at least this confident, until the bot has learned its own threshold.",
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="bot_name_per_owner")]
+        indexes = [
+            models.Index(fields=["owner", "status"]),
+            models.Index(fields=["status"]),
+            models.Index(fields=["exchange", "symbol", "timeframe"]),
+        ]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("bot_detail", args=[self.pk])
+
+
+class AutomationSession(models.Model):
+    """A period in which a bot ran: from start to stop, and why it stopped."""
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="sessions")
+    started_at = models.DateTimeField(auto_now_add=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["bot", "-started_at"])]
+        constraints = [
+            # At most one open session per bot.
+            models.UniqueConstraint(
+                fields=["bot"], condition=models.Q(stopped_at__isnull=True), name="one_open_session_per_bot"
+            )
+        ]
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return f"{self.bot} from {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.stopped_at is None
+
+
+class CycleRun(models.Model):
+    """One scheduled cycle of one bot. Creating the row claims the slot: the unique constraint is what
+    makes a slot run at most once across duplicate ticks, redeliveries and workers."""
+
+    class Status(models.TextChoices):
+        CLAIMED = "CLAIMED", "Claimed"
+        RUNNING = "RUNNING", "Running"
+        SUCCEEDED = "SUCCEEDED", "Succeeded"
+        FAILED = "FAILED", "Failed"
+        SKIPPED = "SKIPPED", "Skipped"
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="runs")
+    session = models.ForeignKey(
+        AutomationSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    slot = models.DateTimeField(help_text="Start of the timeframe period this run is for.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CLAIMED)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent in each step.")
+    failed_step = models.CharField(max_length=30, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bot", "slot"], name="one_run_per_bot_slot")]
+        indexes = [
+            models.Index(fields=["bot", "-slot"]),
+            models.Index(fields=["status", "-created_at"]),
+        ]
+        ordering = ["-slot"]
+
+    def __str__(self):
+        return f"{self.bot} @ {self.slot:%Y-%m-%d %H:%M} ({self.status})"
+
+
+class Heartbeat(models.Model):
+    """When each background process last proved it was alive (the worker runs a task beat sends)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    seen_at = models.DateTimeField()
+    detail = models.CharField(max_length=255, blank=True)
+
+    def __str__(self):
+        return self.name

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("bots/new/", views.bot_create, name="bot_create"),
+    path("bots/<int:pk>/", views.bot_detail, name="bot_detail"),
+    path("bots/<int:pk>/edit/", views.bot_edit, name="bot_edit"),
+]

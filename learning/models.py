@@ -1,0 +1,169 @@
+from django.conf import settings
+from django.db import models
+
+
+class Outcome(models.TextChoices):
+    WIN = "WIN", "Win"
+    LOSS = "LOSS", "Loss"
+    BREAKEVEN = "BREAKEVEN", "Breakeven"
+
+
+class Sentiment(models.TextChoices):
+    BULLISH = "BULLISH", "Bullish"
+    BEARISH = "BEARISH", "Bearish"
+    NEUTRAL = "NEUTRAL", "Neutral"
+
+
+class Recommendation(models.TextChoices):
+    BUY = "BUY", "Buy"
+    SELL = "SELL", "Sell"
+    HOLD = "HOLD", "Hold"
+
+
+class PromptVersion(models.Model):
+    """An analyst prompt as sent, identified by the hash of its text, so versions can be compared."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.sha256[:12]
+
+
+class AILearningData(models.Model):
+    """One analysis and, once known, what happened after it. The seed's fields, plus the bot, the prompt
+    version, the analyst and its cost; sentiment, recommendation and regime are columns as well as part of
+    `analysis_data` so that insights can group by them in the database."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="analyses")
+    bot = models.ForeignKey(
+        "automation.Bot", null=True, blank=True, on_delete=models.SET_NULL, related_name="analyses"
+    )
+    session = models.ForeignKey(
+        "automation.AutomationSession",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="analyses",
+    )
+    cycle_run = models.OneToOneField(
+        "automation.CycleRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="analysis"
+    )
+    # `trade` is the reverse side of Trade.analysis: one column, one truth.
+
+    analysis_data = models.JSONField(help_text="The analyst's complete, validated answer.")
+    market_conditions = models.JSONField(default=dict, help_text="Indicators and context at analysis time.")
+    symbol = models.CharField(max_length=31)
+    timeframe = models.CharField(max_length=5)
+    market_sentiment = models.CharField(max_length=8, choices=Sentiment.choices, blank=True)
+    recommendation = models.CharField(max_length=4, choices=Recommendation.choices, blank=True)
+    regime = models.CharField(max_length=30, blank=True)
+    confidence_score = models.FloatField(null=True, blank=True, help_text="The analyst's confidence, 0-100.")
+    predicted_price = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
+    screenshot = models.FileField(upload_to="charts/%Y/%m/", blank=True, max_length=255)
+
+    outcome = models.CharField(max_length=9, choices=Outcome.choices, blank=True)
+    actual_price = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
+    accuracy_score = models.FloatField(null=True, blank=True, help_text="0-1; formula in docs/learning.md.")
+    feedback_data = models.JSONField(default=dict, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    analyst = models.CharField(max_length=20, blank=True)
+    model_name = models.CharField(max_length=100, blank=True)
+    prompt_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="analyses"
+    )
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "AI learning data"
+        verbose_name_plural = "AI learning data"
+        indexes = [
+            models.Index(fields=["user", "-created_at"]),
+            models.Index(fields=["bot", "-created_at"]),
+            models.Index(fields=["user", "outcome"]),
+            models.Index(fields=["user", "symbol", "timeframe"]),
+        ]
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return (
+            f"{self.symbol} {self.timeframe} {self.recommendation or '?'} @ {self.created_at:%Y-%m-%d %H:%M}"
+        )
+
+
+class InsightSnapshot(models.Model):
+    """The insights as computed at one moment, kept so their history can be plotted."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="insight_snapshots"
+    )
+    bot = models.ForeignKey(
+        "automation.Bot", null=True, blank=True, on_delete=models.CASCADE, related_name="insight_snapshots"
+    )
+    computed_at = models.DateTimeField(auto_now_add=True)
+    resolved_count = models.PositiveIntegerField(default=0)
+    data = models.JSONField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "bot", "-computed_at"])]
+        ordering = ["-computed_at"]
+
+    def __str__(self):
+        return f"insights of {self.user} at {self.computed_at:%Y-%m-%d %H:%M}"
+
+
+class LearnedPolicy(models.Model):
+    """A bot's trading policy as learned from its history, with where it came from and the owner's pins."""
+
+    bot = models.ForeignKey("automation.Bot", on_delete=models.CASCADE, related_name="policies")
+    min_confidence = models.FloatField()
+    size_factor = models.FloatField(default=1.0)
+    avoid_conditions = models.JSONField(default=list, blank=True)
+    pins = models.JSONField(default=dict, blank=True, help_text="Values the owner fixed by hand.")
+    data_from = models.DateTimeField(null=True, blank=True)
+    data_to = models.DateTimeField(null=True, blank=True)
+    sample_sizes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "learned policies"
+        indexes = [models.Index(fields=["bot", "-created_at"])]
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"policy of {self.bot} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class TrainedModel(models.Model):
+    """A fitted outcome model with its training window and out-of-sample metrics."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="trained_models",
+    )
+    version = models.CharField(max_length=50)
+    algorithm = models.CharField(max_length=100)
+    features = models.JSONField(default=list)
+    trained_from = models.DateTimeField()
+    trained_to = models.DateTimeField()
+    metrics = models.JSONField(default=dict)
+    artifact = models.FileField(upload_to="models/", max_length=255)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "version"], name="model_version_per_user")]
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.algorithm} {self.version}"

@@ -1,0 +1,33 @@
+from django.db import models
+
+
+class Candle(models.Model):
+    """One OHLCV bar, stored once per market and shared by every bot on that market.
+
+    Prices are floats, as exchanges publish them (ccxt returns floats) and as the indicator library
+    consumes them; money that belongs to a user (trades, balances) is Decimal."""
+
+    exchange = models.CharField(max_length=50)
+    symbol = models.CharField(max_length=30)
+    timeframe = models.CharField(max_length=5)
+    open_time = models.DateTimeField()
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField()
+
+    class Meta:
+        constraints = [
+            # Also the index behind every read: "the last N candles of this market up to t".
+            models.UniqueConstraint(
+                fields=["exchange", "symbol", "timeframe", "open_time"], name="candle_unique_per_market_time"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(high__gte=models.F("low")), name="candle_high_not_below_low"
+            ),
+        ]
+        ordering = ["exchange", "symbol", "timeframe", "open_time"]
+
+    def __str__(self):
+        return f"{self.exchange} {self.symbol} {self.timeframe} {self.open_time:%Y-%m-%d %H:%M}"

@@ -1,0 +1,30 @@
+"""Settings for the test suite: the same database and broker choice as the product (DATABASE_URL,
+CELERY_BROKER_URL), fixed keys, fast password hashing."""
+
+import tempfile
+from pathlib import Path
+
+from .base import *  # noqa: F403
+from .base import CELERY_BROKER_URL, DATABASES, VAR_DIR, env, filesystem_broker_options
+
+SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+FIELD_ENCRYPTION_KEYS = ["nRCxNhuiB_ju3SBvztmUxyPqaRaUrG0bLwZ7FNrQQ0U="]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="tradingai-media-"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# A file, not SQLite's in-memory default: the end-to-end tests start real worker and beat processes
+# that must open the same test database.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The worker processes started by the end-to-end tests get this folder through the environment.
+    CELERY_BROKER_DIR = Path(
+        env.str("CELERY_BROKER_DIR", default=tempfile.mkdtemp(prefix="tradingai-broker-"))
+    )
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(CELERY_BROKER_DIR)
