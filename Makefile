@@ -9,7 +9,6 @@ PY := $(BIN)/python
 # Reinstall only when the pinned set changes.
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
@@ -23,7 +22,7 @@ demo: migrate
 
 run: demo
 	$(PY) manage.py collectstatic --no-input --verbosity 0
-	@echo "TradingAI on http://127.0.0.1:$${PORT:-8000}  (Ctrl-C stops web, worker and beat)"
+	@echo "TradingAI on http://127.0.0.1:$${TRADINGAI_PORT:-8000}  (Ctrl-C stops web, worker and beat)"
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
 
 test: install

@@ -2,8 +2,9 @@
 
 from functools import cache
 
+from .models import Candle
+
 TIMEFRAMES = ("15m", "1h", "4h", "1d")
-TIMEFRAME_SECONDS = {"15m": 15 * 60, "1h": 3600, "4h": 4 * 3600, "1d": 86400}
 
 
 @cache
@@ -19,6 +20,4 @@ def is_ccxt_exchange(exchange_id: str) -> bool:
 
 def has_stored_candles(exchange: str, symbol: str | None, timeframe: str | None) -> bool:
     """Whether candles are stored for this market, e.g. the shipped sample market."""
-    from .models import Candle
-
     return Candle.objects.filter(exchange=exchange, symbol=symbol, timeframe=timeframe).exists()

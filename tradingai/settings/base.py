@@ -131,7 +131,7 @@ STORAGES = {
 # --- Celery ---------------------------------------------------------------------------------------
 # Without CELERY_BROKER_URL, kombu's filesystem transport: a real broker in folders under var/, so the
 # embedded default runs a real worker and beat with no server to install.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 CELERY_BROKER_DIR = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
 
 
