@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db import models
 
 from .models import AutomationSession, Bot, CycleRun, Heartbeat
 from .services import bot_pause
@@ -23,6 +24,7 @@ class BotAdmin(admin.ModelAdmin):
     raw_id_fields = ("owner", "exchange_account")
     readonly_fields = ("created_at", "updated_at")
     actions = ("pause_bots",)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.action(description="Pause selected running bots")
     def pause_bots(self, request, queryset):

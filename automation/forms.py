@@ -15,7 +15,9 @@ MARKET_FIELDS = ("exchange", "symbol", "timeframe", "mode", "exchange_account")
 
 class BotForm(forms.ModelForm):
     tradingview_url = forms.URLField(
-        label="TradingView chart URL", required=False, assume_scheme="https",
+        label="TradingView chart URL",
+        required=False,
+        assume_scheme="https",
         help_text="Only for the TradingView chart source.",
     )
 

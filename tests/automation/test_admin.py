@@ -1,9 +1,26 @@
+from decimal import Decimal
+
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Group
 from django.urls import reverse
+from django.utils import timezone
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
 
-from automation.models import AutomationSession, Bot
+from accounts.models import Plan
+from automation.models import AutomationSession, Bot, CycleRun, Heartbeat
+from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PromptVersion, TrainedModel
+from market.models import Candle
 from tests.factories import BotFactory, UserFactory
+from trades.models import Trade
+
+BEAT_MODELS = {ClockedSchedule, CrontabSchedule, IntervalSchedule, SolarSchedule}
 
 
 @pytest.fixture
@@ -33,10 +50,71 @@ def test_every_admin_changelist_renders_with_search_and_filters(operator_client,
             assert operator_client.get(url, {"q": "alice"}).status_code == 200, url
 
 
-def test_admin_change_pages_render(operator_client, alice_bot):
-    for model in (Bot,):
-        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[alice_bot.pk])
-        assert operator_client.get(url).status_code == 200
+@pytest.fixture
+def one_of_each(alice, alice_bot, alice_account):
+    """A row of every model, linked the way the cycle links them."""
+    now = timezone.now()
+    session = AutomationSession.objects.create(bot=alice_bot)
+    run = CycleRun.objects.create(bot=alice_bot, session=session, slot=now)
+    prompt = PromptVersion.objects.create(sha256="a" * 64, text="Analyse this chart")
+    analysis = AILearningData.objects.create(
+        user=alice,
+        bot=alice_bot,
+        session=session,
+        cycle_run=run,
+        prompt_version=prompt,
+        analysis_data={"recommendation": "BUY"},
+        symbol="BTC/USDT",
+        timeframe="1h",
+        recommendation="BUY",
+    )
+    return [
+        alice,
+        Plan.objects.create(name="Pro", max_running_bots=10),
+        alice_account,
+        alice_bot,
+        session,
+        run,
+        Heartbeat.objects.create(name="worker", seen_at=now),
+        prompt,
+        analysis,
+        InsightSnapshot.objects.create(user=alice, data={"total": 1}),
+        LearnedPolicy.objects.create(bot=alice_bot, min_confidence=70),
+        TrainedModel.objects.create(version="v1", algorithm="logistic", trained_from=now, trained_to=now),
+        Trade.objects.create(
+            owner=alice,
+            bot=alice_bot,
+            session=session,
+            analysis=analysis,
+            symbol="BTC/USDT",
+            side="BUY",
+            amount=Decimal("0.1"),
+            price=Decimal("42000"),
+        ),
+        Candle.objects.create(
+            exchange="binance",
+            symbol="BTC/USDT",
+            timeframe="1h",
+            open_time=now,
+            open=1,
+            high=2,
+            low=1,
+            close=2,
+            volume=3,
+        ),
+    ]
+
+
+def test_every_admin_change_page_renders(operator_client, one_of_each):
+    assert {type(obj) for obj in one_of_each} == set(admin.site._registry) - {
+        Group,
+        PeriodicTask,
+        *BEAT_MODELS,
+    }
+    for obj in one_of_each:
+        opts = obj._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+        assert operator_client.get(url).status_code == 200, url
 
 
 def test_pause_action_pauses_running_bots_and_closes_their_sessions(operator_client, alice):
