@@ -1,0 +1,144 @@
+"""Start `make run` as a user would, use the product over HTTP, then stop it with Ctrl-C (SIGINT).
+
+Checks: the web server answers; a new user signs up, logs in and creates a simulation bot that the
+dashboard lists; the worker and beat report connected; SIGINT stops web, worker and beat."""
+
+import http.cookiejar
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+PORT = os.environ.get("SMOKE_PORT", "8765")
+BASE = f"http://127.0.0.1:{PORT}"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    var_dir = tempfile.mkdtemp(prefix="tradingai-smoke-")
+    env = {
+        **os.environ,
+        "TRADINGAI_PORT": PORT,
+        "TRADINGAI_VAR_DIR": var_dir,
+        "TRADINGAI_HEARTBEAT_SECONDS": "2",
+    }
+    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE"):
+        env.pop(key, None)
+    log_path = Path(var_dir) / "make-run.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait(lambda: http_ok(f"{BASE}/accounts/login/"), 240, "the web server to answer", log_path)
+        use_the_product()
+        wait(
+            lambda: "celery@" in log_path.read_text() and " ready." in log_path.read_text(),
+            60,
+            "the worker to connect",
+            log_path,
+        )
+        wait(
+            lambda: "Sending due task worker-heartbeat" in log_path.read_text(),
+            60,
+            "beat to send the heartbeat",
+            log_path,
+        )
+        wait(
+            lambda: "heartbeat_task" in log_path.read_text() and "succeeded" in log_path.read_text(),
+            60,
+            "the worker to run the heartbeat",
+            log_path,
+        )
+        print(
+            "demo login line:",
+            next(line for line in log_path.read_text().splitlines() if "Demo login" in line),
+        )
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends to the foreground group
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            print(log_path.read_text())
+            raise SystemExit("make run did not stop on Ctrl-C") from None
+    time.sleep(1)
+    pattern = f"runserver 127.0.0.1:{PORT}|celery -A tradingai (worker|beat)"
+    leftovers = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    if leftovers:
+        raise SystemExit(f"processes left after Ctrl-C: {leftovers}")
+    print("make run: up, used, stopped cleanly")
+    return 0
+
+
+def http_ok(url):
+    try:
+        return urllib.request.urlopen(url, timeout=5).status == 200
+    except OSError:
+        return False
+
+
+def wait(predicate, seconds, what, log_path):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    print(log_path.read_text())
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def use_the_product():
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+    def post(path, data, form_page=None):
+        opener.open(f"{BASE}{form_page or path}").read()  # sets the CSRF cookie
+        token = next(c.value for c in jar if c.name == "csrftoken")
+        body = urllib.parse.urlencode({**data, "csrfmiddlewaretoken": token}).encode()
+        request = urllib.request.Request(f"{BASE}{path}", data=body, headers={"Referer": f"{BASE}{path}"})
+        return opener.open(request)
+
+    email = f"smoke{int(time.time())}@example.com"
+    response = post(
+        "/accounts/signup/",
+        {"email": email, "password1": "smoke test pass 123", "password2": "smoke test pass 123"},
+    )
+    assert response.url.rstrip("/") == BASE, f"sign-up did not land on the dashboard: {response.url}"
+    post("/accounts/logout/", {}, form_page="/")
+    response = post("/accounts/login/", {"username": email, "password": "smoke test pass 123"})
+    assert response.url.rstrip("/") == BASE, f"login did not land on the dashboard: {response.url}"
+    response = post(
+        "/bots/new/",
+        {
+            "name": "Smoke bot",
+            "exchange": "binance",
+            "symbol": "ETH/USDT",
+            "timeframe": "4h",
+            "mode": "SIMULATION",
+            "analyst": "TECHNICAL",
+            "chart_source": "RENDERED",
+            "starting_balance": "5000",
+            "risk_per_trade_pct": "1",
+            "max_position_pct": "25",
+            "max_open_trades": "1",
+            "daily_loss_limit_pct": "5",
+            "min_confidence": "70",
+        },
+    )
+    assert re.search(r"/bots/\d+/$", response.url), f"bot form did not save: {response.url}"
+    dashboard = opener.open(f"{BASE}/").read().decode()
+    assert "Smoke bot" in dashboard and "ETH/USDT" in dashboard, "the new bot is not on the dashboard"
+    css = opener.open(f"{BASE}/static/css/app.css")
+    assert css.status == 200, "static files are not served"
+    print(f"signed up {email}, logged in, created a bot, saw it on the dashboard")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

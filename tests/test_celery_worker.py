@@ -1,0 +1,97 @@
+"""End to end with real processes: a Celery worker and beat on the configured broker (the filesystem
+transport by default, Redis in CI) and the test database."""
+
+import os
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from automation.models import Heartbeat
+from automation.tasks import heartbeat_task
+from tradingai.settings.base import BASE_DIR
+
+
+def url_of_test_database() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def celery_env():
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tradingai.settings.test",
+        "DATABASE_URL": url_of_test_database(),
+        "TRADINGAI_HEARTBEAT_SECONDS": "1",
+    }
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        env["CELERY_BROKER_DIR"] = str(settings.CELERY_BROKER_DIR)
+    return env
+
+
+def start(args, env, log):
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tradingai", *args, "--loglevel=INFO"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for(predicate, seconds=60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def seen_after(moment):
+    return lambda: Heartbeat.objects.filter(name="worker", seen_at__gt=moment).exists()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_task_sent_here_runs_on_the_worker_and_beat_schedules_it(celery_env, tmp_path):
+    log_path = tmp_path / "celery.log"
+    processes = []
+    try:
+        with log_path.open("w") as log:
+            processes.append(
+                start(["worker", "--pool=solo", "--queues=default", "--without-mingle"], celery_env, log)
+            )
+            # What the web process does: put a task on the broker; the worker must pick it up.
+            sent_at = timezone.now()
+            heartbeat_task.delay()
+            assert wait_for(seen_after(sent_at)), log_path.read_text()
+
+            # Beat, with django-celery-beat's DatabaseScheduler, sends it by itself every second.
+            Heartbeat.objects.update(seen_at=timezone.now() - timedelta(hours=1))
+            beat_started = timezone.now()
+            processes.append(start(["beat", "--schedule", str(tmp_path / "beat-schedule")], celery_env, log))
+            assert wait_for(seen_after(beat_started)), log_path.read_text()
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+    output = log_path.read_text()
+    assert "DatabaseScheduler" in output
+    assert "Sending due task worker-heartbeat" in output
+    assert PeriodicTask.objects.filter(
+        name="worker-heartbeat", task="automation.tasks.heartbeat_task"
+    ).exists()
