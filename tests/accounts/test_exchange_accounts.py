@@ -44,6 +44,31 @@ def test_secret_never_appears_on_a_page_after_saving(alice_client):
     assert API_KEY not in page
 
 
+def test_secret_is_absent_from_every_page_of_the_owner(alice_client, alice, alice_bot):
+    add_account(alice_client)
+    alice_bot.exchange_account = ExchangeAccount.objects.get()
+    alice_bot.save()
+    account = alice_bot.exchange_account
+    pages = [
+        reverse(name, args=args)
+        for name, args in [
+            ("dashboard", []),
+            ("bot_create", []),
+            ("bot_detail", [alice_bot.pk]),
+            ("bot_edit", [alice_bot.pk]),
+            ("exchange_accounts", []),
+            ("password_change", []),
+        ]
+    ]
+    for url in pages:
+        response = alice_client.get(url)
+        assert response.status_code == 200, url
+        body = response.content.decode()
+        for secret in (SECRET, API_KEY, account.secret_encrypted, account.api_key_encrypted):
+            assert secret not in body, url
+    assert "Main" in alice_client.get(reverse("bot_detail", args=[alice_bot.pk])).content.decode()
+
+
 def test_form_with_an_error_does_not_echo_the_secret_back(alice_client):
     response = add_account(alice_client, exchange="no-such-exchange")
     assert response.status_code == 200

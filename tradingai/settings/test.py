@@ -12,6 +12,7 @@ FIELD_ENCRYPTION_KEYS = ["nRCxNhuiB_ju3SBvztmUxyPqaRaUrG0bLwZ7FNrQQ0U="]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="tradingai-media-"))
+STATIC_ROOT = Path(tempfile.mkdtemp(prefix="tradingai-static-"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
