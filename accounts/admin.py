@@ -37,6 +37,7 @@ class UserAdmin(BaseUserAdmin):
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     list_display = ("name", "max_running_bots")
+    list_filter = ("max_running_bots",)
     search_fields = ("name",)
 
 

@@ -89,7 +89,8 @@ class ExchangeAccount(models.Model):
     api_key_encrypted = models.TextField(editable=False)
     secret_encrypted = models.TextField(editable=False)
     password_encrypted = models.TextField(editable=False, blank=True)
-    # The last characters of the API key, so the owner can tell keys apart; the secret has no hint.
+    # The key's last four characters, so the owner can tell keys apart; none for keys under 12 characters,
+    # where four would give too much away. The secret has no hint.
     api_key_hint = models.CharField(max_length=8, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -28,6 +28,7 @@ class AILearningDataAdmin(admin.ModelAdmin):
 @admin.register(PromptVersion)
 class PromptVersionAdmin(admin.ModelAdmin):
     list_display = ("sha256", "created_at")
+    list_filter = ("created_at",)
     search_fields = ("sha256", "text")
 
 

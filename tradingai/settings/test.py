@@ -26,6 +26,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The worker processes started by the end-to-end tests get this folder through the environment.
     CELERY_BROKER_DIR = Path(
-        env.str("CELERY_BROKER_DIR", default=tempfile.mkdtemp(prefix="tradingai-broker-"))
+        env.str("CELERY_BROKER_DIR", default="") or tempfile.mkdtemp(prefix="tradingai-broker-")
     )
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(CELERY_BROKER_DIR)
