@@ -54,6 +54,7 @@ def parse_csv(text: str) -> Iterator[Bar]:
         if not found:
             raise CandleFileError(f"line 1: no '{name}' column in the header {header}")
         positions[name] = found[0]
+    first_seen: dict[datetime, int] = {}
     for line_no, row in enumerate(reader, start=2):
         if not any(cell.strip() for cell in row):
             continue
@@ -67,6 +68,11 @@ def parse_csv(text: str) -> Iterator[Bar]:
             raise CandleFileError(f"line {line_no}: {e}") from None
         if bar.high < bar.low:
             raise CandleFileError(f"line {line_no}: high {bar.high} is below low {bar.low}")
+        if bar.open_time in first_seen:
+            raise CandleFileError(
+                f"line {line_no}: time {bar.open_time.isoformat()} repeats line {first_seen[bar.open_time]}"
+            )
+        first_seen[bar.open_time] = line_no
         yield bar
 
 

@@ -31,6 +31,10 @@ def test_parses_epoch_seconds_and_milliseconds():
             "time,open,high,low,close,volume\n2024-01-01,1,2,0.5,1,1\n2024-01-02,1,0.4,0.5,1,1\n",
             "line 3: high",
         ),
+        (
+            "time,open,high,low,close,volume\n2024-01-01,1,2,0.5,1,1\n2024-01-02,1,2,0.5,1,1\n2024-01-01,1,2,0.5,1,1\n",
+            r"line 4: time 2024-01-01T00:00:00\+00:00 repeats line 2",
+        ),
     ],
 )
 def test_bad_files_name_the_line_and_the_reason(text, message):

@@ -1,6 +1,7 @@
 """Settings for the test suite: the same database and broker choice as the product (DATABASE_URL,
 CELERY_BROKER_URL), fixed keys, fast password hashing."""
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -21,7 +22,8 @@ STORAGES = {
 # A file, not SQLite's in-memory default: the end-to-end tests start real worker and beat processes
 # that must open the same test database.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # One file per test run, so that two runs on one checkout do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The worker processes started by the end-to-end tests get this folder through the environment.
