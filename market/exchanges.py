@@ -1,10 +1,17 @@
 """What the platform knows about markets. The only module that imports ccxt (lazily: it takes a second)."""
 
+from datetime import timedelta
 from functools import cache
 
 from .models import Candle
 
 TIMEFRAMES = ("15m", "1h", "4h", "1d")
+TIMEFRAME_PERIODS = {
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "4h": timedelta(hours=4),
+    "1d": timedelta(days=1),
+}
 
 
 @cache

@@ -31,3 +31,26 @@ class Candle(models.Model):
 
     def __str__(self):
         return f"{self.exchange} {self.symbol} {self.timeframe} {self.open_time:%Y-%m-%d %H:%M}"
+
+
+class IndicatorSet(models.Model):
+    """The indicators of one market at one candle, computed once and read by every bot on that market."""
+
+    exchange = models.CharField(max_length=50)
+    symbol = models.CharField(max_length=30)
+    timeframe = models.CharField(max_length=5)
+    open_time = models.DateTimeField(help_text="Open time of the last candle the values describe.")
+    candles = models.PositiveIntegerField(help_text="How many candles the values were computed from.")
+    values = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["exchange", "symbol", "timeframe", "open_time", "candles"],
+                name="indicators_unique_per_market_candle",
+            )
+        ]
+
+    def __str__(self):
+        return f"indicators {self.exchange} {self.symbol} {self.timeframe} {self.open_time:%Y-%m-%d %H:%M}"

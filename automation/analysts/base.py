@@ -1,0 +1,57 @@
+"""What an analyst is: given the market, its indicators, the chart and what was learned, return an
+Analysis. Errors separate "try again later" from "this answer cannot be used"."""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from market.indicators import Indicators
+from market.sources import Market
+
+from .schema import Analysis
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    market: Market
+    indicators: Indicators
+    chart_png: bytes
+    insights: str = ""  # the learned-insights section of the prompt; empty until learning exists
+
+
+@dataclass(frozen=True)
+class AnalystResult:
+    analysis: Analysis
+    analyst: str
+    model_name: str = ""
+    prompt: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    notes: dict = field(default_factory=dict)
+
+
+class Analyst(Protocol):
+    name: str
+
+    def analyse(self, request: AnalysisRequest) -> AnalystResult: ...
+
+
+class AnalystError(Exception):
+    """The analyst gave no usable analysis. Recorded on the run; never traded."""
+
+
+class AnalystTemporaryError(AnalystError):
+    """Timeout, rate limit, server error: the same request may succeed later."""
+
+
+class AnalystRefusedError(AnalystError):
+    """The model refused to answer."""
+
+
+class AnalystInvalidOutputError(AnalystError):
+    """The answer did not parse or broke the schema."""
+
+
+class AnalystConfigurationError(AnalystError):
+    """Needs a human: no API key, a rejected key, an unknown model."""

@@ -1,0 +1,68 @@
+"""Where candles come from. Every source returns the same thing: a pandas DataFrame with float columns
+open, high, low, close, volume, indexed by the candle's open time (UTC, ascending, named "time"),
+holding only candles that had closed by the moment asked for."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import pandas as pd
+from django.utils import timezone
+
+from .errors import NotEnoughCandlesError
+from .exchanges import TIMEFRAME_PERIODS
+from .models import Candle
+
+COLUMNS = ["open", "high", "low", "close", "volume"]
+
+
+@dataclass(frozen=True)
+class Market:
+    exchange: str
+    symbol: str
+    timeframe: str
+
+    @property
+    def period(self):
+        return TIMEFRAME_PERIODS[self.timeframe]
+
+
+class MarketDataSource(Protocol):
+    def candles(self, market: Market, *, limit: int, until: datetime | None = None) -> pd.DataFrame:
+        """The last `limit` candles that had closed by `until` (now when None)."""
+        ...
+
+
+def frame(rows, columns=("time", *COLUMNS)) -> pd.DataFrame:
+    """Rows of (time, open, high, low, close, volume) as the DataFrame every source returns."""
+    df = pd.DataFrame.from_records(list(rows), columns=list(columns))
+    df["time"] = pd.to_datetime(df["time"], utc=True)
+    df = df.set_index("time").sort_index()
+    return df.astype(float)
+
+
+def require(df: pd.DataFrame, minimum: int, market: Market) -> pd.DataFrame:
+    if len(df) < minimum:
+        raise NotEnoughCandlesError(
+            f"{market.exchange} {market.symbol} {market.timeframe}: {len(df)} candles, {minimum} needed"
+        )
+    return df
+
+
+class StoredCandles:
+    """Candles from the shared Candle table: simulation, demos, replays."""
+
+    def candles(self, market: Market, *, limit: int, until: datetime | None = None) -> pd.DataFrame:
+        until = until or timezone.now()
+        # A candle has closed once its whole period lies before `until`.
+        rows = (
+            Candle.objects.filter(
+                exchange=market.exchange,
+                symbol=market.symbol,
+                timeframe=market.timeframe,
+                open_time__lte=until - market.period,
+            )
+            .order_by("-open_time")
+            .values_list("open_time", *COLUMNS)[:limit]
+        )
+        return frame(reversed(list(rows)))
