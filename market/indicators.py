@@ -1,12 +1,13 @@
 """Indicators from TA-Lib, reduced to the values of the last closed candle, plus swing-pivot support and
 resistance and a regime label. Computed once per (market, candle) and shared: see `indicators_for`."""
 
+import contextlib
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 import talib
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 
 from .models import IndicatorSet
 from .sources import Market
@@ -141,8 +142,7 @@ def indicators_for(market: Market, df: pd.DataFrame) -> Indicators:
     if stored:
         return Indicators.from_dict(stored.values)
     result = compute(df)
-    try:
+    # Another worker may have stored the same values first; a savepoint keeps the caller's transaction usable.
+    with contextlib.suppress(IntegrityError), transaction.atomic():
         IndicatorSet.objects.create(**key, open_time=open_time, candles=len(df), values=result.to_dict())
-    except IntegrityError:
-        pass  # another worker stored the same values first
     return result

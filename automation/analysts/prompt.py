@@ -26,9 +26,10 @@ def context_text(request: AnalysisRequest) -> str:
     m, ind = request.market, request.indicators
     lines = [
         f"Market: {m.symbol} on {m.exchange}, {m.timeframe} candles. Last closed candle opened {ind.time}.",
-        f"Close {_fmt(ind.close)}. RSI(14) {_fmt(ind.rsi)}. MACD {_fmt(ind.macd)}, signal {_fmt(ind.macd_signal)},"
-        f" histogram {_fmt(ind.macd_hist)}.",
-        f"EMA20 {_fmt(ind.ema20)}, EMA50 {_fmt(ind.ema50)}, EMA200 {_fmt(ind.ema200)}. ATR(14) {_fmt(ind.atr)}.",
+        f"Close {_fmt(ind.close)}. RSI(14) {_fmt(ind.rsi)}. MACD {_fmt(ind.macd)},"
+        f" signal {_fmt(ind.macd_signal)}, histogram {_fmt(ind.macd_hist)}.",
+        f"EMA20 {_fmt(ind.ema20)}, EMA50 {_fmt(ind.ema50)}, EMA200 {_fmt(ind.ema200)}."
+        f" ATR(14) {_fmt(ind.atr)}.",
         f"Bollinger(20,2): {_fmt(ind.bb_lower)} / {_fmt(ind.bb_middle)} / {_fmt(ind.bb_upper)}."
         f" Volume z-score {_fmt(ind.volume_z)}. ADX(14) {_fmt(ind.adx)}; regime {ind.regime}.",
         f"Swing-pivot support: {_fmt(ind.support)}. Resistance: {_fmt(ind.resistance)}.",
