@@ -16,7 +16,7 @@ from django_celery_beat.models import (
 from accounts.models import Plan
 from automation.models import AutomationSession, Bot, CycleRun, Heartbeat
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PromptVersion, TrainedModel
-from market.models import Candle
+from market.models import Candle, IndicatorSet
 from tests.factories import BotFactory, UserFactory
 from trades.models import Trade
 
@@ -90,6 +90,14 @@ def one_of_each(alice, alice_bot, alice_account):
             side="BUY",
             amount=Decimal("0.1"),
             price=Decimal("42000"),
+        ),
+        IndicatorSet.objects.create(
+            exchange="binance",
+            symbol="BTC/USDT",
+            timeframe="1h",
+            open_time=now,
+            candles=300,
+            values={"rsi": 50},
         ),
         Candle.objects.create(
             exchange="binance",
