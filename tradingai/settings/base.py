@@ -113,6 +113,29 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="TradingAI <noreply@t
 # Live orders are never sent unless the operator turns this on and the bot's owner confirms per bot.
 LIVE_TRADING_ENABLED = env.bool("TRADINGAI_LIVE_TRADING_ENABLED", default=False)
 
+# --- Market data ----------------------------------------------------------------------------------
+# Bound on every call to an exchange's public API; ccxt's own rate limiter stays on.
+MARKET_DATA_TIMEOUT_SECONDS = env.float("TRADINGAI_MARKET_DATA_TIMEOUT_SECONDS", default=10.0)
+
+# --- Charts ---------------------------------------------------------------------------------------
+CHART_WIDTH, CHART_HEIGHT = 1280, 720
+CHROMIUM_BINARY = env.str("TRADINGAI_CHROMIUM_BINARY", default="/usr/bin/chromium")
+CHROMEDRIVER_PATH = env.str("TRADINGAI_CHROMEDRIVER_PATH", default="/usr/bin/chromedriver")
+# A TradingView page that has not rendered by then is a failed capture, not a stuck worker.
+CHART_CAPTURE_TIMEOUT_SECONDS = env.float("TRADINGAI_CHART_CAPTURE_TIMEOUT_SECONDS", default=30.0)
+
+# --- Analysts -------------------------------------------------------------------------------------
+# Without a key the technical analyst is the default. OPENAI_BASE_URL points the official SDK at any
+# OpenAI-compatible server (a local model server, or the stand-in the tests run on 127.0.0.1).
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="") or None
+OPENAI_MODEL = env.str("OPENAI_MODEL", default="gpt-4o-mini")
+OPENAI_TIMEOUT_SECONDS = env.float("OPENAI_TIMEOUT_SECONDS", default=60.0)
+OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=2)
+# USD per million tokens, for the cost kept with each analysis (gpt-4o-mini's list prices).
+OPENAI_INPUT_USD_PER_MTOK = env.float("OPENAI_INPUT_USD_PER_MTOK", default=0.15)
+OPENAI_OUTPUT_USD_PER_MTOK = env.float("OPENAI_OUTPUT_USD_PER_MTOK", default=0.60)
+
 # --- I18N, static, media --------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
