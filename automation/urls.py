@@ -7,4 +7,5 @@ urlpatterns = [
     path("bots/new/", views.bot_create, name="bot_create"),
     path("bots/<int:pk>/", views.bot_detail, name="bot_detail"),
     path("bots/<int:pk>/edit/", views.bot_edit, name="bot_edit"),
+    path("analyses/<int:pk>/chart.png", views.analysis_chart, name="analysis_chart"),
 ]

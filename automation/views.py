@@ -1,6 +1,9 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+
+from learning.models import AILearningData
 
 from .forms import BotForm
 from .models import Bot
@@ -42,3 +45,18 @@ def bot_detail(request, pk):
         "automation/bot_detail.html",
         {"bot": bot, "sessions": bot.sessions.all()[:20], "runs": bot.runs.all()[:50]},
     )
+
+
+@login_required
+def analysis_chart(request, pk):
+    """The chart the AI saw, for the analysis's owner only: charts are never served as public media."""
+    analysis = get_object_or_404(AILearningData, pk=pk, user=request.user)
+    if not analysis.screenshot:
+        raise Http404("This analysis has no chart.")
+    try:
+        image = analysis.screenshot.open("rb")
+    except FileNotFoundError:
+        raise Http404("The chart file is missing.") from None
+    response = FileResponse(image, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response

@@ -1,0 +1,72 @@
+"""Steps 1-4 of the cycle (SPEC §1): market data, indicators, chart, analysis. Each step is timed, so a
+cycle run can say where its time went."""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from market.indicators import MIN_CANDLES, Indicators, indicators_for
+from market.sources import Market, MarketDataSource, require
+
+from .analysts.base import AnalysisRequest, Analyst, AnalystResult
+from .analysts.service import analyse
+from .charts.rendered import render_chart
+from .charts.storage import save_chart
+
+# Enough candles for EMA 200 to settle; the chart shows the most recent of them.
+LOOKBACK = 300
+
+ChartMaker = Callable[[pd.DataFrame, Market, Indicators], bytes]
+
+
+@dataclass
+class MarketAnalysis:
+    market: Market
+    candles: pd.DataFrame
+    indicators: Indicators
+    chart: str  # storage name of the PNG
+    result: AnalystResult
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def as_of(self) -> datetime:
+        """When the last candle closed: the moment the analysis is for."""
+        return (self.candles.index[-1] + self.market.period).to_pydatetime()
+
+
+class _Timer:
+    def __init__(self):
+        self.timings: dict[str, float] = {}
+
+    def step(self, name: str, fn, *args):
+        started = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.timings[name] = round(time.perf_counter() - started, 4)
+
+
+def analyse_market(
+    market: Market,
+    *,
+    source: MarketDataSource,
+    analyst: Analyst,
+    until: datetime | None = None,
+    insights: str = "",
+    chart: ChartMaker = render_chart,
+) -> MarketAnalysis:
+    timer = _Timer()
+    candles = timer.step(
+        "market_data",
+        lambda: require(source.candles(market, limit=LOOKBACK, until=until), MIN_CANDLES, market),
+    )
+    indicators = timer.step("indicators", indicators_for, market, candles)
+    png = timer.step("chart", chart, candles, market, indicators)
+    as_of = (candles.index[-1] + market.period).to_pydatetime()
+    name = timer.step("chart_store", save_chart, png, market, as_of)
+    request = AnalysisRequest(market=market, indicators=indicators, chart_png=png, insights=insights)
+    result = timer.step("analysis", analyse, analyst, request)
+    return MarketAnalysis(market, candles, indicators, name, result, timer.timings)
