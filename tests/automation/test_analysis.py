@@ -1,0 +1,196 @@
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.files.base import ContentFile
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from PIL import Image
+
+from automation.analysis import analyse_market
+from automation.analysts.base import AnalystResult
+from automation.analysts.consistency import enforce_consistent_levels
+from automation.analysts.schema import Analysis
+from automation.analysts.service import analyse, get_analyst
+from automation.analysts.technical import TechnicalAnalyst, analyse_indicators
+from automation.charts.rendered import render_chart
+from automation.charts.storage import chart_name
+from learning.models import AILearningData
+from market.indicators import compute
+from market.sources import Market, StoredCandles
+from tests.market.test_indicators import bars
+
+EURUSD = Path(__file__).resolve().parents[2] / "fixtures" / "EURUSD_1h.csv"
+SPEC_FIELDS = {
+    "summary", "market_sentiment", "key_levels", "recommendation", "confidence", "reasoning", "entry",
+    "stop_loss", "take_profit", "predicted_price", "horizon",
+}  # fmt: skip
+
+
+@pytest.fixture
+def eurusd(db):
+    call_command(
+        "import_candles",
+        str(EURUSD),
+        exchange="sample",
+        symbol="EUR/USD",
+        timeframe="1h",
+        stdout=io.StringIO(),
+    )
+    return Market("sample", "EUR/USD", "1h")
+
+
+def analysis(**overrides) -> Analysis:
+    fields = {
+        "summary": "s", "market_sentiment": "BULLISH", "key_levels": {"support": [9.0], "resistance": [12.0]},
+        "recommendation": "BUY", "confidence": 70, "reasoning": "r", "entry": 10.0, "stop_loss": 9.5,
+        "take_profit": 11.0, "predicted_price": 11.0, "horizon": 10,
+    }  # fmt: skip
+    return Analysis(**{**fields, **overrides})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"stop_loss": 10.5}, "BUY with stop-loss 10.5 not below entry 10.0"),
+        ({"take_profit": 9.8}, "BUY with take-profit 9.8 not above entry 10.0"),
+        ({"recommendation": "SELL"}, "SELL with stop-loss 9.5 not above entry 10.0"),
+        ({"recommendation": "SELL", "stop_loss": 10.5}, "SELL with take-profit 11.0 not below entry 10.0"),
+        ({"entry": None}, "BUY without entry, stop-loss and take-profit"),
+    ],
+)
+def test_contradicting_levels_turn_a_trade_into_hold_with_the_reason(overrides, reason):
+    checked, problem = enforce_consistent_levels(analysis(**overrides))
+    assert (checked.recommendation, problem) == ("HOLD", reason)
+
+
+def test_consistent_levels_are_left_alone():
+    original = analysis()
+    assert enforce_consistent_levels(original) == (original, None)
+    sell = analysis(recommendation="SELL", stop_loss=10.5, take_profit=9.0)
+    assert enforce_consistent_levels(sell) == (sell, None)
+
+
+def test_the_service_records_why_an_analysis_was_not_tradable():
+    class Contradicting:
+        name = "fake"
+
+        def analyse(self, request):
+            return AnalystResult(analysis=analysis(stop_loss=10.5), analyst="fake")
+
+    result = analyse(Contradicting(), request=None)
+    assert result.analysis.recommendation == "HOLD"
+    assert result.notes == {
+        "original_recommendation": "BUY",
+        "level_problem": "BUY with stop-loss 10.5 not below entry 10.0",
+    }
+
+
+def test_schema_rejects_out_of_range_values():
+    with pytest.raises(ValueError, match="confidence"):
+        analysis(confidence=150)
+    with pytest.raises(ValueError, match="horizon"):
+        analysis(horizon=0)
+    with pytest.raises(ValueError, match="positive"):
+        analysis(stop_loss=-1)
+
+
+def test_technical_analyst_buys_a_clean_uptrend_and_sells_a_downtrend():
+    rng = np.random.default_rng(3)
+    up = np.cumsum(0.1 + rng.normal(0, 0.5, 300)) + 200
+    buy = analyse_indicators(compute(bars(up)))
+    sell = analyse_indicators(compute(bars(400 - up)))
+    assert (buy.recommendation, buy.market_sentiment) == ("BUY", "BULLISH")
+    assert buy.stop_loss < buy.entry < buy.take_profit
+    assert (sell.recommendation, sell.market_sentiment) == ("SELL", "BEARISH")
+    assert sell.take_profit < sell.entry < sell.stop_loss
+    assert enforce_consistent_levels(buy)[1] is None and enforce_consistent_levels(sell)[1] is None
+    assert 50 < buy.confidence <= 95
+
+
+def test_technical_analysis_is_deterministic_on_real_candles(eurusd):
+    source = StoredCandles()
+    until = datetime(2017, 11, 1, tzinfo=UTC)
+    runs = [
+        analyse_market(
+            eurusd, source=source, analyst=TechnicalAnalyst(), until=until, chart=lambda *a: b"png"
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].result.analysis == runs[1].result.analysis
+    assert runs[0].candles.index[-1] < until  # nothing after the moment asked for
+    assert set(runs[0].timings) == {"market_data", "indicators", "chart", "chart_store", "analysis"}
+
+
+def test_get_analyst_defaults_to_technical_without_a_key(settings):
+    settings.OPENAI_API_KEY = ""
+    assert get_analyst().name == "technical"
+
+
+def test_rendered_chart_is_a_1280_by_720_png(eurusd):
+    df = StoredCandles().candles(eurusd, limit=300)
+    png = render_chart(df, eurusd, compute(df))
+    image = Image.open(io.BytesIO(png))
+    assert (image.format, image.size) == ("PNG", (1280, 720))
+    assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 50  # candles, lines and text were drawn
+
+
+def test_chart_names_follow_the_seed():
+    at = datetime(2025, 7, 18, 14, 30, tzinfo=UTC)
+    assert chart_name(Market("kraken", "SOL/USD", "1h"), at) == "charts/SOLUSD_1h_20250718_143000.png"
+
+
+def test_import_then_analyze_json_on_the_eurusd_csv(db, tmp_path):
+    out = io.StringIO()
+    call_command(
+        "import_candles", str(EURUSD), exchange="sample", symbol="EUR/USD", timeframe="1h", stdout=out
+    )
+    assert "Stored 5000 candles" in out.getvalue()
+    out = io.StringIO()
+    args = [
+        "--exchange",
+        "sample",
+        "--symbol",
+        "EUR/USD",
+        "--timeframe",
+        "1h",
+        "--at",
+        "2018-01-15T12:00:00Z",
+    ]
+    call_command("analyze", *args, "--analyst", "technical", "--json", stdout=out)
+    data = json.loads(out.getvalue())
+    assert set(data) == SPEC_FIELDS | {"chart"}
+    assert data["recommendation"] in {"BUY", "SELL", "HOLD"}
+    assert Path(data["chart"]).name == "EURUSD_1h_20180115_120000.png"
+    assert Image.open(data["chart"]).size == (1280, 720)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--at", "yesterday"], "not an ISO time"),
+        (["--at", "2017-04-20T00:00:00Z"], "NotEnoughCandlesError"),
+    ],
+)
+def test_analyze_reports_bad_input_clearly(eurusd, args, message):
+    base = ["--exchange", "sample", "--symbol", "EUR/USD", "--timeframe", "1h", "--analyst", "technical"]
+    with pytest.raises(CommandError, match=message):
+        call_command("analyze", *base, *args)
+
+
+def test_the_chart_is_served_to_its_owner_only(client, alice, charlie):
+    record = AILearningData.objects.create(user=alice, analysis_data={}, symbol="EUR/USD", timeframe="1h")
+    record.screenshot.save("EURUSD_1h_20180115_120000.png", ContentFile(b"\x89PNG\r\n\x1a\nfake"))
+    url = reverse("analysis_chart", args=[record.pk])
+
+    assert client.get(url).status_code == 302  # anonymous: to the login page
+    client.force_login(charlie)
+    assert client.get(url).status_code == 404
+    client.force_login(alice)
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert b"".join(response.streaming_content).startswith(b"\x89PNG")
