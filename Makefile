@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test lint migrate demo lock clean
+.PHONY: run test lint migrate demo bench lock clean
 
 # Reinstall only when the pinned set changes.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -28,6 +28,10 @@ run: demo
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# Speed figures against the targets of the issues (never asserted in tests).
+bench: install
+	$(PY) -m bench.run
 
 lint: install
 	$(BIN)/ruff check .

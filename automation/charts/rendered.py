@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and workers; must precede pyplot's import by mplfinance
 
 import mplfinance as mpf
+import numpy as np
 import pandas as pd
 import talib
 from django.conf import settings
@@ -19,50 +20,66 @@ DPI = 100
 # The analyst sees the recent past in detail; older candles only feed the EMAs.
 VISIBLE_CANDLES = 120
 EMA_COLOURS = {20: "#2454d6", 50: "#e07b00", 200: "#7a3db8"}
-STYLE = mpf.make_mpf_style(
-    base_mpf_style="charles", gridstyle=":", facecolor="white", rc={"font.size": 10, "axes.labelsize": 10}
-)
+UP, DOWN = "#127a3e", "#b42318"
+STYLE = mpf.make_mpf_style(base_mpf_style="charles", gridstyle=":", facecolor="white", rc={"font.size": 10})
+# Axes rectangles (left, bottom, width, height) in figure fractions: price above, volume below.
+PRICE_BOX, VOLUME_BOX = (0.05, 0.32, 0.87, 0.60), (0.05, 0.12, 0.87, 0.18)
+# Speed over size: level 1 encodes about 3x faster than the default for a 30% larger file.
+PNG_OPTIONS = {"compress_level": 1}
 
 
 def render_chart(df: pd.DataFrame, market: Market, indicators: Indicators) -> bytes:
-    """PNG bytes, CHART_WIDTH by CHART_HEIGHT: candles, volume, EMA 20/50/200 and support/resistance lines."""
-    close = df["close"].to_numpy(dtype=float)
+    """PNG bytes, CHART_WIDTH by CHART_HEIGHT: candles, volume, EMA 20/50/200, support and resistance."""
     visible = df.iloc[-VISIBLE_CANDLES:].rename(columns=str.capitalize)
-    addplots = []
-    for period in EMA_PERIODS:
-        ema = pd.Series(talib.EMA(close, period), index=df.index).iloc[-VISIBLE_CANDLES:]
-        if ema.notna().any():
-            addplots.append(
-                mpf.make_addplot(ema, color=EMA_COLOURS[period], width=1.1, label=f"EMA {period}")
-            )
-    levels = list(indicators.support) + list(indicators.resistance)
-    colours = ["#127a3e"] * len(indicators.support) + ["#b42318"] * len(indicators.resistance)
-    kwargs = {}
-    if levels:
-        kwargs["hlines"] = {"hlines": levels, "colors": colours, "linestyle": "--", "linewidths": 0.9}
-    fig, axes = mpf.plot(
-        visible,
-        type="candle",
-        volume=True,
-        style=STYLE,
-        addplot=addplots,
-        figsize=(settings.CHART_WIDTH / DPI, settings.CHART_HEIGHT / DPI),
-        ylabel="Price",
-        ylabel_lower="Volume",
-        returnfig=True,
-        # Room for the price labels on the right and the dates below, which tight_layout would cut.
-        scale_padding={"left": 0.4, "right": 1.1, "top": 0.9, "bottom": 1.2},
-        **kwargs,
-    )
+    fig = mpf.figure(figsize=(settings.CHART_WIDTH / DPI, settings.CHART_HEIGHT / DPI), style=STYLE)
     try:
-        axes[0].set_title(
-            f"{market.symbol} · {market.timeframe} · {market.exchange}", loc="left", fontsize=12
-        )
-        if addplots:
-            axes[0].legend(loc="upper left", fontsize=8)
+        ax_price = fig.add_axes(PRICE_BOX)
+        ax_volume = fig.add_axes(VOLUME_BOX, sharex=ax_price)
+        _draw_price(ax_price, visible, df["close"].to_numpy(dtype=float), market, indicators)
+        _draw_volume(ax_volume, visible)
         buffer = io.BytesIO()
-        # No bbox "tight": it would change the size the analyst's prompt and the page promise.
-        fig.savefig(buffer, format="png", dpi=DPI)
+        fig.savefig(buffer, format="png", dpi=DPI, pil_kwargs=PNG_OPTIONS)
         return buffer.getvalue()
     finally:
         plt.close(fig)
+
+
+def _draw_price(ax, visible: pd.DataFrame, close: np.ndarray, market: Market, indicators: Indicators) -> None:
+    addplots = []
+    for period in EMA_PERIODS:
+        ema = pd.Series(talib.EMA(close, period)).iloc[-len(visible) :].set_axis(visible.index)
+        if ema.notna().sum() > 1:  # an EMA needs a stretch of history to be worth a line
+            addplots.append(
+                mpf.make_addplot(ema, ax=ax, color=EMA_COLOURS[period], width=1.1, label=f"EMA {period}")
+            )
+    levels = [*indicators.support, *indicators.resistance]
+    extra = {}
+    if levels:
+        colours = [UP] * len(indicators.support) + [DOWN] * len(indicators.resistance)
+        extra["hlines"] = {"hlines": levels, "colors": colours, "linestyle": "--", "linewidths": 0.9}
+    title = f"{market.symbol} · {market.timeframe} · {market.exchange}"
+    mpf.plot(visible, ax=ax, type="candle", addplot=addplots, axtitle=title, ylabel="Price", **extra)
+    # Keep the nearest support and resistance in view, even when the candles have not reached them.
+    low, high = ax.get_ylim()
+    nearest = [*indicators.support[:1], *indicators.resistance[:1]]
+    if nearest:
+        pad = (high - low) * 0.03
+        ax.set_ylim(min(low, min(nearest) - pad), max(high, max(nearest) + pad))
+    plt.setp(ax.get_xticklabels(), visible=False)  # the volume panel below carries the dates
+    if addplots:
+        ax.legend(loc="upper left", fontsize=8)
+
+
+def _draw_volume(ax, visible: pd.DataFrame) -> None:
+    # One line collection instead of mplfinance's bar patches: the patches cost more than the whole
+    # rest of the chart, and the chart is drawn for every bot every period.
+    n = len(visible)
+    rising = visible["Close"].to_numpy() >= visible["Open"].to_numpy()
+    bar_points = 0.7 * (VOLUME_BOX[2] * settings.CHART_WIDTH / n) * 72 / DPI
+    ax.vlines(
+        np.arange(n), 0, visible["Volume"].to_numpy(), colors=np.where(rising, UP, DOWN), linewidth=bar_points
+    )
+    ax.set_ylim(0, max(visible["Volume"].max(), 1) * 1.05)
+    ax.yaxis.tick_right()
+    ax.yaxis.set_label_position("right")
+    ax.set_ylabel("Volume")

@@ -1,0 +1,61 @@
+"""Chart rendering and indicators on real candles (the shipped EUR/USD hourly fixture).
+
+Run: .venv/bin/python -m bench.bench_analysis (or `make bench` for every benchmark)."""
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingai.settings.local")
+django.setup()
+
+from automation.charts.rendered import render_chart  # noqa: E402
+from market.importers import parse_csv  # noqa: E402
+from market.indicators import compute  # noqa: E402
+from market.sources import Market, frame  # noqa: E402
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "EURUSD_1h.csv"
+CHART_TARGET_P50 = 0.300  # seconds, from issue 3
+RUNS = 30
+
+
+def timed(fn, runs: int) -> list[float]:
+    fn()  # warm-up: imports, font cache, TA-Lib init
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def describe(samples: list[float]) -> str:
+    q = statistics.quantiles(samples, n=100)
+    return f"p50 {statistics.median(samples) * 1000:.1f} ms, p90 {q[89] * 1000:.1f} ms, n={len(samples)}"
+
+
+def main() -> None:
+    bars = list(parse_csv(FIXTURE.read_text()))
+    candles = frame((b.open_time, b.open, b.high, b.low, b.close, b.volume) for b in bars)
+    market = Market("sample", "EUR/USD", "1h")
+
+    window = candles.iloc[-200:]
+    indicators = compute(window)
+    chart = timed(lambda: render_chart(window, market, indicators), RUNS)
+    p50 = statistics.median(chart)
+    print(f"chart render, 200 candles: {describe(chart)}")
+    print(
+        f"  target p50 <= {CHART_TARGET_P50 * 1000:.0f} ms: p50/target = {p50 / CHART_TARGET_P50:.2f} "
+        f"({'met' if p50 <= CHART_TARGET_P50 else 'NOT met'})"
+    )
+
+    thousand = candles.iloc[-1000:]
+    ind = timed(lambda: compute(thousand), RUNS * 10)
+    print(f"indicators, 1,000 candles: {describe(ind)}")
+
+
+if __name__ == "__main__":
+    main()

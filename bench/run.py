@@ -1,0 +1,17 @@
+"""Every benchmark, one after the other: `make bench`."""
+
+import importlib
+import sys
+
+BENCHMARKS = ["bench.bench_analysis", "bench.bench_capture"]
+
+
+def main() -> int:
+    for name in BENCHMARKS:
+        print(f"== {name}")
+        importlib.import_module(name).main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
