@@ -5,7 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.urls import reverse
 
-from market.exchanges import TIMEFRAMES
+from market.timeframes import TIMEFRAMES
 
 symbol_validator = RegexValidator(
     r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$", "Use the exchange's BASE/QUOTE form in capitals, e.g. BTC/USDT."

@@ -1,17 +1,29 @@
-"""What the platform knows about markets. The only module that imports ccxt (lazily: it takes a second)."""
+"""What the platform knows about markets, and live candles through ccxt.
 
-from datetime import timedelta
+The only module that imports ccxt (lazily: it takes a second). As in freqtrade, one wrapper owns the ccxt
+client and every ccxt exception is translated at one boundary, `ccxt_errors()`, into market.errors:
+"try again later" (TemporaryMarketDataError) or "needs a human" (the other MarketDataErrors)."""
+
+import difflib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import astuple
+from datetime import UTC, datetime
 from functools import cache
+from typing import Any
+from urllib.parse import urlsplit
 
+import pandas as pd
+from django.conf import settings
+from django.utils import timezone
+
+from .errors import MarketDataError, TemporaryMarketDataError, UnknownMarketError
+from .importers import Bar
 from .models import Candle
+from .sources import Market, frame
 
-TIMEFRAMES = ("15m", "1h", "4h", "1d")
-TIMEFRAME_PERIODS = {
-    "15m": timedelta(minutes=15),
-    "1h": timedelta(hours=1),
-    "4h": timedelta(hours=4),
-    "1d": timedelta(days=1),
-}
+# Candles per request when the exchange does not declare its maximum in ccxt's `features`.
+DEFAULT_OHLCV_PAGE = 500
 
 
 @cache
@@ -28,3 +40,120 @@ def is_ccxt_exchange(exchange_id: str) -> bool:
 def has_stored_candles(exchange: str, symbol: str | None, timeframe: str | None) -> bool:
     """Whether candles are stored for this market, e.g. the shipped sample market."""
     return Candle.objects.filter(exchange=exchange, symbol=symbol, timeframe=timeframe).exists()
+
+
+def make_client(exchange_id: str, *, api_origin: str | None = None, config: dict[str, Any] | None = None):
+    """A ccxt client for public market data: rate limiter on, every call bounded by the setting.
+
+    `api_origin` ("http://127.0.0.1:8123") replaces the scheme and host of every API URL and keeps the
+    paths, so the client talks to a stand-in that serves the exchange's real API. `config` overrides the
+    defaults, e.g. a shorter timeout in tests."""
+    if not is_ccxt_exchange(exchange_id):
+        raise UnknownMarketError(f"'{exchange_id}' is not an exchange id ccxt knows (e.g. binance, kraken)")
+    import ccxt
+
+    client = getattr(ccxt, exchange_id)(
+        {
+            "enableRateLimit": True,
+            "timeout": int(settings.MARKET_DATA_TIMEOUT_SECONDS * 1000),
+            **(config or {}),
+        }
+    )
+    if api_origin:
+        client.urls["api"] = _with_origin(client.urls["api"], api_origin.rstrip("/"))
+    return client
+
+
+def _with_origin(urls: str | dict, origin: str) -> str | dict:
+    # ccxt keeps one URL per API section ("public", "fapiPublic", ...), sometimes as a bare string.
+    if isinstance(urls, dict):
+        return {section: _with_origin(url, origin) for section, url in urls.items()}
+    return origin + urlsplit(urls).path
+
+
+def _one_line(e: Exception) -> str:
+    # ccxt messages carry the response body, which may span lines (an HTML error page).
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+
+
+@contextmanager
+def ccxt_errors(exchange_id: str) -> Iterator[None]:
+    """The boundary: ccxt exceptions inside become MarketDataErrors, the ccxt one kept as the cause."""
+    import ccxt
+
+    try:
+        yield
+    # OperationFailed is what ccxt itself retries (maxRetriesOnFailure): NetworkError (timeouts, rate
+    # limits, DDoS protection, exchange unavailable) and responses it could not parse.
+    except ccxt.OperationFailed as e:
+        raise TemporaryMarketDataError(f"{exchange_id}, try again later: {_one_line(e)}") from e
+    except ccxt.BadSymbol as e:
+        raise UnknownMarketError(f"{exchange_id} does not know the symbol: {_one_line(e)}") from e
+    except ccxt.BaseError as e:
+        raise MarketDataError(f"{exchange_id}: {_one_line(e)}") from e
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _ms_period(market: Market) -> int:
+    return int(market.period.total_seconds() * 1000)
+
+
+class CcxtCandles:
+    """Live candles from one exchange through ccxt; a MarketDataSource."""
+
+    def __init__(self, exchange_id: str, *, client=None):
+        self.exchange_id = exchange_id
+        self.client = client or make_client(exchange_id)
+        if not self.client.has.get("fetchOHLCV"):
+            raise MarketDataError(f"{exchange_id} does not publish candles (no fetchOHLCV in ccxt)")
+
+    def candles(self, market: Market, *, limit: int, until: datetime | None = None) -> pd.DataFrame:
+        """The last `limit` candles that had closed by `until` (now when None); the open one is left out."""
+        until = until or timezone.now()
+        period_ms = _ms_period(market)
+        # Open time of the last candle closed by `until`, then back `limit - 1` periods: history() over
+        # that span holds at most `limit` candles.
+        last_open_ms = _ms(until) // period_ms * period_ms - period_ms
+        since = datetime.fromtimestamp((last_open_ms - (limit - 1) * period_ms) / 1000, tz=UTC)
+        return frame(astuple(bar) for bar in self.history(market, since, until))
+
+    def history(self, market: Market, since: datetime, until: datetime | None = None) -> list[Bar]:
+        """Every candle opened at or after `since` and closed by `until` (now when None), ascending, each
+        once. Asks page after page, each starting just past the last candle received; stops at `until`,
+        on an empty page, or when a page brings nothing new."""
+        period_ms = _ms_period(market)
+        since_ms, until_ms = _ms(since), _ms(until or timezone.now())
+        rows: list[list] = []
+        with ccxt_errors(self.exchange_id):
+            page_size = self._page_size(market)
+            while since_ms + period_ms <= until_ms:
+                page = self.client.fetch_ohlcv(
+                    market.symbol, market.timeframe, since=since_ms, limit=page_size
+                )
+                fresh = [row for row in page if row[0] >= since_ms]
+                if not fresh:
+                    break
+                rows.extend(row for row in fresh if row[0] + period_ms <= until_ms)
+                since_ms = fresh[-1][0] + period_ms
+        return [
+            Bar(datetime.fromtimestamp(row[0] / 1000, tz=UTC), *(float(value) for value in row[1:6]))
+            for row in rows
+        ]
+
+    def _page_size(self, market: Market) -> int:
+        """Validates the market (loading the exchange's markets on first use) and returns the most
+        candles one request may ask for."""
+        if market.exchange != self.exchange_id:
+            raise MarketDataError(f"this source reads {self.exchange_id}, not {market.exchange}")
+        markets = self.client.load_markets()  # ccxt caches them on the client: one request per instance
+        if market.symbol not in markets:
+            close = difflib.get_close_matches(market.symbol, list(markets), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UnknownMarketError(f"{self.exchange_id} has no market '{market.symbol}'{hint}")
+        if market.timeframe not in self.client.timeframes:
+            raise MarketDataError(f"{self.exchange_id} does not offer {market.timeframe} candles")
+        declared = ((self.client.features or {}).get("spot") or {}).get("fetchOHLCV") or {}
+        return declared.get("limit") or DEFAULT_OHLCV_PAGE

@@ -10,8 +10,8 @@ import pandas as pd
 from django.utils import timezone
 
 from .errors import NotEnoughCandlesError
-from .exchanges import TIMEFRAME_PERIODS
 from .models import Candle
+from .timeframes import TIMEFRAME_PERIODS
 
 COLUMNS = ["open", "high", "low", "close", "volume"]
 

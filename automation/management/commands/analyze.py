@@ -8,8 +8,9 @@ from automation.analysis import analyse_market
 from automation.analysts.base import AnalystError
 from automation.analysts.service import ANALYSTS, get_analyst
 from market.errors import MarketDataError
-from market.exchanges import TIMEFRAMES, has_stored_candles
+from market.exchanges import has_stored_candles
 from market.sources import Market, StoredCandles
+from market.timeframes import TIMEFRAMES
 
 
 def parse_time(raw: str) -> datetime:

@@ -2,8 +2,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from market.exchanges import TIMEFRAMES
 from market.importers import CandleFileError, parse_csv, store_bars
+from market.timeframes import TIMEFRAMES
 
 
 class Command(BaseCommand):
