@@ -1,3 +1,4 @@
+import base64
 import io
 import json
 from datetime import UTC, datetime
@@ -194,3 +195,45 @@ def test_the_chart_is_served_to_its_owner_only(client, alice, charlie):
     assert response.status_code == 200
     assert response["Content-Type"] == "image/png"
     assert b"".join(response.streaming_content).startswith(b"\x89PNG")
+
+
+def test_analyze_with_the_openai_analyst_over_real_http(eurusd, openai_stand_in, settings):
+    settings.OPENAI_API_KEY = "sk-test-local"
+    settings.OPENAI_BASE_URL = openai_stand_in.base_url
+    settings.OPENAI_MAX_RETRIES = 0
+    answer = analysis(entry=1.1800, stop_loss=1.1750, take_profit=1.1900, predicted_price=1.1890).model_dump()
+    openai_stand_in.add_content(json.dumps(answer), prompt_tokens=900, completion_tokens=150)
+
+    out = io.StringIO()
+    args = [
+        "--exchange",
+        "sample",
+        "--symbol",
+        "EUR/USD",
+        "--timeframe",
+        "1h",
+        "--at",
+        "2018-01-15T12:00:00Z",
+    ]
+    call_command("analyze", *args, "--analyst", "openai", "--json", stdout=out)
+    data = json.loads(out.getvalue())
+    assert {k: data[k] for k in answer} == answer
+
+    [sent] = openai_stand_in.requests
+    assert sent.body["response_format"]["type"] == "json_schema"
+    assert sent.body["response_format"]["json_schema"]["strict"] is True
+    text, image = sent.body["messages"][1]["content"]
+    assert "EUR/USD on sample, 1h candles" in text["text"]
+    png = base64.b64decode(image["image_url"]["url"].split(",", 1)[1])
+    assert png == Path(data["chart"]).read_bytes()  # the chart sent is the chart stored
+    assert Image.open(io.BytesIO(png)).size == (1280, 720)
+
+
+def test_analyze_reports_an_openai_failure_as_a_command_error(eurusd, openai_stand_in, settings):
+    settings.OPENAI_API_KEY = "sk-test-local"
+    settings.OPENAI_BASE_URL = openai_stand_in.base_url
+    settings.OPENAI_MAX_RETRIES = 0
+    openai_stand_in.add_refusal("I can't help with that.")
+    args = ["--exchange", "sample", "--symbol", "EUR/USD", "--timeframe", "1h", "--analyst", "openai"]
+    with pytest.raises(CommandError, match="AnalystRefusedError: the model refused"):
+        call_command("analyze", *args)

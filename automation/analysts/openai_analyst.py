@@ -1,0 +1,143 @@
+"""The OpenAI analyst: the chart image and its numbers sent to a vision model through the official SDK, the
+answer held to the `Analysis` schema by structured outputs (strict JSON schema) and parsed by the SDK.
+
+Every SDK error is translated here, at the boundary, into "try again later" (AnalystTemporaryError) or
+"this answer cannot be used" / "needs a human". Retries are the SDK's own (`max_retries`, exponential
+backoff that honours Retry-After): by the time an error reaches this module they have been spent, so
+there is no second retry loop here."""
+
+import base64
+from decimal import Decimal
+
+import openai
+import pydantic
+from django.conf import settings
+
+from .base import (
+    AnalysisRequest,
+    AnalystConfigurationError,
+    AnalystInvalidOutputError,
+    AnalystRefusedError,
+    AnalystResult,
+    AnalystTemporaryError,
+)
+from .prompt import SYSTEM, build_prompt
+from .schema import Analysis
+
+# Prices are quoted per million tokens.
+TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
+# A micro-dollar: one call to a small model costs fractions of a cent, so cents would round it to zero.
+COST_QUANTUM = Decimal("0.000001")
+
+# The same request may succeed later: the network, a timeout, a rate limit, a server error, or a 409 (the
+# SDK retries it as a lock timeout). APITimeoutError is an APIConnectionError; it is named for the reader.
+TEMPORARY_ERRORS = (
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    openai.RateLimitError,
+    openai.InternalServerError,
+    openai.ConflictError,
+)
+# The model answered, but not with an Analysis: cut off at the token limit, not JSON, or against the
+# schema. pydantic reports both "not JSON" and "wrong shape" as a ValidationError.
+INVALID_OUTPUT_ERRORS = (openai.LengthFinishReasonError, pydantic.ValidationError)
+
+
+def cost_usd(prompt_tokens: int, completion_tokens: int) -> Decimal:
+    # Through str(): a float such as 0.15 has no exact binary value, and Decimal(0.15) would keep the error.
+    input_price = Decimal(str(settings.OPENAI_INPUT_USD_PER_MTOK))
+    output_price = Decimal(str(settings.OPENAI_OUTPUT_USD_PER_MTOK))
+    cost = (prompt_tokens * input_price + completion_tokens * output_price) / TOKENS_PER_PRICE_UNIT
+    return cost.quantize(COST_QUANTUM)
+
+
+def _describe(error: Exception) -> str:
+    """What went wrong, without the API's message: OpenAI's 401 message quotes the key it was sent. The
+    status, the error code ("invalid_api_key", "model_not_found") and the request id are safe to keep."""
+    if isinstance(error, pydantic.ValidationError):
+        # Which fields broke the schema and how, without the (long) answer itself.
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'answer'}: {e['msg']}"
+            for e in error.errors(include_input=False)
+        )
+    if not isinstance(error, openai.APIStatusError):
+        return type(error).__name__
+    parts = [f"HTTP {error.status_code}"]
+    if error.code:
+        parts.append(error.code)
+    if error.request_id:
+        parts.append(f"request {error.request_id}")
+    return " ".join(parts)
+
+
+class OpenAIAnalyst:
+    name = "openai"
+
+    def __init__(self, client: openai.OpenAI | None = None, model: str | None = None):
+        if client is None:
+            if not settings.OPENAI_API_KEY:
+                raise AnalystConfigurationError("the OpenAI analyst needs OPENAI_API_KEY to be set")
+            client = openai.OpenAI(
+                api_key=settings.OPENAI_API_KEY,
+                base_url=settings.OPENAI_BASE_URL,
+                timeout=settings.OPENAI_TIMEOUT_SECONDS,
+                max_retries=settings.OPENAI_MAX_RETRIES,
+            )
+        self.client = client
+        self.model = model or settings.OPENAI_MODEL
+
+    def analyse(self, request: AnalysisRequest) -> AnalystResult:
+        prompt = build_prompt(request)
+        chart_url = "data:image/png;base64," + base64.b64encode(request.chart_png).decode("ascii")
+        try:
+            completion = self.client.chat.completions.parse(
+                model=self.model,
+                messages=[
+                    {"role": "system", "content": SYSTEM},
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": prompt},
+                            {"type": "image_url", "image_url": {"url": chart_url}},
+                        ],
+                    },
+                ],
+                response_format=Analysis,
+            )
+        except TEMPORARY_ERRORS as e:
+            raise AnalystTemporaryError(f"OpenAI did not answer ({_describe(e)})") from e
+        except openai.APIStatusError as e:
+            # Any other status is the API rejecting the request itself: a bad or revoked key (401), a key
+            # without access to the model (403), an unknown model (404), a request it will not accept (400,
+            # 422). Sending it again cannot help; a human must look.
+            raise AnalystConfigurationError(
+                f"OpenAI rejected the request for model {self.model!r} ({_describe(e)})"
+            ) from e
+        except INVALID_OUTPUT_ERRORS as e:
+            raise AnalystInvalidOutputError(f"OpenAI's answer is not an Analysis ({_describe(e)})") from e
+        except openai.ContentFilterFinishReasonError as e:
+            # A refusal, not a malformed answer: the provider declined to produce this content, and the same
+            # chart and prompt would be declined again.
+            raise AnalystRefusedError("OpenAI's content filter stopped the answer") from e
+
+        if not completion.choices:
+            raise AnalystInvalidOutputError("OpenAI answered with no choices")
+        message = completion.choices[0].message
+        if message.refusal:
+            raise AnalystRefusedError(f"the model refused: {message.refusal}")
+        if message.parsed is None:
+            # No refusal and nothing parsed: the answer had no content at all.
+            raise AnalystInvalidOutputError("OpenAI's answer has no content")
+
+        usage = completion.usage
+        prompt_tokens = usage.prompt_tokens if usage else 0
+        completion_tokens = usage.completion_tokens if usage else 0
+        return AnalystResult(
+            analysis=message.parsed,
+            analyst=self.name,
+            model_name=completion.model,
+            prompt=prompt,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost_usd(prompt_tokens, completion_tokens),
+        )
