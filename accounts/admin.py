@@ -22,12 +22,21 @@ class UserAdmin(BaseUserAdmin):
     form = UserChange
     add_form = UserCreation
     ordering = ("email",)
-    list_display = ("email", "display_name", "plan", "is_active", "is_staff", "date_joined", "last_login")
-    list_filter = ("is_active", "is_staff", "plan")
+    list_display = (
+        "email",
+        "display_name",
+        "plan",
+        "trading_halted",
+        "is_active",
+        "is_staff",
+        "date_joined",
+        "last_login",
+    )
+    list_filter = ("is_active", "is_staff", "trading_halted", "plan")
     search_fields = ("email", "display_name")
     fieldsets = (
         (None, {"fields": ("email", "password")}),
-        ("Profile", {"fields": ("display_name", "plan")}),
+        ("Profile", {"fields": ("display_name", "plan", "trading_halted")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )

@@ -50,6 +50,8 @@ class User(AbstractUser):
     email = models.EmailField("e-mail address", unique=True)
     display_name = models.CharField(max_length=100, blank=True)
     plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="users")
+    # The user's own kill switch: no bot of theirs opens a trade while it is on.
+    trading_halted = models.BooleanField(default=False)
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.db import models
 
-from .models import AutomationSession, Bot, CycleRun, Heartbeat
+from .models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
 from .services import bot_pause
 
 
@@ -62,3 +62,15 @@ class HeartbeatAdmin(admin.ModelAdmin):
     list_display = ("name", "seen_at", "detail")
     search_fields = ("name",)
     list_filter = ("name",)
+
+
+@admin.register(KillSwitch)
+class KillSwitchAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "engaged", "reason", "changed_at")
+    list_filter = ("engaged",)
+    search_fields = ("reason",)
+    fields = ("engaged", "reason", "changed_at")
+    readonly_fields = ("changed_at",)
+
+    def has_add_permission(self, request):
+        return not KillSwitch.objects.exists()  # one switch for the whole platform

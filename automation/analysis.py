@@ -37,11 +37,15 @@ class MarketAnalysis:
         return (self.candles.index[-1] + self.market.period).to_pydatetime()
 
 
-class _Timer:
+class StepTimer:
+    """Times each step and remembers which one is running, so a failure can be laid at its step."""
+
     def __init__(self):
         self.timings: dict[str, float] = {}
+        self.current = ""
 
     def step(self, name: str, fn, *args):
+        self.current = name
         started = time.perf_counter()
         try:
             return fn(*args)
@@ -57,8 +61,9 @@ def analyse_market(
     until: datetime | None = None,
     insights: str = "",
     chart: ChartMaker = render_chart,
+    timer: StepTimer | None = None,
 ) -> MarketAnalysis:
-    timer = _Timer()
+    timer = timer or StepTimer()
     candles = timer.step(
         "market_data",
         lambda: require(source.candles(market, limit=LOOKBACK, until=until), MIN_CANDLES, market),

@@ -176,3 +176,21 @@ class Heartbeat(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class KillSwitch(models.Model):
+    """The operator's global kill switch: one row; while engaged no bot opens a trade."""
+
+    engaged = models.BooleanField(default=False)
+    reason = models.CharField(max_length=255, blank=True)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "kill switch"
+
+    def __str__(self):
+        return "engaged" if self.engaged else "off"
+
+    @classmethod
+    def is_engaged(cls) -> bool:
+        return cls.objects.filter(engaged=True).exists()

@@ -14,7 +14,7 @@ from django_celery_beat.models import (
 )
 
 from accounts.models import Plan
-from automation.models import AutomationSession, Bot, CycleRun, Heartbeat
+from automation.models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PromptVersion, TrainedModel
 from market.models import Candle, IndicatorSet
 from tests.factories import BotFactory, UserFactory
@@ -76,6 +76,7 @@ def one_of_each(alice, alice_bot, alice_account):
         session,
         run,
         Heartbeat.objects.create(name="worker", seen_at=now),
+        KillSwitch.objects.create(engaged=False),
         prompt,
         analysis,
         InsightSnapshot.objects.create(user=alice, data={"total": 1}),

@@ -1,6 +1,7 @@
 """Settings shared by every environment. Values come from the environment (django-environ);
 `local`, `test` and `production` only change what differs between them."""
 
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -111,7 +112,12 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="TradingAI <noreply@t
 
 # --- Trading --------------------------------------------------------------------------------------
 # Live orders are never sent unless the operator turns this on and the bot's owner confirms per bot.
-LIVE_TRADING_ENABLED = env.bool("TRADINGAI_LIVE_TRADING_ENABLED", default=False)
+LIVE_TRADING_ENABLED = env.bool("TRADINGAI_LIVE_TRADING", default=False)
+# Paper fills: the market price moved against the order by the slippage, and a taker fee on the notional.
+SIMULATION_SLIPPAGE_PCT = Decimal(env.str("TRADINGAI_SIMULATION_SLIPPAGE_PCT", default="0.05"))
+SIMULATION_FEE_PCT = Decimal(env.str("TRADINGAI_SIMULATION_FEE_PCT", default="0.10"))
+# A trade still open after this many candles is closed at the market (TIME_EXIT).
+MAX_HOLDING_CANDLES = env.int("TRADINGAI_MAX_HOLDING_CANDLES", default=48)
 
 # --- Market data ----------------------------------------------------------------------------------
 # Bound on every call to an exchange's public API; ccxt's own rate limiter stays on.

@@ -1,0 +1,270 @@
+"""One cycle of one bot (SPEC §1), top to bottom:
+
+    claim the slot → market data → indicators → chart → analysis → record → monitor → decide → execute
+
+The slot is claimed by creating its CycleRun (unique per bot and slot) and every state change is a
+compare-and-swap on the run's status, so duplicate ticks, redeliveries, retries and a second worker find
+the slot taken and do nothing. A failing step is recorded on the run with its reason; what was done before
+it (the chart, the analysis) stays."""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from learning.models import AILearningData
+from market.exchanges import CcxtCandles, has_stored_candles
+from market.sources import Market, MarketDataSource, StoredCandles
+from trades.accounting import account, day_loss, losing_streak
+from trades.brokers.base import Broker, OrderRequest
+from trades.brokers.simulation import SimulationBroker
+from trades.models import Trade
+from trades.monitor import monitor_trades
+from trades.policy import Decision, RiskLimits, Situation, decide
+
+from .analysis import MarketAnalysis, StepTimer, analyse_market
+from .analysts.base import Analyst
+from .analysts.service import get_analyst
+from .models import AutomationSession, Bot, CycleRun, KillSwitch
+from .services import bot_pause
+
+logger = logging.getLogger(__name__)
+
+# A slot that could not start within this share of its period is skipped, not run late: a decision on
+# stale candles is worse than none, and the next slot comes soon.
+LATE_SHARE = 0.5
+# A run RUNNING for longer than this died with its worker (the task's hard time limit is shorter), so a
+# redelivered task may take the slot over.
+STALE_RUN = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Outside:
+    """The outside world of a cycle; tests pass fakes, the defaults are the real ones."""
+
+    source: MarketDataSource | None = None
+    analyst: Analyst | None = None
+    broker: Broker | None = None
+    chart: object = None  # a ChartMaker; None for the rendered chart
+
+
+def slot_of(bot: Bot, moment: datetime) -> datetime:
+    period = Market(bot.exchange, bot.symbol, bot.timeframe).period
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return moment - (moment - epoch) % period
+
+
+def claim(bot: Bot, slot: datetime) -> tuple[CycleRun, bool]:
+    """The run of this slot, and whether this caller owns it now."""
+    try:
+        with transaction.atomic():
+            session = AutomationSession.objects.filter(bot=bot, stopped_at__isnull=True).first()
+            return CycleRun.objects.create(bot=bot, slot=slot, session=session), True
+    except IntegrityError:
+        run = CycleRun.objects.get(bot=bot, slot=slot)
+    # A worker that died between claiming and finishing leaves its run behind; take it over, once.
+    stale = CycleRun.objects.filter(
+        pk=run.pk, status=CycleRun.Status.RUNNING, started_at__lt=timezone.now() - STALE_RUN
+    ).update(status=CycleRun.Status.CLAIMED)
+    run.refresh_from_db()
+    return run, bool(stale)
+
+
+def _move(run: CycleRun, old: str, new: str, **fields) -> bool:
+    moved = CycleRun.objects.filter(pk=run.pk, status=old).update(status=new, **fields)
+    if moved:
+        run.refresh_from_db()
+    return bool(moved)
+
+
+def run_cycle(bot_id: int, slot: datetime, outside: Outside = Outside()) -> CycleRun:
+    bot = Bot.objects.select_related("owner", "exchange_account").get(pk=bot_id)
+    run, owned = claim(bot, slot)
+    if not owned:
+        return run  # a duplicate: the slot is someone else's, running or done
+    market = Market(bot.exchange, bot.symbol, bot.timeframe)
+    source = outside.source or _source_for(market)
+    # Stored candles have a market clock, the slot; a live market is read as of now.
+    clock = slot if isinstance(source, StoredCandles) else timezone.now()
+    if clock - slot > market.period * LATE_SHARE:
+        _move(
+            run,
+            CycleRun.Status.CLAIMED,
+            CycleRun.Status.SKIPPED,
+            finished_at=timezone.now(),
+            error=f"started {clock - slot} after its slot; skipped rather than run late",
+        )
+        return run
+    if not _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.RUNNING, started_at=timezone.now()):
+        return run
+
+    timer = StepTimer()
+    try:
+        analysis = analyse_market(
+            market,
+            source=source,
+            analyst=outside.analyst or get_analyst(bot.analyst.lower()),
+            until=clock,
+            timer=timer,
+            **({"chart": outside.chart} if outside.chart else {}),
+        )
+        record = timer.step("record", _record, bot, run, analysis)
+        timer.step("monitor", monitor_trades, bot, analysis.candles, market.period)
+        decision = timer.step("decide", _decide, bot, run, record, analysis, clock)
+        if decision.trade:
+            timer.step("execute", _execute, bot, run, record, analysis, decision, clock, outside.broker)
+    except Exception as e:  # any failure is recorded on the run, whatever its kind
+        logger.warning("cycle of bot %s slot %s failed in %s: %s", bot.pk, slot, timer.current, e)
+        _move(
+            run,
+            CycleRun.Status.RUNNING,
+            CycleRun.Status.FAILED,
+            finished_at=timezone.now(),
+            timings=timer.timings,
+            failed_step=timer.current,
+            error=f"{type(e).__name__}: {e}"[:2000],
+        )
+        return run
+    _move(
+        run,
+        CycleRun.Status.RUNNING,
+        CycleRun.Status.SUCCEEDED,
+        finished_at=timezone.now(),
+        timings=timer.timings,
+    )
+    return run
+
+
+def _source_for(market: Market) -> MarketDataSource:
+    if has_stored_candles(market.exchange, market.symbol, market.timeframe):
+        return StoredCandles()
+    return CcxtCandles(market.exchange)
+
+
+def _record(bot: Bot, run: CycleRun, done: MarketAnalysis) -> AILearningData:
+    """The analysis, written before any order, so that nothing the analyst said is ever lost."""
+    a, result = done.result.analysis, done.result
+    return AILearningData.objects.create(
+        user=bot.owner,
+        bot=bot,
+        session=run.session,
+        cycle_run=run,
+        analysis_data=a.model_dump(),
+        market_conditions={**done.indicators.to_dict(), "as_of": done.as_of.isoformat()},
+        symbol=bot.symbol,
+        timeframe=bot.timeframe,
+        market_sentiment=a.market_sentiment,
+        recommendation=a.recommendation,
+        regime=done.indicators.regime,
+        confidence_score=a.confidence,
+        predicted_price=_dec(a.predicted_price),
+        screenshot=done.chart,
+        feedback_data=dict(result.notes),
+        analyst=result.analyst,
+        model_name=result.model_name,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        cost_usd=result.cost_usd,
+    )
+
+
+def _decide(
+    bot: Bot, run: CycleRun, record: AILearningData, done: MarketAnalysis, clock: datetime
+) -> Decision:
+    a = done.result.analysis
+    books = account(bot)
+    last_loss = (
+        Trade.objects.filter(bot=bot, outcome="LOSS")
+        .order_by("-closed_at")
+        .values_list("closed_at", flat=True)
+    ).first()
+    halted_by = "global" if KillSwitch.is_engaged() else "user" if bot.owner.trading_halted else ""
+    decision = decide(
+        a.recommendation,
+        a.confidence,
+        _dec(a.entry),
+        _dec(a.stop_loss),
+        RiskLimits(
+            min_confidence=bot.min_confidence,
+            risk_per_trade_pct=bot.risk_per_trade_pct,
+            max_position_pct=bot.max_position_pct,
+            max_open_trades=bot.max_open_trades,
+            daily_loss_limit_pct=bot.daily_loss_limit_pct,
+        ),
+        Situation(
+            equity=books.equity,
+            cash=books.cash,
+            open_trades=books.open_trades,
+            day_loss=day_loss(bot, clock.replace(hour=0, minute=0, second=0, microsecond=0)),
+            losses_in_a_row=losing_streak(bot),
+            cycles_since_last_loss=CycleRun.objects.filter(bot=bot, slot__gt=last_loss)
+            .exclude(pk=run.pk)
+            .count()
+            if last_loss
+            else 0,
+            halted_by=halted_by,
+        ),
+    )
+    record.feedback_data = {
+        **record.feedback_data,
+        "decision": {"trade": decision.trade, "reason": decision.reason},
+    }
+    record.save(update_fields=["feedback_data", "updated_at"])
+    if decision.pause_bot:
+        bot_pause(bot, decision.reason)
+    return decision
+
+
+def _execute(
+    bot, run, record, done: MarketAnalysis, decision: Decision, clock, broker: Broker | None
+) -> Trade:
+    a = done.result.analysis
+    order = OrderRequest(
+        symbol=bot.symbol,
+        side=a.recommendation,
+        amount=decision.amount,
+        price=Decimal(str(done.indicators.close)),
+        client_order_id=f"tai-{run.pk}-open",
+        stop_loss=_dec(a.stop_loss),
+        take_profit=_dec(a.take_profit),
+    )
+    existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
+    if existing:
+        return existing  # a retry of this run already recorded its order
+    if broker is None:
+        if bot.mode == Bot.Mode.LIVE:
+            from trades.brokers.live import LiveBroker
+
+            broker = LiveBroker(bot.exchange_account)
+        else:
+            broker = SimulationBroker(account(bot).cash, at=clock)
+    fill = broker.place(order)
+    return Trade.objects.create(
+        owner=bot.owner,
+        bot=bot,
+        session=run.session,
+        analysis=record,
+        is_simulated=bot.mode == Bot.Mode.SIMULATION,
+        symbol=bot.symbol,
+        side=a.recommendation,
+        amount=fill.amount,
+        price=fill.price,
+        stop_loss=order.stop_loss,
+        take_profit=order.take_profit,
+        status=Trade.Status.OPEN,
+        fees=fill.fee,
+        is_automated=True,
+        confidence=a.confidence,
+        market_sentiment=a.market_sentiment,
+        learning_data={"horizon": a.horizon, "protected_on_exchange": fill.protected_on_exchange},
+        client_order_id=order.client_order_id,
+        exchange_order_id=fill.exchange_order_id,
+        execution_time=fill.filled_at,
+    )
+
+
+def _dec(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value))

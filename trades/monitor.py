@@ -1,0 +1,80 @@
+"""Open trades against the candles since their entry (SPEC §1.8): stop-loss or take-profit touched by a
+candle's low or high closes the trade at that level; when one candle touches both, the stop counts (we
+cannot know which came first, and the conservative reading keeps the learning honest); after
+MAX_HOLDING_CANDLES the trade closes at that candle's close."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import pandas as pd
+from django.conf import settings
+from django.db import transaction
+
+from .models import Trade
+
+PRICE_STEP = Decimal("0.000000000001")
+
+
+@dataclass(frozen=True)
+class Exit:
+    price: Decimal
+    at: datetime  # close time of the candle that triggered it
+    reason: str  # STOP_LOSS, TAKE_PROFIT or TIME_EXIT
+
+
+def find_exit(trade: Trade, candles: pd.DataFrame, period, max_candles: int) -> Exit | None:
+    """The first exit among `candles` opened at or after the trade's entry, or None while it stays open."""
+    after = candles[candles.index >= pd.Timestamp(trade.execution_time).floor(period)]
+    buy = trade.side == Trade.Side.BUY
+    for count, (open_time, bar) in enumerate(after.iterrows(), start=1):
+        closed_at = (open_time + period).to_pydatetime()
+        if trade.stop_loss is not None and (
+            bar["low"] <= trade.stop_loss if buy else bar["high"] >= trade.stop_loss
+        ):
+            return Exit(trade.stop_loss, closed_at, "STOP_LOSS")
+        if trade.take_profit is not None and (
+            bar["high"] >= trade.take_profit if buy else bar["low"] <= trade.take_profit
+        ):
+            return Exit(trade.take_profit, closed_at, "TAKE_PROFIT")
+        if count >= max_candles:
+            return Exit(Decimal(str(bar["close"])), closed_at, "TIME_EXIT")
+    return None
+
+
+def close_trade(trade: Trade, exit: Exit, fee_pct: Decimal) -> bool:
+    """Close an open trade at `exit`. Compare-and-swap on the status: False if someone closed it first."""
+    direction = 1 if trade.side == Trade.Side.BUY else -1
+    exit_fee = (exit.price * trade.amount * fee_pct / 100).quantize(PRICE_STEP)
+    fees = trade.fees + exit_fee
+    pnl = (direction * (exit.price - trade.price) * trade.amount - fees).quantize(PRICE_STEP)
+    cost = trade.price * trade.amount
+    risk = abs(trade.price - trade.stop_loss) if trade.stop_loss else None
+    outcome = "WIN" if pnl > 0 else "LOSS" if pnl < 0 else "BREAKEVEN"
+    with transaction.atomic():
+        closed = Trade.objects.filter(pk=trade.pk, status=Trade.Status.OPEN).update(
+            status=Trade.Status.CLOSED,
+            exit_price=exit.price,
+            fees=fees,
+            pnl=pnl,
+            pnl_percent=(pnl / cost * 100).quantize(Decimal("0.0001")),
+            actual_rr=(direction * (exit.price - trade.price) / risk).quantize(Decimal("0.0001"))
+            if risk
+            else None,
+            outcome=outcome,
+            closed_at=exit.at,
+            learning_data={**trade.learning_data, "exit_reason": exit.reason},
+        )
+    return closed == 1
+
+
+def monitor_trades(bot, candles: pd.DataFrame, period) -> list[Trade]:
+    """Close every open trade of the bot whose exit the candles show; returns the trades closed."""
+    closed = []
+    for trade in Trade.objects.filter(bot=bot, status=Trade.Status.OPEN).order_by("execution_time"):
+        exit = find_exit(trade, candles, period, settings.MAX_HOLDING_CANDLES)
+        if exit and close_trade(
+            trade, exit, settings.SIMULATION_FEE_PCT if trade.is_simulated else Decimal(0)
+        ):
+            closed.append(trade)
+    return closed
