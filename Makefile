@@ -22,7 +22,7 @@ demo: migrate
 
 run: demo
 	$(PY) manage.py collectstatic --no-input --verbosity 0
-	@echo "TradingAI on http://127.0.0.1:$${TRADINGAI_PORT:-8000}  (Ctrl-C stops web, worker and beat)"
+	@echo "TradingAI on http://127.0.0.1:$${TRADINGAI_PORT:-8000}  (Ctrl-C stops web, workers and beat)"
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
 
 test: install

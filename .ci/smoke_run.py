@@ -39,9 +39,11 @@ def main() -> int:
         wait(lambda: http_ok(f"{BASE}/accounts/login/"), 240, "the web server to answer", log_path)
         use_the_product()
         wait(
-            lambda: "celery@" in log_path.read_text() and " ready." in log_path.read_text(),
+            lambda: all(
+                re.search(rf"{name}@\S+ ready\.", log_path.read_text()) for name in ("default", "io")
+            ),
             60,
-            "the worker to connect",
+            "both workers (default and io queues) to connect",
             log_path,
         )
         wait(

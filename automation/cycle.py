@@ -52,9 +52,17 @@ class Outside:
 
 
 def slot_of(bot: Bot, moment: datetime) -> datetime:
+    """Start of the timeframe period that contains `moment`."""
     period = Market(bot.exchange, bot.symbol, bot.timeframe).period
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return moment - (moment - epoch) % period
+
+
+def offset_of(bot: Bot) -> timedelta:
+    """How far into each period the bot's cycle is due: whole minutes, stable per bot, spread evenly (a
+    multiplicative hash of the id), so that a thousand bots do not call the analyst in the same second."""
+    minutes = int(Market(bot.exchange, bot.symbol, bot.timeframe).period.total_seconds() // 60)
+    return timedelta(minutes=(bot.pk * 2654435761) % 2**32 % minutes)
 
 
 def claim(bot: Bot, slot: datetime) -> tuple[CycleRun, bool]:
@@ -80,16 +88,20 @@ def _move(run: CycleRun, old: str, new: str, **fields) -> bool:
     return bool(moved)
 
 
-def run_cycle(bot_id: int, slot: datetime, outside: Outside = Outside()) -> CycleRun:
+def run_cycle(
+    bot_id: int, slot: datetime, outside: Outside = Outside(), *, on_schedule: bool = True
+) -> CycleRun:
+    """Run the bot's cycle for `slot`. A scheduled run (`on_schedule`) that starts too long after it was due
+    is skipped; a run the owner asked for (run-now) is never late."""
     bot = Bot.objects.select_related("owner", "exchange_account").get(pk=bot_id)
     run, owned = claim(bot, slot)
     if not owned:
         return run  # a duplicate: the slot is someone else's, running or done
     market = Market(bot.exchange, bot.symbol, bot.timeframe)
-    source = outside.source or _source_for(market)
+    source = outside.source or source_for(market)
     # Stored candles have a market clock, the slot; a live market is read as of now.
     clock = slot if isinstance(source, StoredCandles) else timezone.now()
-    if clock - slot > market.period * LATE_SHARE:
+    if on_schedule and clock - (slot + offset_of(bot)) > market.period * LATE_SHARE:
         _move(
             run,
             CycleRun.Status.CLAIMED,
@@ -138,7 +150,7 @@ def run_cycle(bot_id: int, slot: datetime, outside: Outside = Outside()) -> Cycl
     return run
 
 
-def _source_for(market: Market) -> MarketDataSource:
+def source_for(market: Market) -> MarketDataSource:
     if has_stored_candles(market.exchange, market.symbol, market.timeframe):
         return StoredCandles()
     return CcxtCandles(market.exchange)

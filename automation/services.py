@@ -1,10 +1,24 @@
-"""State changes of bots. Each one is a compare-and-swap on the status, so two callers racing on the
-same bot cannot both act: only the one whose update matched a row goes on."""
+"""State changes of bots, as Zulip does them: validation first, then the change under a row lock that
+re-checks the state, so two callers racing on the same bot cannot both act."""
 
+import json
+
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from .models import AutomationSession, Bot
+from market.errors import MarketDataError
+from market.exchanges import CcxtCandles, has_stored_candles, is_ccxt_exchange
+from market.sources import Market
+
+from .models import AutomationSession, Bot, CycleRun
+
+CYCLE_TASK = "automation.tasks.run_cycle_task"
+
+
+class BotActionError(Exception):
+    """Why a bot cannot be started, stopped or run; the message is for the user."""
 
 
 def session_close(bot: Bot, reason: str) -> None:
@@ -13,11 +27,110 @@ def session_close(bot: Bot, reason: str) -> None:
     )
 
 
+def check_startable(bot: Bot) -> None:
+    if bot.mode == Bot.Mode.LIVE:
+        if not settings.LIVE_TRADING_ENABLED:
+            raise BotActionError("Live trading is disabled on this server.")
+        if bot.exchange_account is None or bot.exchange_account.owner_id != bot.owner_id:
+            raise BotActionError("A live bot needs an exchange account of yours; add one and edit the bot.")
+        if not bot.live_confirmed:
+            raise BotActionError("Confirm on the bot's form that it may place real orders.")
+    market = Market(bot.exchange, bot.symbol, bot.timeframe)
+    if not (bot.mode == Bot.Mode.SIMULATION and has_stored_candles(bot.exchange, bot.symbol, bot.timeframe)):
+        if not is_ccxt_exchange(bot.exchange):
+            raise BotActionError(f"'{bot.exchange}' is not an exchange TradingAI can connect to.")
+        try:
+            # One candle: proves the exchange answers and lists the symbol.
+            CcxtCandles(bot.exchange).candles(market, limit=1)
+        except MarketDataError as e:
+            raise BotActionError(f"{bot.symbol} cannot be traded on {bot.exchange}: {e}") from None
+    running = Bot.objects.filter(owner=bot.owner, status=Bot.Status.RUNNING).exclude(pk=bot.pk).count()
+    if running >= bot.owner.max_running_bots:
+        raise BotActionError(
+            f"Your plan runs at most {bot.owner.max_running_bots} bot(s) at once; stop one first."
+        )
+
+
+def _schedule(bot: Bot) -> CrontabSchedule:
+    from .cycle import offset_of
+
+    minutes = int(offset_of(bot).total_seconds() // 60)
+    minute, hour = {
+        "15m": (f"{minutes}-59/15", "*"),
+        "1h": (str(minutes), "*"),
+        "4h": (str(minutes % 60), f"{minutes // 60}-23/4"),
+        "1d": (str(minutes % 60), str(minutes // 60)),
+    }[bot.timeframe]
+    schedule, _ = CrontabSchedule.objects.get_or_create(
+        minute=minute, hour=hour, day_of_week="*", day_of_month="*", month_of_year="*", timezone="UTC"
+    )
+    return schedule
+
+
+def bot_start(bot: Bot) -> AutomationSession:
+    """Open a session and put the bot's cycle on beat's schedule."""
+    check_startable(bot)
+    with transaction.atomic():
+        locked = Bot.objects.select_for_update().get(pk=bot.pk)
+        if locked.status == Bot.Status.RUNNING:
+            raise BotActionError(f"“{bot.name}” is already running.")
+        locked.status = Bot.Status.RUNNING
+        locked.save(update_fields=["status", "updated_at"])
+        session = AutomationSession.objects.create(bot=locked)
+        PeriodicTask.objects.update_or_create(
+            name=f"bot {bot.pk} cycle",
+            defaults={
+                "task": CYCLE_TASK,
+                "crontab": _schedule(locked),
+                "interval": None,
+                "args": json.dumps([bot.pk]),
+                "enabled": True,
+                "description": f"{bot.name}: {bot.symbol} {bot.timeframe} on {bot.exchange}",
+            },
+        )
+    bot.status = Bot.Status.RUNNING
+    return session
+
+
+def _unschedule(bot: Bot) -> None:
+    PeriodicTask.objects.filter(name=f"bot {bot.pk} cycle").update(enabled=False)
+
+
+def bot_stop(bot: Bot, reason: str = "stopped by its owner") -> None:
+    with transaction.atomic():
+        if (
+            not Bot.objects.filter(pk=bot.pk)
+            .exclude(status=Bot.Status.STOPPED)
+            .update(status=Bot.Status.STOPPED)
+        ):
+            raise BotActionError(f"“{bot.name}” is not running.")
+        session_close(bot, reason)
+        _unschedule(bot)
+    bot.status = Bot.Status.STOPPED
+
+
 @transaction.atomic
 def bot_pause(bot: Bot, reason: str) -> bool:
     """Pause a running bot and close its session. False if it was not running."""
     if not Bot.objects.filter(pk=bot.pk, status=Bot.Status.RUNNING).update(status=Bot.Status.PAUSED):
         return False
     session_close(bot, reason)
+    _unschedule(bot)
     bot.status = Bot.Status.PAUSED
     return True
+
+
+def bot_run_now(bot: Bot) -> str:
+    """Queue the cycle of the current period at once; returns the slot's ISO time."""
+    from .cycle import slot_of
+    from .tasks import run_cycle_task
+
+    if bot.status != Bot.Status.RUNNING:
+        raise BotActionError(f"Start “{bot.name}” first; run-now runs a running bot's cycle at once.")
+    slot = slot_of(bot, timezone.now())
+    if CycleRun.objects.filter(bot=bot, slot=slot).exists():
+        raise BotActionError(
+            f"The cycle for {slot:%Y-%m-%d %H:%M} UTC has already run; the next one is due soon."
+        )
+    transaction.on_commit(lambda: run_cycle_task.delay(bot.pk, slot.isoformat()))
+    return slot.isoformat()

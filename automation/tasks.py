@@ -1,9 +1,15 @@
 import platform
+from datetime import datetime
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from .models import Heartbeat
+from .models import Bot, Heartbeat
+from .monitoring import monitor_running_bots
+
+# The cycle's own failures are recorded on its run, not retried; only losing the database mid-task is.
+TRANSIENT = (OperationalError, InterfaceError)
 
 
 @shared_task(ignore_result=True)
@@ -12,3 +18,38 @@ def heartbeat_task():
     Heartbeat.objects.update_or_create(
         name="worker", defaults={"seen_at": timezone.now(), "detail": platform.node()}
     )
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=True,  # a worker killed mid-cycle leaves the message to be redelivered; the run's CAS dedups it
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+    soft_time_limit=8 * 60,
+    time_limit=10 * 60,  # shorter than cycle.STALE_RUN, so a run still RUNNING after that is dead
+)
+def run_cycle_task(bot_id: int, slot: str | None = None):
+    """Beat sends it with no slot (the period now due); run-now sends the current slot."""
+    from .cycle import offset_of, run_cycle, slot_of
+
+    bot = Bot.objects.filter(pk=bot_id, status=Bot.Status.RUNNING).first()
+    if bot is None:
+        return  # stopped or paused since the message was sent
+    if slot:
+        run_cycle(bot.pk, datetime.fromisoformat(slot), on_schedule=False)
+    else:
+        run_cycle(bot.pk, slot_of(bot, timezone.now() - offset_of(bot)))
+
+
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+    soft_time_limit=4 * 60,
+    time_limit=5 * 60,
+)
+def monitor_trades_task():
+    monitor_running_bots()

@@ -2,12 +2,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
 from learning.models import AILearningData
 
 from .forms import BotForm
 from .models import Bot
 from .selectors import worker_alive
+from .services import BotActionError, bot_run_now, bot_start, bot_stop
 
 
 @login_required
@@ -43,7 +45,7 @@ def bot_detail(request, pk):
     return render(
         request,
         "automation/bot_detail.html",
-        {"bot": bot, "sessions": bot.sessions.all()[:20], "runs": bot.runs.all()[:50]},
+        {"bot": bot, "sessions": bot.sessions.all()[:20], "runs": bot.runs.select_related("analysis")[:50]},
     )
 
 
@@ -60,3 +62,24 @@ def analysis_chart(request, pk):
     response = FileResponse(image, content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@login_required
+@require_POST
+def bot_action(request, pk, action):
+    bot = get_object_or_404(
+        Bot.objects.select_related("owner", "exchange_account"), pk=pk, owner=request.user
+    )
+    try:
+        if action == "start":
+            bot_start(bot)
+            messages.success(request, f"“{bot.name}” is running; its first cycle is due within the period.")
+        elif action == "stop":
+            bot_stop(bot)
+            messages.success(request, f"“{bot.name}” stopped.")
+        else:
+            slot = bot_run_now(bot)
+            messages.success(request, f"The cycle for {slot[:16].replace('T', ' ')} UTC is on its way.")
+    except BotActionError as e:
+        messages.error(request, str(e))
+    return redirect(bot)

@@ -1,5 +1,6 @@
-"""The OpenAI stand-in server, for the analyze command's end-to-end test."""
+"""Stand-ins for the automation tests: the OpenAI server and the Binance exchange."""
 
+from tests.market.conftest import exchange_stand_in
 from tests.stand_ins.openai_server import openai_stand_in
 
-__all__ = ["openai_stand_in"]
+__all__ = ["exchange_stand_in", "openai_stand_in"]

@@ -197,7 +197,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": WORKER_HEARTBEAT_SECONDS,
         "options": {"expires": WORKER_HEARTBEAT_SECONDS},
     },
+    "monitor-open-trades": {
+        "task": "automation.tasks.monitor_trades_task",
+        "schedule": env.float("TRADINGAI_MONITOR_SECONDS", default=300.0),
+        "options": {"expires": 240},
+    },
 }
+# Cycles wait on the LLM, the exchange and the browser: they run on their own queue, in a worker with many
+# threads; everything else stays on "default". Each bot's cycle schedule is a row of django-celery-beat
+# (see automation.services.bot_start), so it shows and can be edited in the admin.
+CELERY_TASK_ROUTES = {"automation.tasks.run_cycle_task": {"queue": "io"}}
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,28 @@
+"""Between cycles, every few minutes: open trades checked against the candles since their entry."""
+
+import logging
+
+from market.errors import MarketDataError
+from market.sources import Market
+from trades.models import Trade
+from trades.monitor import monitor_trades
+
+from .cycle import source_for
+from .models import Bot
+
+logger = logging.getLogger(__name__)
+LOOKBACK = 500  # candles: more than MAX_HOLDING_CANDLES, so every open trade's whole life is covered
+
+
+def monitor_running_bots() -> int:
+    closed = 0
+    bots = Bot.objects.filter(trades__status=Trade.Status.OPEN).distinct()
+    for bot in bots:
+        market = Market(bot.exchange, bot.symbol, bot.timeframe)
+        try:
+            candles = source_for(market).candles(market, limit=LOOKBACK)
+        except MarketDataError as e:
+            logger.warning("monitor: no candles for bot %s: %s", bot.pk, e)
+            continue
+        closed += len(monitor_trades(bot, candles, market.period))
+    return closed
