@@ -1,6 +1,7 @@
 """End to end with real processes: a Celery worker and beat on the configured broker (the filesystem
 transport by default, Redis in CI) and the test database."""
 
+import io
 import os
 import subprocess
 import sys
@@ -10,12 +11,15 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from automation.models import Heartbeat
+from automation.models import Bot, CycleRun, Heartbeat
+from automation.services import bot_run_now, bot_start
 from automation.tasks import heartbeat_task
+from learning.models import AILearningData
 from tradingai.settings.base import BASE_DIR
 
 
@@ -95,3 +99,30 @@ def test_a_task_sent_here_runs_on_the_worker_and_beat_schedules_it(celery_env, t
     assert PeriodicTask.objects.filter(
         name="worker-heartbeat", task="automation.tasks.heartbeat_task"
     ).exists()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_run_now_runs_a_whole_cycle_on_the_worker(celery_env, tmp_path):
+    """The paper bot of the demo market, started and run now: the worker claims the slot, analyses the
+    stored candles, renders the chart and records the analysis."""
+    call_command("seed_demo", stdout=io.StringIO())
+    bot = Bot.objects.get()
+    bot_start(bot)
+    slot = bot_run_now(bot)  # no transaction here: the task is sent at once
+    log_path = tmp_path / "celery.log"
+    with log_path.open("w") as log:
+        worker = start(["worker", "--pool=solo", "--queues=default,io", "--without-mingle"], celery_env, log)
+        try:
+            done = wait_for(
+                lambda: CycleRun.objects.filter(bot=bot, status__in=["SUCCEEDED", "FAILED"]).exists()
+            )
+            assert done, log_path.read_text()
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    run = CycleRun.objects.get(bot=bot)
+    assert (run.status, run.slot.isoformat()) == ("SUCCEEDED", slot), run.error
+    analysis = AILearningData.objects.get(cycle_run=run)
+    assert analysis.analyst == "technical"
+    assert analysis.screenshot.name.startswith("charts/EURUSD_1h_")
