@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import pandas as pd
+from django.core.files.storage import default_storage
 
 from market.indicators import MIN_CANDLES, Indicators, indicators_for
 from market.sources import Market, MarketDataSource, require
@@ -14,7 +15,7 @@ from market.sources import Market, MarketDataSource, require
 from .analysts.base import AnalysisRequest, Analyst, AnalystResult
 from .analysts.service import analyse
 from .charts.rendered import render_chart
-from .charts.storage import save_chart
+from .charts.storage import chart_name, save_chart
 
 # Enough candles for EMA 200 to settle; the chart shows the most recent of them.
 LOOKBACK = 300
@@ -53,6 +54,20 @@ class StepTimer:
             self.timings[name] = round(time.perf_counter() - started, 4)
 
 
+def shared_chart(
+    candles: pd.DataFrame, market: Market, indicators: Indicators, as_of: datetime
+) -> tuple[bytes, str]:
+    """The rendered chart depends only on the market's candles, so, like the indicators, it is drawn once
+    per market and candle and shared by every bot on that market: a thousand bots on twenty markets draw
+    twenty charts. Two workers racing may both draw it; the storage keeps both, nothing breaks."""
+    name = chart_name(market, as_of)
+    if default_storage.exists(name):
+        with default_storage.open(name, "rb") as stored:
+            return stored.read(), name
+    png = render_chart(candles, market, indicators)
+    return png, save_chart(png, market, as_of)
+
+
 def analyse_market(
     market: Market,
     *,
@@ -69,9 +84,12 @@ def analyse_market(
         lambda: require(source.candles(market, limit=LOOKBACK, until=until), MIN_CANDLES, market),
     )
     indicators = timer.step("indicators", indicators_for, market, candles)
-    png = timer.step("chart", chart, candles, market, indicators)
     as_of = (candles.index[-1] + market.period).to_pydatetime()
-    name = timer.step("chart_store", save_chart, png, market, as_of)
+    if chart is render_chart:
+        png, name = timer.step("chart", shared_chart, candles, market, indicators, as_of)
+    else:
+        png = timer.step("chart", chart, candles, market, indicators)
+        name = timer.step("chart_store", save_chart, png, market, as_of)
     request = AnalysisRequest(market=market, indicators=indicators, chart_png=png, insights=insights)
     result = timer.step("analysis", analyse, analyst, request)
     return MarketAnalysis(market, candles, indicators, name, result, timer.timings)

@@ -15,3 +15,15 @@ class UnknownMarketError(MarketDataError):
 
 class NotEnoughCandlesError(MarketDataError):
     """Fewer candles are available than the analysis needs."""
+
+
+class ExchangeAuthError(MarketDataError):
+    """The exchange refused the account's keys: wrong, revoked, or without the permission for the call."""
+
+
+class OrderRejectedError(MarketDataError):
+    """The exchange refused the order: invalid for the market, or not enough funds."""
+
+
+class OrderNotFoundError(MarketDataError):
+    """The exchange has no order with the id asked for: for a client order id, it was never placed."""

@@ -5,22 +5,32 @@ client and every ccxt exception is translated at one boundary, `ccxt_errors()`, 
 "try again later" (TemporaryMarketDataError) or "needs a human" (the other MarketDataErrors)."""
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
-from .errors import MarketDataError, TemporaryMarketDataError, UnknownMarketError
+from .errors import (
+    ExchangeAuthError,
+    MarketDataError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    TemporaryMarketDataError,
+    UnknownMarketError,
+)
 from .importers import Bar
 from .models import Candle
 from .sources import Market, frame
+
+if TYPE_CHECKING:
+    from accounts.models import ExchangeAccount
 
 # Candles per request when the exchange does not declare its maximum in ccxt's `features`.
 DEFAULT_OHLCV_PAGE = 500
@@ -42,12 +52,19 @@ def has_stored_candles(exchange: str, symbol: str | None, timeframe: str | None)
     return Candle.objects.filter(exchange=exchange, symbol=symbol, timeframe=timeframe).exists()
 
 
-def make_client(exchange_id: str, *, api_origin: str | None = None, config: dict[str, Any] | None = None):
+def make_client(
+    exchange_id: str,
+    *,
+    api_origin: str | None = None,
+    config: dict[str, Any] | None = None,
+    account: "ExchangeAccount | None" = None,
+):
     """A ccxt client for public market data: rate limiter on, every call bounded by the setting.
 
     `api_origin` ("http://127.0.0.1:8123") replaces the scheme and host of every API URL and keeps the
     paths, so the client talks to a stand-in that serves the exchange's real API. `config` overrides the
-    defaults, e.g. a shorter timeout in tests."""
+    defaults, e.g. a shorter timeout in tests. With `account`, the client also signs private calls with the
+    account's keys, on the exchange's test network when the account is a sandbox one."""
     if not is_ccxt_exchange(exchange_id):
         raise UnknownMarketError(f"'{exchange_id}' is not an exchange id ccxt knows (e.g. binance, kraken)")
     import ccxt
@@ -56,12 +73,34 @@ def make_client(exchange_id: str, *, api_origin: str | None = None, config: dict
         {
             "enableRateLimit": True,
             "timeout": int(settings.MARKET_DATA_TIMEOUT_SECONDS * 1000),
+            **(_signing_config(account) if account else {}),
             **(config or {}),
         }
     )
+    if account and account.sandbox:
+        # Before the origin is replaced: sandbox mode swaps the test network's URLs in wholesale.
+        with ccxt_errors(exchange_id):
+            client.set_sandbox_mode(True)
     if api_origin:
         client.urls["api"] = _with_origin(client.urls["api"], api_origin.rstrip("/"))
     return client
+
+
+def account_client(account: "ExchangeAccount"):
+    """A ccxt client that trades with `account`'s keys (see make_client)."""
+    return make_client(account.exchange, account=account)
+
+
+def _signing_config(account: "ExchangeAccount") -> dict[str, Any]:
+    credentials = account.credentials()
+    return {
+        "apiKey": credentials.api_key,
+        "secret": credentials.secret,
+        "password": credentials.password,
+        # With keys, ccxt's binance load_markets() also asks three signed endpoints for the currencies and
+        # the margin pairs; spot orders need the markets only.
+        "options": {"fetchCurrencies": False, "fetchMargins": False},
+    }
 
 
 def _with_origin(urls: str | dict, origin: str) -> str | dict:
@@ -71,14 +110,20 @@ def _with_origin(urls: str | dict, origin: str) -> str | dict:
     return origin + urlsplit(urls).path
 
 
-def _one_line(e: Exception) -> str:
+def _one_line(e: Exception, secrets: Iterable[str] = ()) -> str:
     # ccxt messages carry the response body, which may span lines (an HTML error page).
-    return f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
+    text = str(e)
+    for secret in filter(None, secrets):
+        text = text.replace(secret, "****")  # before the cut, which could leave part of one
+    return f"{type(e).__name__}: {' '.join(text.split())[:300]}"
 
 
 @contextmanager
-def ccxt_errors(exchange_id: str) -> Iterator[None]:
-    """The boundary: ccxt exceptions inside become MarketDataErrors, the ccxt one kept as the cause."""
+def ccxt_errors(exchange_id: str, *, secrets: Iterable[str] = ()) -> Iterator[None]:
+    """The boundary: ccxt exceptions inside become MarketDataErrors, the ccxt one kept as the cause.
+
+    `secrets`, an account's keys, are masked in the messages: some exchanges take the key in the URL, which
+    ccxt quotes in network errors, and an error body may echo it. (The ccxt exception is left as it is.)"""
     import ccxt
 
     try:
@@ -86,11 +131,20 @@ def ccxt_errors(exchange_id: str) -> Iterator[None]:
     # OperationFailed is what ccxt itself retries (maxRetriesOnFailure): NetworkError (timeouts, rate
     # limits, DDoS protection, exchange unavailable) and responses it could not parse.
     except ccxt.OperationFailed as e:
-        raise TemporaryMarketDataError(f"{exchange_id}, try again later: {_one_line(e)}") from e
+        raise TemporaryMarketDataError(f"{exchange_id}, try again later: {_one_line(e, secrets)}") from e
     except ccxt.BadSymbol as e:
-        raise UnknownMarketError(f"{exchange_id} does not know the symbol: {_one_line(e)}") from e
+        raise UnknownMarketError(f"{exchange_id} does not know the symbol: {_one_line(e, secrets)}") from e
+    # PermissionDenied and AccountSuspended are AuthenticationErrors.
+    except ccxt.AuthenticationError as e:
+        raise ExchangeAuthError(f"{exchange_id} refused the API keys: {_one_line(e, secrets)}") from e
+    # OrderNotFound is an InvalidOrder too (as are the rejections OrderNotFillable and DuplicateOrderId):
+    # it goes first.
+    except ccxt.OrderNotFound as e:
+        raise OrderNotFoundError(f"{exchange_id} has no such order: {_one_line(e, secrets)}") from e
+    except (ccxt.InvalidOrder, ccxt.InsufficientFunds) as e:
+        raise OrderRejectedError(f"{exchange_id} rejected the order: {_one_line(e, secrets)}") from e
     except ccxt.BaseError as e:
-        raise MarketDataError(f"{exchange_id}: {_one_line(e)}") from e
+        raise MarketDataError(f"{exchange_id}: {_one_line(e, secrets)}") from e
 
 
 def _ms(moment: datetime) -> int:

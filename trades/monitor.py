@@ -11,6 +11,7 @@ import pandas as pd
 from django.conf import settings
 from django.db import transaction
 
+from .brokers.base import Broker, OrderRequest
 from .models import Trade
 
 PRICE_STEP = Decimal("0.000000000001")
@@ -42,10 +43,9 @@ def find_exit(trade: Trade, candles: pd.DataFrame, period, max_candles: int) -> 
     return None
 
 
-def close_trade(trade: Trade, exit: Exit, fee_pct: Decimal) -> bool:
+def close_trade(trade: Trade, exit: Exit, exit_fee: Decimal) -> bool:
     """Close an open trade at `exit`. Compare-and-swap on the status: False if someone closed it first."""
     direction = 1 if trade.side == Trade.Side.BUY else -1
-    exit_fee = (exit.price * trade.amount * fee_pct / 100).quantize(PRICE_STEP)
     fees = trade.fees + exit_fee
     pnl = (direction * (exit.price - trade.price) * trade.amount - fees).quantize(PRICE_STEP)
     cost = trade.price * trade.amount
@@ -68,13 +68,39 @@ def close_trade(trade: Trade, exit: Exit, fee_pct: Decimal) -> bool:
     return closed == 1
 
 
-def monitor_trades(bot, candles: pd.DataFrame, period) -> list[Trade]:
+def _exit_fill(trade: Trade, exit: Exit, broker: Broker | None) -> tuple[Exit, Decimal]:
+    """Paper trades leave at the exit level with the taker fee; live ones by a market order on the exchange,
+    at the price it fills (its client order id makes a retried close find the first one)."""
+    if trade.is_simulated:
+        return exit, (exit.price * trade.amount * settings.SIMULATION_FEE_PCT / 100).quantize(PRICE_STEP)
+    if broker is None:
+        from .brokers.live import LiveBroker
+
+        broker = LiveBroker(trade.bot.exchange_account)
+    fill = broker.place(
+        OrderRequest(
+            symbol=trade.symbol,
+            side="SELL" if trade.side == Trade.Side.BUY else "BUY",
+            amount=trade.amount,
+            price=exit.price,
+            client_order_id=f"tai-trade-{trade.pk}-close",
+        )
+    )
+    return Exit(fill.price, fill.filled_at, exit.reason), fill.fee
+
+
+def monitor_trades(bot, candles: pd.DataFrame, period, broker: Broker | None = None) -> list[Trade]:
     """Close every open trade of the bot whose exit the candles show; returns the trades closed."""
     closed = []
-    for trade in Trade.objects.filter(bot=bot, status=Trade.Status.OPEN).order_by("execution_time"):
+    for trade in (
+        Trade.objects.filter(bot=bot, status=Trade.Status.OPEN)
+        .select_related("bot")
+        .order_by("execution_time")
+    ):
         exit = find_exit(trade, candles, period, settings.MAX_HOLDING_CANDLES)
-        if exit and close_trade(
-            trade, exit, settings.SIMULATION_FEE_PCT if trade.is_simulated else Decimal(0)
-        ):
+        if exit is None:
+            continue
+        exit, fee = _exit_fill(trade, exit, broker)
+        if close_trade(trade, exit, fee):
             closed.append(trade)
     return closed

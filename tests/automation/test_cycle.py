@@ -248,3 +248,38 @@ def test_slots_follow_the_timeframe(bot):
     assert slot_of(bot, at) == datetime(2024, 5, 1, 13, tzinfo=UTC)
     assert slot_of(four_hours, at) == datetime(2024, 5, 1, 12, tzinfo=UTC)
     assert Market("sample", "EUR/USD", "1h").period == HOUR
+
+
+def test_a_live_trade_is_closed_by_an_order_on_the_exchange(bot):
+    from decimal import Decimal
+
+    from trades.brokers.base import Fill
+    from trades.monitor import monitor_trades
+
+    class RecordingBroker:
+        def __init__(self):
+            self.orders = []
+
+        def place(self, order):
+            self.orders.append(order)
+            return Fill(Decimal("1.1"), order.amount, Decimal("0.5"), "x-1", SLOT + 3 * HOUR)
+
+    candles = StoredCandles().candles(Market("sample", "EUR/USD", "1h"), limit=50, until=SLOT + 10 * HOUR)
+    entry = Decimal(str(candles["close"].iloc[-11]))
+    trade = Trade.objects.create(
+        owner=bot.owner, bot=bot, symbol="EUR/USD", side="BUY", amount=Decimal(100), price=entry,
+        stop_loss=entry - Decimal("0.0001"), status="OPEN", is_simulated=False, execution_time=SLOT,
+    )  # fmt: skip
+    broker = RecordingBroker()
+    assert monitor_trades(bot, candles, HOUR, broker=broker) == [trade]
+    [order] = broker.orders
+    assert (order.side, order.amount, order.client_order_id) == (
+        "SELL",
+        Decimal(100),
+        f"tai-trade-{trade.pk}-close",
+    )
+    trade.refresh_from_db()
+    assert (trade.status, trade.exit_price, trade.fees) == ("CLOSED", Decimal("1.1"), Decimal("0.5"))
+    assert trade.learning_data["exit_reason"] == "STOP_LOSS"
+    assert monitor_trades(bot, candles, HOUR, broker=broker) == []
+    assert len(broker.orders) == 1

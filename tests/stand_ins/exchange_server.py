@@ -1,16 +1,29 @@
-"""A stand-in for Binance's public spot REST API, served over real HTTP on 127.0.0.1, so that tests run the
-real ccxt client end to end. It answers what ccxt 4.5's binance.py asks for in load_markets() and
-fetch_ohlcv(), with the JSON shapes that binance.py parses:
+"""A stand-in for Binance's spot REST API, served over real HTTP on 127.0.0.1, so that tests run the real
+ccxt client end to end. It answers what ccxt 4.5's binance.py asks for in load_markets(), fetch_ohlcv(),
+create_order() (market orders), fetch_order() and fetch_order_trades(), with the JSON shapes that
+binance.py parses:
 
-    GET /api/v3/exchangeInfo   spot markets: BTC/USDT, ETH/USDT, ETH/BTC
-    GET /fapi/v1/exchangeInfo  USDT-margined futures: none listed (ccxt loads them by default)
-    GET /dapi/v1/exchangeInfo  coin-margined futures: none listed
-    GET /api/v3/klines         candles: symbol, interval, startTime, endTime, limit (default 500, max 1000)
+    GET  /api/v3/exchangeInfo   spot markets: BTC/USDT, ETH/USDT, ETH/BTC
+    GET  /fapi/v1/exchangeInfo  USDT-margined futures: none listed (ccxt loads them by default)
+    GET  /dapi/v1/exchangeInfo  coin-margined futures: none listed
+    GET  /api/v3/klines         candles: symbol, interval, startTime, endTime, limit (default 500, max 1000)
+    POST /api/v3/order          signed: a MARKET order, filled at once; the FULL answer, with its fill
+    GET  /api/v3/order          signed: one order, by orderId or origClientOrderId
+    GET  /api/v3/myTrades       signed: the account's fills in a market, optionally of one orderId
 
 Candles exist from LISTED up to the one open now, each a fixed function of its market, interval and open
-time, so every test sees the same prices. Failures are scripted per path (`fail_next`, `stall_next`) and
-every request received is recorded (`requests`, `requests_to`)."""
+time, so every test sees the same prices. A market order fills at the close of the hourly candle open now,
+with Binance's 0.1 % taker commission, in the base asset for a buy and the quote asset for a sell.
 
+Signed requests must carry the X-MBX-APIKEY header (the key given to the stand-in, when one is) and a
+signature, which is not checked. As on Binance, a newClientOrderId is unique among open orders only: a
+market order fills at once, so its id may be sent again and fills again. Not having placed it twice is the
+client's business.
+
+Failures are scripted per path, and optionally per method (`fail_next`, `stall_next`, `pass_next`);
+every request received is recorded (`requests`, `requests_to`) and every order filled (`orders`)."""
+
+import itertools
 import json
 import math
 import threading
@@ -18,15 +31,21 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 EXCHANGE_INFO = "/api/v3/exchangeInfo"
 KLINES = "/api/v3/klines"
+ORDER = "/api/v3/order"
+MY_TRADES = "/api/v3/myTrades"
+SIGNED = (ORDER, MY_TRADES)
 LISTED = datetime(2025, 1, 1, tzinfo=UTC)
 LISTED_MS = int(LISTED.timestamp() * 1000)
 INTERVALS_MS = {"15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
 DEFAULT_LIMIT, MAX_LIMIT = 500, 1000
+TAKER_COMMISSION = Decimal("0.001")
+EIGHT_PLACES = Decimal("0.00000001")  # Binance quotes every amount with 8 decimals
 
 # Error bodies as Binance sends them.
 INVALID_SYMBOL = {"code": -1121, "msg": "Invalid symbol."}
@@ -36,6 +55,15 @@ RATE_LIMITED = {
     "msg": "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "
     "Please use WebSocket Streams for live updates to avoid polling the API.",
 }
+INVALID_API_KEY = {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action."}
+MISSING_API_KEY = {"code": -2014, "msg": "API-key format invalid."}
+MISSING_SIGNATURE = {
+    "code": -1102,
+    "msg": "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
+}
+ORDER_NOT_FOUND = {"code": -2013, "msg": "Order does not exist."}
+INSUFFICIENT_BALANCE = {"code": -2010, "msg": "Account has insufficient balance for requested action."}
+INVALID_ORDER_TYPE = {"code": -1116, "msg": "Invalid orderType."}  # the stand-in fills MARKET orders only
 # What the CDN in front of the API returns while the API is down: HTML, not JSON.
 UNAVAILABLE = "<html><head><title>503 Service Temporarily Unavailable</title></head>\n<body>503</body></html>"
 
@@ -58,7 +86,86 @@ LISTINGS = (
 @dataclass(frozen=True)
 class Received:
     path: str
-    params: dict[str, str]
+    params: dict[str, str]  # of the query string and, for a POST, of the form body
+    method: str = "GET"
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    """A market order the stand-in filled, in one trade (whose id is the order's)."""
+
+    order_id: int
+    client_order_id: str
+    listing: Listing
+    side: str  # BUY or SELL
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    commission_asset: str
+    time_ms: int
+
+    @property
+    def quote_quantity(self) -> Decimal:
+        return (self.quantity * self.price).quantize(EIGHT_PLACES)
+
+    def _fields(self) -> dict:
+        return {
+            "symbol": self.listing.id,
+            "orderId": self.order_id,
+            "orderListId": -1,
+            "clientOrderId": self.client_order_id,
+            "price": "0.00000000",
+            "origQty": f"{self.quantity:.8f}",
+            "executedQty": f"{self.quantity:.8f}",
+            "origQuoteOrderQty": "0.00000000",
+            "cummulativeQuoteQty": f"{self.quote_quantity:.8f}",
+            "status": "FILLED",
+            "timeInForce": "GTC",
+            "type": "MARKET",
+            "side": self.side,
+            "workingTime": self.time_ms,
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+        }
+
+    def as_placed(self) -> dict:
+        """As POST /api/v3/order answers with newOrderRespType FULL."""
+        fill = {
+            "price": f"{self.price:.8f}",
+            "qty": f"{self.quantity:.8f}",
+            "commission": f"{self.commission:.8f}",
+            "commissionAsset": self.commission_asset,
+            "tradeId": self.order_id,
+        }
+        return {**self._fields(), "transactTime": self.time_ms, "fills": [fill]}
+
+    def as_order(self) -> dict:
+        """As GET /api/v3/order answers."""
+        return {
+            **self._fields(),
+            "stopPrice": "0.00000000",
+            "icebergQty": "0.00000000",
+            "time": self.time_ms,
+            "updateTime": self.time_ms,
+            "isWorking": True,
+        }
+
+    def as_trade(self) -> dict:
+        """As GET /api/v3/myTrades lists it."""
+        return {
+            "symbol": self.listing.id,
+            "id": self.order_id,
+            "orderId": self.order_id,
+            "orderListId": -1,
+            "price": f"{self.price:.8f}",
+            "qty": f"{self.quantity:.8f}",
+            "quoteQty": f"{self.quote_quantity:.8f}",
+            "commission": f"{self.commission:.8f}",
+            "commissionAsset": self.commission_asset,
+            "time": self.time_ms,
+            "isBuyer": self.side == "BUY",
+            "isMaker": False,
+            "isBestMatch": True,
+        }
 
 
 @dataclass(frozen=True)
@@ -66,6 +173,10 @@ class _Script:
     status: int | None = None
     body: object = None
     delay: float = 0.0
+    method: str | None = None  # any
+
+    def applies_to(self, method: str) -> bool:
+        return self.method in (None, method)
 
 
 def _close(listing: Listing, index: int) -> float:
@@ -91,6 +202,12 @@ def kline(listing: Listing, open_ms: int, period_ms: int) -> list:
         f"{volume * close / 2:.8f}",
         "0",
     ]
+
+
+def price_now(listing: Listing) -> Decimal:
+    """Where a market order fills: the close of the hourly candle open now."""
+    open_ms = int(time.time() * 1000) // INTERVALS_MS["1h"] * INTERVALS_MS["1h"]
+    return Decimal(kline(listing, open_ms, INTERVALS_MS["1h"])[4])
 
 
 def _symbol_info(listing: Listing) -> dict:
@@ -123,10 +240,15 @@ def _symbol_info(listing: Listing) -> dict:
 
 
 class ExchangeStandIn:
-    """Binance on 127.0.0.1 and a free port; use as a context manager, or start() and close()."""
+    """Binance on 127.0.0.1 and a free port; use as a context manager, or start() and close().
 
-    def __init__(self):
+    `api_key`, when given, is the only key signed requests are accepted with."""
+
+    def __init__(self, *, api_key: str | None = None):
+        self.api_key = api_key
         self.requests: list[Received] = []
+        self.orders: list[PlacedOrder] = []
+        self._order_ids = itertools.count(28_000_001)
         self.listed = {listing.id: listing for listing in LISTINGS}
         self._scripts: dict[str, deque[_Script]] = defaultdict(deque)
         self._lock = threading.Lock()
@@ -158,15 +280,23 @@ class ExchangeStandIn:
     def __exit__(self, *exc_info) -> None:
         self.close()
 
-    def fail_next(self, path: str, status: int, body: object) -> None:
-        """The next request to `path` gets this status and body (JSON unless a str)."""
+    def fail_next(self, path: str, status: int, body: object, *, method: str | None = None) -> None:
+        """The next request to `path` (with `method`, if given) gets this status and body (JSON unless a
+        str). Scripts for one path apply in the order they were given."""
         with self._lock:
-            self._scripts[path].append(_Script(status=status, body=body))
+            self._scripts[path].append(_Script(status=status, body=body, method=method))
 
-    def stall_next(self, path: str, seconds: float) -> None:
-        """The next request to `path` is answered normally, but only after `seconds`."""
+    def stall_next(self, path: str, seconds: float, *, method: str | None = None) -> None:
+        """The next request to `path` (with `method`, if given) is handled at once, but answered only after
+        `seconds`: an order is placed even when the client has stopped waiting."""
         with self._lock:
-            self._scripts[path].append(_Script(delay=seconds))
+            self._scripts[path].append(_Script(delay=seconds, method=method))
+
+    def pass_next(self, path: str, *, method: str | None = None) -> None:
+        """The next request to `path` (with `method`, if given) is answered as usual: it lets the scripts
+        after this one apply to the requests after it."""
+        with self._lock:
+            self._scripts[path].append(_Script(method=method))
 
     def delist(self, market_id: str) -> None:
         """The market disappears, as when an exchange delists a pair clients have already loaded."""
@@ -175,20 +305,50 @@ class ExchangeStandIn:
     def requests_to(self, path: str) -> list[Received]:
         return [request for request in self.requests if request.path == path]
 
-    def respond(self, path: str, params: dict[str, str]) -> tuple[int, object]:
+    def respond(
+        self, path: str, params: dict[str, str], *, method: str = "GET", api_key: str | None = None
+    ) -> tuple[int, object]:
         with self._lock:
-            self.requests.append(Received(path, params))
-            script = self._scripts[path].popleft() if self._scripts[path] else _Script()
+            self.requests.append(Received(path, params, method))
+            script = self._next_script(path, method)
+        if script.status is not None:
+            answer = script.status, script.body
+        else:
+            answer = self._answer(method, path, params, api_key)
         if script.delay:
             self._closing.wait(script.delay)
-        if script.status is not None:
-            return script.status, script.body
+        return answer
+
+    def _next_script(self, path: str, method: str) -> _Script:
+        scripts = self._scripts[path]
+        script = next((script for script in scripts if script.applies_to(method)), None)
+        if script is None:
+            return _Script()
+        scripts.remove(script)
+        return script
+
+    def _answer(
+        self, method: str, path: str, params: dict[str, str], api_key: str | None
+    ) -> tuple[int, object]:
+        if path in SIGNED:
+            if not api_key:
+                return 401, MISSING_API_KEY
+            if self.api_key is not None and api_key != self.api_key:
+                return 401, INVALID_API_KEY
+            if not params.get("signature"):
+                return 400, MISSING_SIGNATURE
         if path == EXCHANGE_INFO:
             return 200, self._exchange_info([_symbol_info(listing) for listing in self.listed.values()])
         if path in ("/fapi/v1/exchangeInfo", "/dapi/v1/exchangeInfo"):
             return 200, self._exchange_info([])
         if path == KLINES:
             return self._klines(params)
+        if (method, path) == ("POST", ORDER):
+            return self._new_order(params)
+        if (method, path) == ("GET", ORDER):
+            return self._query_order(params)
+        if path == MY_TRADES:
+            return self._my_trades(params)
         return 404, "<html><body><h1>404 Not Found</h1></body></html>"
 
     def _exchange_info(self, symbols: list[dict]) -> dict:
@@ -223,13 +383,79 @@ class ExchangeStandIn:
             opens = range(max(LISTED_MS, last - (limit - 1) * period), last + 1, period)
         return 200, [kline(listing, open_ms, period) for open_ms in opens]
 
+    def _new_order(self, params: dict[str, str]) -> tuple[int, object]:
+        listing = self.listed.get(params.get("symbol", ""))
+        if listing is None:
+            return 400, INVALID_SYMBOL
+        if params.get("type") != "MARKET":
+            return 400, INVALID_ORDER_TYPE
+        filters = {f["filterType"]: f for f in _symbol_info(listing)["filters"]}
+        lot, notional = filters["LOT_SIZE"], filters["NOTIONAL"]
+        quantity, price = Decimal(params["quantity"]), price_now(listing)
+        if quantity < Decimal(lot["minQty"]) or quantity % Decimal(lot["stepSize"]):
+            return 400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"}
+        if quantity * price < Decimal(notional["minNotional"]):
+            return 400, {"code": -1013, "msg": "Filter failure: NOTIONAL"}
+        buying = params["side"] == "BUY"
+        charged = quantity if buying else quantity * price
+        with self._lock:
+            order = PlacedOrder(
+                order_id=next(self._order_ids),
+                client_order_id=params["newClientOrderId"],
+                listing=listing,
+                side=params["side"],
+                quantity=quantity,
+                price=price,
+                commission=(charged * TAKER_COMMISSION).quantize(EIGHT_PLACES),
+                commission_asset=listing.base if buying else listing.quote,
+                time_ms=int(time.time() * 1000),
+            )
+            self.orders.append(order)
+        return 200, order.as_placed()
+
+    def _query_order(self, params: dict[str, str]) -> tuple[int, object]:
+        with self._lock:
+            matching = [
+                order
+                for order in self.orders
+                if order.listing.id == params.get("symbol")
+                and (
+                    str(order.order_id) == params.get("orderId")
+                    or order.client_order_id == params.get("origClientOrderId")
+                )
+            ]
+        if not matching:
+            return 400, ORDER_NOT_FOUND
+        return 200, matching[-1].as_order()  # a reused client order id names its latest order
+
+    def _my_trades(self, params: dict[str, str]) -> tuple[int, object]:
+        with self._lock:
+            return 200, [
+                order.as_trade()
+                for order in self.orders
+                if order.listing.id == params.get("symbol")
+                and params.get("orderId") in (None, str(order.order_id))
+            ]
+
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "stand-in"
 
     def do_GET(self):
+        self._respond()
+
+    def do_POST(self):
+        self._respond()
+
+    def _respond(self):
         url = urlsplit(self.path)
-        status, body = self.server.stand_in.respond(url.path, dict(parse_qsl(url.query)))
+        params = dict(parse_qsl(url.query))
+        if self.command == "POST":
+            # ccxt signs a POST's parameters into a form body.
+            params.update(parse_qsl(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()))
+        status, body = self.server.stand_in.respond(
+            url.path, params, method=self.command, api_key=self.headers.get("X-MBX-APIKEY")
+        )
         if isinstance(body, str):
             payload, content_type = body.encode(), "text/html"
         else:
