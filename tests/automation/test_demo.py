@@ -29,3 +29,16 @@ def test_seed_demo_can_reset_the_password(db, capsys):
     call_command("seed_demo", reset_password=True)
     new = capsys.readouterr().out.rsplit("password: ", 1)[1].split()[0]
     assert User.objects.get().check_password(new)
+
+
+def test_seed_demo_json(db, capsys):
+    import json
+
+    call_command("seed_demo", "--json")
+    first = json.loads(capsys.readouterr().out)
+    assert first["email"] == "demo@tradingai.local"
+    assert first["bot_id"] == Bot.objects.get().pk
+    assert User.objects.get().check_password(first["password"])
+    call_command("seed_demo", "--json")
+    again = json.loads(capsys.readouterr().out)
+    assert (again["bot_id"], again["password"]) == (first["bot_id"], None)
