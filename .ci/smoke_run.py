@@ -96,6 +96,20 @@ def wait(predicate, seconds, what, log_path):
     raise SystemExit(f"timed out waiting for {what}")
 
 
+BOT_FORM = {
+    "timeframe": "4h",
+    "mode": "SIMULATION",
+    "analyst": "TECHNICAL",
+    "chart_source": "RENDERED",
+    "starting_balance": "5000",
+    "risk_per_trade_pct": "1",
+    "max_position_pct": "25",
+    "max_open_trades": "1",
+    "daily_loss_limit_pct": "5",
+    "min_confidence": "70",
+}
+
+
 def use_the_product():
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -117,22 +131,7 @@ def use_the_product():
     response = post("/accounts/login/", {"username": email, "password": "smoke test pass 123"})
     assert response.url.rstrip("/") == BASE, f"login did not land on the dashboard: {response.url}"
     response = post(
-        "/bots/new/",
-        {
-            "name": "Smoke bot",
-            "exchange": "binance",
-            "symbol": "ETH/USDT",
-            "timeframe": "4h",
-            "mode": "SIMULATION",
-            "analyst": "TECHNICAL",
-            "chart_source": "RENDERED",
-            "starting_balance": "5000",
-            "risk_per_trade_pct": "1",
-            "max_position_pct": "25",
-            "max_open_trades": "1",
-            "daily_loss_limit_pct": "5",
-            "min_confidence": "70",
-        },
+        "/bots/new/", {**BOT_FORM, "name": "Smoke bot", "exchange": "binance", "symbol": "ETH/USDT"}
     )
     assert re.search(r"/bots/\d+/$", response.url), f"bot form did not save: {response.url}"
     dashboard = opener.open(f"{BASE}/").read().decode()
@@ -140,6 +139,30 @@ def use_the_product():
     css = opener.open(f"{BASE}/static/css/app.css")
     assert css.status == 200, "static files are not served"
     print(f"signed up {email}, logged in, created a bot, saw it on the dashboard")
+
+    # A paper bot on the shipped sample market: start it, run now, and the worker runs its cycle.
+    paper = {"name": "Smoke paper", "exchange": "sample", "symbol": "EUR/USD", "timeframe": "1h"}
+    response = post("/bots/new/", {**BOT_FORM, **paper})
+    bot_page = response.url
+    start = post(f"{bot_page.removeprefix(BASE)}start/", {}, form_page=bot_page.removeprefix(BASE))
+    assert "is running" in start.read().decode(), "the bot did not start"
+    ran = post(f"{bot_page.removeprefix(BASE)}run-now/", {}, form_page=bot_page.removeprefix(BASE))
+    assert "is on its way" in ran.read().decode(), "run-now was refused"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        page = opener.open(bot_page).read().decode()
+        if "Succeeded" in page or "Failed" in page:
+            break
+        time.sleep(2)
+    assert "Succeeded" in page, "the cycle did not succeed on the worker"
+    chart_path = re.search(r'href="(/analyses/\d+/chart\.png)"', page)
+    assert chart_path, "the run's analysis has no chart link"
+    assert opener.open(f"{BASE}{chart_path.group(1)}").read().startswith(b"\x89PNG"), (
+        "the chart is not served"
+    )
+    print(
+        "started a paper bot, ran it now: the worker ran its cycle; the bot page shows the run and its chart"
+    )
 
 
 if __name__ == "__main__":
