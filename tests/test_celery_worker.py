@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from automation.models import Bot, CycleRun, Heartbeat
 from automation.services import bot_run_now, bot_start
@@ -126,3 +126,38 @@ def test_run_now_runs_a_whole_cycle_on_the_worker(celery_env, tmp_path):
     analysis = AILearningData.objects.get(cycle_run=run)
     assert analysis.analyst == "technical"
     assert analysis.screenshot.name.startswith("charts/EURUSD_1h_")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_beat_fires_a_started_bots_cycle(celery_env, tmp_path):
+    """bot_start puts the cycle on django-celery-beat's schedule; beat sends it and the worker runs it.
+    The bot's crontab is swapped for a one-second interval so the test need not wait for its minute."""
+    call_command("seed_demo", stdout=io.StringIO())
+    bot = Bot.objects.get()
+    bot_start(bot)
+    task = PeriodicTask.objects.get(name=f"bot {bot.pk} cycle")
+    assert task.crontab is not None
+    task.crontab, task.interval = (
+        None,
+        IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS),
+    )
+    task.save()
+    log_path = tmp_path / "celery.log"
+    processes = []
+    try:
+        with log_path.open("w") as log:
+            processes.append(
+                start(["worker", "--pool=solo", "--queues=default,io", "--without-mingle"], celery_env, log)
+            )
+            processes.append(start(["beat", "--schedule", str(tmp_path / "beat-schedule")], celery_env, log))
+            assert wait_for(lambda: CycleRun.objects.filter(bot=bot, status="SUCCEEDED").exists()), (
+                log_path.read_text()
+            )
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    assert f"Sending due task bot {bot.pk} cycle" in log_path.read_text()
+    assert AILearningData.objects.filter(bot=bot).exists()
