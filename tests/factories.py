@@ -1,4 +1,8 @@
+import io
+from pathlib import Path
+
 import factory
+from django.core.management import call_command
 
 from accounts import crypto
 from accounts.models import ExchangeAccount, User
@@ -43,3 +47,18 @@ class BotFactory(factory.django.DjangoModelFactory):
     exchange = "binance"
     symbol = "BTC/USDT"
     timeframe = "1h"
+
+
+EURUSD_CSV = Path(__file__).resolve().parent.parent / "fixtures" / "EURUSD_1h.csv"
+
+
+def import_eurusd() -> None:
+    """The shipped EUR/USD hourly candles, as the demo's stored market `sample`."""
+    call_command(
+        "import_candles",
+        str(EURUSD_CSV),
+        exchange="sample",
+        symbol="EUR/USD",
+        timeframe="1h",
+        stdout=io.StringIO(),
+    )

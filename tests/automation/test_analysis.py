@@ -22,9 +22,12 @@ from automation.charts.storage import chart_name
 from learning.models import AILearningData
 from market.indicators import compute
 from market.sources import Market, StoredCandles
+from tests.factories import EURUSD_CSV, import_eurusd
 from tests.market.test_indicators import bars
 
-EURUSD = Path(__file__).resolve().parents[2] / "fixtures" / "EURUSD_1h.csv"
+ANALYZE_EURUSD = [
+    "--exchange", "sample", "--symbol", "EUR/USD", "--timeframe", "1h", "--at", "2018-01-15T12:00:00Z"
+]  # fmt: skip
 SPEC_FIELDS = {
     "summary", "market_sentiment", "key_levels", "recommendation", "confidence", "reasoning", "entry",
     "stop_loss", "take_profit", "predicted_price", "horizon",
@@ -33,14 +36,7 @@ SPEC_FIELDS = {
 
 @pytest.fixture
 def eurusd(db):
-    call_command(
-        "import_candles",
-        str(EURUSD),
-        exchange="sample",
-        symbol="EUR/USD",
-        timeframe="1h",
-        stdout=io.StringIO(),
-    )
+    import_eurusd()
     return Market("sample", "EUR/USD", "1h")
 
 
@@ -147,21 +143,11 @@ def test_chart_names_follow_the_seed():
 def test_import_then_analyze_json_on_the_eurusd_csv(db, tmp_path):
     out = io.StringIO()
     call_command(
-        "import_candles", str(EURUSD), exchange="sample", symbol="EUR/USD", timeframe="1h", stdout=out
+        "import_candles", str(EURUSD_CSV), exchange="sample", symbol="EUR/USD", timeframe="1h", stdout=out
     )
     assert "Stored 5000 candles" in out.getvalue()
     out = io.StringIO()
-    args = [
-        "--exchange",
-        "sample",
-        "--symbol",
-        "EUR/USD",
-        "--timeframe",
-        "1h",
-        "--at",
-        "2018-01-15T12:00:00Z",
-    ]
-    call_command("analyze", *args, "--analyst", "technical", "--json", stdout=out)
+    call_command("analyze", *ANALYZE_EURUSD, "--analyst", "technical", "--json", stdout=out)
     data = json.loads(out.getvalue())
     assert set(data) == SPEC_FIELDS | {"chart"}
     assert data["recommendation"] in {"BUY", "SELL", "HOLD"}
@@ -205,17 +191,7 @@ def test_analyze_with_the_openai_analyst_over_real_http(eurusd, openai_stand_in,
     openai_stand_in.add_content(json.dumps(answer), prompt_tokens=900, completion_tokens=150)
 
     out = io.StringIO()
-    args = [
-        "--exchange",
-        "sample",
-        "--symbol",
-        "EUR/USD",
-        "--timeframe",
-        "1h",
-        "--at",
-        "2018-01-15T12:00:00Z",
-    ]
-    call_command("analyze", *args, "--analyst", "openai", "--json", stdout=out)
+    call_command("analyze", *ANALYZE_EURUSD, "--analyst", "openai", "--json", stdout=out)
     data = json.loads(out.getvalue())
     assert {k: data[k] for k in answer} == answer
 

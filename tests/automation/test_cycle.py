@@ -3,7 +3,6 @@
 import io
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -15,11 +14,10 @@ from automation.cycle import STALE_RUN, Outside, run_cycle, slot_of
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
 from learning.models import AILearningData
 from market.sources import Market, StoredCandles
-from tests.factories import BotFactory
+from tests.factories import BotFactory, import_eurusd
 from trades.brokers.base import BrokerTemporaryError
 from trades.models import Trade
 
-EURUSD = Path(__file__).resolve().parents[2] / "fixtures" / "EURUSD_1h.csv"
 SLOT = datetime(2017, 12, 4, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
@@ -27,14 +25,7 @@ HOUR = timedelta(hours=1)
 @pytest.fixture(scope="module")
 def _candles(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
-        call_command(
-            "import_candles",
-            str(EURUSD),
-            exchange="sample",
-            symbol="EUR/USD",
-            timeframe="1h",
-            stdout=io.StringIO(),
-        )
+        import_eurusd()
         yield
         from market.models import Candle
 
