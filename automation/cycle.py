@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from learning.models import AILearningData
@@ -74,9 +75,15 @@ def claim(bot: Bot, slot: datetime) -> tuple[CycleRun, bool]:
     except IntegrityError:
         run = CycleRun.objects.get(bot=bot, slot=slot)
     # A worker that died between claiming and finishing leaves its run behind; take it over, once.
-    stale = CycleRun.objects.filter(
-        pk=run.pk, status=CycleRun.Status.RUNNING, started_at__lt=timezone.now() - STALE_RUN
-    ).update(status=CycleRun.Status.CLAIMED)
+    cutoff = timezone.now() - STALE_RUN
+    stale = (
+        CycleRun.objects.filter(pk=run.pk)
+        .filter(
+            Q(status=CycleRun.Status.RUNNING, started_at__lt=cutoff)
+            | Q(status=CycleRun.Status.CLAIMED, created_at__lt=cutoff)
+        )
+        .update(status=CycleRun.Status.CLAIMED)
+    )
     run.refresh_from_db()
     return run, bool(stale)
 

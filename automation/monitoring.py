@@ -4,6 +4,7 @@ import logging
 
 from market.errors import MarketDataError
 from market.sources import Market
+from trades.brokers.base import BrokerError
 from trades.models import Trade
 from trades.monitor import monitor_trades
 
@@ -19,10 +20,10 @@ def monitor_running_bots() -> int:
     bots = Bot.objects.filter(trades__status=Trade.Status.OPEN).distinct()
     for bot in bots:
         market = Market(bot.exchange, bot.symbol, bot.timeframe)
+        # One bot's exchange failing must not keep the others' trades from being watched.
         try:
             candles = source_for(market).candles(market, limit=LOOKBACK)
-        except MarketDataError as e:
-            logger.warning("monitor: no candles for bot %s: %s", bot.pk, e)
-            continue
-        closed += len(monitor_trades(bot, candles, market.period))
+            closed += len(monitor_trades(bot, candles, market.period))
+        except (MarketDataError, BrokerError) as e:
+            logger.warning("monitor: bot %s: %s", bot.pk, e)
     return closed

@@ -142,6 +142,15 @@ def test_a_redelivered_task_does_not_touch_a_running_slot_but_takes_over_a_dead_
     assert analyst.calls == 1
 
 
+def test_a_run_left_claimed_by_a_dead_worker_is_taken_over_once(bot):
+    left = CycleRun.objects.create(bot=bot, slot=SLOT)
+    CycleRun.objects.filter(pk=left.pk).update(created_at=timezone.now() - STALE_RUN - HOUR)
+    analyst = FakeAnalyst()
+    assert run_cycle(bot.pk, SLOT, fakes(analyst=analyst)).status == "SUCCEEDED"
+    assert run_cycle(bot.pk, SLOT, fakes(analyst=analyst)).status == "SUCCEEDED"
+    assert analyst.calls == 1
+
+
 def test_a_crash_after_the_analysis_keeps_it_fails_the_run_and_the_next_slot_runs(bot):
     run = run_cycle(bot.pk, SLOT, fakes(broker=FailingBroker()))
     assert (run.status, run.failed_step) == ("FAILED", "execute")
