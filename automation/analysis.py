@@ -1,6 +1,7 @@
 """Steps 1-4 of the cycle (SPEC §1): market data, indicators, chart, analysis. Each step is timed, so a
 cycle run can say where its time went."""
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,10 @@ from .charts.storage import chart_name, save_chart
 LOOKBACK = 300
 
 ChartMaker = Callable[[pd.DataFrame, Market, Indicators], bytes]
+# One lock per chart name, so that threads draw each shared chart once. Names are per market and candle, a
+# few thousand a day at most, so the dictionary is left to grow with the process.
+_CHART_LOCKS: dict[str, threading.Lock] = {}
+_CHART_LOCKS_GUARD = threading.Lock()
 
 
 @dataclass
@@ -61,11 +66,16 @@ def shared_chart(
     per market and candle and shared by every bot on that market: a thousand bots on twenty markets draw
     twenty charts. Two workers racing may both draw it; the storage keeps both, nothing breaks."""
     name = chart_name(market, as_of)
-    if default_storage.exists(name):
-        with default_storage.open(name, "rb") as stored:
-            return stored.read(), name
-    png = render_chart(candles, market, indicators)
-    return png, save_chart(png, market, as_of)
+    # The first thread of this process to need the chart draws it; the others on that market wait for it
+    # rather than drawing their own copy.
+    with _CHART_LOCKS_GUARD:
+        lock = _CHART_LOCKS.setdefault(name, threading.Lock())
+    with lock:
+        if default_storage.exists(name):
+            with default_storage.open(name, "rb") as stored:
+                return stored.read(), name
+        png = render_chart(candles, market, indicators)
+        return png, save_chart(png, market, as_of)
 
 
 def analyse_market(

@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ["bench.bench_analysis", "bench.bench_capture"]
+BENCHMARKS = ["bench.bench_analysis", "bench.bench_capture", "bench.bench_cycles"]
 
 
 def main() -> int:
