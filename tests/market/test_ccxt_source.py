@@ -180,7 +180,7 @@ def test_the_command_reports_errors_on_one_line_without_traceback(
 @pytest.mark.parametrize(
     ("span", "message"),
     [
-        (["--since", "yesterday"], "'yesterday' is not an ISO time such as 2024-05-01"),
+        (["--since", "yesterday"], "'yesterday' is not an ISO time such as 2018-01-15"),
         (
             ["--since", "2025-03-02", "--until", "2025-03-01"],
             "--until 2025-03-01T00:00:00+00:00 is not after",

@@ -1,5 +1,4 @@
 import json
-from datetime import UTC, datetime
 
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
@@ -11,14 +10,7 @@ from market.errors import MarketDataError
 from market.exchanges import has_stored_candles
 from market.sources import Market, StoredCandles
 from market.timeframes import TIMEFRAMES
-
-
-def parse_time(raw: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise CommandError(f"--at: '{raw}' is not an ISO time such as 2018-01-15T12:00:00Z") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+from tradingai.cli import iso_time
 
 
 class Command(BaseCommand):
@@ -32,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--symbol", required=True)
         parser.add_argument("--timeframe", required=True, choices=TIMEFRAMES)
         parser.add_argument(
-            "--at", type=parse_time, help="analyse the candles closed by this time (default: now)"
+            "--at", type=iso_time, help="analyse the candles closed by this time (default: now)"
         )
         parser.add_argument("--analyst", choices=ANALYSTS, help="default: openai with a key, else technical")
         parser.add_argument("--json", action="store_true", help="print one JSON object")

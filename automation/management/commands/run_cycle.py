@@ -4,8 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from automation.cycle import run_cycle, slot_of
-from automation.management.commands.analyze import parse_time
 from automation.models import Bot
+from tradingai.cli import iso_time
 
 
 class Command(BaseCommand):
@@ -16,7 +16,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--bot", type=int, required=True, help="the bot's id")
-        parser.add_argument("--slot", type=parse_time, help="the period to run (default: the current one)")
+        parser.add_argument("--slot", type=iso_time, help="the period to run (default: the current one)")
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
     def handle(self, *args, bot: int, slot, **options):

@@ -1,6 +1,3 @@
-import argparse
-from datetime import UTC, datetime
-
 from django.core.management.base import BaseCommand, CommandError
 
 from market.errors import MarketDataError
@@ -8,16 +5,7 @@ from market.exchanges import CcxtCandles
 from market.importers import store_bars
 from market.sources import Market
 from market.timeframes import TIMEFRAMES
-
-
-def parse_time(raw: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"'{raw}' is not an ISO time such as 2024-05-01 or 2024-05-01T12:00:00Z"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+from tradingai.cli import iso_time
 
 
 class Command(BaseCommand):
@@ -30,8 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--exchange", required=True, help="a ccxt exchange id, e.g. binance")
         parser.add_argument("--symbol", required=True, help="e.g. BTC/USDT")
         parser.add_argument("--timeframe", required=True, choices=TIMEFRAMES)
-        parser.add_argument("--since", required=True, type=parse_time, help="first candle's open time (UTC)")
-        parser.add_argument("--until", type=parse_time, help="store candles closed by then (default: now)")
+        parser.add_argument("--since", required=True, type=iso_time, help="first candle's open time (UTC)")
+        parser.add_argument("--until", type=iso_time, help="store candles closed by then (default: now)")
 
     def handle(self, *args, exchange, symbol, timeframe, since, until, **options):
         if until and until <= since:
