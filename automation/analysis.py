@@ -33,14 +33,10 @@ class MarketAnalysis:
     market: Market
     candles: pd.DataFrame
     indicators: Indicators
+    as_of: datetime  # when the last candle closed: the moment the analysis is for
     chart: str  # storage name of the PNG
     result: AnalystResult
     timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def as_of(self) -> datetime:
-        """When the last candle closed: the moment the analysis is for."""
-        return (self.candles.index[-1] + self.market.period).to_pydatetime()
 
 
 class StepTimer:
@@ -85,7 +81,7 @@ def analyse_market(
     analyst: Analyst,
     until: datetime | None = None,
     insights: str = "",
-    chart: ChartMaker = render_chart,
+    chart: ChartMaker | None = None,
     timer: StepTimer | None = None,
 ) -> MarketAnalysis:
     timer = timer or StepTimer()
@@ -95,11 +91,11 @@ def analyse_market(
     )
     indicators = timer.step("indicators", indicators_for, market, candles)
     as_of = (candles.index[-1] + market.period).to_pydatetime()
-    if chart is render_chart:
+    if chart is None:  # the platform's rendered chart, shared by every bot on the market
         png, name = timer.step("chart", shared_chart, candles, market, indicators, as_of)
     else:
         png = timer.step("chart", chart, candles, market, indicators)
         name = timer.step("chart_store", save_chart, png, market, as_of)
     request = AnalysisRequest(market=market, indicators=indicators, chart_png=png, insights=insights)
     result = timer.step("analysis", analyse, analyst, request)
-    return MarketAnalysis(market, candles, indicators, name, result, timer.timings)
+    return MarketAnalysis(market, candles, indicators, as_of, name, result, timer.timings)

@@ -26,7 +26,7 @@ from trades.models import Trade
 from trades.monitor import monitor_trades
 from trades.policy import Decision, RiskLimits, Situation, decide
 
-from .analysis import MarketAnalysis, StepTimer, analyse_market
+from .analysis import ChartMaker, MarketAnalysis, StepTimer, analyse_market
 from .analysts.base import Analyst
 from .analysts.service import get_analyst
 from .models import AutomationSession, Bot, CycleRun, KillSwitch
@@ -49,7 +49,7 @@ class Outside:
     source: MarketDataSource | None = None
     analyst: Analyst | None = None
     broker: Broker | None = None
-    chart: object = None  # a ChartMaker; None for the rendered chart
+    chart: ChartMaker | None = None  # None: the platform's rendered chart
 
 
 def slot_of(bot: Bot, moment: datetime) -> datetime:
@@ -128,7 +128,7 @@ def run_cycle(
             analyst=outside.analyst or get_analyst(bot.analyst.lower()),
             until=clock,
             timer=timer,
-            **({"chart": outside.chart} if outside.chart else {}),
+            chart=outside.chart,
         )
         record = timer.step("record", _record, bot, run, analysis)
         timer.step("monitor", monitor_trades, bot, analysis.candles, market.period)
