@@ -9,6 +9,7 @@ from datetime import datetime
 
 import pandas as pd
 from django.core.files.storage import default_storage
+from django.db import connection
 
 from market.indicators import MIN_CANDLES, Indicators, indicators_for
 from market.sources import Market, MarketDataSource, require
@@ -97,5 +98,15 @@ def analyse_market(
         png = timer.step("chart", chart, candles, market, indicators)
         name = timer.step("chart_store", save_chart, png, market, as_of)
     request = AnalysisRequest(market=market, indicators=indicators, chart_png=png, insights=insights)
+    release_database_connection()
     result = timer.step("analysis", analyse, analyst, request)
     return MarketAnalysis(market, candles, indicators, as_of, name, result, timer.timings)
+
+
+def release_database_connection() -> None:
+    """Before the analyst's seconds-long wait: a thread that held its connection through it would make
+    database connections, not threads, the limit on how many cycles wait at once. With the PostgreSQL pool
+    the connection goes back to the pool and the next query takes one again. Inside a transaction (a test's)
+    the connection stays, since closing it would end the transaction."""
+    if not connection.in_atomic_block:
+        connection.close()

@@ -78,6 +78,15 @@ def database_from_env(default_sqlite: Path) -> dict:
     db = env.db_url("DATABASE_URL", default=f"sqlite:///{default_sqlite}")
     if db["ENGINE"] == "django.db.backends.sqlite3":
         db["OPTIONS"] = {**SQLITE_OPTIONS, **db.get("OPTIONS", {})}
+    elif pool_size := env.int("DATABASE_POOL_MAX_SIZE", default=10):
+        # A pool per process (psycopg_pool): the io worker's cycle hands its connection back while it waits
+        # seconds on the analyst (automation.analysis), so a handful of connections serve many threads and
+        # PostgreSQL's max_connections stops bounding how many cycles wait at once.
+        db["OPTIONS"] = {
+            "pool": {"min_size": 1, "max_size": pool_size, "timeout": 30},
+            **db.get("OPTIONS", {}),
+        }
+        db["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django refuses both at once
     else:
         db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
         db["CONN_HEALTH_CHECKS"] = True
