@@ -8,6 +8,7 @@ the slot taken and do nothing. A failing step is recorded on the run with its re
 it (the chart, the analysis) stays."""
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +21,7 @@ from learning.models import AILearningData
 from market.exchanges import CcxtCandles, has_stored_candles
 from market.sources import Market, MarketDataSource, StoredCandles
 from trades.accounting import account, day_loss, losing_streak
-from trades.brokers.base import Broker, OrderRequest
+from trades.brokers.base import Broker, BrokerTemporaryError, Fill, OrderRequest
 from trades.brokers.simulation import SimulationBroker
 from trades.models import Trade
 from trades.monitor import monitor_trades
@@ -29,6 +30,7 @@ from trades.policy import Decision, RiskLimits, Situation, decide
 from .analysis import ChartMaker, MarketAnalysis, StepTimer, analyse_market
 from .analysts.base import Analyst
 from .analysts.service import get_analyst
+from .charts.tradingview import shared_capture
 from .models import AutomationSession, Bot, CycleRun, KillSwitch
 from .services import bot_pause
 
@@ -40,6 +42,9 @@ LATE_SHARE = 0.5
 # A run RUNNING for longer than this died with its worker (the task's hard time limit is shorter), so a
 # redelivered task may take the slot over.
 STALE_RUN = timedelta(minutes=15)
+# Seconds between asking the broker again about an order whose fate it could not tell; well inside the
+# task's time limit.
+PLACE_RETRY_WAITS = (2, 10, 30)
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class Outside:
     source: MarketDataSource | None = None
     analyst: Analyst | None = None
     broker: Broker | None = None
-    chart: ChartMaker | None = None  # None: the platform's rendered chart
+    chart: ChartMaker | None = None  # None: the bot's own chart source (chart_for)
 
 
 def slot_of(bot: Bot, moment: datetime) -> datetime:
@@ -128,7 +133,7 @@ def run_cycle(
             analyst=outside.analyst or get_analyst(bot.analyst.lower()),
             until=clock,
             timer=timer,
-            chart=outside.chart,
+            chart=outside.chart or chart_for(bot),
         )
         record = timer.step("record", _record, bot, run, analysis)
         timer.step("monitor", monitor_trades, bot, analysis.candles, market.period)
@@ -155,6 +160,15 @@ def run_cycle(
         timings=timer.timings,
     )
     return run
+
+
+def chart_for(bot: Bot) -> ChartMaker | None:
+    """A screenshot of the bot's TradingView chart page, or None: the platform's rendered chart, shared by
+    every bot on the market."""
+    if bot.chart_source != Bot.ChartSource.TRADINGVIEW:
+        return None
+    url = bot.tradingview_url
+    return lambda candles, market, indicators: shared_capture().capture(url)
 
 
 def source_for(market: Market) -> MarketDataSource:
@@ -260,7 +274,7 @@ def _execute(
             broker = LiveBroker(bot.exchange_account)
         else:
             broker = SimulationBroker(account(bot).cash, at=clock)
-    fill = broker.place(order)
+    fill = _place(broker, order)
     return Trade.objects.create(
         owner=bot.owner,
         bot=bot,
@@ -278,11 +292,29 @@ def _execute(
         is_automated=True,
         confidence=a.confidence,
         market_sentiment=a.market_sentiment,
-        learning_data={"horizon": a.horizon, "protected_on_exchange": fill.protected_on_exchange},
+        learning_data={
+            "horizon": a.horizon,
+            "protected_on_exchange": fill.protected_on_exchange,
+            "protection_id": fill.protection_id,
+            "base_fee": str(fill.base_fee),
+        },
         client_order_id=order.client_order_id,
         exchange_order_id=fill.exchange_order_id,
         execution_time=fill.filled_at,
     )
+
+
+def _place(broker: Broker, order: OrderRequest) -> Fill:
+    """The order placed, asking again while the exchange cannot say whether it took it: the same client
+    order id finds the first order rather than placing a second, and an order that went through but is not
+    recorded here would be a position no one watches."""
+    for wait in PLACE_RETRY_WAITS:
+        try:
+            return broker.place(order)
+        except BrokerTemporaryError as e:
+            logger.warning("placing %s: %s; asking again in %s s", order.client_order_id, e, wait)
+            time.sleep(wait)
+    return broker.place(order)
 
 
 def _dec(value: float | None) -> Decimal | None:

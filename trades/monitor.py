@@ -1,7 +1,11 @@
 """Open trades against the candles since their entry (SPEC §1.8): stop-loss or take-profit touched by a
 candle's low or high closes the trade at that level; when one candle touches both, the stop counts (we
 cannot know which came first, and the conservative reading keeps the learning honest); after
-MAX_HOLDING_CANDLES the trade closes at that candle's close."""
+MAX_HOLDING_CANDLES the trade closes at that candle's close.
+
+A live trade whose stop-loss and take-profit the exchange holds (an OCO list, trades.brokers.live) closes
+when the exchange filled one of them, at that fill; the candles then only decide the time exit, for which
+the list is cancelled first."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,20 +72,17 @@ def close_trade(trade: Trade, exit: Exit, exit_fee: Decimal) -> bool:
     return closed == 1
 
 
-def _exit_fill(trade: Trade, exit: Exit, broker: Broker | None) -> tuple[Exit, Decimal]:
+def _exit_fill(trade: Trade, exit: Exit, broker: Broker) -> tuple[Exit, Decimal]:
     """Paper trades leave at the exit level with the taker fee; live ones by a market order on the exchange,
     at the price it fills (its client order id makes a retried close find the first one)."""
     if trade.is_simulated:
         return exit, (exit.price * trade.amount * settings.SIMULATION_FEE_PCT / 100).quantize(PRICE_STEP)
-    if broker is None:
-        from .brokers.live import LiveBroker
-
-        broker = LiveBroker(trade.bot.exchange_account)
     fill = broker.place(
         OrderRequest(
             symbol=trade.symbol,
             side="SELL" if trade.side == Trade.Side.BUY else "BUY",
-            amount=trade.amount,
+            # What the account holds: a fee taken from the bought currency is not there to sell.
+            amount=trade.amount - Decimal(trade.learning_data.get("base_fee", 0)),
             price=exit.price,
             client_order_id=f"tai-trade-{trade.pk}-close",
         )
@@ -89,18 +90,37 @@ def _exit_fill(trade: Trade, exit: Exit, broker: Broker | None) -> tuple[Exit, D
     return Exit(fill.price, fill.filled_at, exit.reason), fill.fee
 
 
+def _exit(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tuple[Exit, Decimal] | None:
+    """The trade's exit and its fee, or None while it stays open."""
+    protected = trade.learning_data.get("protection_id") and not trade.is_simulated
+    state = broker.protection(trade.symbol, trade.client_order_id) if protected else None
+    if state and state.fill:
+        fill = state.fill
+        return Exit(fill.price, fill.filled_at, state.exit_reason), fill.fee
+    exit = find_exit(trade, candles, period, settings.MAX_HOLDING_CANDLES)
+    if exit is None:
+        return None
+    if state and state.resting:
+        if exit.reason != "TIME_EXIT":
+            return None  # the exchange holds this level: its fill, not the candle, says what happened
+        broker.cancel_protection(trade.symbol, trade.client_order_id)
+    return _exit_fill(trade, exit, broker)
+
+
 def monitor_trades(bot, candles: pd.DataFrame, period, broker: Broker | None = None) -> list[Trade]:
-    """Close every open trade of the bot whose exit the candles show; returns the trades closed."""
+    """Close every open trade of the bot whose exit the candles (or the exchange) show; returns the trades
+    closed."""
     closed = []
     for trade in (
         Trade.objects.filter(bot=bot, status=Trade.Status.OPEN)
         .select_related("bot")
         .order_by("execution_time")
     ):
-        exit = find_exit(trade, candles, period, settings.MAX_HOLDING_CANDLES)
-        if exit is None:
-            continue
-        exit, fee = _exit_fill(trade, exit, broker)
-        if close_trade(trade, exit, fee):
+        if broker is None and not trade.is_simulated:
+            from .brokers.live import LiveBroker
+
+            broker = LiveBroker(bot.exchange_account)
+        found = _exit(trade, candles, period, broker)
+        if found and close_trade(trade, *found):
             closed.append(trade)
     return closed

@@ -3,6 +3,7 @@
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -15,7 +16,7 @@ from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
 from learning.models import AILearningData
 from market.sources import Market, StoredCandles
 from tests.factories import BotFactory, import_eurusd
-from trades.brokers.base import BrokerTemporaryError
+from trades.brokers.base import BrokerTemporaryError, Fill
 from trades.models import Trade
 
 SLOT = datetime(2017, 12, 4, 10, tzinfo=UTC)
@@ -42,12 +43,14 @@ def bot(_candles, alice):
 
 
 class FakeAnalyst:
-    """Buys at the last close with a stop 0.2% below and a target 0.4% above; counts its calls."""
+    """Buys at the last close with a stop `band` below (0.2%) and a target twice as far above; counts its
+    calls."""
 
     name = "fake"
 
-    def __init__(self, recommendation="BUY", confidence=80, fail=None):
+    def __init__(self, recommendation="BUY", confidence=80, fail=None, band=0.002):
         self.recommendation, self.confidence, self.fail, self.calls = recommendation, confidence, fail, 0
+        self.band = band
 
     def analyse(self, request):
         self.calls += 1
@@ -65,8 +68,8 @@ class FakeAnalyst:
                 confidence=self.confidence,
                 reasoning="fake",
                 entry=close if trade else None,
-                stop_loss=close * (1 - 0.002 * direction) if trade else None,
-                take_profit=close * (1 + 0.004 * direction) if trade else None,
+                stop_loss=close * (1 - self.band * direction) if trade else None,
+                take_profit=close * (1 + 2 * self.band * direction) if trade else None,
                 predicted_price=close,
                 horizon=10,
             ),
@@ -75,8 +78,21 @@ class FakeAnalyst:
 
 
 class FailingBroker:
+    """Cannot tell whether it placed the order, `times` times (always, by default), then fills it."""
+
+    def __init__(self, times=None):
+        self.times, self.calls = times, 0
+
     def place(self, order):
-        raise BrokerTemporaryError("exchange timed out")
+        self.calls += 1
+        if self.times is None or self.calls <= self.times:
+            raise BrokerTemporaryError("exchange timed out")
+        return Fill(order.price, order.amount, Decimal("0.1"), "x-7", SLOT)
+
+
+@pytest.fixture
+def no_retry_waits(monkeypatch):
+    monkeypatch.setattr("automation.cycle.PLACE_RETRY_WAITS", (0, 0, 0))
 
 
 def fakes(**kwargs):
@@ -151,8 +167,10 @@ def test_a_run_left_claimed_by_a_dead_worker_is_taken_over_once(bot):
     assert analyst.calls == 1
 
 
-def test_a_crash_after_the_analysis_keeps_it_fails_the_run_and_the_next_slot_runs(bot):
-    run = run_cycle(bot.pk, SLOT, fakes(broker=FailingBroker()))
+def test_a_crash_after_the_analysis_keeps_it_fails_the_run_and_the_next_slot_runs(bot, no_retry_waits):
+    broker = FailingBroker()
+    run = run_cycle(bot.pk, SLOT, fakes(broker=broker))
+    assert broker.calls == 4  # asked again three times, with the same order
     assert (run.status, run.failed_step) == ("FAILED", "execute")
     assert "BrokerTemporaryError: exchange timed out" in run.error
     assert AILearningData.objects.filter(cycle_run=run).exists()
@@ -162,6 +180,14 @@ def test_a_crash_after_the_analysis_keeps_it_fails_the_run_and_the_next_slot_run
     following = run_cycle(bot.pk, SLOT + HOUR, fakes())
     assert following.status == "SUCCEEDED"
     assert Trade.objects.count() == 1
+
+
+def test_an_order_whose_fate_was_unknown_is_asked_about_again_and_recorded_once(bot, no_retry_waits):
+    broker = FailingBroker(times=2)
+    run = run_cycle(bot.pk, SLOT, fakes(broker=broker))
+    assert (run.status, broker.calls) == ("SUCCEEDED", 3)
+    [trade] = Trade.objects.all()
+    assert (trade.client_order_id, trade.exchange_order_id) == (f"tai-{run.pk}-open", "x-7")
 
 
 def test_an_analyst_failure_is_recorded_and_nothing_is_written(bot):
@@ -251,9 +277,6 @@ def test_slots_follow_the_timeframe(bot):
 
 
 def test_a_live_trade_is_closed_by_an_order_on_the_exchange(bot):
-    from decimal import Decimal
-
-    from trades.brokers.base import Fill
     from trades.monitor import monitor_trades
 
     class RecordingBroker:

@@ -1,6 +1,7 @@
 """A stand-in for Binance's spot REST API, served over real HTTP on 127.0.0.1, so that tests run the real
 ccxt client end to end. It answers what ccxt 4.5's binance.py asks for in load_markets(), fetch_ohlcv(),
-create_order() (market orders), fetch_order() and fetch_order_trades(), with the JSON shapes that
+create_order() (market orders), fetch_order(), fetch_order_trades() and the implicit OCO endpoints
+(private_post_orderlist_oco, private_get_orderlist, private_delete_orderlist), with the JSON shapes that
 binance.py parses:
 
     GET  /api/v3/exchangeInfo   spot markets: BTC/USDT, ETH/USDT, ETH/BTC
@@ -10,6 +11,10 @@ binance.py parses:
     POST /api/v3/order          signed: a MARKET order, filled at once; the FULL answer, with its fill
     GET  /api/v3/order          signed: one order, by orderId or origClientOrderId
     GET  /api/v3/myTrades       signed: the account's fills in a market, optionally of one orderId
+    POST /api/v3/orderList/oco  signed: an OCO pair closing a position, a LIMIT_MAKER target and a
+                                STOP_LOSS stop; both rest until `trigger()` fills one and expires the other
+    GET  /api/v3/orderList      signed: one order list, by orderListId or origClientOrderId
+    DELETE /api/v3/orderList    signed: cancels both legs of an order list still resting
 
 Candles exist from LISTED up to the one open now, each a fixed function of its market, interval and open
 time, so every test sees the same prices. A market order fills at the close of the hourly candle open now,
@@ -18,7 +23,8 @@ with Binance's 0.1 % taker commission, in the base asset for a buy and the quote
 Signed requests must carry the X-MBX-APIKEY header (the key given to the stand-in, when one is) and a
 signature, which is not checked. As on Binance, a newClientOrderId is unique among open orders only: a
 market order fills at once, so its id may be sent again and fills again. Not having placed it twice is the
-client's business.
+client's business. An order list's client id is unique among all lists (the stand-in is stricter than
+Binance here, which keeps it unique among open lists).
 
 Failures are scripted per path, and optionally per method (`fail_next`, `stall_next`, `pass_next`);
 every request received is recorded (`requests`, `requests_to`) and every order filled (`orders`)."""
@@ -39,7 +45,9 @@ EXCHANGE_INFO = "/api/v3/exchangeInfo"
 KLINES = "/api/v3/klines"
 ORDER = "/api/v3/order"
 MY_TRADES = "/api/v3/myTrades"
-SIGNED = (ORDER, MY_TRADES)
+ORDER_LIST = "/api/v3/orderList"
+OCO = "/api/v3/orderList/oco"
+SIGNED = (ORDER, MY_TRADES, ORDER_LIST, OCO)
 LISTED = datetime(2025, 1, 1, tzinfo=UTC)
 LISTED_MS = int(LISTED.timestamp() * 1000)
 INTERVALS_MS = {"15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
@@ -62,6 +70,9 @@ MISSING_SIGNATURE = {
     "msg": "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.",
 }
 ORDER_NOT_FOUND = {"code": -2013, "msg": "Order does not exist."}
+ORDER_LIST_NOT_FOUND = {"code": -2011, "msg": "Order list does not exist."}
+PRICES_OUT_OF_ORDER = {"code": -1013, "msg": "The relationship of the prices for the orders is not correct."}
+DUPLICATE_LIST = {"code": -2010, "msg": "Order list client order id is already in use."}
 INSUFFICIENT_BALANCE = {"code": -2010, "msg": "Account has insufficient balance for requested action."}
 INVALID_ORDER_TYPE = {"code": -1116, "msg": "Invalid orderType."}  # the stand-in fills MARKET orders only
 # What the CDN in front of the API returns while the API is down: HTML, not JSON.
@@ -90,38 +101,47 @@ class Received:
     method: str = "GET"
 
 
-@dataclass(frozen=True)
+@dataclass
 class PlacedOrder:
-    """A market order the stand-in filled, in one trade (whose id is the order's)."""
+    """An order the stand-in took: a market order, filled at once in one trade (whose id is the order's), or
+    one leg of an OCO list, resting (NEW) until triggered, then FILLED at its price, or EXPIRED/CANCELED."""
 
     order_id: int
     client_order_id: str
     listing: Listing
     side: str  # BUY or SELL
     quantity: Decimal
-    price: Decimal
+    price: Decimal  # the fill price of a market order, the limit (or trigger) price of a leg
     commission: Decimal
     commission_asset: str
     time_ms: int
+    type: str = "MARKET"  # or LIMIT_MAKER, STOP_LOSS
+    status: str = "FILLED"  # or NEW, EXPIRED, CANCELED
+    order_list_id: int = -1
+    update_ms: int = 0
+
+    @property
+    def executed(self) -> Decimal:
+        return self.quantity if self.status == "FILLED" else Decimal(0)
 
     @property
     def quote_quantity(self) -> Decimal:
-        return (self.quantity * self.price).quantize(EIGHT_PLACES)
+        return (self.executed * self.price).quantize(EIGHT_PLACES)
 
     def _fields(self) -> dict:
         return {
             "symbol": self.listing.id,
             "orderId": self.order_id,
-            "orderListId": -1,
+            "orderListId": self.order_list_id,
             "clientOrderId": self.client_order_id,
-            "price": "0.00000000",
+            "price": f"{self.price:.8f}" if self.type == "LIMIT_MAKER" else "0.00000000",
             "origQty": f"{self.quantity:.8f}",
-            "executedQty": f"{self.quantity:.8f}",
+            "executedQty": f"{self.executed:.8f}",
             "origQuoteOrderQty": "0.00000000",
             "cummulativeQuoteQty": f"{self.quote_quantity:.8f}",
-            "status": "FILLED",
+            "status": self.status,
             "timeInForce": "GTC",
-            "type": "MARKET",
+            "type": self.type,
             "side": self.side,
             "workingTime": self.time_ms,
             "selfTradePreventionMode": "EXPIRE_MAKER",
@@ -142,11 +162,11 @@ class PlacedOrder:
         """As GET /api/v3/order answers."""
         return {
             **self._fields(),
-            "stopPrice": "0.00000000",
+            "stopPrice": f"{self.price:.8f}" if self.type == "STOP_LOSS" else "0.00000000",
             "icebergQty": "0.00000000",
             "time": self.time_ms,
-            "updateTime": self.time_ms,
-            "isWorking": True,
+            "updateTime": self.update_ms or self.time_ms,
+            "isWorking": self.type == "MARKET" or self.status != "NEW",
         }
 
     def as_trade(self) -> dict:
@@ -155,17 +175,54 @@ class PlacedOrder:
             "symbol": self.listing.id,
             "id": self.order_id,
             "orderId": self.order_id,
-            "orderListId": -1,
+            "orderListId": self.order_list_id,
             "price": f"{self.price:.8f}",
             "qty": f"{self.quantity:.8f}",
             "quoteQty": f"{self.quote_quantity:.8f}",
             "commission": f"{self.commission:.8f}",
             "commissionAsset": self.commission_asset,
-            "time": self.time_ms,
+            "time": self.update_ms or self.time_ms,
             "isBuyer": self.side == "BUY",
-            "isMaker": False,
+            "isMaker": self.type == "LIMIT_MAKER",
             "isBestMatch": True,
         }
+
+
+@dataclass
+class OrderList:
+    """An OCO pair: `above` and `below` the price, as Binance names the legs."""
+
+    order_list_id: int
+    list_client_order_id: str
+    listing: Listing
+    above: PlacedOrder
+    below: PlacedOrder
+    time_ms: int
+
+    @property
+    def legs(self) -> tuple[PlacedOrder, PlacedOrder]:
+        return self.above, self.below
+
+    def as_list(self) -> dict:
+        """As GET /api/v3/orderList answers."""
+        done = all(leg.status != "NEW" for leg in self.legs)
+        return {
+            "orderListId": self.order_list_id,
+            "contingencyType": "OCO",
+            "listStatusType": "ALL_DONE" if done else "EXEC_STARTED",
+            "listOrderStatus": "ALL_DONE" if done else "EXECUTING",
+            "listClientOrderId": self.list_client_order_id,
+            "transactionTime": self.time_ms,
+            "symbol": self.listing.id,
+            "orders": [
+                {"symbol": self.listing.id, "orderId": leg.order_id, "clientOrderId": leg.client_order_id}
+                for leg in self.legs
+            ],
+        }
+
+    def as_placed(self) -> dict:
+        """As POST /api/v3/orderList/oco answers: the list and a report of each leg."""
+        return {**self.as_list(), "orderReports": [leg.as_order() for leg in self.legs]}
 
 
 @dataclass(frozen=True)
@@ -248,6 +305,7 @@ class ExchangeStandIn:
         self.api_key = api_key
         self.requests: list[Received] = []
         self.orders: list[PlacedOrder] = []
+        self.order_lists: list[OrderList] = []
         self._order_ids = itertools.count(28_000_001)
         self.listed = {listing.id: listing for listing in LISTINGS}
         self._scripts: dict[str, deque[_Script]] = defaultdict(deque)
@@ -302,6 +360,21 @@ class ExchangeStandIn:
         """The market disappears, as when an exchange delists a pair clients have already loaded."""
         del self.listed[market_id]
 
+    def trigger(self, list_client_order_id: str, leg: str) -> PlacedOrder:
+        """The market reaches one leg of an OCO list: `leg` ("above" or "below") fills at its price with
+        the taker commission, the other expires. Returns the filled leg."""
+        with self._lock:
+            listed = next(o for o in self.order_lists if o.list_client_order_id == list_client_order_id)
+            filled, other = (listed.above, listed.below) if leg == "above" else (listed.below, listed.above)
+            now = int(time.time() * 1000)
+            buying = filled.side == "BUY"
+            charged = filled.quantity if buying else filled.quantity * filled.price
+            filled.status, filled.update_ms = "FILLED", now
+            filled.commission = (charged * TAKER_COMMISSION).quantize(EIGHT_PLACES)
+            filled.commission_asset = listed.listing.base if buying else listed.listing.quote
+            other.status, other.update_ms = "EXPIRED", now
+            return filled
+
     def requests_to(self, path: str) -> list[Received]:
         return [request for request in self.requests if request.path == path]
 
@@ -349,6 +422,12 @@ class ExchangeStandIn:
             return self._query_order(params)
         if path == MY_TRADES:
             return self._my_trades(params)
+        if (method, path) == ("POST", OCO):
+            return self._new_oco(params)
+        if (method, path) == ("GET", ORDER_LIST):
+            return self._query_order_list(params)
+        if (method, path) == ("DELETE", ORDER_LIST):
+            return self._cancel_order_list(params)
         return 404, "<html><body><h1>404 Not Found</h1></body></html>"
 
     def _exchange_info(self, symbols: list[dict]) -> dict:
@@ -413,6 +492,83 @@ class ExchangeStandIn:
             self.orders.append(order)
         return 200, order.as_placed()
 
+    def _new_oco(self, params: dict[str, str]) -> tuple[int, object]:
+        listing = self.listed.get(params.get("symbol", ""))
+        if listing is None:
+            return 400, INVALID_SYMBOL
+        side = params.get("side")
+        # Closing a long sells: the target is above the price, the stop below; closing a short, the reverse.
+        wanted = {"SELL": ("LIMIT_MAKER", "STOP_LOSS"), "BUY": ("STOP_LOSS", "LIMIT_MAKER")}.get(side or "")
+        if wanted is None or (params.get("aboveType"), params.get("belowType")) != wanted:
+            return 400, INVALID_ORDER_TYPE
+        step = Decimal(_symbol_info(listing)["filters"][1]["stepSize"])
+        quantity = Decimal(params["quantity"])
+        if quantity % step:
+            return 400, {"code": -1013, "msg": "Filter failure: LOT_SIZE"}
+
+        def price_of(position: str) -> Decimal:
+            kind = params[f"{position}Type"]
+            return Decimal(params[f"{position}StopPrice" if kind == "STOP_LOSS" else f"{position}Price"])
+
+        above, below = price_of("above"), price_of("below")
+        now_price = price_now(listing)
+        if not below < now_price < above:
+            return 400, PRICES_OUT_OF_ORDER
+        with self._lock:
+            if any(o.list_client_order_id == params["listClientOrderId"] for o in self.order_lists):
+                return 400, DUPLICATE_LIST
+            now, list_id = int(time.time() * 1000), next(self._order_ids)
+
+            def leg(position: str, price: Decimal) -> PlacedOrder:
+                return PlacedOrder(
+                    order_id=next(self._order_ids),
+                    client_order_id=params[f"{position}ClientOrderId"],
+                    listing=listing,
+                    side=side,
+                    quantity=quantity,
+                    price=price,
+                    commission=Decimal(0),
+                    commission_asset=listing.quote,
+                    time_ms=now,
+                    type=params[f"{position}Type"],
+                    status="NEW",
+                    order_list_id=list_id,
+                )
+
+            listed = OrderList(
+                list_id, params["listClientOrderId"], listing, leg("above", above), leg("below", below), now
+            )
+            self.order_lists.append(listed)
+            self.orders.extend(listed.legs)
+        return 200, listed.as_placed()
+
+    def _find_order_list(self, params: dict[str, str]) -> OrderList | None:
+        client_ids = (params.get("origClientOrderId"), params.get("listClientOrderId"))
+        return next(
+            (
+                o
+                for o in self.order_lists
+                if str(o.order_list_id) == params.get("orderListId") or o.list_client_order_id in client_ids
+            ),
+            None,
+        )
+
+    def _query_order_list(self, params: dict[str, str]) -> tuple[int, object]:
+        with self._lock:
+            listed = self._find_order_list(params)
+            return (400, ORDER_LIST_NOT_FOUND) if listed is None else (200, listed.as_list())
+
+    def _cancel_order_list(self, params: dict[str, str]) -> tuple[int, object]:
+        with self._lock:
+            listed = self._find_order_list(params)
+            if listed is None or listed.listing.id != params.get("symbol"):
+                return 400, ORDER_LIST_NOT_FOUND
+            if all(leg.status != "NEW" for leg in listed.legs):
+                return 400, {"code": -2011, "msg": "Unknown order sent."}
+            for leg in listed.legs:
+                leg.status, leg.update_ms = "CANCELED", int(time.time() * 1000)
+            return 200, {**listed.as_list(), "orderReports": [leg.as_order() for leg in listed.legs]}
+
     def _query_order(self, params: dict[str, str]) -> tuple[int, object]:
         with self._lock:
             matching = [
@@ -434,6 +590,7 @@ class ExchangeStandIn:
                 order.as_trade()
                 for order in self.orders
                 if order.listing.id == params.get("symbol")
+                and order.status == "FILLED"
                 and params.get("orderId") in (None, str(order.order_id))
             ]
 
@@ -447,10 +604,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         self._respond()
 
+    def do_DELETE(self):
+        self._respond()
+
     def _respond(self):
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query))
-        if self.command == "POST":
+        if self.command in ("POST", "DELETE"):
             # ccxt signs a POST's parameters into a form body.
             params.update(parse_qsl(self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()))
         status, body = self.server.stand_in.respond(

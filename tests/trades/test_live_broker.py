@@ -10,7 +10,9 @@ from tests.stand_ins.exchange_server import (
     INSUFFICIENT_BALANCE,
     INVALID_API_KEY,
     LISTINGS,
+    OCO,
     ORDER,
+    PRICES_OUT_OF_ORDER,
     UNAVAILABLE,
     price_now,
 )
@@ -234,3 +236,126 @@ def test_a_sandbox_account_trades_on_the_test_network(exchange_stand_in, alice, 
     assert broker.client.isSandboxModeEnabled
     [placed] = exchange_stand_in.orders
     assert_is_fill_of(fill, placed)
+
+
+# --- stop-loss and take-profit held by the exchange (an OCO list) ------------------------------------------
+def protected_order(side="BUY", client_order_id="tai-9-open") -> OrderRequest:
+    price = price_now(BTCUSDT)
+    below, above = (
+        (price * Decimal("0.95")).quantize(Decimal("0.01")),
+        (price * Decimal("1.05")).quantize(Decimal("0.01")),
+    )
+    stop, target = (below, above) if side == "BUY" else (above, below)
+    return OrderRequest("BTC/USDT", side, Decimal("0.0012345"), price, client_order_id, stop, target)
+
+
+def oco_posts(stand_in):
+    return [request for request in stand_in.requests_to(OCO) if request.method == "POST"]
+
+
+def test_a_long_is_protected_by_an_oco_sell_of_what_the_account_holds(live_broker, exchange_stand_in):
+    order = protected_order("BUY")
+
+    fill = live_broker.place(order)
+
+    [entry, target, stop] = exchange_stand_in.orders
+    [listed] = exchange_stand_in.order_lists
+    assert (fill.protected_on_exchange, fill.protection_id) == (True, "tai-9-open-oco")
+    assert listed.list_client_order_id == "tai-9-open-oco"
+    # The buy's commission was taken in BTC: what is left, rounded down to the amount step, is sold.
+    assert fill.base_fee == entry.commission
+    held = entry.quantity - entry.commission
+    assert target.quantity == stop.quantity == held.quantize(Decimal("0.00001"), rounding="ROUND_DOWN")
+    assert (target.side, target.type, target.price, target.client_order_id) == (
+        "SELL",
+        "LIMIT_MAKER",
+        order.take_profit,
+        "tai-9-open-tp",
+    )
+    assert (stop.side, stop.type, stop.price, stop.client_order_id) == (
+        "SELL",
+        "STOP_LOSS",
+        order.stop_loss,
+        "tai-9-open-sl",
+    )
+    assert (listed.above, listed.below) == (target, stop)
+
+
+def test_a_short_is_protected_by_an_oco_buy_with_the_stop_above(live_broker, exchange_stand_in):
+    order = protected_order("SELL")
+
+    fill = live_broker.place(order)
+
+    [listed] = exchange_stand_in.order_lists
+    assert fill.base_fee == 0  # a sell pays its commission in USDT
+    assert (listed.above.type, listed.above.price, listed.above.side) == ("STOP_LOSS", order.stop_loss, "BUY")
+    assert (listed.below.type, listed.below.price) == ("LIMIT_MAKER", order.take_profit)
+    assert listed.above.quantity == Decimal("0.00123")
+
+
+def test_placing_a_protected_order_again_places_neither_order_again(
+    live_broker, exchange_stand_in, alice_on_binance
+):
+    order = protected_order()
+
+    first = live_broker.place(order)
+    again = LiveBroker(alice_on_binance).place(order)
+
+    assert again == first
+    assert (len(posts(exchange_stand_in)), len(oco_posts(exchange_stand_in))) == (1, 1)
+
+
+def test_an_oco_the_exchange_took_before_timing_out_is_found_not_placed_again(live_broker, exchange_stand_in):
+    exchange_stand_in.stall_next(OCO, LATE, method="POST")
+
+    fill = live_broker.place(protected_order())
+
+    assert fill.protection_id == "tai-9-open-oco"
+    assert len(exchange_stand_in.order_lists) == 1
+
+
+def test_an_oco_the_exchange_refuses_leaves_the_position_to_the_monitor(live_broker, exchange_stand_in):
+    exchange_stand_in.fail_next(OCO, 400, PRICES_OUT_OF_ORDER, method="POST")
+
+    fill = live_broker.place(protected_order())
+
+    assert fill.protected_on_exchange is False
+    assert len(exchange_stand_in.orders) == 1  # the entry, filled and kept
+    assert exchange_stand_in.order_lists == []
+
+
+def test_an_exchange_without_oco_for_the_market_is_watched(live_broker, exchange_stand_in):
+    live_broker.client.load_markets()["BTC/USDT"]["info"]["ocoAllowed"] = False
+
+    fill = live_broker.place(protected_order())
+
+    assert fill.protected_on_exchange is False
+    assert exchange_stand_in.requests_to(OCO) == []
+
+
+@pytest.mark.parametrize(("leg", "reason"), [("above", "TAKE_PROFIT"), ("below", "STOP_LOSS")])
+def test_protection_reports_the_leg_that_filled(live_broker, exchange_stand_in, leg, reason):
+    order = protected_order()
+    live_broker.place(order)
+    assert live_broker.protection("BTC/USDT", order.client_order_id).resting is True
+
+    filled = exchange_stand_in.trigger("tai-9-open-oco", leg)
+    state = live_broker.protection("BTC/USDT", order.client_order_id)
+
+    assert (state.resting, state.exit_reason) == (False, reason)
+    assert state.fill.price == filled.price
+    assert state.fill.amount == filled.quantity
+    assert state.fill.fee == pytest.approx(filled.commission, rel=Decimal("1e-15"))  # a sell: in USDT
+    assert state.fill.filled_at == datetime.fromtimestamp(filled.update_ms / 1000, tz=UTC)
+
+
+def test_a_cancelled_protection_rests_no_more(live_broker, exchange_stand_in):
+    order = protected_order()
+    live_broker.place(order)
+
+    live_broker.cancel_protection("BTC/USDT", order.client_order_id)
+
+    [listed] = exchange_stand_in.order_lists
+    assert [leg.status for leg in listed.legs] == ["CANCELED", "CANCELED"]
+    state = live_broker.protection("BTC/USDT", order.client_order_id)
+    assert (state.resting, state.fill) == (False, None)

@@ -28,8 +28,16 @@ class Fill:
     fee: Decimal  # in the quote currency
     exchange_order_id: str
     filled_at: datetime
-    # True when the exchange itself holds the stop-loss and take-profit; else the monitor watches them.
-    protected_on_exchange: bool = False
+    # Of `fee`, what the exchange took from the bought base currency (Binance's commission on a buy): the
+    # account holds `amount - base_fee`, and only that can be sold again.
+    base_fee: Decimal = Decimal(0)
+    # The client id of the one-cancels-the-other pair holding the stop-loss and take-profit on the exchange,
+    # or "" when the monitor watches them.
+    protection_id: str = ""
+
+    @property
+    def protected_on_exchange(self) -> bool:
+        return bool(self.protection_id)
 
 
 class Broker(Protocol):

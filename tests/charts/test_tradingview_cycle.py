@@ -1,0 +1,52 @@
+"""A bot whose chart source is TradingView: its cycle shows the analyst a screenshot of the bot's chart page,
+taken by the real headless Chromium (of a local page standing in for tradingview.com)."""
+
+from datetime import UTC, datetime
+
+import pytest
+from PIL import Image
+
+from automation.cycle import Outside, run_cycle
+from automation.models import AutomationSession, Bot
+from learning.models import AILearningData
+from tests.automation.test_cycle import FakeAnalyst
+from tests.charts.conftest import BACKGROUND
+from tests.factories import BotFactory, import_eurusd
+
+pytestmark = pytest.mark.browser
+
+
+class SeeingAnalyst(FakeAnalyst):
+    """Keeps the chart it was shown."""
+
+    def analyse(self, request):
+        self.seen = request.chart_png
+        return super().analyse(request)
+
+
+def test_a_tradingview_bot_is_shown_its_chart_page(site, make_capture, monkeypatch, alice):
+    import_eurusd()
+    capture = make_capture()
+    monkeypatch.setattr("automation.cycle.shared_capture", lambda: capture)
+    bot = BotFactory(
+        owner=alice,
+        exchange="sample",
+        symbol="EUR/USD",
+        status=Bot.Status.RUNNING,
+        chart_source=Bot.ChartSource.TRADINGVIEW,
+        tradingview_url=site.url("/chart?delay_ms=100"),
+    )
+    AutomationSession.objects.create(bot=bot)
+    analyst = SeeingAnalyst()
+
+    run = run_cycle(
+        bot.pk, datetime(2017, 12, 4, 10, tzinfo=UTC), Outside(analyst=analyst), on_schedule=False
+    )
+
+    assert run.status == "SUCCEEDED", run.error
+    record = AILearningData.objects.get()
+    with record.screenshot.open("rb") as stored:
+        assert stored.read() == analyst.seen
+    chart = Image.open(record.screenshot.path).convert("RGB")
+    assert chart.size == (1280, 720)
+    assert chart.getpixel((0, 0)) == BACKGROUND  # the page's canvas, not a rendered chart
