@@ -66,6 +66,12 @@ class AILearningData(models.Model):
     outcome = models.CharField(max_length=9, choices=Outcome.choices, blank=True)
     actual_price = models.DecimalField(max_digits=28, decimal_places=12, null=True, blank=True)
     accuracy_score = models.FloatField(null=True, blank=True, help_text="0-1; formula in docs/learning.md.")
+    outcome_r = models.FloatField(
+        null=True, blank=True, help_text="Result in units of the initial risk (stop distance), net of fees."
+    )
+    untraded = models.BooleanField(
+        default=False, help_text="Resolved against the price after its horizon, with no trade taken."
+    )
     feedback_data = models.JSONField(default=dict, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
 
@@ -89,6 +95,7 @@ class AILearningData(models.Model):
             models.Index(fields=["bot", "-created_at"]),
             models.Index(fields=["user", "outcome"]),
             models.Index(fields=["user", "symbol", "timeframe"]),
+            models.Index(fields=["bot", "resolved_at"]),
         ]
         ordering = ["-created_at"]
 

@@ -15,6 +15,8 @@ import pandas as pd
 from django.conf import settings
 from django.db import transaction
 
+from learning.outcomes import trade_result
+
 from .brokers.base import Broker, OrderRequest
 from .models import Trade
 
@@ -26,49 +28,80 @@ class Exit:
     price: Decimal
     at: datetime  # close time of the candle that triggered it
     reason: str  # STOP_LOSS, TAKE_PROFIT or TIME_EXIT
+    worst: Decimal | None = None  # the most adverse price on the way (lowest low of a long), if known
 
 
-def find_exit(trade: Trade, candles: pd.DataFrame, period, max_candles: int) -> Exit | None:
-    """The first exit among `candles` opened at or after the trade's entry, or None while it stays open."""
-    after = candles[candles.index >= pd.Timestamp(trade.execution_time).floor(period)]
-    buy = trade.side == Trade.Side.BUY
+def first_exit(
+    side: str,
+    stop: Decimal | None,
+    target: Decimal | None,
+    entered_at: datetime,
+    candles: pd.DataFrame,
+    period,
+    max_candles: int,
+) -> Exit | None:
+    """The first exit among `candles` opened at or after the entry, or None while the position stays open.
+    Also how paper and untraded analyses are scored (learning.resolution): one rule for all."""
+    after = candles[candles.index >= pd.Timestamp(entered_at).floor(period)]
+    buy = side == "BUY"
+    worst = None
     for count, (open_time, bar) in enumerate(after.iterrows(), start=1):
         closed_at = (open_time + period).to_pydatetime()
-        if trade.stop_loss is not None and (
-            bar["low"] <= trade.stop_loss if buy else bar["high"] >= trade.stop_loss
-        ):
-            return Exit(trade.stop_loss, closed_at, "STOP_LOSS")
-        if trade.take_profit is not None and (
-            bar["high"] >= trade.take_profit if buy else bar["low"] <= trade.take_profit
-        ):
-            return Exit(trade.take_profit, closed_at, "TAKE_PROFIT")
+        extreme = Decimal(str(bar["low"] if buy else bar["high"]))
+        worst = extreme if worst is None else min(worst, extreme) if buy else max(worst, extreme)
+        if stop is not None and (bar["low"] <= stop if buy else bar["high"] >= stop):
+            return Exit(stop, closed_at, "STOP_LOSS", worst)
+        if target is not None and (bar["high"] >= target if buy else bar["low"] <= target):
+            return Exit(target, closed_at, "TAKE_PROFIT", worst)
         if count >= max_candles:
-            return Exit(Decimal(str(bar["close"])), closed_at, "TIME_EXIT")
+            return Exit(Decimal(str(bar["close"])), closed_at, "TIME_EXIT", worst)
     return None
 
 
+def find_exit(trade: Trade, candles: pd.DataFrame, period, max_candles: int) -> Exit | None:
+    return first_exit(
+        trade.side, trade.stop_loss, trade.take_profit, trade.execution_time, candles, period, max_candles
+    )
+
+
 def close_trade(trade: Trade, exit: Exit, exit_fee: Decimal) -> bool:
-    """Close an open trade at `exit`. Compare-and-swap on the status: False if someone closed it first."""
-    direction = 1 if trade.side == Trade.Side.BUY else -1
+    """Close an open trade at `exit`, with its outcome, and resolve the analysis behind it. Compare-and-swap
+    on the status: False if someone closed it first."""
+    from learning.resolution import resolve_traded
+
     fees = trade.fees + exit_fee
-    pnl = (direction * (exit.price - trade.price) * trade.amount - fees).quantize(PRICE_STEP)
-    cost = trade.price * trade.amount
-    risk = abs(trade.price - trade.stop_loss) if trade.stop_loss else None
-    outcome = "WIN" if pnl > 0 else "LOSS" if pnl < 0 else "BREAKEVEN"
+    result = trade_result(
+        side=trade.side,
+        entry=trade.price,
+        exit=exit.price,
+        amount=trade.amount,
+        fees=fees,
+        stop=trade.stop_loss,
+        exit_reason=exit.reason,
+        worst=exit.worst,
+        band_pct=settings.BREAKEVEN_BAND_PCT,
+    )
+    direction = 1 if trade.side == Trade.Side.BUY else -1
     with transaction.atomic():
         closed = Trade.objects.filter(pk=trade.pk, status=Trade.Status.OPEN).update(
             status=Trade.Status.CLOSED,
             exit_price=exit.price,
             fees=fees,
-            pnl=pnl,
-            pnl_percent=(pnl / cost * 100).quantize(Decimal("0.0001")),
-            actual_rr=(direction * (exit.price - trade.price) / risk).quantize(Decimal("0.0001"))
-            if risk
-            else None,
-            outcome=outcome,
+            pnl=(direction * (exit.price - trade.price) * trade.amount - fees).quantize(PRICE_STEP),
+            pnl_percent=result.pnl_percent,
+            actual_rr=result.actual_rr,
+            outcome=result.outcome,
             closed_at=exit.at,
-            learning_data={**trade.learning_data, "exit_reason": exit.reason},
+            learning_data={
+                **trade.learning_data,
+                "exit_reason": exit.reason,
+                "entry_accuracy": result.entry_accuracy,
+                "market_behavior": result.market_behavior,
+            },
         )
+        if closed:
+            trade.refresh_from_db()
+            resolve_traded(trade)
     return closed == 1
 
 
@@ -87,7 +120,7 @@ def _exit_fill(trade: Trade, exit: Exit, broker: Broker) -> tuple[Exit, Decimal]
             client_order_id=f"tai-trade-{trade.pk}-close",
         )
     )
-    return Exit(fill.price, fill.filled_at, exit.reason), fill.fee
+    return Exit(fill.price, fill.filled_at, exit.reason, exit.worst), fill.fee
 
 
 def _exit(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tuple[Exit, Decimal] | None:

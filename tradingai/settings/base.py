@@ -128,6 +128,16 @@ SIMULATION_FEE_PCT = Decimal(env.str("TRADINGAI_SIMULATION_FEE_PCT", default="0.
 # A trade still open after this many candles is closed at the market (TIME_EXIT).
 MAX_HOLDING_CANDLES = env.int("TRADINGAI_MAX_HOLDING_CANDLES", default=48)
 
+# --- Learning (formulas and the reasons for these defaults: docs/learning.md) ---------------------------
+# A result within this band around zero, in percent of the position net of fees, is a BREAKEVEN.
+BREAKEVEN_BAND_PCT = Decimal(env.str("TRADINGAI_BREAKEVEN_BAND_PCT", default="0.1"))
+# Below this many samples a figure is shown with its n but neither ranked, cited in the prompt nor learned
+# from: best/worst timeframe, failures, recommendations, the policy's threshold and avoid-conditions.
+LEARNING_MIN_SAMPLES = env.int("TRADINGAI_LEARNING_MIN_SAMPLES", default=30)
+# The size factor is this fraction of the Kelly stake over the bot's risk per trade, capped.
+KELLY_FRACTION = env.float("TRADINGAI_KELLY_FRACTION", default=0.1)
+SIZE_FACTOR_CAP = env.float("TRADINGAI_SIZE_FACTOR_CAP", default=1.5)
+
 # --- Market data ----------------------------------------------------------------------------------
 # Bound on every call to an exchange's public API; ccxt's own rate limiter stays on.
 MARKET_DATA_TIMEOUT_SECONDS = env.float("TRADINGAI_MARKET_DATA_TIMEOUT_SECONDS", default=10.0)

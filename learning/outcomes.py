@@ -1,0 +1,89 @@
+"""What happened after an analysis, as numbers (SPEC §2, formulas in docs/learning.md). Pure functions over
+plain values, so each is pinned by a test with a known answer (the seed's example trade among them)."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+WIN, LOSS, BREAKEVEN = "WIN", "LOSS", "BREAKEVEN"
+
+
+@dataclass(frozen=True)
+class TradeResult:
+    outcome: str
+    pnl_percent: Decimal  # net of fees, of the position's entry value
+    actual_rr: Decimal | None  # the move in units of the initial risk (entry to stop), net of fees
+    entry_accuracy: str  # GOOD / FAIR / POOR: how far the price went against the entry first
+    market_behavior: str  # AS_EXPECTED / REVERSED / PARTIAL / STALLED / AGAINST
+
+
+def outcome_of(pnl_percent: Decimal, band_pct: Decimal) -> str:
+    """WIN or LOSS outside a band around zero, BREAKEVEN inside it (fees make a tiny win a loss of time)."""
+    if abs(pnl_percent) <= band_pct:
+        return BREAKEVEN
+    return WIN if pnl_percent > 0 else LOSS
+
+
+def trade_result(
+    *,
+    side: str,
+    entry: Decimal,
+    exit: Decimal,
+    amount: Decimal,
+    fees: Decimal,
+    stop: Decimal | None,
+    exit_reason: str,
+    worst: Decimal | None = None,
+    band_pct: Decimal = Decimal("0.1"),
+) -> TradeResult:
+    """`worst` is the most adverse price between entry and exit (the lowest low of a long), if known."""
+    direction = 1 if side == "BUY" else -1
+    cost = entry * amount
+    pnl = direction * (exit - entry) * amount - fees
+    pnl_percent = pnl / cost * 100
+    risk = abs(entry - stop) * amount if stop is not None and stop != entry else None
+    actual_rr = pnl / risk if risk else None
+    return TradeResult(
+        outcome=outcome_of(pnl_percent, band_pct),
+        pnl_percent=pnl_percent.quantize(Decimal("0.0001")),
+        actual_rr=actual_rr.quantize(Decimal("0.0001")) if actual_rr is not None else None,
+        entry_accuracy=entry_accuracy(side, entry, stop, worst),
+        market_behavior=market_behavior(exit_reason, pnl_percent, band_pct),
+    )
+
+
+def entry_accuracy(side: str, entry: Decimal, stop: Decimal | None, worst: Decimal | None) -> str:
+    """GOOD when the price went less than a third of the way to the stop before the exit, FAIR under two
+    thirds, POOR beyond (or stopped out). Unknown without a stop or the path: FAIR."""
+    if stop is None or worst is None or stop == entry:
+        return "FAIR"
+    adverse = max(Decimal(0), (entry - worst) if side == "BUY" else (worst - entry))
+    share = adverse / abs(entry - stop)
+    return "GOOD" if share < Decimal(1) / 3 else "FAIR" if share < Decimal(2) / 3 else "POOR"
+
+
+def market_behavior(exit_reason: str, pnl_percent: Decimal, band_pct: Decimal) -> str:
+    if exit_reason == "TAKE_PROFIT":
+        return "AS_EXPECTED"
+    if exit_reason == "STOP_LOSS":
+        return "REVERSED"
+    # Left at the time limit (or by hand): how far the market went the predicted way.
+    if abs(pnl_percent) <= band_pct:
+        return "STALLED"
+    return "PARTIAL" if pnl_percent > 0 else "AGAINST"
+
+
+def accuracy_score(
+    recommendation: str, reference: float, predicted: float | None, actual: float, hold_band: float
+) -> float:
+    """0-1: how right the analysis was about where the price went, direction and distance both counting.
+
+    BUY/SELL: half for the direction (the price moved from `reference`, the close the analysis saw, the way
+    the prediction said), half for the distance: 1 - |actual - predicted| / |predicted - reference|, floored
+    at 0. Seed: reference 146.50, predicted 152.43, actual 151.20 -> 0.5 + 0.5 * (1 - 1.23 / 5.93) = 0.896.
+    HOLD (or no predicted move): 1 - |actual - reference| / (2 * hold_band), floored at 0: full marks when
+    the price stayed put, none once it moved twice the band (an ATR) either way."""
+    if recommendation == "HOLD" or predicted is None or predicted == reference:
+        return max(0.0, 1 - abs(actual - reference) / (2 * hold_band)) if hold_band > 0 else 0.0
+    direction = 1.0 if (actual - reference) * (predicted - reference) > 0 else 0.0
+    distance = max(0.0, 1 - abs(actual - predicted) / abs(predicted - reference))
+    return round(0.5 * direction + 0.5 * distance, 4)

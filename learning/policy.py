@@ -1,0 +1,151 @@
+"""The adaptive trading policy (SPEC §2): what a bot's resolved analyses say about when to trade and how big,
+learned with database aggregates and stored with its provenance; the owner's pins override any of it.
+Formulas: docs/learning.md."""
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Avg, Count, Max, Min, Q
+
+from .models import AILearningData, LearnedPolicy
+
+THRESHOLDS = tuple(range(50, 95, 5))  # the minimum confidences tried
+AVOIDABLE = ("regime", "market_sentiment")  # conditions a policy can learn to stay out of
+PINNABLE = ("min_confidence", "size_factor", "avoid_conditions")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The values the decision uses: learned, or the bot's own settings before there is enough to learn
+    from, with the owner's pins on top."""
+
+    min_confidence: float
+    size_factor: float = 1.0
+    avoid_conditions: list[dict] = field(default_factory=list)
+    learned: bool = False
+
+    def avoids(self, conditions: dict) -> dict | None:
+        """The avoid-condition these market conditions fall under, if any."""
+        return next((c for c in self.avoid_conditions if conditions.get(c["field"]) == c["value"]), None)
+
+
+def effective_policy(bot) -> Policy:
+    latest = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
+    if latest is None:
+        return Policy(min_confidence=float(bot.min_confidence))
+    values = {
+        "min_confidence": latest.min_confidence,
+        "size_factor": latest.size_factor,
+        "avoid_conditions": latest.avoid_conditions,
+    }
+    return Policy(**{**values, **latest.pins}, learned=bool(latest.sample_sizes.get("learned")))
+
+
+def learn_policy(bot) -> LearnedPolicy:
+    """Learn the bot's policy from its resolved BUY/SELL analyses (traded or not); store it if it differs
+    from the latest, else bring the latest's data window and sample sizes up to date."""
+    minimum = settings.LEARNING_MIN_SAMPLES
+    rows = AILearningData.objects.filter(
+        bot=bot, recommendation__in=("BUY", "SELL"), outcome_r__isnull=False, confidence_score__isnull=False
+    )
+    per_threshold = rows.aggregate(
+        **{f"n{t}": Count("pk", filter=Q(confidence_score__gte=t)) for t in THRESHOLDS},
+        **{f"r{t}": Avg("outcome_r", filter=Q(confidence_score__gte=t)) for t in THRESHOLDS},
+        data_from=Min("resolved_at"),
+        data_to=Max("resolved_at"),
+        total=Count("pk"),
+    )
+    table = [
+        {"threshold": t, "n": per_threshold[f"n{t}"], "expectancy_r": _round(per_threshold[f"r{t}"])}
+        for t in THRESHOLDS
+    ]
+    usable = [row for row in table if row["n"] >= minimum]
+    learned = bool(usable)
+    values = {"min_confidence": float(bot.min_confidence), "size_factor": 1.0, "avoid_conditions": []}
+    sizes = {"learned": learned, "resolved": per_threshold["total"], "thresholds": table}
+    if learned:
+        # The best expectancy; on a tie the lower threshold, which trades, and learns, more.
+        best = max(usable, key=lambda row: (row["expectancy_r"], -row["threshold"]))
+        taken = rows.filter(confidence_score__gte=best["threshold"])
+        values["min_confidence"] = float(best["threshold"])
+        values["size_factor"], sizes["kelly"] = _size_factor(taken, bot)
+        values["avoid_conditions"] = _avoid_conditions(taken, minimum)
+        sizes["at_threshold"] = best["n"]
+    current = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
+    window = {"data_from": per_threshold["data_from"], "data_to": per_threshold["data_to"]}
+    with transaction.atomic():
+        if current and all(getattr(current, name) == value for name, value in values.items()):
+            current.sample_sizes = sizes
+            for name, value in window.items():
+                setattr(current, name, value)
+            current.save(update_fields=["sample_sizes", *window])
+            return current
+        return LearnedPolicy.objects.create(
+            bot=bot, pins=current.pins if current else {}, sample_sizes=sizes, **values, **window
+        )
+
+
+def pin(bot, **values) -> LearnedPolicy:
+    """Fix policy values by hand (None unpins). They override whatever is learned later."""
+    unknown = set(values) - set(PINNABLE)
+    if unknown:
+        raise ValueError(f"cannot pin {', '.join(sorted(unknown))}; pinnable: {', '.join(PINNABLE)}")
+    current = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
+    if current is None:
+        current = LearnedPolicy.objects.create(bot=bot, min_confidence=float(bot.min_confidence))
+    pins = {**current.pins, **values}
+    current.pins = {name: value for name, value in pins.items() if value is not None}
+    current.save(update_fields=["pins"])
+    return current
+
+
+def _size_factor(taken, bot) -> tuple[float, dict]:
+    """A fraction of the Kelly stake, over the bot's risk per trade, capped: 1.0 risks what the bot's setting
+    says, 0 means no edge. Kelly f* = p - (1 - p) / b, p the hit rate above the threshold and b the mean win
+    over the mean loss, both in R."""
+    row = taken.aggregate(
+        n=Count("pk"),
+        wins=Count("pk", filter=Q(outcome_r__gt=0)),
+        mean_win=Avg("outcome_r", filter=Q(outcome_r__gt=0)),
+        mean_loss=Avg("outcome_r", filter=Q(outcome_r__lt=0)),
+    )
+    p = row["wins"] / row["n"]
+    if not row["mean_loss"]:
+        kelly = 1.0 if row["mean_win"] else 0.0  # never lost: as much as the cap allows
+    elif not row["mean_win"]:
+        kelly = 0.0
+    else:
+        kelly = p - (1 - p) / (row["mean_win"] / -row["mean_loss"])
+    base_risk = float(bot.risk_per_trade_pct) / 100
+    factor = min(settings.SIZE_FACTOR_CAP, max(0.0, settings.KELLY_FRACTION * kelly / base_risk))
+    evidence = {
+        "n": row["n"],
+        "hit_rate": _round(p),
+        "mean_win_r": _round(row["mean_win"]),
+        "mean_loss_r": _round(row["mean_loss"]),
+        "kelly": _round(kelly),
+    }
+    return round(factor, 4), evidence
+
+
+def _avoid_conditions(taken, minimum: int) -> list[dict]:
+    avoid = []
+    for column in AVOIDABLE:
+        for row in (
+            taken.values(column).annotate(n=Count("pk"), expectancy_r=Avg("outcome_r")).order_by(column)
+        ):
+            if row["n"] >= minimum and row["expectancy_r"] < 0:
+                avoid.append(
+                    {
+                        "field": column,
+                        "value": row[column],
+                        "n": row["n"],
+                        "expectancy_r": _round(row["expectancy_r"]),
+                    }
+                )
+    return avoid
+
+
+def _round(value) -> float | None:
+    return None if value is None else round(float(value), 4)

@@ -1,0 +1,69 @@
+"""The self-improving part of the analyst's prompt (SPEC §2, seed "Self-Improving Prompts"): what the bot's
+resolved analyses say, in the seed's words, citing only figures with enough samples. Each distinct prompt
+(the instructions with this section) is stored once as a PromptVersion, by its hash, and every analysis
+points at the version it was given, so versions can be compared."""
+
+import hashlib
+
+from django.db import IntegrityError, transaction
+
+from automation.analysts.prompt import SYSTEM
+
+from .models import PromptVersion
+
+
+def insights_section(insights: dict | None) -> str:
+    """Empty until there is something learned to say."""
+    if not insights:
+        return ""
+    minimum = insights["min_samples"]
+    accuracy = insights["accuracy"]
+    if accuracy["n"] < minimum:
+        return ""
+    lines = [
+        f"Based on {accuracy['n']} previous analyses whose outcome is known:",
+        f"- Your accuracy is currently {_pct(accuracy['rate'])} "
+        f"(95% interval {_pct(accuracy['low'])}-{_pct(accuracy['high'])}).",
+    ]
+    if best := insights.get("best_timeframe"):
+        lines.append(f"- You perform best on {best['group']} charts ({_pct(best['rate'])}, n={best['n']}).")
+    if cut := insights.get("failing_below"):
+        below = cut["below"]
+        lines.append(
+            f"- Avoid trades when confidence < {cut['confidence']}: those calls were right "
+            f"{_pct(below['rate'])} of the time (n={below['n']})."
+        )
+    high = next((row for row in insights["by_confidence"] if row["group"] == ">75"), None)
+    if high and high["n"] >= minimum:
+        lines.append(
+            f"- When you were more than 75% confident you were right {_pct(high['rate'])} (n={high['n']})."
+        )
+    worked = [
+        f"{dimension} {row['group']} ({_pct(row['rate'])}, n={row['n']})"
+        for dimension in ("sentiment", "regime")
+        for row in insights[f"by_{dimension}"]
+        if row["n"] >= minimum and row["low"] > accuracy["rate"]
+    ]
+    if worked:
+        lines.append(f"- Focus on these successful patterns: {'; '.join(worked)}.")
+    for failure in insights.get("failures", [])[:3]:
+        lines.append(f"- Weak spot: {failure['text']}.")
+    return "\n".join(lines)
+
+
+def prompt_version(section: str) -> PromptVersion:
+    """The stored version of the instructions with this insights section."""
+    text = f"{SYSTEM}\n\n{section}".strip()
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    found = PromptVersion.objects.filter(sha256=digest).first()
+    if found:
+        return found
+    try:
+        with transaction.atomic():
+            return PromptVersion.objects.create(sha256=digest, text=text)
+    except IntegrityError:  # another worker stored it first
+        return PromptVersion.objects.get(sha256=digest)
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate * 100:.0f}%"

@@ -1,0 +1,124 @@
+"""Steps 9-10 of the cycle (SPEC §1): every analysis gets an outcome. A traded one when its trade closes; an
+untraded one (HOLD, below the threshold, refused by a risk limit) once its horizon has passed, against what
+the price did, so that learning is not limited to, and biased by, the trades taken."""
+
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pandas as pd
+from django.conf import settings
+
+from trades.monitor import first_exit
+
+from .models import AILearningData
+from .outcomes import LOSS, WIN, accuracy_score, outcome_of
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_traded(trade) -> bool:
+    """The closed trade's analysis takes the trade's outcome. False if there is none or it was resolved."""
+    if trade.analysis_id is None:
+        return False
+    analysis = trade.analysis
+    conditions = analysis.market_conditions
+    return bool(
+        AILearningData.objects.filter(pk=analysis.pk, outcome="").update(
+            outcome=trade.outcome,
+            actual_price=trade.exit_price,
+            accuracy_score=accuracy_score(
+                analysis.recommendation,
+                conditions["close"],
+                _float(analysis.predicted_price),
+                float(trade.exit_price),
+                conditions.get("atr") or 0.0,
+            ),
+            outcome_r=_float(trade.actual_rr),
+            untraded=False,
+            resolved_at=trade.closed_at,
+        )
+    )
+
+
+def resolve_untraded(bot, candles: pd.DataFrame, period: timedelta, now: datetime) -> int:
+    """Resolve the bot's untraded analyses whose horizon has passed by `now`, from `candles` (which must
+    reach back to the oldest of them; those it does not cover wait). Returns how many were resolved."""
+    if candles.empty:
+        return 0
+    first_open = candles.index[0].to_pydatetime()
+    resolved = 0
+    pending = AILearningData.objects.filter(bot=bot, outcome="", trade__isnull=True).order_by("created_at")
+    for analysis in pending:
+        as_of = datetime.fromisoformat(analysis.market_conditions["as_of"])
+        horizon = int(analysis.analysis_data.get("horizon") or 1)
+        due = as_of + horizon * period
+        if due > now:
+            continue
+        if as_of < first_open:
+            continue  # older than the candles at hand; a monitor pass with a longer look-back takes it
+        # Fewer candles than the horizon where the market paused (a currency pair's weekend): scored on
+        # what there is.
+        window = candles[(candles.index >= as_of) & (candles.index < due)]
+        if not window.empty and _resolve(analysis, window, period, horizon):
+            resolved += 1
+    return resolved
+
+
+def _resolve(analysis: AILearningData, window: pd.DataFrame, period: timedelta, horizon: int) -> bool:
+    a, conditions = analysis.analysis_data, analysis.market_conditions
+    reference = float(conditions["close"])
+    last = window.iloc[-1]
+    resolved_at = (window.index[-1] + period).to_pydatetime()
+    fields = {"untraded": True, "resolved_at": resolved_at}
+    recommendation = analysis.recommendation
+    if recommendation in ("BUY", "SELL") and a.get("stop_loss") is not None:
+        # As if it had been traded at the close it saw, by the monitor's rule, for at most its horizon.
+        exit = first_exit(
+            recommendation,
+            Decimal(str(a["stop_loss"])),
+            _decimal(a.get("take_profit")),
+            datetime.fromisoformat(conditions["as_of"]),
+            window,
+            period,
+            horizon,
+        )
+        exit_price = float(exit.price) if exit else float(last["close"])
+        direction = 1 if recommendation == "BUY" else -1
+        fee_pct = float(settings.SIMULATION_FEE_PCT) * 2  # in and out
+        pnl_pct = direction * (exit_price - reference) / reference * 100 - fee_pct
+        risk_pct = abs(reference - float(a["stop_loss"])) / reference * 100
+        fields |= {
+            "outcome": outcome_of(Decimal(str(round(pnl_pct, 6))), settings.BREAKEVEN_BAND_PCT),
+            "actual_price": Decimal(str(exit_price)),
+            "outcome_r": round(pnl_pct / risk_pct, 4) if risk_pct else None,
+            "feedback_data": {
+                **analysis.feedback_data,
+                "exit_reason": exit.reason if exit else "HORIZON",
+                "pnl_percent": round(pnl_pct, 4),
+            },
+        }
+    else:
+        # HOLD said the price would not move much: right if it ended within one ATR of where it was.
+        actual = float(last["close"])
+        band = float(conditions.get("atr") or 0.0)
+        fields |= {
+            "outcome": WIN if abs(actual - reference) <= band else LOSS,
+            "actual_price": Decimal(str(actual)),
+        }
+    fields["accuracy_score"] = accuracy_score(
+        recommendation,
+        reference,
+        _float(analysis.predicted_price),
+        float(fields["actual_price"]),
+        float(conditions.get("atr") or 0.0),
+    )
+    return bool(AILearningData.objects.filter(pk=analysis.pk, outcome="").update(**fields))
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _decimal(value) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
