@@ -1,6 +1,7 @@
 """One cycle of one bot (SPEC §1), top to bottom:
 
-    claim the slot → market data → indicators → chart → analysis → record → monitor → decide → execute
+    claim the slot → prompt (what was learned) → market data → indicators → chart → analysis → record
+    → monitor → learn (resolve, insights, policy) → decide → execute
 
 The slot is claimed by creating its CycleRun (unique per bot and slot) and every state change is a
 compare-and-swap on the run's status, so duplicate ticks, redeliveries, retries and a second worker find
@@ -17,7 +18,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from learning.models import AILearningData
+from learning.insights import latest as latest_insights
+from learning.insights import snapshot
+from learning.models import AILearningData, InsightSnapshot
+from learning.policy import effective_policy, learn_policy
+from learning.prompt import insights_section, prompt_version
+from learning.resolution import resolve_untraded
 from market.exchanges import CcxtCandles, has_stored_candles
 from market.sources import Market, MarketDataSource, StoredCandles
 from trades.accounting import account, day_loss, losing_streak
@@ -127,16 +133,19 @@ def run_cycle(
 
     timer = StepTimer()
     try:
+        section = timer.step("prompt", insights_section, latest_insights(bot.owner, bot=bot))
         analysis = analyse_market(
             market,
             source=source,
             analyst=outside.analyst or get_analyst(bot.analyst.lower()),
             until=clock,
+            insights=section,
             timer=timer,
             chart=outside.chart or chart_for(bot),
         )
-        record = timer.step("record", _record, bot, run, analysis)
+        record = timer.step("record", _record, bot, run, analysis, section)
         timer.step("monitor", monitor_trades, bot, analysis.candles, market.period)
+        timer.step("learn", learn, bot, analysis.candles, market.period, clock)
         decision = timer.step("decide", _decide, bot, run, record, analysis, clock)
         if decision.trade:
             timer.step("execute", _execute, bot, run, record, analysis, decision, clock, outside.broker)
@@ -177,10 +186,23 @@ def source_for(market: Market) -> MarketDataSource:
     return CcxtCandles(market.exchange)
 
 
-def _record(bot: Bot, run: CycleRun, done: MarketAnalysis) -> AILearningData:
+def learn(bot: Bot, candles, period: timedelta, clock: datetime) -> None:
+    """Steps 9-10: resolve the untraded analyses whose horizon has passed; if anything was resolved since
+    the bot's last insights (here, by a trade the monitor closed, or between cycles by the monitor task),
+    store its insights and learn its policy again."""
+    resolve_untraded(bot, candles, period, clock)
+    resolved = AILearningData.objects.filter(bot=bot).exclude(outcome="").count()
+    last = InsightSnapshot.objects.filter(user=bot.owner, bot=bot).order_by("-computed_at", "-pk").first()
+    if resolved != (last.resolved_count if last else 0):
+        snapshot(bot.owner, bot=bot)
+        learn_policy(bot)
+
+
+def _record(bot: Bot, run: CycleRun, done: MarketAnalysis, section: str) -> AILearningData:
     """The analysis, written before any order, so that nothing the analyst said is ever lost."""
     a, result = done.result.analysis, done.result
     return AILearningData.objects.create(
+        prompt_version=prompt_version(section),
         user=bot.owner,
         bot=bot,
         session=run.session,
@@ -215,17 +237,21 @@ def _decide(
         .values_list("closed_at", flat=True)
     ).first()
     halted_by = "global" if KillSwitch.is_engaged() else "user" if bot.owner.trading_halted else ""
+    policy = effective_policy(bot)
+    avoided = policy.avoids({"regime": record.regime, "market_sentiment": record.market_sentiment})
     decision = decide(
         a.recommendation,
         a.confidence,
         _dec(a.entry),
         _dec(a.stop_loss),
         RiskLimits(
-            min_confidence=bot.min_confidence,
+            min_confidence=policy.min_confidence,
             risk_per_trade_pct=bot.risk_per_trade_pct,
             max_position_pct=bot.max_position_pct,
             max_open_trades=bot.max_open_trades,
             daily_loss_limit_pct=bot.daily_loss_limit_pct,
+            size_factor=Decimal(str(policy.size_factor)),
+            avoided=avoided,
         ),
         Situation(
             equity=books.equity,
@@ -244,6 +270,11 @@ def _decide(
     record.feedback_data = {
         **record.feedback_data,
         "decision": {"trade": decision.trade, "reason": decision.reason},
+        "policy": {
+            "min_confidence": policy.min_confidence,
+            "size_factor": policy.size_factor,
+            "learned": policy.learned,
+        },
     }
     record.save(update_fields=["feedback_data", "updated_at"])
     if decision.pause_bot:

@@ -69,8 +69,7 @@ def _resolve(analysis: AILearningData, window: pd.DataFrame, period: timedelta, 
     a, conditions = analysis.analysis_data, analysis.market_conditions
     reference = float(conditions["close"])
     last = window.iloc[-1]
-    resolved_at = (window.index[-1] + period).to_pydatetime()
-    fields = {"untraded": True, "resolved_at": resolved_at}
+    fields = {"untraded": True, "resolved_at": (window.index[-1] + period).to_pydatetime()}
     recommendation = analysis.recommendation
     if recommendation in ("BUY", "SELL") and a.get("stop_loss") is not None:
         # As if it had been traded at the close it saw, by the monitor's rule, for at most its horizon.
@@ -89,6 +88,7 @@ def _resolve(analysis: AILearningData, window: pd.DataFrame, period: timedelta, 
         pnl_pct = direction * (exit_price - reference) / reference * 100 - fee_pct
         risk_pct = abs(reference - float(a["stop_loss"])) / reference * 100
         fields |= {
+            "resolved_at": exit.at if exit else fields["resolved_at"],
             "outcome": outcome_of(Decimal(str(round(pnl_pct, 6))), settings.BREAKEVEN_BAND_PCT),
             "actual_price": Decimal(str(exit_price)),
             "outcome_r": round(pnl_pct / risk_pct, 4) if risk_pct else None,

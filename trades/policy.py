@@ -1,7 +1,7 @@
 """The decision (SPEC §1.6): whether an analysis becomes a trade, and how big. A pure function over plain
 data, so every risk limit is a formula a test can pin down; the cycle gathers the data.
 
-Defaults now; the learning issue swaps in learned values (minimum confidence, size factor, avoid lists)."""
+The learned values (minimum confidence, size factor, the avoid-condition met) come from learning.policy."""
 
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
@@ -18,7 +18,8 @@ class RiskLimits:
     max_position_pct: Decimal
     max_open_trades: int
     daily_loss_limit_pct: Decimal
-    size_factor: Decimal = Decimal(1)
+    size_factor: Decimal = Decimal(1)  # learned from the bot's history (learning.policy); 0: no edge
+    avoided: dict | None = None  # the learned avoid-condition the market is in now, if any
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,15 @@ def decide(
         return Decision(False, "the analysis says HOLD")
     if confidence < limits.min_confidence:
         return Decision(False, f"confidence {confidence:g} below the minimum {limits.min_confidence:g}")
+    if limits.avoided:
+        avoided = limits.avoided
+        return Decision(
+            False,
+            f"learned to avoid {avoided['field']} {avoided['value']} "
+            f"(expectancy {avoided['expectancy_r']:+.2f} R over {avoided['n']} analyses)",
+        )
+    if limits.size_factor <= 0:
+        return Decision(False, "the learned size factor is 0: no edge at any confidence yet")
     if now.open_trades >= limits.max_open_trades:
         return Decision(
             False, f"{now.open_trades} open trade(s), the most allowed is {limits.max_open_trades}"

@@ -102,7 +102,8 @@ def fakes(**kwargs):
 def test_a_cycle_records_the_analysis_then_trades(bot):
     run = run_cycle(bot.pk, SLOT, fakes())
     assert run.status == CycleRun.Status.SUCCEEDED
-    steps = ["market_data", "indicators", "chart", "chart_store", "analysis", "record", "monitor", "decide"]
+    steps = ["prompt", "market_data", "indicators", "chart", "chart_store", "analysis", "record", "monitor"]
+    steps += ["learn", "decide"]
     assert set(run.timings) == {*steps, "execute"}
     analysis = AILearningData.objects.get()
     assert (analysis.user, analysis.bot, analysis.cycle_run, analysis.recommendation) == (

@@ -1,0 +1,120 @@
+"""The outcome math with known answers: the seed's example trade first."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from learning.models import AILearningData
+from learning.outcomes import accuracy_score, outcome_of, trade_result
+from tests.factories import BotFactory
+from trades.models import Trade
+from trades.monitor import Exit, close_trade, first_exit
+
+HOUR = timedelta(hours=1)
+T0 = datetime(2024, 3, 1, 10, tzinfo=UTC)
+
+# The seed: BUY at 146.50, stop 143.57, target 152.43, closed at 151.20.
+SEED = {"side": "BUY", "entry": Decimal("146.50"), "stop": Decimal("143.57"), "exit": Decimal("151.20")}
+
+
+def test_the_seed_trade_is_a_win_of_3_2_percent_at_1_6_r():
+    result = trade_result(**SEED, amount=Decimal(1), fees=Decimal(0), exit_reason="TAKE_PROFIT")
+    # 4.70 / 146.50 = 3.2082 %; 4.70 / (146.50 - 143.57 = 2.93) = 1.6041 R
+    assert (result.outcome, result.pnl_percent, result.actual_rr) == (
+        "WIN",
+        Decimal("3.2082"),
+        Decimal("1.6041"),
+    )
+    assert result.market_behavior == "AS_EXPECTED"
+
+
+def test_fees_come_off_the_result():
+    # 0.1 % in and out: 0.1465 + 0.1512 = 0.2977; (4.70 - 0.2977) / 146.50 = 3.0050 %, / 2.93 = 1.5025 R
+    result = trade_result(**SEED, amount=Decimal(1), fees=Decimal("0.2977"), exit_reason="TAKE_PROFIT")
+    assert (result.pnl_percent, result.actual_rr) == (Decimal("3.0050"), Decimal("1.5025"))
+
+
+def test_a_short_and_the_breakeven_band():
+    short = trade_result(
+        side="SELL", entry=Decimal(100), exit=Decimal(102), stop=Decimal(104), amount=Decimal(2),
+        fees=Decimal(0), exit_reason="TIME_EXIT",
+    )  # fmt: skip
+    assert (short.outcome, short.pnl_percent, short.actual_rr) == (
+        "LOSS",
+        Decimal("-2.0000"),
+        Decimal("-0.5000"),
+    )
+    assert short.market_behavior == "AGAINST"
+    assert outcome_of(Decimal("0.05"), Decimal("0.1")) == "BREAKEVEN"
+    assert outcome_of(Decimal("-0.1"), Decimal("0.1")) == "BREAKEVEN"
+    assert outcome_of(Decimal("0.11"), Decimal("0.1")) == "WIN"
+
+
+@pytest.mark.parametrize(("worst", "expected"), [("145.60", "GOOD"), ("145.00", "FAIR"), ("144.00", "POOR")])
+def test_entry_accuracy_is_how_far_the_price_went_against_the_entry_first(worst, expected):
+    # The stop is 2.93 away: a third is 0.977, two thirds 1.953.
+    result = trade_result(
+        **SEED, amount=Decimal(1), fees=Decimal(0), exit_reason="TAKE_PROFIT", worst=Decimal(worst)
+    )
+    assert result.entry_accuracy == expected
+
+
+def test_the_seed_analysis_scores_0_896():
+    # Direction right: 0.5; distance: 1 - |151.20 - 152.43| / |152.43 - 146.50| = 1 - 1.23 / 5.93 = 0.7926
+    assert accuracy_score("BUY", 146.50, 152.43, 151.20, 0.0) == pytest.approx(0.8963, abs=1e-4)
+    # The wrong way: no half for the direction, and farther from the target than the start was.
+    assert accuracy_score("BUY", 146.50, 152.43, 140.00, 0.0) == 0.0
+    # HOLD with an ATR of 2: full marks unmoved, half at 2 away, none at 4.
+    assert accuracy_score("HOLD", 100.0, None, 100.0, 2.0) == 1.0
+    assert accuracy_score("HOLD", 100.0, None, 102.0, 2.0) == 0.5
+    assert accuracy_score("HOLD", 100.0, None, 96.0, 2.0) == 0.0
+
+
+def candles(*bars) -> pd.DataFrame:
+    index = pd.DatetimeIndex([T0 + i * HOUR for i in range(len(bars))])
+    return pd.DataFrame(bars, columns=["open", "high", "low", "close"], index=index).assign(volume=1.0)
+
+
+def test_a_candle_touching_stop_and_target_counts_the_stop():
+    bars = candles((146.5, 147.0, 146.0, 146.8), (146.8, 153.0, 143.0, 150.0))
+    exit = first_exit("BUY", Decimal("143.57"), Decimal("152.43"), T0, bars, HOUR, 48)
+    assert (exit.reason, exit.price, exit.at) == ("STOP_LOSS", Decimal("143.57"), T0 + 2 * HOUR)
+    assert exit.worst == Decimal("143.0")
+
+
+def test_closing_the_seed_trade_resolves_its_analysis(alice):
+    bot = BotFactory(owner=alice, symbol="SOL/USDT")
+    analysis = AILearningData.objects.create(
+        user=alice, bot=bot, symbol="SOL/USDT", timeframe="1h", recommendation="BUY", confidence_score=80,
+        predicted_price=Decimal("152.43"), analysis_data={}, market_conditions={"close": 146.50, "atr": 1.5},
+    )  # fmt: skip
+    trade = Trade.objects.create(
+        owner=alice, bot=bot, analysis=analysis, symbol="SOL/USDT", side="BUY", amount=Decimal(1),
+        price=Decimal("146.50"), stop_loss=Decimal("143.57"), take_profit=Decimal("152.43"),
+        execution_time=T0, status="OPEN",
+    )  # fmt: skip
+
+    assert close_trade(
+        trade, Exit(Decimal("151.20"), T0 + 5 * HOUR, "TAKE_PROFIT", Decimal("146.00")), Decimal(0)
+    )
+
+    trade.refresh_from_db()
+    assert (trade.outcome, trade.pnl_percent, trade.actual_rr) == (
+        "WIN",
+        Decimal("3.2082"),
+        Decimal("1.6041"),
+    )
+    assert trade.learning_data == {
+        "exit_reason": "TAKE_PROFIT",
+        "entry_accuracy": "GOOD",
+        "market_behavior": "AS_EXPECTED",
+    }
+    analysis.refresh_from_db()
+    assert (analysis.outcome, analysis.actual_price, analysis.untraded) == ("WIN", Decimal("151.2"), False)
+    assert analysis.accuracy_score == pytest.approx(0.8963, abs=1e-4)
+    assert analysis.outcome_r == pytest.approx(1.6041)
+    assert analysis.resolved_at == T0 + 5 * HOUR
+    # Closed once: a second close changes nothing.
+    assert not close_trade(trade, Exit(Decimal(140), T0 + 6 * HOUR, "STOP_LOSS"), Decimal(0))

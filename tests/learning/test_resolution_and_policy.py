@@ -1,0 +1,238 @@
+"""Untraded analyses resolved against the price; the adaptive policy on a data set whose right answer is
+known; the prompt's insights section following the insights."""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from learning.insights import compute_insights
+from learning.models import AILearningData, LearnedPolicy, PromptVersion
+from learning.policy import effective_policy, learn_policy, pin
+from learning.prompt import insights_section, prompt_version
+from learning.resolution import resolve_untraded
+from tests.factories import BotFactory
+from trades.policy import Decision, RiskLimits, Situation, decide
+
+from .conftest import resolved
+
+HOUR = timedelta(hours=1)
+AS_OF = datetime(2024, 3, 1, 10, tzinfo=UTC)
+
+
+def candles(closes, highs=None, lows=None) -> pd.DataFrame:
+    index = pd.DatetimeIndex([AS_OF + i * HOUR for i in range(len(closes))])
+    return pd.DataFrame(
+        {
+            "open": closes,
+            "high": highs or [c + 0.1 for c in closes],
+            "low": lows or [c - 0.1 for c in closes],
+            "close": closes,
+            "volume": 1.0,
+        },
+        index=index,
+    )
+
+
+def untraded(bot, recommendation, *, horizon=3, stop=None, target=None, predicted=None):
+    return AILearningData.objects.create(
+        user=bot.owner, bot=bot, symbol=bot.symbol, timeframe="1h", recommendation=recommendation,
+        confidence_score=60, predicted_price=predicted,
+        analysis_data={"horizon": horizon, "stop_loss": stop, "take_profit": target},
+        market_conditions={"close": 100.0, "atr": 1.0, "as_of": AS_OF.isoformat()},
+    )  # fmt: skip
+
+
+def test_an_untraded_buy_is_scored_as_if_traded_by_the_monitors_rule(alice):
+    bot = BotFactory(owner=alice)
+    buy = untraded(bot, "BUY", stop=99.0, target=102.0, predicted=Decimal(102))
+    # The second candle reaches 102.1: the target, 2 above the close it saw, 1 R per point of risk.
+    assert resolve_untraded(bot, candles([100.5, 102.0, 101.0]), HOUR, AS_OF + 3 * HOUR) == 1
+    buy.refresh_from_db()
+    assert (buy.outcome, buy.untraded, buy.actual_price) == ("WIN", True, Decimal("102.0"))
+    assert buy.feedback_data["exit_reason"] == "TAKE_PROFIT"
+    # +2 % less 0.2 % of fees, over a 1 % risk: 1.8 R
+    assert buy.outcome_r == pytest.approx(1.8)
+    assert buy.accuracy_score == 1.0
+    assert buy.resolved_at == AS_OF + 2 * HOUR
+
+
+def test_an_untraded_hold_is_right_when_the_price_stayed_within_an_atr(alice):
+    bot = BotFactory(owner=alice)
+    calm, moved = untraded(bot, "HOLD"), untraded(bot, "HOLD", horizon=2)
+    assert resolve_untraded(bot, candles([100.2, 100.4, 100.5]), HOUR, AS_OF + 3 * HOUR) == 2
+    calm.refresh_from_db()
+    moved.refresh_from_db()
+    assert (calm.outcome, calm.actual_price, calm.outcome_r) == ("WIN", Decimal("100.5"), None)
+    assert moved.outcome == "WIN"
+    assert calm.accuracy_score == 0.75  # 1 - 0.5 / (2 * 1.0)
+
+    wide = untraded(bot, "HOLD", horizon=1)
+    resolve_untraded(bot, candles([101.5]), HOUR, AS_OF + HOUR)
+    wide.refresh_from_db()
+    assert wide.outcome == "LOSS"
+
+
+def test_an_analysis_whose_horizon_has_not_passed_waits(alice):
+    bot = BotFactory(owner=alice)
+    waiting = untraded(bot, "BUY", horizon=5, stop=99.0, target=102.0)
+    assert resolve_untraded(bot, candles([100.0, 100.1]), HOUR, AS_OF + 2 * HOUR) == 0
+    waiting.refresh_from_db()
+    assert waiting.outcome == ""
+
+
+# --- the adaptive policy --------------------------------------------------------------------------------
+def rs(bot, n, wins, win_r, confidence, **fields):
+    """n resolved BUYs, `wins` of them +win_r R and the rest -1 R."""
+    resolved(
+        bot.owner,
+        wins,
+        wins,
+        bot=bot,
+        recommendation="BUY",
+        confidence_score=confidence,
+        outcome_r=win_r,
+        **fields,
+    )
+    resolved(
+        bot.owner,
+        n - wins,
+        0,
+        bot=bot,
+        recommendation="BUY",
+        confidence_score=confidence,
+        outcome_r=-1.0,
+        **fields,
+    )
+
+
+@pytest.fixture
+def known(alice, settings):
+    """At confidence 55: 40 BUYs, 16 at +1 R, 24 at -1 R (expectancy -0.2 R).
+    At confidence 75, trending: 40 BUYs, 28 at +2 R, 12 at -1 R (1.1 R); ranging and volatile: 30 BUYs,
+    8 at +2 R, 22 at -1 R (-0.2 R).
+    Thresholds up to 55 take all 110: (16 - 24 + 56 - 12 + 16 - 22) / 110 = 0.2727 R; 60 to 75 the 70 at 75:
+    38 / 70 = 0.5429 R; above 75 none. Best: 60, the lowest of the tied 60-75.
+    Above it: p = 36 / 70 = 0.5143, b = 2 / 1, Kelly = p - (1 - p) / b = 0.2714; with a tenth of Kelly
+    over the bot's 5 % risk per trade the size factor is 0.1 · 0.2714 / 0.05 = 0.5429. Ranging and volatile
+    loses (-0.2 R on 30): avoided."""
+    settings.LEARNING_MIN_SAMPLES = 30
+    settings.KELLY_FRACTION = 0.1
+    bot = BotFactory(owner=alice, risk_per_trade_pct=Decimal(5), min_confidence=70)
+    rs(bot, 40, 16, 1.0, 55)
+    rs(bot, 40, 28, 2.0, 75, regime="TREND_LOW_VOL")
+    rs(bot, 30, 8, 2.0, 75, regime="RANGE_HIGH_VOL")
+    return bot
+
+
+def test_the_learned_threshold_size_factor_and_avoid_condition(known):
+    policy = learn_policy(known)
+    assert policy.min_confidence == 60
+    assert policy.size_factor == pytest.approx(0.5429, abs=1e-4)
+    assert policy.avoid_conditions == [
+        {"field": "regime", "value": "RANGE_HIGH_VOL", "n": 30, "expectancy_r": -0.2}
+    ]
+    thresholds = {row["threshold"]: row for row in policy.sample_sizes["thresholds"]}
+    assert (thresholds[55]["n"], thresholds[55]["expectancy_r"]) == (110, pytest.approx(0.2727, abs=1e-4))
+    assert (thresholds[75]["n"], thresholds[80]["n"]) == (70, 0)
+    assert policy.sample_sizes["kelly"]["kelly"] == pytest.approx(0.2714, abs=1e-4)
+    assert policy.data_from is not None and policy.data_to >= policy.data_from
+
+    effective = effective_policy(known)
+    assert (effective.min_confidence, effective.learned) == (60, True)
+    assert effective.avoids({"regime": "RANGE_HIGH_VOL", "market_sentiment": "BULLISH"})["n"] == 30
+    assert effective.avoids({"regime": "TREND_LOW_VOL"}) is None
+
+
+def test_relearning_the_same_data_keeps_one_policy_and_pins_win(known):
+    learn_policy(known)
+    learn_policy(known)
+    assert LearnedPolicy.objects.filter(bot=known).count() == 1
+
+    pin(known, min_confidence=65, avoid_conditions=[])
+    rs(known, 30, 30, 1.0, 90)  # new data changes what is learned...
+    learn_policy(known)
+    effective = effective_policy(known)
+    assert LearnedPolicy.objects.filter(bot=known).count() == 2
+    assert (effective.min_confidence, effective.avoid_conditions) == (65, [])  # ...but not the pinned values
+    pin(known, min_confidence=None)
+    assert effective_policy(known).min_confidence != 65
+    with pytest.raises(ValueError, match="cannot pin"):
+        pin(known, max_leverage=10)
+
+
+def test_too_few_samples_keep_the_defaults(alice, settings):
+    settings.LEARNING_MIN_SAMPLES = 30
+    bot = BotFactory(owner=alice, min_confidence=70)
+    rs(bot, 29, 29, 3.0, 80)
+    policy = learn_policy(bot)
+    assert (policy.min_confidence, policy.size_factor, policy.avoid_conditions) == (70, 1.0, [])
+    assert effective_policy(bot).learned is False
+    assert effective_policy(BotFactory(owner=alice, min_confidence=75)).min_confidence == 75
+
+
+def test_the_decision_follows_the_learned_policy():
+    now = Situation(
+        equity=Decimal(10000), cash=Decimal(10000), open_trades=0, day_loss=Decimal(0), losses_in_a_row=0,
+        cycles_since_last_loss=0,
+    )  # fmt: skip
+    limits = RiskLimits(60, Decimal(1), Decimal(100), 3, Decimal(5))
+    full = decide("BUY", 65, Decimal(100), Decimal(99), limits, now)
+    half = decide(
+        "BUY",
+        65,
+        Decimal(100),
+        Decimal(99),
+        RiskLimits(60, Decimal(1), Decimal(100), 3, Decimal(5), Decimal("0.5")),
+        now,
+    )
+    assert (full.amount, half.amount) == (Decimal(100), Decimal(50))  # 1 % of 10,000 over a stop 1 away
+    avoided = {"field": "regime", "value": "RANGE_HIGH_VOL", "n": 30, "expectancy_r": -0.2}
+    refused = decide(
+        "BUY",
+        65,
+        Decimal(100),
+        Decimal(99),
+        RiskLimits(60, Decimal(1), Decimal(100), 3, Decimal(5), avoided=avoided),
+        now,
+    )
+    assert refused == Decision(
+        False, "learned to avoid regime RANGE_HIGH_VOL (expectancy -0.20 R over 30 analyses)"
+    )
+    no_edge = decide(
+        "BUY",
+        65,
+        Decimal(100),
+        Decimal(99),
+        RiskLimits(60, Decimal(1), Decimal(100), 3, Decimal(5), Decimal(0)),
+        now,
+    )
+    assert (no_edge.trade, no_edge.reason) == (
+        False,
+        "the learned size factor is 0: no edge at any confidence yet",
+    )
+
+
+# --- the prompt ------------------------------------------------------------------------------------------
+def test_the_prompt_carries_the_insights_and_changes_with_them(alice, settings):
+    settings.LEARNING_MIN_SAMPLES = 30
+    bot = BotFactory(owner=alice)
+    resolved(alice, 20, 10, bot=bot, confidence_score=60)
+    assert insights_section(compute_insights(alice, bot=bot)) == ""  # 20 < 30: nothing to say yet
+
+    resolved(alice, 40, 30, bot=bot, confidence_score=80, timeframe="1h")
+    resolved(alice, 40, 12, bot=bot, confidence_score=40, timeframe="15m")
+    first = insights_section(compute_insights(alice, bot=bot))
+    assert first.startswith("Based on 100 previous analyses whose outcome is known:\n")
+    assert "- Your accuracy is currently 52% (95% interval 42%-62%)." in first
+    assert "- You perform best on 1h charts (67%, n=60)." in first
+    assert "- Avoid trades when confidence < 80: those calls were right 37% of the time (n=60)." in first
+
+    resolved(alice, 30, 30, bot=bot, confidence_score=90, timeframe="1h")
+    second = insights_section(compute_insights(alice, bot=bot))
+    assert second != first
+    assert second.startswith("Based on 130 previous analyses")
+    versions = {prompt_version(first), prompt_version(second), prompt_version(first)}
+    assert len(versions) == 2 == PromptVersion.objects.count()
+    assert first in prompt_version(first).text
