@@ -75,15 +75,27 @@ def learn_policy(bot) -> LearnedPolicy:
     current = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
     window = {"data_from": per_threshold["data_from"], "data_to": per_threshold["data_to"]}
     with transaction.atomic():
-        if current and all(getattr(current, name) == value for name, value in values.items()):
-            current.sample_sizes = sizes
+        if current and _same_decisions(current, values):
+            # The same policy on more data: its evidence is brought up to date, no new version is stored.
+            current.avoid_conditions, current.sample_sizes = values["avoid_conditions"], sizes
             for name, value in window.items():
                 setattr(current, name, value)
-            current.save(update_fields=["sample_sizes", *window])
+            current.save(update_fields=["avoid_conditions", "sample_sizes", *window])
             return current
         return LearnedPolicy.objects.create(
             bot=bot, pins=current.pins if current else {}, sample_sizes=sizes, **values, **window
         )
+
+
+def _same_decisions(policy: LearnedPolicy, values: dict) -> bool:
+    def avoided(conditions: list[dict]) -> set:
+        return {(c["field"], c["value"]) for c in conditions}
+
+    return (
+        policy.min_confidence == values["min_confidence"]
+        and policy.size_factor == values["size_factor"]
+        and avoided(policy.avoid_conditions) == avoided(values["avoid_conditions"])
+    )
 
 
 def pin(bot, **values) -> LearnedPolicy:

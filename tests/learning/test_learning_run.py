@@ -1,0 +1,61 @@
+"""The loop over real candles: cycles of a paper bot with the technical analyst over the EUR/USD hours of
+the `backtesting` package, one slot after another, produce resolved analyses, closed trades, insights, a
+prompt that cites them and a policy that is not the default."""
+
+from datetime import UTC, datetime, timedelta
+
+from automation.cycle import Outside, run_cycle
+from automation.models import AutomationSession, Bot, CycleRun
+from learning.insights import latest
+from learning.models import AILearningData, InsightSnapshot, LearnedPolicy
+from learning.policy import effective_policy
+from tests.factories import BotFactory, import_eurusd
+from trades.models import Trade
+
+FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday: the pair trades through the week
+CYCLES = 240
+
+
+def test_cycles_over_real_candles_learn(alice, settings):
+    settings.LEARNING_MIN_SAMPLES = 20
+    import_eurusd()
+    bot = BotFactory(
+        owner=alice, exchange="sample", symbol="EUR/USD", timeframe="1h", status=Bot.Status.RUNNING,
+        analyst=Bot.Analyst.TECHNICAL, max_open_trades=3,
+    )  # fmt: skip
+    AutomationSession.objects.create(bot=bot)
+    outside = Outside(chart=lambda *a: b"\x89PNG not drawn: the technical analyst reads numbers")
+
+    runs = [run_cycle(bot.pk, FIRST_SLOT + i * timedelta(hours=1), outside) for i in range(CYCLES)]
+
+    assert {run.status for run in runs} == {CycleRun.Status.SUCCEEDED}, [r.error for r in runs if r.error][:3]
+    analyses = AILearningData.objects.filter(bot=bot)
+    resolved = analyses.exclude(outcome="")
+    assert analyses.count() == CYCLES
+    assert resolved.filter(untraded=True).count() > 50
+    closed = Trade.objects.filter(bot=bot, status="CLOSED")
+    assert closed.count() >= 2
+    assert resolved.filter(untraded=False).count() == closed.count()
+
+    insights = latest(alice, bot=bot)
+    assert insights["resolved"] == resolved.count()
+    assert insights["accuracy"]["n"] >= settings.LEARNING_MIN_SAMPLES
+
+    # The last analysis was given a prompt citing the insights stored before it.
+    last = analyses.order_by("-created_at", "-pk").first()
+    before = InsightSnapshot.objects.filter(bot=bot, computed_at__lt=last.created_at).order_by(
+        "-computed_at"
+    )[0]
+    cited = before.data["accuracy"]
+    assert f"Based on {cited['n']} previous analyses whose outcome is known:" in last.prompt_version.text
+    assert f"Your accuracy is currently {cited['rate'] * 100:.0f}%" in last.prompt_version.text
+    assert analyses.values("prompt_version").distinct().count() > 2  # it changed as the insights did
+
+    # What it learned on these hours: the technical analyst's calls lost money at every confidence
+    # (expectancy below zero in R), so the policy sizes positions at 0 and stops trading, rather than
+    # keeping the default 70 and a factor of 1.
+    policy = effective_policy(bot)
+    assert policy.learned
+    assert (policy.min_confidence, policy.size_factor) != (float(bot.min_confidence), 1.0)
+    # One stored version per change of what the policy decides, not one per cycle.
+    assert LearnedPolicy.objects.filter(bot=bot).count() < CYCLES / 4
