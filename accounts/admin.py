@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.utils.html import format_html
+
+from learning.insights import as_text, compute_insights
 
 from .models import ExchangeAccount, Plan, User
 
@@ -39,8 +42,17 @@ class UserAdmin(BaseUserAdmin):
         ("Profile", {"fields": ("display_name", "plan", "trading_halted")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
+        ("Learning", {"fields": ("insights",)}),
     )
+    readonly_fields = ("insights",)
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    @admin.display(description="Insights")
+    def insights(self, obj):
+        """What the user's analyses and trades say, computed now (database aggregates)."""
+        if obj.pk is None:
+            return "-"
+        return format_html("<pre>{}</pre>", as_text(compute_insights(obj), obj.email))
 
 
 @admin.register(Plan)

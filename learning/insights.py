@@ -127,6 +127,48 @@ def latest(user, *, bot=None) -> dict | None:
     return found.data if found else None
 
 
+def as_text(insights: dict, title: str) -> str:
+    """The insights as lines of text, for the command line and the admin."""
+
+    def figure(row: dict) -> str:
+        if not row["n"]:
+            return "n=0"
+        interval = f"{row['low'] * 100:.0f}-{row['high'] * 100:.0f}%"
+        return f"{row['rate'] * 100:5.1f}% (n={row['n']}, 95% CI {interval})"
+
+    lines = [
+        f"Insights for {title}",
+        f"  analyses: {insights['total_analyses']}, resolved: {insights['resolved']}",
+        f"  accuracy: {figure(insights['accuracy'])}",
+        f"    traded: {figure(insights['accuracy_traded']['traded'])}",
+        f"    untraded: {figure(insights['accuracy_traded']['untraded'])}",
+    ]
+    for dimension in ("confidence", "timeframe", "sentiment", "symbol", "regime"):
+        lines.append(f"  by {dimension}:")
+        lines += [f"    {row['group'] or '?':<16} {figure(row)}" for row in insights[f"by_{dimension}"]]
+    lines.append("  calibration (stated confidence -> realised hit rate):")
+    lines += [
+        f"    {row['bucket']:<8} said {row['mean_confidence']:5.1f}%, right {figure(row)}"
+        for row in insights["calibration"]
+    ]
+    brier = insights["brier"]
+    lines.append(f"  Brier score: {brier['score'] if brier['score'] is not None else 'n/a'} (n={brier['n']})")
+    trades = insights["trades"]
+    lines.append(
+        f"  trades: win rate {figure(trades['win_rate'])}, expectancy {trades['expectancy_pct']}% "
+        f"({trades['expectancy_r']} R), profit factor {trades['profit_factor']}"
+    )
+    for name in ("best_timeframe", "worst_timeframe"):
+        row = insights[name]
+        shown = f"{row['group']} {figure(row)}" if row else f"withheld (needs n >= {insights['min_samples']})"
+        lines.append(f"  {name.replace('_', ' ')}: {shown}")
+    lines.append("  common failures:" + ("" if insights["failures"] else " none with enough samples"))
+    lines += [f"    - {failure['text']}" for failure in insights["failures"]]
+    lines.append("  recommendations:" + ("" if insights["recommendations"] else " none with enough samples"))
+    lines += [f"    - {item['text']}" for item in insights["recommendations"]]
+    return "\n".join(lines)
+
+
 # --- the grouped queries ------------------------------------------------------------------------------------
 def _squared_error():
     # (stated probability - outcome)^2 of one analysis: the Brier score is its mean.

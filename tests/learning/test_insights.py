@@ -155,3 +155,13 @@ def test_the_insights_command(alice, data, charlie):
         call_command("insights", user=alice.email, bot=charlies.pk, stdout=io.StringIO())
     with pytest.raises(CommandError, match="no user"):
         call_command("insights", user="nobody@example.com", stdout=io.StringIO())
+
+
+def test_the_admin_shows_a_users_insights(client, alice, data):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(email="ops@example.com", is_staff=True, is_superuser=True))
+    page = client.get(f"/admin/accounts/user/{alice.pk}/change/")
+    assert page.status_code == 200
+    assert "accuracy:  52.2% (n=90, 95% CI 42-62%)" in page.content.decode()
+    assert "Prefer the 1h timeframe: accuracy 75% (n=40) against 30% (n=40) on 15m" in page.content.decode()
