@@ -3,7 +3,7 @@
 import importlib
 import sys
 
-BENCHMARKS = ["bench.bench_analysis", "bench.bench_capture", "bench.bench_cycles"]
+BENCHMARKS = ["bench.bench_analysis", "bench.bench_capture", "bench.bench_cycles", "bench.bench_insights"]
 
 
 def main() -> int:

@@ -1,8 +1,12 @@
-"""What happened after an analysis, as numbers (SPEC §2, formulas in docs/learning.md). Pure functions over
-plain values, so each is pinned by a test with a known answer (the seed's example trade among them)."""
+"""What happened after an analysis, as numbers (SPEC §2, formulas in docs/learning.md): where a position
+exits, and what that result was. Pure functions over plain values and candles, so each is pinned by a test
+with a known answer (the seed's example trade among them)."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+
+import pandas as pd
 
 WIN, LOSS, BREAKEVEN = "WIN", "LOSS", "BREAKEVEN"
 
@@ -14,6 +18,42 @@ class TradeResult:
     actual_rr: Decimal | None  # the move in units of the initial risk (entry to stop), net of fees
     entry_accuracy: str  # GOOD / FAIR / POOR: how far the price went against the entry first
     market_behavior: str  # AS_EXPECTED / REVERSED / PARTIAL / STALLED / AGAINST
+
+
+@dataclass(frozen=True)
+class Exit:
+    price: Decimal
+    at: datetime  # close time of the candle that triggered it
+    reason: str  # STOP_LOSS, TAKE_PROFIT or TIME_EXIT
+    worst: Decimal | None = None  # the most adverse price on the way (lowest low of a long), if known
+
+
+def first_exit(
+    side: str,
+    stop: Decimal | None,
+    target: Decimal | None,
+    entered_at: datetime,
+    candles: pd.DataFrame,
+    period,
+    max_candles: int,
+) -> Exit | None:
+    """The first exit among `candles` opened at or after the entry, or None while the position stays open:
+    the monitor's rule for open trades (trades.monitor), and how untraded analyses are scored
+    (learning.resolution): one rule for both."""
+    after = candles[candles.index >= pd.Timestamp(entered_at).floor(period)]
+    buy = side == "BUY"
+    worst = None
+    for count, (open_time, bar) in enumerate(after.iterrows(), start=1):
+        closed_at = (open_time + period).to_pydatetime()
+        extreme = Decimal(str(bar["low"] if buy else bar["high"]))
+        worst = extreme if worst is None else min(worst, extreme) if buy else max(worst, extreme)
+        if stop is not None and (bar["low"] <= stop if buy else bar["high"] >= stop):
+            return Exit(stop, closed_at, "STOP_LOSS", worst)
+        if target is not None and (bar["high"] >= target if buy else bar["low"] <= target):
+            return Exit(target, closed_at, "TAKE_PROFIT", worst)
+        if count >= max_candles:
+            return Exit(Decimal(str(bar["close"])), closed_at, "TIME_EXIT", worst)
+    return None
 
 
 def outcome_of(pnl_percent: Decimal, band_pct: Decimal) -> str:

@@ -9,10 +9,8 @@ from decimal import Decimal
 import pandas as pd
 from django.conf import settings
 
-from trades.monitor import first_exit
-
 from .models import AILearningData
-from .outcomes import LOSS, WIN, accuracy_score, outcome_of
+from .outcomes import LOSS, WIN, accuracy_score, first_exit, outcome_of
 
 logger = logging.getLogger(__name__)
 

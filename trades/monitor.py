@@ -7,55 +7,19 @@ A live trade whose stop-loss and take-profit the exchange holds (an OCO list, tr
 when the exchange filled one of them, at that fill; the candles then only decide the time exit, for which
 the list is cancelled first."""
 
-from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 import pandas as pd
 from django.conf import settings
 from django.db import transaction
 
-from learning.outcomes import trade_result
+from learning.outcomes import Exit, first_exit, trade_result
+from learning.resolution import resolve_traded
 
 from .brokers.base import Broker, OrderRequest
 from .models import Trade
 
 PRICE_STEP = Decimal("0.000000000001")
-
-
-@dataclass(frozen=True)
-class Exit:
-    price: Decimal
-    at: datetime  # close time of the candle that triggered it
-    reason: str  # STOP_LOSS, TAKE_PROFIT or TIME_EXIT
-    worst: Decimal | None = None  # the most adverse price on the way (lowest low of a long), if known
-
-
-def first_exit(
-    side: str,
-    stop: Decimal | None,
-    target: Decimal | None,
-    entered_at: datetime,
-    candles: pd.DataFrame,
-    period,
-    max_candles: int,
-) -> Exit | None:
-    """The first exit among `candles` opened at or after the entry, or None while the position stays open.
-    Also how paper and untraded analyses are scored (learning.resolution): one rule for all."""
-    after = candles[candles.index >= pd.Timestamp(entered_at).floor(period)]
-    buy = side == "BUY"
-    worst = None
-    for count, (open_time, bar) in enumerate(after.iterrows(), start=1):
-        closed_at = (open_time + period).to_pydatetime()
-        extreme = Decimal(str(bar["low"] if buy else bar["high"]))
-        worst = extreme if worst is None else min(worst, extreme) if buy else max(worst, extreme)
-        if stop is not None and (bar["low"] <= stop if buy else bar["high"] >= stop):
-            return Exit(stop, closed_at, "STOP_LOSS", worst)
-        if target is not None and (bar["high"] >= target if buy else bar["low"] <= target):
-            return Exit(target, closed_at, "TAKE_PROFIT", worst)
-        if count >= max_candles:
-            return Exit(Decimal(str(bar["close"])), closed_at, "TIME_EXIT", worst)
-    return None
 
 
 def find_exit(trade: Trade, candles: pd.DataFrame, period, max_candles: int) -> Exit | None:
@@ -67,8 +31,6 @@ def find_exit(trade: Trade, candles: pd.DataFrame, period, max_candles: int) -> 
 def close_trade(trade: Trade, exit: Exit, exit_fee: Decimal) -> bool:
     """Close an open trade at `exit`, with its outcome, and resolve the analysis behind it. Compare-and-swap
     on the status: False if someone closed it first."""
-    from learning.resolution import resolve_traded
-
     fees = trade.fees + exit_fee
     result = trade_result(
         side=trade.side,

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from learning.models import AILearningData
-from learning.outcomes import accuracy_score, outcome_of, trade_result
+from learning.outcomes import Exit, accuracy_score, first_exit, outcome_of, trade_result
 from tests.factories import BotFactory
 from trades.models import Trade
-from trades.monitor import Exit, close_trade, first_exit
+from trades.monitor import close_trade
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2024, 3, 1, 10, tzinfo=UTC)
