@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from learning.counters import count_recorded
 from learning.insights import latest as latest_insights
 from learning.insights import snapshot
 from learning.models import AILearningData, InsightSnapshot
@@ -199,10 +200,19 @@ def learn(bot: Bot, candles, period: timedelta, clock: datetime) -> None:
 
 
 def _record(bot: Bot, run: CycleRun, done: MarketAnalysis, section: str) -> AILearningData:
-    """The analysis, written before any order, so that nothing the analyst said is ever lost."""
+    """The analysis, written before any order, so that nothing the analyst said is ever lost; counted in the
+    insights' running totals in the same transaction."""
+    version = prompt_version(section)
+    with transaction.atomic():
+        record = _create_record(bot, run, done, version)
+        count_recorded(record)
+    return record
+
+
+def _create_record(bot: Bot, run: CycleRun, done: MarketAnalysis, version) -> AILearningData:
     a, result = done.result.analysis, done.result
     return AILearningData.objects.create(
-        prompt_version=prompt_version(section),
+        prompt_version=version,
         user=bot.owner,
         bot=bot,
         session=run.session,

@@ -2,7 +2,8 @@
 resolved analyses and 20,000 closed trades of one user, beside 10,000 analyses and 2,000 trades of another
 user that must not count, in a throwaway PostgreSQL database. Beside it, the baseline the issue compares
 against: the same figures computed in Python over the fetched rows, fetch included. Then the time of each
-query compute_insights makes, to show where the time goes.
+query compute_insights makes, to show where the time goes, and what keeping its running totals
+(learning.counters) costs each resolution.
 
 Run: .venv/bin/python -m bench.bench_insights (or `make bench`).
 Needs PostgreSQL (trust auth, user postgres) on 127.0.0.1; creates and drops the database
@@ -31,6 +32,7 @@ OTHER_ANALYSES = 10_000  # of another user: scoping must leave them out
 TRADES = 20_000
 OTHER_TRADES = 2_000
 BATCH = 5_000
+RESOLUTION_SAMPLE = 1_000
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "EUR/USD", "XAU/USD"]
 TIMEFRAMES = ["15m", "1h", "4h"]
 SENTIMENTS = ["BULLISH", "BEARISH", "NEUTRAL"]
@@ -149,6 +151,7 @@ def seed():
 
     from accounts.models import User
     from automation.models import Bot
+    from learning.counters import rebuild
     from learning.models import AILearningData, PromptVersion
     from trades.models import Trade
 
@@ -169,9 +172,31 @@ def seed():
     bulk(AILearningData, make_analyses(rng, other, other_bots, versions, OTHER_ANALYSES))
     bulk(Trade, make_trades(rng, user, bots, TRADES))
     bulk(Trade, make_trades(rng, other, other_bots, OTHER_TRADES))
+    # Bulk inserts skip the running totals the cycle keeps as it resolves: recompute them from the rows.
+    started = time.perf_counter()
+    counters = rebuild(user) + rebuild(other)
+    seconds = time.perf_counter() - started
+    print(f"running totals rebuilt from the rows: {counters:,} counters in {seconds:.1f} s")
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return user
+
+
+def resolution_cost(user) -> None:
+    """What keeping the totals costs each resolution: one upsert of its ~10 counters."""
+    from django.db import transaction
+
+    from learning.counters import count_resolved
+    from learning.models import AILearningData
+
+    sample = list(AILearningData.objects.filter(user=user)[:RESOLUTION_SAMPLE])
+    started = time.perf_counter()
+    with transaction.atomic():
+        for analysis in sample:
+            count_resolved(analysis)
+        transaction.set_rollback(True)  # measured, not kept: the figures stay those of the rows
+    seconds = (time.perf_counter() - started) / len(sample)
+    print(f"counting one resolution in the running totals: {seconds * 1000:.2f} ms ({len(sample)} timed)")
 
 
 # --- the baseline: the same figures in Python over the fetched rows -----------------------------------------
@@ -439,6 +464,7 @@ def main() -> None:
             f"{len(SYMBOLS)} bots, {WEEKS} weeks, {os.cpu_count()} cores"
         )
         measure(user)
+        resolution_cost(user)
     finally:
         if settings.configured:
             from django.db import connections

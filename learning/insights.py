@@ -1,30 +1,26 @@
 """What a user's analyses and trades say so far (SPEC §2, seed "Dynamic Learning Insights"), computed by the
-database: every figure is a COUNT/SUM/AVG grouped in SQL, and Python only turns the few grouped rows into
-rates, 95 % Wilson intervals and sentences. Each figure carries its n; nothing is ranked, cited or
-recommended on fewer than LEARNING_MIN_SAMPLES. Formulas: docs/learning.md."""
+database: one SUM ... GROUP BY over the running totals the resolutions keep (learning.counters) and one
+aggregate over the closed trades; Python only turns the few grouped rows into rates, 95 % Wilson intervals
+and sentences. Each figure carries its n; nothing is ranked, cited or recommended on fewer than
+LEARNING_MIN_SAMPLES. Formulas: docs/learning.md."""
 
 import math
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Avg, Case, Count, F, FloatField, Q, Sum, Value, When
-from django.db.models.functions import Cast, Coalesce, Floor, TruncWeek
+from django.db.models import Avg, Count, Q, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from trades.models import Trade
 
-from .models import AILearningData, InsightSnapshot
+from .counters import SUMS
+from .models import InsightCounter, InsightSnapshot, PromptVersion
 
 Z95 = 1.959963984540054
-DIMENSIONS = {  # name in the insights: the column grouped by
-    "timeframe": "timeframe",
-    "sentiment": "market_sentiment",
-    "symbol": "symbol",
-    "regime": "regime",
-    "prompt_version": "prompt_version__sha256",
-}
+DIMENSIONS = ("timeframe", "sentiment", "symbol", "regime", "prompt_version")
 CONFIDENCE_BUCKETS = ("<50", "50-75", ">75")  # the seed's: low, middling and high confidence
-HIT = Case(When(outcome="WIN", then=Value(1.0)), default=Value(0.0), output_field=FloatField())
 
 
 def wilson(hits: int, n: int) -> tuple[float, float]:
@@ -51,50 +47,37 @@ class Scope:
     symbol: str = ""
     timeframe: str = ""
 
-    def analyses(self):
-        q = AILearningData.objects.filter(user_id=self.user_id)
-        if self.bot_id:
-            q = q.filter(bot_id=self.bot_id)
-        if self.symbol:
-            q = q.filter(symbol=self.symbol)
-        if self.timeframe:
-            q = q.filter(timeframe=self.timeframe)
-        return q
+    def narrow(self, queryset, timeframe_field: str = "timeframe"):
+        wanted = {"bot_id": self.bot_id, "symbol": self.symbol, timeframe_field: self.timeframe}
+        return queryset.filter(**{name: value for name, value in wanted.items() if value})
 
     def trades(self):
-        q = Trade.objects.filter(owner_id=self.user_id, status=Trade.Status.CLOSED)
-        if self.bot_id:
-            q = q.filter(bot_id=self.bot_id)
-        if self.symbol:
-            q = q.filter(symbol=self.symbol)
-        if self.timeframe:
-            q = q.filter(analysis__timeframe=self.timeframe)
-        return q
+        closed = Trade.objects.filter(owner_id=self.user_id, status=Trade.Status.CLOSED)
+        return self.narrow(closed, "analysis__timeframe")
 
 
 def compute_insights(user, *, bot=None, symbol: str = "", timeframe: str = "") -> dict:
     scope = Scope(user.pk, bot.pk if bot else None, symbol, timeframe)
     minimum = settings.LEARNING_MIN_SAMPLES
-    resolved = scope.analyses().exclude(outcome="")
-    overall_row = resolved.aggregate(
-        n=Count("pk"),
-        hits=Count("pk", filter=Q(outcome="WIN")),
-        scored=Count("confidence_score"),
-        squared_error=Sum(_squared_error()),
-    )
+    figures = _figures(scope)
+    overall_row = figures["all"].get("", _EMPTY)
     overall = stat(overall_row["hits"], overall_row["n"])
-    groups = {name: _grouped(resolved, column) for name, column in DIMENSIONS.items()}
-    by_confidence = _by_confidence(resolved)
-    calibration = _calibration(resolved)
+    groups = {name: _rows(figures[name]) for name in DIMENSIONS}
+    groups["prompt_version"] = _named_versions(groups["prompt_version"])
+    calibration = _calibration(figures["calibration"])
     insights = {
         "scope": {"user": user.pk, "bot": scope.bot_id, "symbol": symbol, "timeframe": timeframe},
         "computed_at": timezone.now().isoformat(),
         "min_samples": minimum,
-        "total_analyses": scope.analyses().count(),
+        "total_analyses": figures["recorded"].get("", _EMPTY)["n"],
         "resolved": overall["n"],
         "accuracy": overall,
-        "accuracy_traded": _accuracy_by_traded(resolved),
-        "by_confidence": by_confidence,
+        "accuracy_traded": {
+            name: _stat_of(figures["traded"].get(name, _EMPTY)) for name in ("traded", "untraded")
+        },
+        "by_confidence": [
+            _stat_of(figures["confidence"].get(name, _EMPTY), group=name) for name in CONFIDENCE_BUCKETS
+        ],
         **{f"by_{name}": rows for name, rows in groups.items()},
         "calibration": calibration,
         "brier": {
@@ -104,7 +87,7 @@ def compute_insights(user, *, bot=None, symbol: str = "", timeframe: str = "") -
             else None,
         },
         "trades": _trades(scope),
-        "over_time": _over_time(resolved),
+        "over_time": [_stat_of(row, week=week) for week, row in sorted(figures["week"].items())],
     }
     ranked = [row for row in groups["timeframe"] if row["n"] >= minimum]
     ranked.sort(key=lambda row: row["rate"])
@@ -169,71 +152,52 @@ def as_text(insights: dict, title: str) -> str:
     return "\n".join(lines)
 
 
-# --- the grouped queries ------------------------------------------------------------------------------------
-def _squared_error():
-    # (stated probability - outcome)^2 of one analysis: the Brier score is its mean.
-    p = F("confidence_score") / Value(100.0)
-    return (p - HIT) * (p - HIT)
+# --- the running totals, summed by the database ------------------------------------------------------------
+_EMPTY = {"n": 0, "hits": 0, "scored": 0, "confidence_sum": 0.0, "squared_error": 0.0}
 
 
-def _grouped(resolved, column: str) -> list[dict]:
-    rows = (
-        resolved.values(column)
-        .annotate(n=Count("pk"), hits=Count("pk", filter=Q(outcome="WIN")))
-        .order_by(column)
+def _figures(scope: Scope) -> dict[str, dict[str, dict]]:
+    """{dimension: {value: sums}} over the counters in scope: one grouped query."""
+    counters = scope.narrow(InsightCounter.objects.filter(user_id=scope.user_id))
+    figures: dict[str, dict[str, dict]] = defaultdict(dict)
+    for row in (
+        counters.values("dimension", "value").annotate(**{name: Sum(name) for name in SUMS}).order_by()
+    ):
+        figures[row["dimension"]][row["value"]] = row
+    return figures
+
+
+def _stat_of(row: dict, **extra) -> dict:
+    return stat(row["hits"], row["n"], **extra)
+
+
+def _rows(values: dict[str, dict]) -> list[dict]:
+    return [_stat_of(row, group=value) for value, row in sorted(values.items())]
+
+
+def _named_versions(rows: list[dict]) -> list[dict]:
+    """Prompt versions by their hash, as the insights show them, rather than by id."""
+    names = dict(
+        PromptVersion.objects.filter(pk__in=[row["group"] for row in rows if row["group"]]).values_list(
+            "pk", "sha256"
+        )
     )
-    return [stat(row["hits"], row["n"], group=row[column] or "") for row in rows]
-
-
-def _accuracy_by_traded(resolved) -> dict:
-    rows = resolved.values("untraded").annotate(n=Count("pk"), hits=Count("pk", filter=Q(outcome="WIN")))
-    found = {row["untraded"]: row for row in rows}
-    return {
-        name: stat(found.get(untraded, {}).get("hits", 0), found.get(untraded, {}).get("n", 0))
-        for name, untraded in (("traded", False), ("untraded", True))
-    }
-
-
-def _by_confidence(resolved) -> list[dict]:
-    bucket = Case(
-        When(confidence_score__lt=50, then=Value("<50")),
-        When(confidence_score__lte=75, then=Value("50-75")),
-        default=Value(">75"),
+    return sorted(
+        ({**row, "group": names.get(int(row["group"]), "") if row["group"] else ""} for row in rows),
+        key=lambda row: row["group"],
     )
-    rows = (
-        resolved.filter(confidence_score__isnull=False)
-        .annotate(bucket=bucket)
-        .values("bucket")
-        .annotate(n=Count("pk"), hits=Count("pk", filter=Q(outcome="WIN")))
-    )
-    found = {row["bucket"]: row for row in rows}
-    return [
-        stat(found.get(name, {}).get("hits", 0), found.get(name, {}).get("n", 0), group=name)
-        for name in CONFIDENCE_BUCKETS
-    ]
 
 
-def _calibration(resolved) -> list[dict]:
+def _calibration(deciles: dict[str, dict]) -> list[dict]:
     """Stated confidence against the realised hit rate, in tens (90-100 together)."""
-    decile = Cast(Floor(F("confidence_score") / Value(10.0)), FloatField())
-    rows = (
-        resolved.filter(confidence_score__isnull=False)
-        .annotate(decile=Case(When(confidence_score__gte=90, then=Value(9.0)), default=decile))
-        .values("decile")
-        .annotate(
-            n=Count("pk"), hits=Count("pk", filter=Q(outcome="WIN")), mean_confidence=Avg("confidence_score")
-        )
-        .order_by("decile")
-    )
     return [
-        stat(
-            row["hits"],
-            row["n"],
-            bucket=f"{int(row['decile']) * 10}-{int(row['decile']) * 10 + 10}",
-            lower=int(row["decile"]) * 10,
-            mean_confidence=_round(row["mean_confidence"]),
+        _stat_of(
+            row,
+            bucket=f"{int(value) * 10}-{int(value) * 10 + 10}",
+            lower=int(value) * 10,
+            mean_confidence=_round(row["confidence_sum"] / row["scored"]),
         )
-        for row in rows
+        for value, row in sorted(deciles.items(), key=lambda item: int(item[0]))
     ]
 
 
@@ -254,17 +218,6 @@ def _trades(scope: Scope) -> dict:
         "gross_profit": _round(row["gains"]),
         "gross_loss": _round(row["losses"]),
     }
-
-
-def _over_time(resolved) -> list[dict]:
-    rows = (
-        resolved.filter(resolved_at__isnull=False)
-        .annotate(week=TruncWeek("resolved_at"))
-        .values("week")
-        .annotate(n=Count("pk"), hits=Count("pk", filter=Q(outcome="WIN")))
-        .order_by("week")
-    )
-    return [stat(row["hits"], row["n"], week=row["week"].date().isoformat()) for row in rows]
 
 
 # --- what the figures say -----------------------------------------------------------------------------------

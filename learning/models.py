@@ -105,6 +105,38 @@ class AILearningData(models.Model):
         )
 
 
+class InsightCounter(models.Model):
+    """Running totals of one figure of the insights for one bot: how many analyses fall under `dimension` =
+    `value` (confidence bucket, timeframe, regime, week...), how many were right, and the sums behind the
+    calibration and the Brier score. Kept in step with the analyses as they are recorded and resolved
+    (learning.counters), so a user's insights are a SUM over a few hundred of these rows rather than scans
+    of every analysis; `learning.counters.rebuild` recomputes them from the analyses."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The bot's id, 0 for none: a plain number, so a deleted bot's analyses keep counting for its owner.
+    bot_id = models.BigIntegerField(default=0)
+    symbol = models.CharField(max_length=31)
+    timeframe = models.CharField(max_length=5)
+    dimension = models.CharField(max_length=20)
+    value = models.CharField(max_length=80, blank=True)
+    n = models.BigIntegerField(default=0)
+    hits = models.BigIntegerField(default=0)
+    scored = models.BigIntegerField(default=0, help_text="Of n, those with a stated confidence.")
+    confidence_sum = models.FloatField(default=0.0)
+    squared_error = models.FloatField(default=0.0, help_text="Sum of (confidence/100 - hit)², for Brier.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "bot_id", "symbol", "timeframe", "dimension", "value"],
+                name="one_counter_per_key",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.dimension}={self.value}: {self.hits}/{self.n}"
+
+
 class InsightSnapshot(models.Model):
     """The insights as computed at one moment, kept so their history can be plotted."""
 

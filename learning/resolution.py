@@ -8,7 +8,9 @@ from decimal import Decimal
 
 import pandas as pd
 from django.conf import settings
+from django.db import transaction
 
+from .counters import count_resolved
 from .models import AILearningData
 from .outcomes import LOSS, WIN, accuracy_score, first_exit, outcome_of
 
@@ -21,8 +23,9 @@ def resolve_traded(trade) -> bool:
         return False
     analysis = trade.analysis
     conditions = analysis.market_conditions
-    return bool(
-        AILearningData.objects.filter(pk=analysis.pk, outcome="").update(
+    return _settle(
+        analysis,
+        dict(
             outcome=trade.outcome,
             actual_price=trade.exit_price,
             accuracy_score=accuracy_score(
@@ -35,8 +38,20 @@ def resolve_traded(trade) -> bool:
             outcome_r=_float(trade.actual_rr),
             untraded=False,
             resolved_at=trade.closed_at,
-        )
+        ),
     )
+
+
+def _settle(analysis: AILearningData, fields: dict) -> bool:
+    """Write the outcome once (compare-and-swap on the empty outcome) and count it in the insights' running
+    totals in the same transaction."""
+    with transaction.atomic():
+        if not AILearningData.objects.filter(pk=analysis.pk, outcome="").update(**fields):
+            return False
+        for name, value in fields.items():
+            setattr(analysis, name, value)
+        count_resolved(analysis)
+    return True
 
 
 def resolve_untraded(bot, candles: pd.DataFrame, period: timedelta, now: datetime) -> int:
@@ -111,7 +126,7 @@ def _resolve(analysis: AILearningData, window: pd.DataFrame, period: timedelta, 
         float(fields["actual_price"]),
         float(conditions.get("atr") or 0.0),
     )
-    return bool(AILearningData.objects.filter(pk=analysis.pk, outcome="").update(**fields))
+    return _settle(analysis, fields)
 
 
 def _float(value) -> float | None:

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
+from learning.counters import rebuild
 from learning.models import AILearningData
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday
@@ -27,3 +28,4 @@ def resolved(user, n: int, wins: int, *, bot=None, week: int = 0, **fields) -> N
         )
         for i in range(n)
     )
+    rebuild(user)  # bulk_create skips the running totals the cycle keeps

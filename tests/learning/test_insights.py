@@ -17,7 +17,7 @@ import pytest
 from django.core.management import call_command
 
 from learning.insights import compute_insights, snapshot
-from learning.models import InsightSnapshot
+from learning.models import InsightCounter, InsightSnapshot
 from tests.factories import BotFactory
 from trades.models import Trade
 
@@ -147,6 +147,11 @@ def test_the_insights_command(alice, data, charlie):
     out = io.StringIO()
     call_command("insights", user=alice.email, stdout=out)
     assert "accuracy:  52.2% (n=90, 95% CI 42-62%)" in out.getvalue()
+
+    InsightCounter.objects.filter(user=alice).delete()  # totals lost: --rebuild recomputes them
+    out = io.StringIO()
+    call_command("insights", user=alice.email, rebuild=True, json=True, stdout=out)
+    assert json.loads(out.getvalue())["accuracy"]["hits"] == 47
 
     from django.core.management import CommandError
 

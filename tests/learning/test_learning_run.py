@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from automation.cycle import Outside, run_cycle
 from automation.models import AutomationSession, Bot, CycleRun
-from learning.insights import latest
+from learning.counters import rebuild
+from learning.insights import compute_insights, latest
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy
 from learning.policy import effective_policy
 from tests.factories import BotFactory, import_eurusd
@@ -54,6 +55,16 @@ def test_cycles_over_real_candles_learn(alice, settings):
     # What it learned on these hours: the technical analyst's calls lost money at every confidence
     # (expectancy below zero in R), so the policy sizes positions at 0 and stops trading, rather than
     # keeping the default 70 and a factor of 1.
+    # The running totals the cycles kept are what recomputing them from the analyses gives.
+    kept = compute_insights(alice, bot=bot)
+    assert rebuild(alice) > 0
+    recomputed = compute_insights(alice, bot=bot)
+    kept.pop("computed_at"), recomputed.pop("computed_at")
+    assert kept == recomputed
+    assert kept["total_analyses"] == CYCLES
+    assert {len(row["group"]) for row in kept["by_prompt_version"]} == {64}  # named by their hash
+    assert sum(row["n"] for row in kept["by_prompt_version"]) == kept["resolved"]
+
     policy = effective_policy(bot)
     assert policy.learned
     assert (policy.min_confidence, policy.size_factor) != (float(bot.min_confidence), 1.0)

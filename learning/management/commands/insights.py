@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
 from automation.models import Bot
+from learning.counters import rebuild
 from learning.insights import as_text, compute_insights
 
 
@@ -14,6 +15,11 @@ class Command(BaseCommand):
         parser.add_argument("--user", required=True, metavar="EMAIL")
         parser.add_argument("--bot", type=int, metavar="ID", help="one of the user's bots")
         parser.add_argument("--json", action="store_true", help="one JSON object, every figure with its n")
+        parser.add_argument(
+            "--rebuild",
+            action="store_true",
+            help="first recompute the user's running totals from the analyses",
+        )
 
     def handle(self, *args, **options):
         user = User.objects.filter(email__iexact=options["user"]).first()
@@ -25,6 +31,8 @@ class Command(BaseCommand):
             bot = Bot.objects.filter(owner=user, pk=options["bot"]).first()
             if bot is None:
                 raise CommandError(f"{user.email} has no bot {options['bot']}")
+        if options["rebuild"]:
+            rebuild(user)
         insights = compute_insights(user, bot=bot)
         if options["json"]:
             self.stdout.write(json.dumps(insights, indent=2))

@@ -1,0 +1,156 @@
+"""The running totals behind the insights (InsightCounter). Each resolved analysis adds one to the counters of
+every figure it belongs to (overall, traded or not, confidence bucket, calibration decile, timeframe,
+sentiment, symbol, regime, prompt version, week), in the same transaction as its resolution, with one
+INSERT ... ON CONFLICT DO UPDATE that adds to the stored sums (PostgreSQL and SQLite both speak it), so
+two workers resolving at once both count. `rebuild` recomputes a user's counters from the analyses with
+grouped aggregates: after a bulk import, and in the tests, which check both ways agree."""
+
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Case, CharField, Count, F, FloatField, Q, Sum, Value, When
+from django.db.models.functions import Cast, Coalesce, Floor, TruncWeek
+
+from .models import AILearningData, InsightCounter
+
+SUMS = ("n", "hits", "scored", "confidence_sum", "squared_error")
+KEY = ("user_id", "bot_id", "symbol", "timeframe", "dimension", "value")
+
+
+def confidence_bucket(confidence: float) -> str:
+    """The seed's low, middling and high confidence."""
+    return "<50" if confidence < 50 else "50-75" if confidence <= 75 else ">75"
+
+
+def decile(confidence: float) -> int:
+    """Calibration bucket in tens, 90-100 together."""
+    return min(int(confidence // 10), 9)
+
+
+def week_of(moment: datetime) -> str:
+    """The Monday (UTC) of the week `moment` falls in, as the database's TruncWeek gives it."""
+    return (moment.date() - timedelta(days=moment.weekday())).isoformat()
+
+
+def count_recorded(analysis: AILearningData) -> None:
+    _add(analysis, [("recorded", "", 1, 0, 0, 0.0, 0.0)])
+
+
+def count_resolved(analysis: AILearningData) -> None:
+    """Add a just-resolved analysis to its counters. Call in the transaction that resolved it."""
+    a = analysis
+    hit = 1 if a.outcome == "WIN" else 0
+    confidence = a.confidence_score
+    if confidence is None:
+        scored, total, squared = 0, 0.0, 0.0
+    else:
+        scored, total, squared = 1, float(confidence), (confidence / 100 - hit) ** 2
+    figures = [
+        ("all", ""),
+        ("traded", "untraded" if a.untraded else "traded"),
+        ("timeframe", a.timeframe),
+        ("sentiment", a.market_sentiment),
+        ("symbol", a.symbol),
+        ("regime", a.regime),
+        ("prompt_version", str(a.prompt_version_id or "")),
+    ]
+    if a.resolved_at:
+        figures.append(("week", week_of(a.resolved_at)))
+    if confidence is not None:
+        figures += [("confidence", confidence_bucket(confidence)), ("calibration", str(decile(confidence)))]
+    _add(a, [(dimension, value, 1, hit, scored, total, squared) for dimension, value in figures])
+
+
+def _add(analysis: AILearningData, increments: list[tuple]) -> None:
+    key = (analysis.user_id, analysis.bot_id or 0, analysis.symbol, analysis.timeframe)
+    # Sorted, so that two transactions adding to the same counters lock them in the same order.
+    rows = sorted((*key, *increment) for increment in increments)
+    table = connection.ops.quote_name(InsightCounter._meta.db_table)
+    columns = [connection.ops.quote_name(c) for c in (*KEY, *SUMS)]
+    one_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns[len(KEY) :])
+    # Only quoted names of the model's own table and columns are formatted in; every value is a parameter.
+    values = ", ".join([one_row] * len(rows))
+    conflict = ", ".join(columns[: len(KEY)])
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} ON CONFLICT ({conflict}) DO UPDATE SET {added}"  # noqa: E501, S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [value for row in rows for value in row])
+
+
+def rebuild(user) -> int:
+    """Recompute the user's counters from their analyses; returns how many counters there are now."""
+    analyses = AILearningData.objects.filter(user=user)
+    resolved = analyses.exclude(outcome="")
+    scored = resolved.filter(confidence_score__isnull=False)
+    text = CharField()
+    figures = [
+        ("recorded", analyses, Value("", output_field=text)),
+        ("all", resolved, Value("", output_field=text)),
+        ("traded", resolved, Case(When(untraded=True, then=Value("untraded")), default=Value("traded"))),
+        ("timeframe", resolved, F("timeframe")),
+        ("sentiment", resolved, F("market_sentiment")),
+        ("symbol", resolved, F("symbol")),
+        ("regime", resolved, F("regime")),
+        ("prompt_version", resolved, Coalesce(Cast("prompt_version_id", text), Value("", output_field=text))),
+        ("week", resolved.filter(resolved_at__isnull=False), TruncWeek("resolved_at")),
+        (
+            "confidence",
+            scored,
+            Case(
+                When(confidence_score__lt=50, then=Value("<50")),
+                When(confidence_score__lte=75, then=Value("50-75")),
+                default=Value(">75"),
+            ),
+        ),
+        (
+            "calibration",
+            scored,
+            Case(
+                When(confidence_score__gte=90, then=Value(9.0)),
+                default=Floor(F("confidence_score") / Value(10.0)),
+                output_field=FloatField(),
+            ),
+        ),
+    ]
+    hit = Case(When(outcome="WIN", then=Value(1.0)), default=Value(0.0), output_field=FloatField())
+    p = F("confidence_score") / Value(100.0)
+    counters = []
+    for dimension, rows, value in figures:
+        grouped = (
+            rows.annotate(figure=value)
+            .values("bot_id", "symbol", "timeframe", "figure")
+            .annotate(
+                n=Count("pk"),
+                hits=Count("pk", filter=Q(outcome="WIN")) if dimension != "recorded" else Value(0),
+                scored=Count("confidence_score") if dimension != "recorded" else Value(0),
+                confidence_sum=Coalesce(Sum("confidence_score"), Value(0.0)),
+                squared_error=Coalesce(Sum((p - hit) * (p - hit)), Value(0.0)),
+            )
+            .order_by()
+        )
+        for row in grouped:
+            if dimension == "recorded":
+                row["confidence_sum"] = row["squared_error"] = 0.0
+            counters.append(
+                InsightCounter(
+                    user=user,
+                    bot_id=row["bot_id"] or 0,
+                    symbol=row["symbol"],
+                    timeframe=row["timeframe"],
+                    dimension=dimension,
+                    value=_text(dimension, row["figure"]),
+                    **{name: row[name] for name in SUMS},
+                )
+            )
+    with transaction.atomic():
+        InsightCounter.objects.filter(user=user).delete()
+        InsightCounter.objects.bulk_create(counters, batch_size=1000)
+    return len(counters)
+
+
+def _text(dimension: str, figure) -> str:
+    if dimension == "week":
+        return figure.date().isoformat()
+    if dimension == "calibration":
+        return str(int(figure))
+    return figure or ""
