@@ -4,10 +4,11 @@ Run: .venv/bin/python -m bench.bench_analysis (or `make bench` for every benchma
 
 import os
 import statistics
-import time
 from pathlib import Path
 
 import django
+
+from .common import timed
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingai.settings.local")
 django.setup()
@@ -20,16 +21,6 @@ from market.sources import Market, frame  # noqa: E402
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "EURUSD_1h.csv"
 CHART_TARGET_P50 = 0.300  # seconds, from issue 3
 RUNS = 30
-
-
-def timed(fn, runs: int) -> list[float]:
-    fn()  # warm-up: imports, font cache, TA-Lib init
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 def describe(samples: list[float]) -> str:

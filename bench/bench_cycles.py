@@ -26,6 +26,8 @@ from pathlib import Path
 import psycopg
 import redis
 
+from .common import PG_ADMIN, database_url, drop_database, recreate_database
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "fixtures" / "EURUSD_1h.csv"
 
@@ -50,9 +52,7 @@ SERIAL_SLOT = datetime(2018, 1, 12, 12, tzinfo=UTC)
 LOCAL_WARM_UP_SLOT = datetime(2018, 1, 10, 12, tzinfo=UTC)
 WORKER_WARM_UP_SLOT = datetime(2018, 1, 11, 12, tzinfo=UTC)
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 DB_NAME = "tradingai_bench"
-DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 BROKER_URL = "redis://127.0.0.1:6379/9"
 BURST_TIMEOUT = 15 * 60  # seconds; a burst still unfinished by then is reported as such
 
@@ -216,17 +216,6 @@ def wait_for(predicate, seconds: float, interval: float = 0.25) -> bool:
 
 
 # --- setting up ---------------------------------------------------------------------------------------------
-def recreate_database() -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")  # left by a run that was killed
-        admin.execute(f"CREATE DATABASE {DB_NAME}")
-
-
-def drop_database() -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-
-
 def check_connections(needed: int) -> None:
     """Fail before the burst, not in the middle of it with "too many clients": other databases on the
     server (test runs) hold connections too."""
@@ -444,7 +433,7 @@ def main() -> None:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tradingai.settings.local",
-        "DATABASE_URL": DATABASE_URL,
+        "DATABASE_URL": database_url(DB_NAME),
         "DATABASE_POOL_MAX_SIZE": str(POOL_SIZE),
         "CELERY_BROKER_URL": BROKER_URL,
         "TRADINGAI_VAR_DIR": str(tmp / "var"),
@@ -456,7 +445,7 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",  # httpx logs every request at INFO
     }
     try:
-        recreate_database()
+        recreate_database(DB_NAME)
         broker.flushdb()
         os.environ.update(env)  # before setup: settings read the environment once
 
@@ -479,7 +468,7 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-        drop_database()
+        drop_database(DB_NAME)
         broker.flushdb()
         broker.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg
+from .common import database_url, drop_database, recreate_database, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,23 +47,10 @@ QUERY_RUNS = 5  # the queries' times are the median of this many runs of compute
 TARGET_P50 = 0.150  # seconds, from the issue
 TARGET_SPEED_UP = 10.0  # times faster than the Python baseline, from the issue
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 DB_NAME = "tradingai_bench_insights"
-DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 
 
 # --- setting up ---------------------------------------------------------------------------------------------
-def recreate_database() -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")  # left by a run that was killed
-        admin.execute(f"CREATE DATABASE {DB_NAME}")
-
-
-def drop_database() -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-
-
 def win_probability(confidence: int, timeframe: str) -> float:
     """Rises with the stated confidence, from 0.15 at 20 to 0.75 at 95; slower timeframes a little better."""
     offset = {"15m": -0.04, "1h": 0.0, "4h": 0.04}[timeframe]
@@ -310,17 +297,6 @@ DIMENSION_INDEX = {"timeframe": 2, "sentiment": 3, "symbol": 4, "regime": 5, "pr
 
 
 # --- measuring ----------------------------------------------------------------------------------------------
-def timed(fn, runs: int, warm_ups: int) -> list[float]:
-    for _ in range(warm_ups):
-        fn()
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
@@ -443,12 +419,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tradingai-bench-insights-"))
     env = {
         "DJANGO_SETTINGS_MODULE": "tradingai.settings.local",
-        "DATABASE_URL": DATABASE_URL,
+        "DATABASE_URL": database_url(DB_NAME),
         "TRADINGAI_VAR_DIR": str(tmp / "var"),
         "LOG_LEVEL": "WARNING",
     }
     try:
-        recreate_database()
+        recreate_database(DB_NAME)
         os.environ.update(env)  # before setup: settings read the environment once
 
         import django
@@ -473,7 +449,7 @@ def main() -> None:
             for connection in connections.all():
                 if hasattr(connection, "close_pool"):
                     connection.close_pool()
-        drop_database()
+        drop_database(DB_NAME)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
