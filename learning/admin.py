@@ -1,6 +1,13 @@
 from django.contrib import admin
 
-from .models import AILearningData, InsightSnapshot, LearnedPolicy, PromptVersion, TrainedModel
+from .models import (
+    AILearningData,
+    InsightCounter,
+    InsightSnapshot,
+    LearnedPolicy,
+    PromptVersion,
+    TrainedModel,
+)
 
 
 @admin.register(AILearningData)
@@ -56,3 +63,20 @@ class TrainedModelAdmin(admin.ModelAdmin):
     list_filter = ("is_active", "algorithm")
     search_fields = ("version", "algorithm", "user__email")
     raw_id_fields = ("user",)
+
+
+@admin.register(InsightCounter)
+class InsightCounterAdmin(admin.ModelAdmin):
+    """The running totals behind the insights, to look at; they change only with the analyses (and
+    `manage.py insights --rebuild`), never by hand."""
+
+    list_display = ("user", "bot_id", "symbol", "timeframe", "dimension", "value", "n", "hits")
+    list_filter = ("dimension", "timeframe")
+    search_fields = ("user__email", "symbol", "value")
+    list_select_related = ("user",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

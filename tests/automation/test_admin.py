@@ -15,7 +15,14 @@ from django_celery_beat.models import (
 
 from accounts.models import Plan
 from automation.models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
-from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PromptVersion, TrainedModel
+from learning.models import (
+    AILearningData,
+    InsightCounter,
+    InsightSnapshot,
+    LearnedPolicy,
+    PromptVersion,
+    TrainedModel,
+)
 from market.models import Candle, IndicatorSet
 from tests.factories import BotFactory, UserFactory
 from trades.models import Trade
@@ -80,6 +87,7 @@ def one_of_each(alice, alice_bot, alice_account):
         prompt,
         analysis,
         InsightSnapshot.objects.create(user=alice, data={"total": 1}),
+        InsightCounter.objects.create(user=alice, symbol="BTC/USDT", timeframe="1h", dimension="all", n=1),
         LearnedPolicy.objects.create(bot=alice_bot, min_confidence=70),
         TrainedModel.objects.create(version="v1", algorithm="logistic", trained_from=now, trained_to=now),
         Trade.objects.create(
