@@ -1,3 +1,5 @@
+import hashlib
+import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -128,3 +130,35 @@ class ExchangeAccount(models.Model):
     @property
     def masked_key(self) -> str:
         return f"••••{self.api_key_hint}" if self.api_key_hint else "••••"
+
+
+class ApiToken(models.Model):
+    """A key for the REST API. Only its SHA-256 is stored, so a leaked database gives no usable token; the
+    token itself is shown once, when created. Revoking deletes it."""
+
+    PREFIX = "tai_"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The first characters after the prefix, so the owner can tell tokens apart.
+    hint = models.CharField(max_length=8, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.PREFIX}{self.hint}…)"
+
+    @classmethod
+    def issue(cls, user, name: str) -> tuple["ApiToken", str]:
+        """A new token for `user`, and its plain value: the only time it exists outside the client."""
+        plain = cls.PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(user=user, name=name, key_hash=cls.digest(plain), hint=plain[4:12])
+        return token, plain
+
+    @staticmethod
+    def digest(plain: str) -> str:
+        return hashlib.sha256(plain.encode()).hexdigest()

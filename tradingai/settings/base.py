@@ -26,6 +26,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_celery_beat",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us: no CDN
     "accounts",
     "market",
     "automation",
@@ -127,6 +131,42 @@ SIMULATION_SLIPPAGE_PCT = Decimal(env.str("TRADINGAI_SIMULATION_SLIPPAGE_PCT", d
 SIMULATION_FEE_PCT = Decimal(env.str("TRADINGAI_SIMULATION_FEE_PCT", default="0.10"))
 # A trade still open after this many candles is closed at the market (TIME_EXIT).
 MAX_HOLDING_CANDLES = env.int("TRADINGAI_MAX_HOLDING_CANDLES", default=48)
+
+# --- REST API ------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token first: its "WWW-Authenticate: Token" makes a request without credentials a 401, not a 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("TRADINGAI_API_USER_RATE", default="3600/hour"),
+        "anon": env.str("TRADINGAI_API_ANON_RATE", default="120/hour"),
+        "login": env.str("TRADINGAI_API_LOGIN_RATE", default="20/hour"),
+    },
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "TradingAI API",
+    "DESCRIPTION": "Bots, their runs, analyses and trades, and what they learned. Authenticate with "
+    "`Authorization: Token <token>` (POST /api/v1/auth/token/ issues one) or a browser session.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 # --- Learning (formulas and the reasons for these defaults: docs/learning.md) ---------------------------
 # A result within this band around zero, in percent of the position net of fees, is a BREAKEVEN.

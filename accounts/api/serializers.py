@@ -1,0 +1,50 @@
+from django.contrib.auth import authenticate
+from rest_framework import serializers
+
+from accounts.forms import ExchangeAccountForm
+from accounts.models import ApiToken, ExchangeAccount
+from tradingai.api_forms import FormValidatedSerializer
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True, trim_whitespace=False, style={"input_type": "password"})
+    name = serializers.CharField(max_length=100, default="API", help_text="To tell your tokens apart.")
+
+    def validate(self, data):
+        user = authenticate(self.context["request"], username=data["email"], password=data["password"])
+        if user is None:
+            # One message whether the e-mail exists or not.
+            raise serializers.ValidationError({"password": ["Wrong e-mail or password."]})
+        data["user"] = user
+        return data
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    token = serializers.SerializerMethodField(help_text="The token itself: shown in this answer only.")
+
+    class Meta:
+        model = ApiToken
+        fields = ("id", "name", "hint", "created_at", "last_used_at", "token")
+        read_only_fields = fields
+
+    def get_token(self, obj) -> str | None:
+        return self.context.get("plain")
+
+
+class ExchangeAccountSerializer(FormValidatedSerializer):
+    """The keys go in and are never sent back: only a hint of the key's last characters."""
+
+    form_class = ExchangeAccountForm
+    api_key = serializers.CharField(write_only=True, max_length=500)
+    secret = serializers.CharField(write_only=True, max_length=500)
+    password = serializers.CharField(write_only=True, max_length=500, required=False, allow_blank=True)
+    masked_key = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ExchangeAccount
+        fields = (
+            "id", "label", "exchange", "sandbox", "api_key", "secret", "password", "masked_key",
+            "created_at", "updated_at",
+        )  # fmt: skip
+        read_only_fields = ("created_at", "updated_at")

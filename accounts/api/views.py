@@ -1,0 +1,82 @@
+from django.db.models import ProtectedError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from accounts.models import ApiToken, ExchangeAccount
+
+from .serializers import ApiTokenSerializer, ExchangeAccountSerializer, TokenRequestSerializer
+
+
+class LoginRateThrottle(AnonRateThrottle):
+    """Password guessing through the token endpoint is throttled per address, signed in or not."""
+
+    scope = "login"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class TokenCreateView(APIView):
+    """Exchange an e-mail and password for an API token. The token is in this answer only; keep it."""
+
+    authentication_classes = ()
+    permission_classes = (permissions.AllowAny,)
+    throttle_classes = (LoginRateThrottle,)
+
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={201: ApiTokenSerializer, 400: OpenApiResponse(description="Wrong e-mail or password.")},
+        auth=[],
+    )
+    def post(self, request):
+        given = TokenRequestSerializer(data=request.data, context={"request": request})
+        given.is_valid(raise_exception=True)
+        token, plain = ApiToken.issue(given.validated_data["user"], given.validated_data["name"])
+        return Response(
+            ApiTokenSerializer(token, context={"plain": plain}).data, status=status.HTTP_201_CREATED
+        )
+
+
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Your API tokens (never the tokens themselves, which are stored only as hashes). DELETE revokes one."""
+
+    serializer_class = ApiTokenSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(user_id=self.request.user.pk)
+
+
+class ExchangeAccountViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Your exchange accounts. The API key, secret and passphrase are write-only: stored encrypted, never
+    returned. To change keys, add a new account and delete the old one."""
+
+    serializer_class = ExchangeAccountSerializer
+    pagination_class = None
+    filterset_fields = ("exchange", "sandbox")
+    ordering_fields = ("label", "created_at")
+    ordering = ("label",)
+
+    def get_queryset(self):
+        return ExchangeAccount.objects.filter(owner_id=self.request.user.pk)
+
+    @extend_schema(responses={204: None, 409: OpenApiResponse(description="A bot still uses the account.")})
+    def destroy(self, request, *args, **kwargs):
+        account = self.get_object()
+        try:
+            account.delete()
+        except ProtectedError:
+            return Response(
+                {"detail": f"“{account.label}” is used by a bot; change the bot's account first."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(status=status.HTTP_204_NO_CONTENT)

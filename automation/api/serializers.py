@@ -1,0 +1,82 @@
+from rest_framework import serializers
+
+from automation.forms import BotForm
+from automation.models import AutomationSession, Bot, CycleRun
+from tradingai.api_forms import FormValidatedSerializer
+
+
+class BotSerializer(FormValidatedSerializer):
+    form_class = BotForm
+
+    class Meta:
+        model = Bot
+        fields = (
+            "id", "name", "exchange", "symbol", "timeframe", "mode", "exchange_account", "live_confirmed",
+            "analyst", "chart_source", "tradingview_url", "starting_balance", "risk_per_trade_pct",
+            "max_position_pct", "max_open_trades", "daily_loss_limit_pct", "min_confidence", "status",
+            "created_at", "updated_at",
+        )  # fmt: skip
+        read_only_fields = ("status", "created_at", "updated_at")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None and request.user.is_authenticated:
+            # Only one's own accounts can be chosen: another user's is "invalid", never "forbidden".
+            fields["exchange_account"].queryset = request.user.exchange_accounts.all()
+        return fields
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AutomationSession
+        fields = ("id", "bot", "started_at", "stopped_at", "stop_reason")
+        read_only_fields = fields
+
+
+class RunSerializer(serializers.ModelSerializer):
+    analysis = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = CycleRun
+        fields = (
+            "id", "bot", "session", "slot", "status", "started_at", "finished_at", "timings", "failed_step",
+            "error", "analysis", "created_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+
+class ActionResultSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="The bot's status after the action.")
+    slot = serializers.DateTimeField(required=False, help_text="run-now: the slot whose cycle was queued.")
+
+
+class KillSwitchSerializer(serializers.Serializer):
+    engaged = serializers.BooleanField(help_text="Your own kill switch: while on, none of your bots trades.")
+    global_engaged = serializers.BooleanField(
+        read_only=True, help_text="The operator's switch for the whole platform."
+    )
+
+
+class PolicySerializer(serializers.Serializer):
+    min_confidence = serializers.FloatField(read_only=True)
+    size_factor = serializers.FloatField(read_only=True)
+    avoid_conditions = serializers.ListField(child=serializers.DictField(), read_only=True)
+    learned = serializers.BooleanField(read_only=True, help_text="False while the defaults apply.")
+    pins = serializers.DictField(read_only=True, help_text="The values you fixed; they override learning.")
+    data_from = serializers.DateTimeField(read_only=True, allow_null=True)
+    data_to = serializers.DateTimeField(read_only=True, allow_null=True)
+    sample_sizes = serializers.DictField(read_only=True)
+
+
+class AvoidConditionSerializer(serializers.Serializer):
+    field = serializers.ChoiceField(choices=("regime", "market_sentiment"))
+    value = serializers.CharField(max_length=30)
+
+
+class PinSerializer(serializers.Serializer):
+    """Send a value to pin it, null to unpin it; fields left out stay as they are."""
+
+    min_confidence = serializers.FloatField(min_value=0, max_value=100, required=False, allow_null=True)
+    size_factor = serializers.FloatField(min_value=0, max_value=3, required=False, allow_null=True)
+    avoid_conditions = AvoidConditionSerializer(many=True, required=False, allow_null=True)

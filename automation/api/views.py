@@ -1,0 +1,173 @@
+from django.db import transaction
+from django_celery_beat.models import PeriodicTask
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
+from automation.selectors import own_bots
+from automation.services import BotActionError, bot_run_now, bot_start, bot_stop
+from learning.models import LearnedPolicy
+from learning.policy import effective_policy, pin
+from tradingai.api_pagination import LongListPagination
+
+from .serializers import (
+    ActionResultSerializer,
+    BotSerializer,
+    KillSwitchSerializer,
+    PinSerializer,
+    PolicySerializer,
+    RunSerializer,
+    SessionSerializer,
+)
+
+REFUSED = OpenApiResponse(description="The bot's state or settings do not allow it; `detail` says why.")
+
+
+class BotViewSet(viewsets.ModelViewSet):
+    """Your bots. Validation is the web form's: a live bot needs live trading on the server, an exchange
+    account of yours on its exchange and your confirmation; market fields change only while stopped."""
+
+    serializer_class = BotSerializer
+    pagination_class = None
+    filterset_fields = ("status", "mode", "exchange", "symbol", "timeframe")
+    ordering_fields = ("name", "created_at")
+    ordering = ("name",)
+
+    def get_queryset(self):
+        return Bot.objects.filter(owner_id=self.request.user.pk)
+
+    def perform_destroy(self, bot):
+        with transaction.atomic():
+            if bot.status != Bot.Status.STOPPED:
+                bot_stop(bot, "deleted by its owner")
+            PeriodicTask.objects.filter(name=f"bot {bot.pk} cycle").delete()
+            bot.delete()
+
+    def _act(self, request, do):
+        bot = self.get_object()
+        try:
+            slot = do(bot)
+        except BotActionError as e:
+            return Response({"detail": str(e)}, status=status.HTTP_409_CONFLICT)
+        bot.refresh_from_db()
+        result = {"status": bot.status, **({"slot": slot} if isinstance(slot, str) else {})}
+        return Response(ActionResultSerializer(result).data)
+
+    @extend_schema(request=None, responses={200: ActionResultSerializer, 409: REFUSED})
+    @action(detail=True, methods=["post"])
+    def start(self, request, pk=None):
+        """Start the bot: open a session and put its cycle on the schedule."""
+        return self._act(request, bot_start)
+
+    @extend_schema(request=None, responses={200: ActionResultSerializer, 409: REFUSED})
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        """Stop the bot and close its session."""
+        return self._act(request, bot_stop)
+
+    @extend_schema(request=None, responses={200: ActionResultSerializer, 409: REFUSED})
+    @action(detail=True, methods=["post"], url_path="run-now")
+    def run_now(self, request, pk=None):
+        """Queue the current period's cycle of a running bot at once."""
+        return self._act(request, bot_run_now)
+
+    @extend_schema(methods=["GET"], responses={200: PolicySerializer})
+    @extend_schema(methods=["PATCH"], request=PinSerializer, responses={200: PolicySerializer})
+    @action(detail=True, methods=["get", "patch"])
+    def policy(self, request, pk=None):
+        """The policy the bot's decisions use now (learned, or its settings until there is enough to learn
+        from) with its provenance; PATCH pins values (null unpins)."""
+        bot = self.get_object()
+        if request.method == "PATCH":
+            pins = PinSerializer(data=request.data)
+            pins.is_valid(raise_exception=True)
+            pin(bot, **pins.validated_data)
+        return Response(PolicySerializer(_policy_view(bot)).data)
+
+
+def _policy_view(bot: Bot) -> dict:
+    latest = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
+    policy = effective_policy(bot)
+    return {
+        "min_confidence": policy.min_confidence,
+        "size_factor": policy.size_factor,
+        "avoid_conditions": policy.avoid_conditions,
+        "learned": policy.learned,
+        "pins": latest.pins if latest else {},
+        "data_from": latest.data_from if latest else None,
+        "data_to": latest.data_to if latest else None,
+        "sample_sizes": latest.sample_sizes if latest else {},
+    }
+
+
+class SessionFilter(filters.FilterSet):
+    bot = filters.ModelChoiceFilter(queryset=own_bots)
+    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+
+    class Meta:
+        model = AutomationSession
+        fields = ("bot",)
+
+
+class SessionViewSet(viewsets.ReadOnlyModelViewSet):
+    """The periods your bots ran: when, and why they stopped."""
+
+    serializer_class = SessionSerializer
+    pagination_class = LongListPagination
+    filterset_class = SessionFilter
+    ordering_fields = ("started_at",)
+    ordering = ("-started_at",)
+
+    def get_queryset(self):
+        return AutomationSession.objects.filter(bot__owner_id=self.request.user.pk)
+
+
+class RunFilter(filters.FilterSet):
+    bot = filters.ModelChoiceFilter(queryset=own_bots)
+    slot_after = filters.IsoDateTimeFilter(field_name="slot", lookup_expr="gte")
+    slot_before = filters.IsoDateTimeFilter(field_name="slot", lookup_expr="lt")
+
+    class Meta:
+        model = CycleRun
+        fields = ("bot", "status", "failed_step")
+
+
+class RunViewSet(viewsets.ReadOnlyModelViewSet):
+    """Each scheduled cycle of your bots: status, per-step timings and, for a failure, its step and reason."""
+
+    serializer_class = RunSerializer
+    pagination_class = LongListPagination
+    filterset_class = RunFilter
+    ordering_fields = ("slot", "created_at")
+    ordering = ("-created_at",)
+
+    def get_queryset(self):
+        return CycleRun.objects.filter(bot__owner_id=self.request.user.pk).select_related("analysis")
+
+
+class KillSwitchView(APIView):
+    """Your kill switch: while engaged, none of your bots opens a trade. The platform's switch is the
+    operator's (admin) and shown here read-only."""
+
+    @extend_schema(responses={200: KillSwitchSerializer})
+    def get(self, request):
+        return Response(self._state(request.user))
+
+    @extend_schema(request=KillSwitchSerializer, responses={200: KillSwitchSerializer})
+    def put(self, request):
+        given = KillSwitchSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        request.user.trading_halted = given.validated_data["engaged"]
+        request.user.save(update_fields=["trading_halted"])
+        return Response(self._state(request.user))
+
+    @staticmethod
+    def _state(user) -> dict:
+        return KillSwitchSerializer(
+            {"engaged": user.trading_halted, "global_engaged": KillSwitch.is_engaged()}
+        ).data

@@ -1,0 +1,26 @@
+from django.urls import reverse
+from rest_framework import serializers
+
+from learning.models import AILearningData
+
+
+class AnalysisSerializer(serializers.ModelSerializer):
+    chart_url = serializers.SerializerMethodField(help_text="The chart the analyst saw (PNG), for you only.")
+    trade = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    prompt_version = serializers.SlugRelatedField(slug_field="sha256", read_only=True, allow_null=True)
+
+    class Meta:
+        model = AILearningData
+        fields = (
+            "id", "bot", "session", "cycle_run", "trade", "symbol", "timeframe", "recommendation",
+            "market_sentiment", "confidence_score", "regime", "predicted_price", "analysis_data",
+            "market_conditions", "feedback_data", "outcome", "actual_price", "accuracy_score", "outcome_r",
+            "untraded", "resolved_at", "analyst", "model_name", "prompt_version", "prompt_tokens",
+            "completion_tokens", "cost_usd", "chart_url", "created_at",
+        )  # fmt: skip
+        read_only_fields = fields
+
+    def get_chart_url(self, obj) -> str | None:
+        if not obj.screenshot:
+            return None
+        return self.context["request"].build_absolute_uri(reverse("analysis-chart", args=[obj.pk]))

@@ -1,0 +1,31 @@
+from django_filters import rest_framework as filters
+from rest_framework import viewsets
+
+from automation.selectors import own_bots
+from trades.models import Trade
+from tradingai.api_pagination import LongListPagination
+
+from .serializers import TradeSerializer
+
+
+class TradeFilter(filters.FilterSet):
+    bot = filters.ModelChoiceFilter(queryset=own_bots)
+    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Trade
+        fields = ("bot", "symbol", "side", "status", "outcome", "is_simulated")
+
+
+class TradeViewSet(viewsets.ReadOnlyModelViewSet):
+    """Your trades, paper and live, each linked to the analysis that opened it."""
+
+    serializer_class = TradeSerializer
+    pagination_class = LongListPagination
+    filterset_class = TradeFilter
+    ordering_fields = ("created_at", "pnl")
+    ordering = ("-created_at",)
+
+    def get_queryset(self):
+        return Trade.objects.filter(owner_id=self.request.user.pk)
