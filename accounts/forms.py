@@ -70,3 +70,9 @@ class ExchangeAccountForm(forms.ModelForm):
         if commit:
             account.save()
         return account
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=100, help_text="To tell your tokens apart, e.g. the script that uses it."
+    )

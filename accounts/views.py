@@ -5,8 +5,8 @@ from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from .forms import ExchangeAccountForm, SignUpForm
-from .models import ExchangeAccount
+from .forms import ApiTokenForm, ExchangeAccountForm, SignUpForm
+from .models import ApiToken, ExchangeAccount
 
 
 def signup(request):
@@ -43,3 +43,25 @@ def exchange_account_delete(request, pk):
     else:
         messages.success(request, f"Exchange account “{account.label}” deleted.")
     return redirect("exchange_accounts")
+
+
+@login_required
+def api_tokens(request):
+    """Create and revoke API tokens. A new token is shown on the answer to its creation, and never again:
+    only its hash is stored."""
+    form = ApiTokenForm(request.POST or None)
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        _, issued = ApiToken.issue(request.user, form.cleaned_data["name"])
+        form = ApiTokenForm()
+    tokens = ApiToken.objects.filter(user=request.user)
+    return render(request, "accounts/api_tokens.html", {"form": form, "tokens": tokens, "issued": issued})
+
+
+@login_required
+@require_POST
+def api_token_revoke(request, pk):
+    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    token.delete()
+    messages.success(request, f"Token “{token.name}” revoked: requests with it are refused from now on.")
+    return redirect("api_tokens")

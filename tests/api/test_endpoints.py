@@ -270,3 +270,28 @@ def test_token_requests_are_throttled(alice, settings):
     ]
     assert codes == [400, 400, 400, 429]
     cache.clear()
+
+
+def test_tokens_are_created_and_revoked_in_the_browser(alice_client, alice, charlie):
+    page = alice_client.post("/accounts/api-tokens/", {"name": "cron job"})
+    assert page.status_code == 200
+    plain = page.context["issued"]
+    assert plain in page.content.decode()
+    token = ApiToken.objects.get(user=alice)
+    assert (token.name, token.key_hash) == ("cron job", ApiToken.digest(plain))
+    assert client_of_plain(plain).get("/api/v1/bots/").status_code == 200
+    # Shown once: the list afterwards has the hint only.
+    listing = alice_client.get("/accounts/api-tokens/").content.decode()
+    assert plain not in listing and f"tai_{token.hint}…" in listing
+
+    assert alice_client.post(f"/accounts/api-tokens/{token.pk}/revoke/").status_code == 302
+    assert client_of_plain(plain).get("/api/v1/bots/").status_code == 401
+    charlies, _ = ApiToken.issue(charlie, "his")
+    assert alice_client.post(f"/accounts/api-tokens/{charlies.pk}/revoke/").status_code == 404
+    assert "name" in alice_client.post("/accounts/api-tokens/", {"name": ""}).context["form"].errors
+
+
+def client_of_plain(plain: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {plain}")
+    return client
