@@ -1,11 +1,33 @@
-from django.contrib import admin
+from decimal import Decimal
+
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils.html import format_html
 
-from learning.insights import as_text, compute_insights
+from learning import counters
+from learning.insights import as_text, compute_insights, snapshot
+from learning.models import AILearningData
 
-from .models import ExchangeAccount, Plan, User
+from .models import ApiToken, ExchangeAccount, Plan, User
+
+COST = DecimalField(max_digits=20, decimal_places=6)
+
+
+def llm_cost_of_each_user():
+    """Each user's total LLM cost, as a subquery: a join and GROUP BY over users would multiply with any
+    other join the changelist adds (search, filters)."""
+    total = (
+        AILearningData.objects.filter(user=OuterRef("pk"))
+        .order_by()
+        .values("user")
+        .annotate(total=Sum("cost_usd"))
+        .values("total")
+    )
+    return Coalesce(Subquery(total, output_field=COST), Value(Decimal(0)), output_field=COST)
 
 
 class UserChange(UserChangeForm):
@@ -30,6 +52,7 @@ class UserAdmin(BaseUserAdmin):
         "display_name",
         "plan",
         "trading_halted",
+        "llm_cost",
         "is_active",
         "is_staff",
         "date_joined",
@@ -42,10 +65,75 @@ class UserAdmin(BaseUserAdmin):
         ("Profile", {"fields": ("display_name", "plan", "trading_halted")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
-        ("Learning", {"fields": ("insights",)}),
+        ("Learning", {"fields": ("llm_usage", "insights")}),
     )
-    readonly_fields = ("insights",)
+    readonly_fields = ("llm_usage", "insights")
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    actions = ("halt_trading", "resume_trading", "recompute_insights")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(llm_cost=llm_cost_of_each_user())
+
+    @admin.display(description="LLM cost (USD)", ordering="llm_cost")
+    def llm_cost(self, obj):
+        # Formatted here: SQLite hands the summed decimal back with as many places as the float it kept.
+        return f"{obj.llm_cost:.6f}"
+
+    @admin.display(description="LLM usage")
+    def llm_usage(self, obj):
+        if obj.pk is None:
+            return "-"
+        usage = AILearningData.objects.filter(user=obj).aggregate(
+            analyses=Count("pk"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")
+        )
+        per_day = reverse("admin:learning_ailearningdata_llm_usage") + f"?user__id__exact={obj.pk}"
+        return format_html(
+            '{} analyses, {} prompt and {} completion tokens, {} USD in all (<a href="{}">per day</a>)',
+            usage["analyses"],
+            usage["prompt"] or 0,
+            usage["completion"] or 0,
+            self.llm_cost(obj),
+            per_day,
+        )
+
+    @admin.action(description="Halt trading of selected users (their kill switch)", permissions=("change",))
+    def halt_trading(self, request, queryset):
+        self._set_trading_halted(request, queryset, True)
+
+    @admin.action(description="Resume trading of selected users", permissions=("change",))
+    def resume_trading(self, request, queryset):
+        self._set_trading_halted(request, queryset, False)
+
+    def _set_trading_halted(self, request, queryset, halted: bool) -> None:
+        changing = list(queryset.exclude(trading_halted=halted))
+        # Filtered on the old state again: a user who flipped their own switch meanwhile (API) keeps it.
+        User.objects.filter(pk__in=[u.pk for u in changing], trading_halted=not halted).update(
+            trading_halted=halted
+        )
+        verb = "Halted" if halted else "Resumed"
+        for user in changing:
+            self.log_change(request, user, f"{verb} trading.")
+        unchanged = len(queryset) - len(changing)
+        already = "halted" if halted else "trading"
+        self.message_user(
+            request,
+            f"{verb} trading of {len(changing)} user(s); {unchanged} were already {already}.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Recompute insights of selected users", permissions=("change",))
+    def recompute_insights(self, request, queryset):
+        """Rebuild the running totals from the analyses (after a bulk import or a suspected drift), then
+        store a fresh snapshot of the insights, which the user's pages and the history plot read."""
+        for user in queryset:
+            totals = counters.rebuild(user)
+            stored = snapshot(user)
+            self.message_user(
+                request,
+                f"Recomputed the insights of {user.email}: {totals} running total(s) from "
+                f"{stored.data['total_analyses']} analyses, {stored.resolved_count} resolved.",
+                messages.SUCCESS,
+            )
 
     @admin.display(description="Insights")
     def insights(self, obj):
@@ -80,3 +168,27 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     @admin.display(description="API key")
     def masked_key(self, obj):
         return obj.masked_key
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Operators see which tokens exist and when they were last used, and can revoke one (delete). Only the
+    hash of a token is stored and tokens are issued to their owner only, so there is nothing to add or edit
+    here, and the hash is not shown."""
+
+    list_display = ("name", "user", "hint_shown", "created_at", "last_used_at")
+    list_filter = ("created_at", "last_used_at")
+    search_fields = ("name", "user__email")
+    list_select_related = ("user",)
+    fields = ("user", "name", "hint_shown", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="token")
+    def hint_shown(self, obj):
+        return f"{ApiToken.PREFIX}{obj.hint}…"

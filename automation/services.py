@@ -12,7 +12,7 @@ from market.errors import MarketDataError
 from market.exchanges import CcxtCandles, has_stored_candles, is_ccxt_exchange
 from market.sources import Market
 
-from .models import AutomationSession, Bot, CycleRun
+from .models import AutomationSession, Bot, CycleRun, KillSwitch
 
 CYCLE_TASK = "automation.tasks.run_cycle_task"
 
@@ -134,3 +134,16 @@ def bot_run_now(bot: Bot) -> str:
         )
     transaction.on_commit(lambda: run_cycle_task.delay(bot.pk, slot.isoformat()))
     return slot.isoformat()
+
+
+def kill_switch_set(engaged: bool, reason: str) -> KillSwitch:
+    """Engage or disengage the platform's kill switch (one row, created when first set)."""
+    with transaction.atomic():
+        switch = KillSwitch.objects.select_for_update().order_by("pk").first() or KillSwitch()
+        switch.engaged = engaged
+        switch.reason = reason
+        switch.save()
+        if not engaged:
+            # KillSwitch.is_engaged() looks at every row, so a stray second row must not keep trading halted.
+            KillSwitch.objects.exclude(pk=switch.pk).update(engaged=False)
+    return switch

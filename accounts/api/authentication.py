@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from accounts.models import ApiToken
@@ -34,3 +35,18 @@ class TokenAuthentication(authentication.BaseAuthentication):
     def authenticate_header(self, request):
         # Makes a request without credentials a 401 (with this challenge) rather than a 403.
         return "Token"
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """How the schema tells clients to send the token."""
+
+    target_class = TokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <token>` (or `Bearer <token>`); POST /api/v1/auth/token/ issues one.",
+        }

@@ -13,7 +13,7 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from accounts.models import Plan
+from accounts.models import ApiToken, Plan
 from automation.models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
 from learning.models import (
     AILearningData,
@@ -79,6 +79,7 @@ def one_of_each(alice, alice_bot, alice_account):
         alice,
         Plan.objects.create(name="Pro", max_running_bots=10),
         alice_account,
+        ApiToken.issue(alice, "laptop")[0],
         alice_bot,
         session,
         run,
