@@ -8,6 +8,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from tradingai.admin_base import ViewOnlyAdmin
+
 from .models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
 from .services import BotActionError, bot_pause, bot_start, bot_stop, kill_switch_set
 
@@ -115,9 +117,10 @@ class FailedStepFilter(admin.SimpleListFilter):
 
 
 @admin.register(CycleRun)
-class CycleRunAdmin(admin.ModelAdmin):
+class CycleRunAdmin(ViewOnlyAdmin):
     """Runs are the cycle's record of what it did; they are written by the cycle alone, so here they can
-    only be looked at. Failed runs: filter on status Failed, then on the step."""
+    only be looked at (deleting one would also free its slot for a second run). Failed runs: filter on
+    status Failed, then on the step."""
 
     list_display = (
         "bot",
@@ -147,16 +150,6 @@ class CycleRunAdmin(admin.ModelAdmin):
         "created_at",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # Deleting a run would free its slot for a second run; the unique (bot, slot) is the guarantee.
-        return False
 
     @admin.display(description="error")
     def error_summary(self, obj):

@@ -4,6 +4,8 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.urls import path, reverse
 
+from tradingai.admin_base import ViewOnlyAdmin
+
 from .models import (
     AILearningData,
     InsightCounter,
@@ -12,23 +14,6 @@ from .models import (
     PromptVersion,
     TrainedModel,
 )
-
-
-class ViewOnlyAdmin(admin.ModelAdmin):
-    """Learning data is the record of what the analysts said and what followed; insights, policies and the
-    prompt history are computed from it, so an edit by hand would falsify them. The admin shows it only.
-
-    A consequence worth knowing: the admin refuses to delete a user or bot whose deletion would cascade to
-    these rows (it asks for delete permission on everything that goes with it)."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def usage_per_user_and_day(analyses):
