@@ -3,7 +3,13 @@
 import importlib
 import sys
 
-BENCHMARKS = ["bench.bench_analysis", "bench.bench_capture", "bench.bench_cycles", "bench.bench_insights"]
+BENCHMARKS = [
+    "bench.bench_analysis",
+    "bench.bench_capture",
+    "bench.bench_cycles",
+    "bench.bench_insights",
+    "bench.bench_api",
+]
 
 
 def main() -> int:

@@ -6,8 +6,10 @@ from learning.models import AILearningData
 
 class AnalysisSerializer(serializers.ModelSerializer):
     chart_url = serializers.SerializerMethodField(help_text="The chart the analyst saw (PNG), for you only.")
-    trade = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
-    prompt_version = serializers.SlugRelatedField(slug_field="sha256", read_only=True, allow_null=True)
+    trade = serializers.IntegerField(source="trade_pk", read_only=True, allow_null=True)
+    prompt_version = serializers.CharField(
+        source="prompt_sha256", read_only=True, allow_null=True, help_text="SHA-256 of the prompt given."
+    )
 
     class Meta:
         model = AILearningData

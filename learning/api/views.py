@@ -1,3 +1,4 @@
+from django.db.models import F
 from django.http import FileResponse, Http404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
@@ -52,8 +53,9 @@ class AnalysisViewSet(viewsets.ReadOnlyModelViewSet):
     ordering = ("-created_at",)
 
     def get_queryset(self):
-        return AILearningData.objects.filter(user_id=self.request.user.pk).select_related(
-            "trade", "prompt_version"
+        # The trade's id and the prompt's hash, not whole rows joined in: the page shows no more of them.
+        return AILearningData.objects.filter(user_id=self.request.user.pk).annotate(
+            trade_pk=F("trade__id"), prompt_sha256=F("prompt_version__sha256")
         )
 
     @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})

@@ -107,6 +107,7 @@ def test_alice_sees_her_objects(api, objects):
         assert api.get(f"/api/v1/{name}/{objects[name]}/").status_code == 200, name
         assert [row["id"] for row in results(api.get(f"/api/v1/{name}/"))] == [objects[name]], name
     analysis = api.get(f"/api/v1/analyses/{objects['analyses']}/").json()
+    assert (analysis["trade"], analysis["prompt_version"]) == (objects["trades"], None)
     assert analysis["chart_url"].endswith(f"/api/v1/analyses/{objects['analyses']}/chart/")
     chart = api.get(analysis["chart_url"])
     assert (chart.status_code, chart["Content-Type"]) == (200, "image/png")
