@@ -12,6 +12,7 @@ from automation.selectors import own_bots
 from automation.services import BotActionError, bot_run_now, bot_start, bot_stop
 from learning.models import LearnedPolicy
 from learning.policy import effective_policy, pin
+from tradingai.api_filters import UtcDateTimeFilter
 from tradingai.api_pagination import LongListPagination
 
 from .serializers import (
@@ -106,8 +107,8 @@ def _policy_view(bot: Bot) -> dict:
 
 class SessionFilter(filters.FilterSet):
     bot = filters.ModelChoiceFilter(queryset=own_bots)
-    started_after = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
-    started_before = filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+    started_after = UtcDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = UtcDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
     class Meta:
         model = AutomationSession
@@ -129,8 +130,8 @@ class SessionViewSet(viewsets.ReadOnlyModelViewSet):
 
 class RunFilter(filters.FilterSet):
     bot = filters.ModelChoiceFilter(queryset=own_bots)
-    slot_after = filters.IsoDateTimeFilter(field_name="slot", lookup_expr="gte")
-    slot_before = filters.IsoDateTimeFilter(field_name="slot", lookup_expr="lt")
+    slot_after = UtcDateTimeFilter(field_name="slot", lookup_expr="gte")
+    slot_before = UtcDateTimeFilter(field_name="slot", lookup_expr="lt")
 
     class Meta:
         model = CycleRun

@@ -1,10 +1,14 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from learning.models import AILearningData
+from learning.models import AILearningData, Outcome, Recommendation, Sentiment
 
 
 class AnalysisSerializer(serializers.ModelSerializer):
+    # Blank until known: declared here because a read-only model field loses its blank=True.
+    outcome = serializers.ChoiceField(Outcome.choices, allow_blank=True, read_only=True)
+    recommendation = serializers.ChoiceField(Recommendation.choices, allow_blank=True, read_only=True)
+    market_sentiment = serializers.ChoiceField(Sentiment.choices, allow_blank=True, read_only=True)
     chart_url = serializers.SerializerMethodField(help_text="The chart the analyst saw (PNG), for you only.")
     trade = serializers.IntegerField(source="trade_pk", read_only=True, allow_null=True)
     prompt_version = serializers.CharField(

@@ -12,6 +12,7 @@ from automation.models import Bot
 from automation.selectors import own_bots
 from learning.insights import compute_insights
 from learning.models import AILearningData
+from tradingai.api_filters import UtcDateTimeFilter
 from tradingai.api_pagination import LongListPagination
 
 from .serializers import AnalysisSerializer
@@ -19,8 +20,8 @@ from .serializers import AnalysisSerializer
 
 class AnalysisFilter(filters.FilterSet):
     bot = filters.ModelChoiceFilter(queryset=own_bots)
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     resolved = filters.BooleanFilter(method="_resolved", label="Resolved (outcome known)")
 
     class Meta:

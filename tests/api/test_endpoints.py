@@ -296,3 +296,16 @@ def client_of_plain(plain: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {plain}")
     return client
+
+
+def test_a_time_filter_with_any_offset_python_reads_is_compared_in_utc(api, objects):
+    # +16:00 is beyond what PostgreSQL takes (±15:59): it must reach the database as UTC, not as a 500.
+    response = api.get("/api/v1/trades/", {"created_after": "2024-01-01T00:00:00+16:00"})
+    assert response.status_code == 200
+    assert [row["id"] for row in response.json()["results"]] == [objects["trades"]]
+
+
+def test_bodies_are_json_only(api, objects):
+    # A form cannot say "engaged" is missing: it would read as false and switch the kill switch off.
+    assert api.put("/api/v1/kill-switch/", {}, format="multipart").status_code == 415
+    assert "engaged" in api.put("/api/v1/kill-switch/", {}).json()

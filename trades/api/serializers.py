@@ -1,9 +1,14 @@
 from rest_framework import serializers
 
+from learning.models import Outcome, Sentiment
 from trades.models import Trade
 
 
 class TradeSerializer(serializers.ModelSerializer):
+    # Blank until known: declared here because a read-only model field loses its blank=True.
+    outcome = serializers.ChoiceField(Outcome.choices, allow_blank=True, read_only=True)
+    market_sentiment = serializers.ChoiceField(Sentiment.choices, allow_blank=True, read_only=True)
+
     class Meta:
         model = Trade
         fields = (

@@ -3,6 +3,7 @@ from rest_framework import viewsets
 
 from automation.selectors import own_bots
 from trades.models import Trade
+from tradingai.api_filters import UtcDateTimeFilter
 from tradingai.api_pagination import LongListPagination
 
 from .serializers import TradeSerializer
@@ -10,8 +11,8 @@ from .serializers import TradeSerializer
 
 class TradeFilter(filters.FilterSet):
     bot = filters.ModelChoiceFilter(queryset=own_bots)
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Trade
