@@ -43,3 +43,13 @@ class FormValidatedSerializer(serializers.ModelSerializer):
 
     def update(self, instance, validated_data):
         return self.form.save()
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, as JSON says them: not 0, 1, "yes" or "off", which DRF's BooleanField also takes. For
+    switches, where a 0 sent by mistake must not turn a safety off."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)

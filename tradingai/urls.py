@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.http import JsonResponse
 from django.urls import include, path
+from django.views.defaults import page_not_found
 
 from .api import urlpatterns as api_urls
 
@@ -12,3 +14,13 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("", include("automation.urls")),
 ]
+
+
+def not_found(request, exception=None):
+    """JSON under /api/, so that an integration never has to parse an HTML page; the site's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
+
+
+handler404 = not_found

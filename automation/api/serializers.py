@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from automation.forms import BotForm
 from automation.models import AutomationSession, Bot, CycleRun
-from tradingai.api_forms import FormValidatedSerializer
+from tradingai.api_forms import FormValidatedSerializer, StrictBooleanField
 
 
 class BotSerializer(FormValidatedSerializer):
@@ -52,7 +52,7 @@ class ActionResultSerializer(serializers.Serializer):
 
 
 class KillSwitchSerializer(serializers.Serializer):
-    engaged = serializers.BooleanField(help_text="Your own kill switch: while on, none of your bots trades.")
+    engaged = StrictBooleanField(help_text="Your own kill switch: while on, none of your bots trades.")
     global_engaged = serializers.BooleanField(
         read_only=True, help_text="The operator's switch for the whole platform."
     )

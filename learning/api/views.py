@@ -33,7 +33,7 @@ class AnalysisFilter(filters.FilterSet):
 
 
 class PNGRenderer(renderers.BaseRenderer):
-    """Lets a client that asks for image/png reach the chart; errors on that route still come as JSON."""
+    """Lets a client that asks for image/png reach the chart (its errors are JSON: handle_exception)."""
 
     media_type = "image/png"
     format = "png"
@@ -41,7 +41,7 @@ class PNGRenderer(renderers.BaseRenderer):
     render_style = "binary"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        return data if isinstance(data, bytes) else renderers.JSONRenderer().render(data)
+        return data
 
 
 class AnalysisViewSet(viewsets.ReadOnlyModelViewSet):
@@ -58,6 +58,13 @@ class AnalysisViewSet(viewsets.ReadOnlyModelViewSet):
         return AILearningData.objects.filter(user_id=self.request.user.pk).annotate(
             trade_pk=F("trade__id"), prompt_sha256=F("prompt_version__sha256")
         )
+
+    def handle_exception(self, exc):
+        # An error about the chart is JSON, even to a client that asked for the PNG.
+        if self.action == "chart":
+            self.request.accepted_renderer = renderers.JSONRenderer()
+            self.request.accepted_media_type = self.request.accepted_renderer.media_type
+        return super().handle_exception(exc)
 
     @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
     @action(detail=True, url_path="chart", renderer_classes=[renderers.JSONRenderer, PNGRenderer])

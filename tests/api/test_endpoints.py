@@ -309,3 +309,11 @@ def test_bodies_are_json_only(api, objects):
     # A form cannot say "engaged" is missing: it would read as false and switch the kill switch off.
     assert api.put("/api/v1/kill-switch/", {}, format="multipart").status_code == 415
     assert "engaged" in api.put("/api/v1/kill-switch/", {}).json()
+
+
+def test_errors_under_the_api_are_json(api, objects):
+    unmatched = api.get("/api/v1/bots/0.5/policy/")
+    assert (unmatched.status_code, unmatched["Content-Type"]) == (404, "application/json")
+    missing_chart = api.get("/api/v1/analyses/0/chart/", HTTP_ACCEPT="image/png")
+    assert (missing_chart.status_code, missing_chart["Content-Type"]) == (404, "application/json")
+    assert api.put("/api/v1/kill-switch/", {"engaged": 0}).status_code == 400  # true or false only
