@@ -89,6 +89,10 @@ def test_another_users_objects_are_404_and_absent_from_lists(charlie_api, object
     assert charlie_api.patch(f"/api/v1/bots/{bot}/", {"name": "mine now"}).status_code == 404
     assert charlie_api.delete(f"/api/v1/bots/{bot}/").status_code == 404
     assert charlie_api.delete(f"/api/v1/exchange-accounts/{objects['exchange-accounts']}/").status_code == 404
+    alices_token, _ = ApiToken.issue(AutomationSession.objects.get().bot.owner, "hers")
+    assert charlie_api.delete(f"/api/v1/tokens/{alices_token.pk}/").status_code == 404
+    assert alices_token.pk not in {row["id"] for row in charlie_api.get("/api/v1/tokens/").json()}
+    assert ApiToken.objects.filter(pk=alices_token.pk).exists()
     # Naming alice's bot in a filter or a scope is an invalid choice, not a way to read her data.
     for url in (
         "/api/v1/trades/",
