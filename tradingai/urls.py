@@ -13,6 +13,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("", include("automation.urls")),
+    path("", include("learning.urls")),
+    path("", include("trades.urls")),
 ]
 
 

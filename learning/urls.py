@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("analyses/", views.analysis_list, name="analysis_list"),
+    path("analyses/<int:pk>/", views.analysis_detail, name="analysis_detail"),
+]

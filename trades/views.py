@@ -1,0 +1,45 @@
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, render
+
+from automation.models import Bot
+from learning.models import Outcome
+
+from .models import Trade
+
+PAGE_SIZE = 50
+
+
+class TradeFilterForm(forms.Form):
+    bot = forms.ModelChoiceField(queryset=Bot.objects.none(), required=False, empty_label="All bots")
+    status = forms.ChoiceField(choices=[("", "Any status"), *Trade.Status.choices], required=False)
+    outcome = forms.ChoiceField(choices=[("", "Any outcome"), *Outcome.choices], required=False)
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["bot"].queryset = Bot.objects.filter(owner=owner).order_by("name")
+
+    def filter(self, trades):
+        if not self.is_valid():
+            return trades.none()
+        wanted = {name: value for name, value in self.cleaned_data.items() if value}
+        return trades.filter(**wanted)
+
+
+@login_required
+def trade_list(request):
+    form = TradeFilterForm(request.GET or None, owner=request.user)
+    trades = Trade.objects.filter(owner=request.user).select_related("bot").order_by("-created_at")
+    if form.is_bound:
+        trades = form.filter(trades)
+    page = Paginator(trades, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "trades/trade_list.html", {"form": form, "page": page, "query": query.urlencode()})
+
+
+@login_required
+def trade_detail(request, pk):
+    trade = get_object_or_404(Trade.objects.select_related("bot", "analysis"), pk=pk, owner=request.user)
+    return render(request, "trades/trade_detail.html", {"trade": trade})
