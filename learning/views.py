@@ -1,13 +1,11 @@
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
 from automation.models import Bot
+from tradingai.pages import filtered_page
 
 from .models import AILearningData, Outcome, Recommendation
-
-PAGE_SIZE = 50
 
 
 class AnalysisFilterForm(forms.Form):
@@ -40,14 +38,7 @@ class AnalysisFilterForm(forms.Form):
 def analysis_list(request):
     form = AnalysisFilterForm(request.GET or None, owner=request.user)
     analyses = AILearningData.objects.filter(user=request.user).select_related("bot").order_by("-created_at")
-    if form.is_bound:
-        analyses = form.filter(analyses)
-    page = Paginator(analyses, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(
-        request, "learning/analysis_list.html", {"form": form, "page": page, "query": query.urlencode()}
-    )
+    return render(request, "learning/analysis_list.html", filtered_page(request, form, analyses))
 
 
 @login_required

@@ -1,14 +1,12 @@
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, render
 
 from automation.models import Bot
 from learning.models import Outcome
+from tradingai.pages import filtered_page
 
 from .models import Trade
-
-PAGE_SIZE = 50
 
 
 class TradeFilterForm(forms.Form):
@@ -31,12 +29,7 @@ class TradeFilterForm(forms.Form):
 def trade_list(request):
     form = TradeFilterForm(request.GET or None, owner=request.user)
     trades = Trade.objects.filter(owner=request.user).select_related("bot").order_by("-created_at")
-    if form.is_bound:
-        trades = form.filter(trades)
-    page = Paginator(trades, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(request, "trades/trade_list.html", {"form": form, "page": page, "query": query.urlencode()})
+    return render(request, "trades/trade_list.html", filtered_page(request, form, trades))
 
 
 @login_required
