@@ -116,3 +116,14 @@ class BotForm(forms.ModelForm):
         if commit:
             bot.save()
         return bot
+
+
+class PolicyPinForm(forms.Form):
+    """Fix the policy's values by hand; a value left empty goes back to what the bot learns."""
+
+    min_confidence = forms.FloatField(
+        label="Minimum confidence", min_value=0, max_value=100, required=False, help_text="0 to 100"
+    )
+    size_factor = forms.FloatField(
+        label="Size factor", min_value=0, max_value=3, required=False, help_text="1 risks the bot's setting"
+    )

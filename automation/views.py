@@ -5,8 +5,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from learning.models import AILearningData
+from learning.policy import describe_policy, pin
 
-from .forms import BotForm
+from .forms import BotForm, PolicyPinForm
 from .models import Bot
 from .selectors import worker_alive
 from .services import BotActionError, bot_run_now, bot_start, bot_stop
@@ -42,11 +43,32 @@ def bot_edit(request, pk):
 @login_required
 def bot_detail(request, pk):
     bot = get_object_or_404(Bot.objects.select_related("exchange_account"), pk=pk, owner=request.user)
-    return render(
-        request,
-        "automation/bot_detail.html",
-        {"bot": bot, "sessions": bot.sessions.all()[:20], "runs": bot.runs.select_related("analysis")[:50]},
-    )
+    return _bot_page(request, bot, PolicyPinForm(initial=describe_policy(bot)["pins"]))
+
+
+def _bot_page(request, bot, pin_form):
+    context = {
+        "bot": bot,
+        "sessions": bot.sessions.all()[:20],
+        "runs": bot.runs.select_related("analysis")[:50],
+        "policy": describe_policy(bot),
+        "pin_form": pin_form,
+    }
+    return render(request, "automation/bot_detail.html", context)
+
+
+@login_required
+@require_POST
+def bot_policy_pin(request, pk):
+    bot = get_object_or_404(Bot, pk=pk, owner=request.user)
+    form = PolicyPinForm(request.POST)
+    if not form.is_valid():
+        return _bot_page(request, bot, form)
+    pin(bot, **form.cleaned_data)  # an empty field is None: unpinned
+    pinned = {name: value for name, value in form.cleaned_data.items() if value is not None}
+    said = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in pinned.items()) or "nothing"
+    messages.success(request, f"Pinned: {said}. The rest follows what the bot learns.")
+    return redirect(bot)
 
 
 @login_required

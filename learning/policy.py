@@ -98,6 +98,22 @@ def _same_decisions(policy: LearnedPolicy, values: dict) -> bool:
     )
 
 
+def describe_policy(bot) -> dict:
+    """The policy the bot's decisions use now, with where it came from and the owner's pins."""
+    latest = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
+    policy = effective_policy(bot)
+    return {
+        "min_confidence": policy.min_confidence,
+        "size_factor": policy.size_factor,
+        "avoid_conditions": policy.avoid_conditions,
+        "learned": policy.learned,
+        "pins": latest.pins if latest else {},
+        "data_from": latest.data_from if latest else None,
+        "data_to": latest.data_to if latest else None,
+        "sample_sizes": latest.sample_sizes if latest else {},
+    }
+
+
 def pin(bot, **values) -> LearnedPolicy:
     """Fix policy values by hand (None unpins). They override whatever is learned later."""
     unknown = set(values) - set(PINNABLE)

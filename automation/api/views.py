@@ -10,8 +10,7 @@ from rest_framework.views import APIView
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
 from automation.selectors import own_bots
 from automation.services import BotActionError, bot_run_now, bot_start, bot_stop
-from learning.models import LearnedPolicy
-from learning.policy import effective_policy, pin
+from learning.policy import describe_policy, pin
 from tradingai.api_filters import UtcDateTimeFilter
 from tradingai.api_pagination import LongListPagination
 
@@ -87,22 +86,7 @@ class BotViewSet(viewsets.ModelViewSet):
             pins = PinSerializer(data=request.data)
             pins.is_valid(raise_exception=True)
             pin(bot, **pins.validated_data)
-        return Response(PolicySerializer(_policy_view(bot)).data)
-
-
-def _policy_view(bot: Bot) -> dict:
-    latest = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
-    policy = effective_policy(bot)
-    return {
-        "min_confidence": policy.min_confidence,
-        "size_factor": policy.size_factor,
-        "avoid_conditions": policy.avoid_conditions,
-        "learned": policy.learned,
-        "pins": latest.pins if latest else {},
-        "data_from": latest.data_from if latest else None,
-        "data_to": latest.data_to if latest else None,
-        "sample_sizes": latest.sample_sizes if latest else {},
-    }
+        return Response(PolicySerializer(describe_policy(bot)).data)
 
 
 class SessionFilter(filters.FilterSet):
