@@ -30,8 +30,13 @@ class Policy:
         return next((c for c in self.avoid_conditions if conditions.get(c["field"]) == c["value"]), None)
 
 
-def effective_policy(bot) -> Policy:
-    latest = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
+def _latest(bot) -> LearnedPolicy | None:
+    return LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
+
+
+def effective_policy(bot, latest: LearnedPolicy | None = None) -> Policy:
+    """`latest`: the bot's latest LearnedPolicy, when the caller has it already."""
+    latest = latest or _latest(bot)
     if latest is None:
         return Policy(min_confidence=float(bot.min_confidence))
     values = {
@@ -72,7 +77,7 @@ def learn_policy(bot) -> LearnedPolicy:
         values["size_factor"], sizes["kelly"] = _size_factor(taken, bot)
         values["avoid_conditions"] = _avoid_conditions(taken, minimum)
         sizes["at_threshold"] = best["n"]
-    current = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
+    current = _latest(bot)
     window = {"data_from": per_threshold["data_from"], "data_to": per_threshold["data_to"]}
     with transaction.atomic():
         if current and _same_decisions(current, values):
@@ -100,8 +105,8 @@ def _same_decisions(policy: LearnedPolicy, values: dict) -> bool:
 
 def describe_policy(bot) -> dict:
     """The policy the bot's decisions use now, with where it came from and the owner's pins."""
-    latest = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
-    policy = effective_policy(bot)
+    latest = _latest(bot)
+    policy = effective_policy(bot, latest)
     return {
         "min_confidence": policy.min_confidence,
         "size_factor": policy.size_factor,
@@ -119,7 +124,7 @@ def pin(bot, **values) -> LearnedPolicy:
     unknown = set(values) - set(PINNABLE)
     if unknown:
         raise ValueError(f"cannot pin {', '.join(sorted(unknown))}; pinnable: {', '.join(PINNABLE)}")
-    current = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
+    current = _latest(bot)
     if current is None:
         current = LearnedPolicy.objects.create(bot=bot, min_confidence=float(bot.min_confidence))
     pins = {**current.pins, **values}

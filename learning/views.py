@@ -2,36 +2,23 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
-from automation.models import Bot
-from tradingai.pages import filtered_page
+from tradingai.pages import OwnBotFilterForm, filtered_page
 
 from .models import AILearningData, Outcome, Recommendation
 
 
-class AnalysisFilterForm(forms.Form):
-    bot = forms.ModelChoiceField(queryset=Bot.objects.none(), required=False, empty_label="All bots")
+class AnalysisFilterForm(OwnBotFilterForm):
     recommendation = forms.ChoiceField(choices=[("", "Any call"), *Recommendation.choices], required=False)
     outcome = forms.ChoiceField(
         choices=[("", "Any outcome"), ("open", "Not known yet"), *Outcome.choices], required=False
     )
 
-    def __init__(self, *args, owner, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["bot"].queryset = Bot.objects.filter(owner=owner).order_by("name")
-
     def filter(self, analyses):
-        if not self.is_valid():
-            return analyses.none()
-        data = self.cleaned_data
-        if data["bot"]:
-            analyses = analyses.filter(bot=data["bot"])
-        if data["recommendation"]:
-            analyses = analyses.filter(recommendation=data["recommendation"])
-        if data["outcome"] == "open":
-            analyses = analyses.filter(outcome="")
-        elif data["outcome"]:
-            analyses = analyses.filter(outcome=data["outcome"])
-        return analyses
+        # "Not known yet" is the blank outcome, which the exact-match filter would skip as empty.
+        if self.is_valid() and self.cleaned_data["outcome"] == "open":
+            self.cleaned_data["outcome"] = ""
+            return super().filter(analyses).filter(outcome="")
+        return super().filter(analyses)
 
 
 @login_required

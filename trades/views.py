@@ -2,27 +2,15 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
-from automation.models import Bot
 from learning.models import Outcome
-from tradingai.pages import filtered_page
+from tradingai.pages import OwnBotFilterForm, filtered_page
 
 from .models import Trade
 
 
-class TradeFilterForm(forms.Form):
-    bot = forms.ModelChoiceField(queryset=Bot.objects.none(), required=False, empty_label="All bots")
+class TradeFilterForm(OwnBotFilterForm):
     status = forms.ChoiceField(choices=[("", "Any status"), *Trade.Status.choices], required=False)
     outcome = forms.ChoiceField(choices=[("", "Any outcome"), *Outcome.choices], required=False)
-
-    def __init__(self, *args, owner, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["bot"].queryset = Bot.objects.filter(owner=owner).order_by("name")
-
-    def filter(self, trades):
-        if not self.is_valid():
-            return trades.none()
-        wanted = {name: value for name, value in self.cleaned_data.items() if value}
-        return trades.filter(**wanted)
 
 
 @login_required

@@ -1,4 +1,7 @@
+from django import forms
 from django.core.paginator import Paginator
+
+from automation.models import Bot
 
 PAGE_SIZE = 50
 
@@ -12,3 +15,18 @@ def filtered_page(request, form, items, page_size: int = PAGE_SIZE) -> dict:
     query.pop("page", None)
     page = Paginator(items, page_size).get_page(request.GET.get("page"))
     return {"form": form, "page": page, "query": query.urlencode()}
+
+
+class OwnBotFilterForm(forms.Form):
+    """A list's filters: one of the user's bots, and each other field an exact match when given."""
+
+    bot = forms.ModelChoiceField(queryset=Bot.objects.none(), required=False, empty_label="All bots")
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["bot"].queryset = Bot.objects.filter(owner=owner).order_by("name")
+
+    def filter(self, items):
+        if not self.is_valid():
+            return items.none()
+        return items.filter(**{name: value for name, value in self.cleaned_data.items() if value})
