@@ -5,6 +5,8 @@ from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from automation.models import Bot
+
 from .forms import ApiTokenForm, ExchangeAccountForm, SignUpForm
 from .models import ApiToken, ExchangeAccount
 
@@ -19,6 +21,18 @@ def signup(request):
         messages.success(request, "Welcome to TradingAI. Create your first bot to get started.")
         return redirect("dashboard")
     return render(request, "registration/signup.html", {"form": form})
+
+
+@login_required
+def settings_page(request):
+    """The account at a glance, with a way to each of its settings."""
+    user = request.user
+    context = {
+        "accounts": ExchangeAccount.objects.filter(owner=user).order_by("label"),
+        "tokens": ApiToken.objects.filter(user=user),
+        "running_bots": Bot.objects.filter(owner=user, status=Bot.Status.RUNNING).count(),
+    }
+    return render(request, "accounts/settings.html", context)
 
 
 @login_required

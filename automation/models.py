@@ -155,6 +155,13 @@ class CycleRun(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # The cycle's steps in the order they run (automation.cycle); the database may keep a JSON object's keys
+    # in another order.
+    STEPS = (
+        "prompt", "market_data", "indicators", "chart", "chart_store", "analysis", "record", "monitor",
+        "learn", "decide", "execute",
+    )  # fmt: skip
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["bot", "slot"], name="one_run_per_bot_slot")]
         indexes = [
@@ -165,6 +172,10 @@ class CycleRun(models.Model):
 
     def __str__(self):
         return f"{self.bot} @ {self.slot:%Y-%m-%d %H:%M} ({self.status})"
+
+    def step_timings(self) -> list[tuple[str, float]]:
+        known = [(step, self.timings[step]) for step in self.STEPS if step in self.timings]
+        return known + [(step, took) for step, took in self.timings.items() if step not in self.STEPS]
 
 
 class Heartbeat(models.Model):

@@ -4,19 +4,29 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from learning import plots
+from learning.insights import stat
 from learning.models import AILearningData
 from learning.policy import describe_policy, pin
 
 from .forms import BotForm, PolicyPinForm
 from .models import Bot
-from .selectors import worker_alive
+from .selectors import dashboard_bots, recent_failures, worker_alive
 from .services import BotActionError, bot_run_now, bot_start, bot_stop
 
 
 @login_required
 def dashboard(request):
-    bots = Bot.objects.filter(owner=request.user).order_by("name")
-    return render(request, "automation/dashboard.html", {"bots": bots, "worker_alive": worker_alive()})
+    bots = list(dashboard_bots(request.user))
+    for bot in bots:
+        bot.win_rate = stat(bot.wins, bot.closed_count)
+    context = {
+        "bots": bots,
+        "worker_alive": worker_alive(),
+        "equity": plots.equity(request.user) if bots else None,
+        "failures": recent_failures(request.user),
+    }
+    return render(request, "automation/dashboard.html", context)
 
 
 @login_required

@@ -5,4 +5,5 @@ from . import views
 urlpatterns = [
     path("analyses/", views.analysis_list, name="analysis_list"),
     path("analyses/<int:pk>/", views.analysis_detail, name="analysis_detail"),
+    path("insights/", views.insights, name="insights"),
 ]

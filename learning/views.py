@@ -4,6 +4,8 @@ from django.shortcuts import get_object_or_404, render
 
 from tradingai.pages import OwnBotFilterForm, filtered_page
 
+from . import plots
+from .insights import compute_insights
 from .models import AILearningData, Outcome, Recommendation
 
 
@@ -39,3 +41,27 @@ def analysis_detail(request, pk):
         "learning/analysis_detail.html",
         {"analysis": analysis, "a": analysis.analysis_data, "trade": trade},
     )
+
+
+@login_required
+def insights(request):
+    """What the user's analyses and trades say so far, all bots or one: the figures of
+    `compute_insights`, drawn, each with its n and interval."""
+    form = OwnBotFilterForm(request.GET or None, owner=request.user)
+    if form.is_bound and not form.is_valid():
+        return render(request, "learning/insights.html", {"form": form, "data": None})
+    data = compute_insights(request.user, bot=form.cleaned_data["bot"] if form.is_bound else None)
+    figures = {
+        "over_time": plots.accuracy_over_time(data["over_time"]),
+        "calibration": plots.calibration(data["calibration"]),
+        "by": [
+            (f"by-{name}", label, plots.accuracy_by(data[f"by_{name}"], label))
+            for name, label in (
+                ("timeframe", "timeframe"),
+                ("sentiment", "sentiment"),
+                ("confidence", "confidence"),
+                ("regime", "regime"),
+            )
+        ],
+    }
+    return render(request, "learning/insights.html", {"form": form, "data": data, "plots": figures})

@@ -1,0 +1,180 @@
+"""Plotly figures (plain data, drawn in the browser by static/js/plots.js) of the insights and of the
+equity. Every point carries its n and its 95 % interval, so a plot claims no more than the figures do."""
+
+from collections import defaultdict
+
+from trades.models import Trade
+
+ACCENT, MUTED, GRID = "#2454d6", "#667085", "#e4e7ec"
+
+_LAYOUT = {
+    "margin": {"l": 48, "r": 12, "t": 8, "b": 40},
+    "height": 260,
+    "paper_bgcolor": "rgba(0,0,0,0)",
+    "plot_bgcolor": "rgba(0,0,0,0)",
+    "font": {"family": "system-ui, sans-serif", "size": 12},
+    "showlegend": False,
+}
+
+
+def _percent_axis(title: str) -> dict:
+    return {
+        "title": {"text": title},
+        "range": [0, 100],
+        "ticksuffix": "%",
+        "gridcolor": GRID,
+        "zeroline": False,
+    }
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(value * 100, 1)
+
+
+def _interval(rows: list[dict]) -> dict:
+    """Asymmetric error bars from the Wilson bounds: the interval is not centred on the rate."""
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [_pct(row["high"] - row["rate"]) for row in rows],
+        "arrayminus": [_pct(row["rate"] - row["low"]) for row in rows],
+        "color": MUTED,
+        "thickness": 1.2,
+    }
+
+
+def _hover(rows: list[dict]) -> list[str]:
+    return [
+        f"{_pct(row['rate'])}% right of n={row['n']}<br>95% CI {_pct(row['low'])}-{_pct(row['high'])}%"
+        for row in rows
+    ]
+
+
+def accuracy_by(rows: list[dict], title: str) -> dict | None:
+    """Bars of accuracy per group, labelled with n; None when no group has a resolved analysis."""
+    rows = [row for row in rows if row["n"]]
+    if not rows:
+        return None
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": [row["group"] or "unknown" for row in rows],
+                "y": [_pct(row["rate"]) for row in rows],
+                "error_y": _interval(rows),
+                "text": [f"n={row['n']}" for row in rows],
+                "textposition": "inside",
+                "insidetextanchor": "start",
+                "hovertext": _hover(rows),
+                "hoverinfo": "text",
+                "marker": {"color": ACCENT},
+            }
+        ],
+        "layout": {
+            **_LAYOUT,
+            "xaxis": {"type": "category", "title": {"text": title}},
+            "yaxis": _percent_axis("accuracy"),
+        },
+    }
+
+
+def accuracy_over_time(weeks: list[dict]) -> dict | None:
+    weeks = [row for row in weeks if row["n"]]
+    if not weeks:
+        return None
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "x": [row["week"] for row in weeks],
+                "y": [_pct(row["rate"]) for row in weeks],
+                "error_y": _interval(weeks),
+                "hovertext": [
+                    f"week of {row['week']}<br>{text}" for row, text in zip(weeks, _hover(weeks), strict=True)
+                ],
+                "hoverinfo": "text",
+                "line": {"color": ACCENT},
+                "marker": {"size": [min(4 + row["n"] ** 0.5, 14) for row in weeks]},
+            }
+        ],
+        "layout": {
+            **_LAYOUT,
+            "xaxis": {"title": {"text": "week"}, "gridcolor": GRID},
+            "yaxis": _percent_axis("accuracy"),
+        },
+    }
+
+
+def calibration(rows: list[dict]) -> dict | None:
+    """Stated confidence against how often the calls were right; a calibrated analyst sits on the diagonal."""
+    rows = [row for row in rows if row["n"]]
+    if not rows:
+        return None
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "x": [0, 100],
+                "y": [0, 100],
+                "line": {"color": MUTED, "dash": "dot", "width": 1},
+                "hoverinfo": "skip",
+            },
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "x": [row["mean_confidence"] for row in rows],
+                "y": [_pct(row["rate"]) for row in rows],
+                "error_y": _interval(rows),
+                "hovertext": [
+                    f"said {row['mean_confidence']:.0f}% ({row['bucket']})<br>{text}"
+                    for row, text in zip(rows, _hover(rows), strict=True)
+                ],
+                "hoverinfo": "text",
+                "marker": {"color": ACCENT, "size": [min(6 + row["n"] ** 0.5, 18) for row in rows]},
+            },
+        ],
+        "layout": {
+            **_LAYOUT,
+            "xaxis": {**_percent_axis("stated confidence")},
+            "yaxis": _percent_axis("right"),
+        },
+    }
+
+
+def equity(user) -> dict | None:
+    """Cumulative net P&L of each bot's closed trades, one line per bot, in the order they closed."""
+    closed = (
+        Trade.objects.filter(owner=user, status=Trade.Status.CLOSED, closed_at__isnull=False)
+        .order_by("closed_at", "pk")
+        .values_list("bot__name", "closed_at", "pnl")
+    )
+    lines: dict[str, dict] = defaultdict(lambda: {"x": [], "y": [], "total": 0.0})
+    for bot_name, closed_at, pnl in closed:
+        line = lines[bot_name or "deleted bot"]
+        line["total"] += float(pnl or 0)
+        line["x"].append(closed_at.isoformat())
+        line["y"].append(round(line["total"], 2))
+    if not lines:
+        return None
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": name,
+                "x": line["x"],
+                "y": line["y"],
+                "line": {"shape": "hv"},
+            }
+            for name, line in lines.items()
+        ],
+        "layout": {
+            **_LAYOUT,
+            "showlegend": len(lines) > 1,
+            "legend": {"orientation": "h", "y": -0.25},
+            "xaxis": {"gridcolor": GRID},
+            "yaxis": {"title": {"text": "net P&L"}, "gridcolor": GRID, "zerolinecolor": MUTED},
+        },
+    }

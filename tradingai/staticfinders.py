@@ -1,0 +1,56 @@
+"""Static files that ship inside installed Python packages, found where pip put them.
+
+The plots use plotly.js; the `plotly` wheel carries its minified build, so it comes with `pip install` and
+no CDN or npm step is needed. Only the files named here are served (the wheel also holds datasets and a
+widget bundle that no page uses)."""
+
+import importlib.util
+from pathlib import Path
+
+from django.contrib.staticfiles.finders import BaseFinder
+from django.contrib.staticfiles.utils import matches_patterns
+from django.core.checks import Error
+from django.core.files.storage import FileSystemStorage
+
+# static path → (package, file inside the package)
+PACKAGE_FILES = {
+    "vendor/plotly.min.js": ("plotly", "package_data/plotly.min.js"),
+}
+
+
+def _package_file(package: str, name: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / name
+    return path if path.is_file() else None
+
+
+class PackageFileFinder(BaseFinder):
+    def check(self, **kwargs):
+        return [
+            Error(
+                f"{package} does not ship {name}", hint="pip install -r requirements.txt", id="tradingai.E001"
+            )
+            for package, name in PACKAGE_FILES.values()
+            if _package_file(package, name) is None
+        ]
+
+    def find(self, path, find_all=False, **kwargs):
+        find_all = find_all or kwargs.get("all", False)  # Django 5.2 still passes the old name sometimes
+        found = None
+        if path in PACKAGE_FILES:
+            found = _package_file(*PACKAGE_FILES[path])
+        if found is None:
+            return [] if find_all else None
+        return [str(found)] if find_all else str(found)
+
+    def list(self, ignore_patterns):
+        for path, (package, name) in PACKAGE_FILES.items():
+            found = _package_file(package, name)
+            if found is None or matches_patterns(path, ignore_patterns):
+                continue
+            storage = FileSystemStorage(location=str(found.parent))
+            # collectstatic stores a file under the storage's `prefix` + the listed name.
+            storage.prefix = str(Path(path).parent)
+            yield found.name, storage
