@@ -1,0 +1,129 @@
+"""A trader's first hour, in a real browser (Debian's Chromium through Selenium) against a live server: sign
+up, create a paper bot, start it, run it now, see the analysis and the chart the analyst saw; after cycles
+over real candles, the insights page draws its plots; another user's pages are 404s."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from automation.cycle import run_cycle
+from automation.models import Bot
+from learning.models import AILearningData
+from tests.factories import BotFactory, import_eurusd
+from tradingai.browser import chromium, wait_for_plots
+from tradingai.celery import app
+from trades.models import Trade
+
+FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)
+PASSWORD = "a long passphrase nobody guesses 42"
+
+
+@pytest.fixture
+def browser():
+    driver = chromium(1280)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def eager_tasks():
+    # Run now queues the cycle on commit; here it runs at once, in the live server's thread.
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+def fill(browser, **fields):
+    for name, value in fields.items():
+        element = browser.find_element(By.NAME, name)
+        if element.tag_name == "select":
+            Select(element).select_by_value(value)
+        else:
+            element.clear()
+            element.send_keys(value)
+
+
+def follow(browser, element):
+    """Click, and wait for the next page: the old one's elements go stale when it is replaced."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 60).until(expected_conditions.staleness_of(page))
+
+
+def submit(browser, label: str):
+    follow(browser, browser.find_element(By.XPATH, f"//button[normalize-space()='{label}']"))
+
+
+def text(browser) -> str:
+    return browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_a_trader_signs_up_runs_a_bot_and_reads_its_insights(
+    live_server, transactional_db, browser, eager_tasks, charlie
+):
+    import_eurusd()
+    url = live_server.url
+
+    browser.get(f"{url}/accounts/signup/")
+    fill(browser, email="Trader@Example.com", password1=PASSWORD, password2=PASSWORD)
+    submit(browser, "Sign up")
+    assert "Create your first bot" in text(browser)
+
+    follow(browser, browser.find_element(By.LINK_TEXT, "Create your first bot"))
+    fill(browser, name="EUR hourly", exchange="sample", symbol="EUR/USD", timeframe="1h", mode="SIMULATION")
+    submit(browser, "Create bot")
+    assert "Bot “EUR hourly” created" in text(browser)
+    bot = Bot.objects.get(name="EUR hourly", owner__email="trader@example.com")
+    assert browser.current_url == f"{url}/bots/{bot.pk}/"
+
+    submit(browser, "Start")
+    assert "is running" in text(browser)
+    submit(browser, "Run now")
+    assert "is on its way" in text(browser)
+
+    browser.get(f"{url}/bots/{bot.pk}/")  # the run has happened by the time the answer came
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "td a[href^='/analyses/']"))
+    analysis = AILearningData.objects.get(bot=bot)
+    assert browser.current_url == f"{url}/analyses/{analysis.pk}/"
+    assert "The chart the AI saw" in text(browser)
+    chart = browser.find_element(By.CSS_SELECTOR, "img.chart")
+    size = browser.execute_script("return [arguments[0].complete, arguments[0].naturalWidth]", chart)
+    assert size[0] and size[1] > 500, f"the chart image did not load: {size}"
+    assert analysis.recommendation in text(browser)
+
+    # An hour at a time over real EUR/USD candles, as the bot's schedule would run them.
+    for i in range(150):
+        run_cycle(bot.pk, FIRST_SLOT + i * timedelta(hours=1))
+    follow(browser, browser.find_element(By.LINK_TEXT, "Insights"))
+    wait_for_plots(browser, timeout=60)
+    plots = browser.find_elements(By.CSS_SELECTOR, "[data-plot][data-rendered]")
+    assert len(plots) == 6
+    for plot in plots:
+        assert plot.find_elements(By.CSS_SELECTOR, "svg.main-svg"), plot.get_attribute("data-plot")
+        assert plot.size["height"] > 200 and plot.size["width"] > 300
+    assert "Accuracy over time" in text(browser) and "Calibration" in text(browser)
+    assert browser.find_elements(By.CSS_SELECTOR, ".plot .errorbar"), "no interval drawn"
+
+    follow(browser, browser.find_element(By.LINK_TEXT, "Dashboard"))
+    wait_for_plots(browser, timeout=60)
+    assert browser.find_elements(By.CSS_SELECTOR, "[data-plot='plot-equity'][data-rendered]")
+    assert Trade.objects.filter(bot=bot, status="CLOSED").exists()
+
+    # Charlie's bot, analysis, chart and trade do not exist as far as this trader can tell.
+    theirs = BotFactory(owner=charlie, exchange="sample", symbol="EUR/USD", status=Bot.Status.RUNNING)
+    run_cycle(theirs.pk, FIRST_SLOT)
+    their_analysis = AILearningData.objects.get(bot=theirs)
+    their_trade = Trade.objects.create(owner=charlie, bot=theirs, symbol="EUR/USD", side="BUY", amount=1, price=1)
+    for path in (
+        f"/bots/{theirs.pk}/",
+        f"/bots/{theirs.pk}/edit/",
+        f"/analyses/{their_analysis.pk}/",
+        f"/analyses/{their_analysis.pk}/chart.png",
+        f"/trades/{their_trade.pk}/",
+    ):
+        browser.get(url + path)
+        WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.TAG_NAME, "h1"))
+        assert browser.find_element(By.TAG_NAME, "h1").text == "Not Found", path
