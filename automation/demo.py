@@ -1,22 +1,33 @@
-"""The demo account: a user and a simulation bot on real candles shipped with the repository."""
+"""The demo account: a user and a simulation bot on real candles shipped with the repository, and, on
+request, a history of the bot's cycles over those candles."""
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 
 from accounts.models import User
 from market.importers import parse_csv, store_bars
 from market.models import Candle
+from market.sources import Market
 
-from .models import Bot
+from .cycle import run_cycle
+from .models import AutomationSession, Bot, CycleRun
+from .services import session_close
 
 DEMO_EMAIL = "demo@tradingai.local"
 # EURUSD hourly candles, 2017-04-19 to 2018-02-07 (5,000 bars), from the `backtesting` package's test data.
 SAMPLE_CSV = Path(settings.BASE_DIR) / "fixtures" / "EURUSD_1h.csv"
 SAMPLE_MARKET = {"exchange": "sample", "symbol": "EUR/USD", "timeframe": "1h"}
+# The history ends this long before the last shipped candle, so that the trades of its last cycles can
+# still reach their stop, their target or the time limit (MAX_HOLDING_CANDLES), and its last analyses
+# their horizon, on candles that exist.
+HISTORY_MARGIN = timedelta(hours=48)
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,7 @@ class DemoResult:
     password: str | None  # None when the account existed and its password was left alone
     bot: Bot
     candles: int
+    cycles: int = 0  # history cycles run by this call
 
 
 def load_sample_candles() -> int:
@@ -34,8 +46,21 @@ def load_sample_candles() -> int:
     return store_bars(**SAMPLE_MARKET, bars=parse_csv(SAMPLE_CSV.read_text()))
 
 
+def seed_demo(
+    reset_password: bool = False, history: int = 0, progress: Callable[[int, int], None] | None = None
+) -> DemoResult:
+    """The demo account; with `history`, also that many hourly cycles of its bot (see `seed_history`)."""
+    result = _seed_account(reset_password)
+    if not history:
+        return result
+    # Outside the account's transaction: minutes of cycles in one transaction would hold SQLite's write
+    # lock against the web and worker processes all along.
+    cycles = seed_history(result.bot, history, progress)
+    return DemoResult(result.email, result.password, result.bot, result.candles, cycles)
+
+
 @transaction.atomic
-def seed_demo(reset_password: bool = False) -> DemoResult:
+def _seed_account(reset_password: bool) -> DemoResult:
     candles = load_sample_candles()
     user = User.objects.filter(email=DEMO_EMAIL).first()
     password = None
@@ -52,3 +77,42 @@ def seed_demo(reset_password: bool = False) -> DemoResult:
         defaults={**SAMPLE_MARKET, "mode": Bot.Mode.SIMULATION, "analyst": Bot.Analyst.TECHNICAL},
     )
     return DemoResult(email=DEMO_EMAIL, password=password, bot=bot, candles=candles)
+
+
+def history_slots(count: int) -> list[datetime]:
+    """The slots at which the last `count` shipped candles before the margin closed: the hours a bot running
+    then would have analysed, without the weekends' hours, when the market was shut and nothing changed."""
+    period = Market(**SAMPLE_MARKET).period
+    candles = Candle.objects.filter(**SAMPLE_MARKET)
+    end = candles.aggregate(last=Max("open_time"))["last"] - HISTORY_MARGIN
+    opened = candles.filter(open_time__lte=end - period).order_by("-open_time")
+    return sorted(t + period for t in opened.values_list("open_time", flat=True)[:count])
+
+
+def seed_history(bot: Bot, count: int, progress: Callable[[int, int], None] | None = None) -> int:
+    """Run the bot's real cycles (its own analyst and chart, the paper broker) over `count` hourly slots of
+    the shipped candles, so that the pages have analyses with charts, trades and insights to show. Slots
+    run before are left alone, so a second call runs only what is missing. The bot runs, in a session of
+    its own, while it does so, and is left as it was. Returns how many cycles ran; `progress(done, total)`
+    is called after each."""
+    slots = history_slots(count)
+    done = set(CycleRun.objects.filter(bot=bot, slot__in=slots).values_list("slot", flat=True))
+    todo = [slot for slot in slots if slot not in done]
+    if not todo:
+        return 0
+    status = Bot.objects.get(pk=bot.pk).status
+    # A bot its owner started keeps its session; otherwise the history gets one, as a started bot would.
+    opened = not AutomationSession.objects.filter(bot=bot, stopped_at__isnull=True).exists()
+    if opened:
+        AutomationSession.objects.create(bot=bot)
+    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.RUNNING)
+    try:
+        for ran, slot in enumerate(todo, 1):
+            run_cycle(bot.pk, slot)
+            if progress:
+                progress(ran, len(todo))
+    finally:
+        if opened:
+            session_close(bot, "demo history seeded")
+        Bot.objects.filter(pk=bot.pk).update(status=status)
+    return len(todo)

@@ -13,9 +13,9 @@ from automation.cycle import run_cycle
 from automation.models import Bot
 from learning.models import AILearningData
 from tests.factories import BotFactory, import_eurusd
+from trades.models import Trade
 from tradingai.browser import chromium, wait_for_plots
 from tradingai.celery import app
-from trades.models import Trade
 
 FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)
 PASSWORD = "a long passphrase nobody guesses 42"
@@ -116,7 +116,9 @@ def test_a_trader_signs_up_runs_a_bot_and_reads_its_insights(
     theirs = BotFactory(owner=charlie, exchange="sample", symbol="EUR/USD", status=Bot.Status.RUNNING)
     run_cycle(theirs.pk, FIRST_SLOT)
     their_analysis = AILearningData.objects.get(bot=theirs)
-    their_trade = Trade.objects.create(owner=charlie, bot=theirs, symbol="EUR/USD", side="BUY", amount=1, price=1)
+    their_trade = Trade.objects.create(
+        owner=charlie, bot=theirs, symbol="EUR/USD", side="BUY", amount=1, price=1
+    )
     for path in (
         f"/bots/{theirs.pk}/",
         f"/bots/{theirs.pk}/edit/",

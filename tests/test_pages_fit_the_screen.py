@@ -1,0 +1,70 @@
+"""Every main page fits a phone (390 px) and a desktop (1280 px) without scrolling sideways, with real data
+to show: a paper bot's cycles over real EUR/USD candles (analyses with their charts, trades, insights),
+in Debian's Chromium against a live server. And `screenshots` takes a PNG of every page at both widths."""
+
+import struct
+from datetime import UTC, datetime, timedelta
+
+from django.core.management import call_command
+from selenium.webdriver.common.by import By
+
+from automation.cycle import run_cycle
+from automation.demo import seed_demo
+from automation.management.commands.screenshots import main_pages, walk
+from automation.models import AutomationSession, Bot
+from tests.factories import BotFactory, import_eurusd
+from tradingai.browser import chromium, horizontal_overflow, overflowing_elements
+
+FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday: the pair trades through the week
+# Enough hours for closed trades and resolved analyses, hence insights, on these candles.
+CYCLES = 60
+WIDTHS = (390, 1280)
+
+
+def test_every_page_fits_the_screen(live_server, transactional_db, alice):
+    import_eurusd()
+    bot = BotFactory(
+        owner=alice, exchange="sample", symbol="EUR/USD", timeframe="1h", status=Bot.Status.RUNNING,
+        max_open_trades=3,
+    )  # fmt: skip
+    AutomationSession.objects.create(bot=bot)
+    for i in range(CYCLES):
+        run_cycle(bot.pk, FIRST_SLOT + i * timedelta(hours=1))
+    pages, skipped = main_pages(alice)
+    assert not skipped, skipped  # every detail page has something to show
+
+    too_wide = []
+    for width in WIDTHS:
+        driver = chromium(width)
+        try:
+            for name in walk(driver, live_server.url, alice, pages):
+                assert driver.find_elements(By.TAG_NAME, "h1"), f"{name} at {width} px has no heading"
+                if overflow := horizontal_overflow(driver):
+                    culprits = "; ".join(overflowing_elements(driver))
+                    too_wide.append(f"{name} at {width} px by {overflow} px: {culprits}")
+        finally:
+            driver.quit()
+    assert not too_wide, "pages wider than the screen:\n" + "\n".join(too_wide)
+
+
+def png_width(path) -> int:
+    png = path.read_bytes()
+    assert png[12:16] == b"IHDR", f"{path} is not a PNG"
+    return struct.unpack(">I", png[16:20])[0]
+
+
+def test_screenshots_of_every_page_at_both_widths(transactional_db, tmp_path, capsys):
+    demo = seed_demo()  # a bot, but no analysis or trade yet
+
+    call_command("screenshots", tmp_path / "shots", "--email", demo.email, "--widths", "390,1280")
+
+    out = capsys.readouterr().out
+    pages, skipped = main_pages(demo.bot.owner)
+    assert [note.split(":")[0] for note in skipped] == ["analysis_detail", "trade_detail"]
+    assert all(note in out for note in skipped)
+    for name, _ in pages:
+        for width in WIDTHS:
+            shot = tmp_path / "shots" / f"{name}-{width}.png"
+            assert png_width(shot) == width
+            assert f"{name} at {width} px: {shot} (overflow 0 px)" in out
+    assert len(list((tmp_path / "shots").iterdir())) == len(pages) * len(WIDTHS)
