@@ -223,13 +223,16 @@ def _trades(scope: Scope) -> dict:
 # --- what the figures say -----------------------------------------------------------------------------------
 def _failing_below(calibration: list[dict], minimum: int) -> dict | None:
     """The confidence below which calls fail: the highest tens boundary under which the hit rate is below a
-    coin flip (its whole interval under 50 %) on at least `minimum` analyses, with `minimum` at or above."""
+    coin flip (its whole interval under 50 %) on at least `minimum` analyses, while the calls at or above it
+    (also at least `minimum`) do better than anything that interval allows. Without the last condition a
+    cut would be recommended where the confident calls fail just as much."""
     found = None
     for i in range(1, len(calibration)):
         below, above = calibration[:i], calibration[i:]
         low = stat(sum(r["hits"] for r in below), sum(r["n"] for r in below))
         high = stat(sum(r["hits"] for r in above), sum(r["n"] for r in above))
-        if low["n"] >= minimum and high["n"] >= minimum and low["high"] < 0.5:
+        enough = low["n"] >= minimum and high["n"] >= minimum
+        if enough and low["high"] < 0.5 and high["rate"] > low["high"]:
             found = {"confidence": calibration[i]["lower"], "below": low, "at_or_above": high}
     return found
 

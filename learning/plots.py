@@ -50,7 +50,14 @@ def _hover(rows: list[dict]) -> list[str]:
     ]
 
 
-def accuracy_by(rows: list[dict], title: str) -> dict | None:
+def _category(group: str) -> str:
+    """A group's label on two lines at most, so that regimes such as RANGE_HIGH_VOL fit side by side on a
+    phone: "RANGE<br>HIGH VOL"."""
+    words = (group or "unknown").replace("_", " ").split(" ", 1)
+    return "<br>".join(words)
+
+
+def accuracy_by(rows: list[dict]) -> dict | None:
     """Bars of accuracy per group, labelled with n; None when no group has a resolved analysis."""
     rows = [row for row in rows if row["n"]]
     if not rows:
@@ -59,7 +66,7 @@ def accuracy_by(rows: list[dict], title: str) -> dict | None:
         "data": [
             {
                 "type": "bar",
-                "x": [row["group"] or "unknown" for row in rows],
+                "x": [_category(row["group"]) for row in rows],
                 "y": [_pct(row["rate"]) for row in rows],
                 "error_y": _interval(rows),
                 "text": [f"n={row['n']}" for row in rows],
@@ -72,7 +79,8 @@ def accuracy_by(rows: list[dict], title: str) -> dict | None:
         ],
         "layout": {
             **_LAYOUT,
-            "xaxis": {"type": "category", "title": {"text": title}},
+            # The card's heading names the groups; an axis title would collide with long labels.
+            "xaxis": {"type": "category", "tickangle": 0, "automargin": True},
             "yaxis": _percent_axis("accuracy"),
         },
     }

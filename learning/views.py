@@ -55,13 +55,8 @@ def insights(request):
         "over_time": plots.accuracy_over_time(data["over_time"]),
         "calibration": plots.calibration(data["calibration"]),
         "by": [
-            (f"by-{name}", label, plots.accuracy_by(data[f"by_{name}"], label))
-            for name, label in (
-                ("timeframe", "timeframe"),
-                ("sentiment", "sentiment"),
-                ("confidence", "confidence"),
-                ("regime", "regime"),
-            )
+            (f"by-{name}", name, plots.accuracy_by(data[f"by_{name}"]))
+            for name in ("timeframe", "sentiment", "confidence", "regime")
         ],
     }
     return render(request, "learning/insights.html", {"form": form, "data": data, "plots": figures})

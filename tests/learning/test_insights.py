@@ -109,6 +109,18 @@ def test_failures_and_recommendations_carry_their_numbers(alice, data, settings)
     assert {r["kind"] for r in insights["recommendations"]} == {"min_confidence", "timeframe", "avoid"}
 
 
+def test_no_confidence_cut_when_the_confident_calls_fail_as_much(alice, settings):
+    # Below 80: 12 of 50 right (0.24, interval 0.1430-0.3741); at 80: 9 of 40 (0.225), no better.
+    settings.LEARNING_MIN_SAMPLES = 30
+    resolved(alice, 50, 12, confidence_score=40)
+    resolved(alice, 40, 9, confidence_score=85)
+    insights = compute_insights(alice)
+    assert insights["failing_below"] is None
+    assert "min_confidence" not in {r["kind"] for r in insights["recommendations"]}
+    resolved(alice, 40, 31, confidence_score=85)  # now 40 of 80 at 85: 0.5, above the interval below
+    assert compute_insights(alice)["failing_below"]["confidence"] == 80
+
+
 def test_trades_win_rate_expectancy_and_profit_factor(alice, data):
     trades = compute_insights(alice)["trades"]
     assert figures(trades["win_rate"]) == (3, 2, 0.6667, 0.2077, 0.9385)
