@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -13,6 +14,8 @@ from .forms import BotForm, PolicyPinForm
 from .models import Bot
 from .selectors import dashboard_bots, recent_failures, worker_alive
 from .services import BotActionError, bot_run_now, bot_start, bot_stop
+
+RUNS_PER_PAGE = 25
 
 
 @login_required
@@ -60,7 +63,9 @@ def _bot_page(request, bot, pin_form):
     context = {
         "bot": bot,
         "sessions": bot.sessions.all()[:20],
-        "runs": bot.runs.select_related("analysis")[:50],
+        "page": Paginator(bot.runs.select_related("analysis"), RUNS_PER_PAGE).get_page(
+            request.GET.get("page")
+        ),
         "policy": describe_policy(bot),
         "pin_form": pin_form,
     }

@@ -130,3 +130,15 @@ def test_settings_page_lists_accounts_and_tokens_without_secrets(alice_client, a
     assert "charlie's account" not in page
     for link in ("/accounts/exchange-accounts/", "/accounts/api-tokens/", "/accounts/password/change/"):
         assert f'href="{link}"' in page
+
+
+def test_bot_page_pages_its_runs(alice_client, traded_bot):
+    first = alice_client.get(f"/bots/{traded_bot.pk}/")
+    page = first.context["page"]
+    assert (page.paginator.count, len(page.object_list)) == (150, 25)
+    assert page.object_list[0].slot == FIRST_SLOT + timedelta(hours=149)  # the latest first
+    assert 'href="?page=2"' in first.content.decode()
+    assert (
+        alice_client.get(f"/bots/{traded_bot.pk}/", {"page": 6}).context["page"].object_list[24].slot
+        == FIRST_SLOT
+    )
