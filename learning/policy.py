@@ -2,12 +2,14 @@
 learned with database aggregates and stored with its provenance; the owner's pins override any of it.
 Formulas: docs/learning.md."""
 
+import math
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Avg, Count, Max, Min, Q
+from django.db.models import Avg, Count, F, Max, Min, Q
 
+from .insights import Z95
 from .models import AILearningData, LearnedPolicy
 
 THRESHOLDS = tuple(range(50, 95, 5))  # the minimum confidences tried
@@ -48,12 +50,11 @@ def effective_policy(bot, latest: LearnedPolicy | None = None) -> Policy:
 
 
 def learn_policy(bot) -> LearnedPolicy:
-    """Learn the bot's policy from its resolved BUY/SELL analyses (traded or not); store it if it differs
-    from the latest, else bring the latest's data window and sample sizes up to date."""
+    """Learn the bot's policy from resolved BUY/SELL analyses (traded or not), its own or pooled with the
+    owner's other bots (`_learning_rows`); store it if it differs from the latest, else bring the latest's
+    data window and sample sizes up to date."""
     minimum = settings.LEARNING_MIN_SAMPLES
-    rows = AILearningData.objects.filter(
-        bot=bot, recommendation__in=("BUY", "SELL"), outcome_r__isnull=False, confidence_score__isnull=False
-    )
+    rows, pooling = _learning_rows(bot, minimum)
     per_threshold = rows.aggregate(
         **{f"n{t}": Count("pk", filter=Q(confidence_score__gte=t)) for t in THRESHOLDS},
         **{f"r{t}": Avg("outcome_r", filter=Q(confidence_score__gte=t)) for t in THRESHOLDS},
@@ -68,7 +69,7 @@ def learn_policy(bot) -> LearnedPolicy:
     usable = [row for row in table if row["n"] >= minimum]
     learned = bool(usable)
     values = {"min_confidence": float(bot.min_confidence), "size_factor": 1.0, "avoid_conditions": []}
-    sizes = {"learned": learned, "resolved": per_threshold["total"], "thresholds": table}
+    sizes = {"learned": learned, "resolved": per_threshold["total"], "thresholds": table, "pooling": pooling}
     if learned:
         # The best expectancy; on a tie the lower threshold, which trades, and learns, more.
         best = max(usable, key=lambda row: (row["expectancy_r"], -row["threshold"]))
@@ -90,6 +91,40 @@ def learn_policy(bot) -> LearnedPolicy:
         return LearnedPolicy.objects.create(
             bot=bot, pins=current.pins if current else {}, sample_sizes=sizes, **values, **window
         )
+
+
+def _resolved_calls(**scope):
+    return AILearningData.objects.filter(
+        **scope, recommendation__in=("BUY", "SELL"), outcome_r__isnull=False, confidence_score__isnull=False
+    )
+
+
+def _learning_rows(bot, minimum: int):
+    """Pooled learning: the owner's bots with the same analyst (its confidence means the same thing) learn
+    from each other's calls, across symbols and regimes, so that a new bot does not start from nothing and
+    a thin history borrows strength. A bot keeps to its own calls once it has `minimum` of them and their
+    mean result differs from the other bots' beyond noise (Welch's interval at 95 %): its market is not the
+    others'. Returns the rows and why they were chosen."""
+    own = _resolved_calls(bot=bot)
+    pooled = _resolved_calls(user_id=bot.owner_id, bot__analyst=bot.analyst)
+    mine, theirs = _mean_r(own), _mean_r(pooled.exclude(bot=bot))
+    pooling = {"own": mine, "others": theirs}
+    if not theirs["n"]:
+        return own, {**pooling, "source": "own", "why": "no other bot of the owner's with this analyst"}
+    if mine["n"] < minimum:
+        return pooled, {**pooling, "source": "pooled", "why": f"fewer than {minimum} calls of its own"}
+    spread = Z95 * math.sqrt(mine["variance"] / mine["n"] + theirs["variance"] / max(theirs["n"], 1))
+    if abs(mine["mean_r"] - theirs["mean_r"]) > spread:
+        return own, {**pooling, "source": "own", "why": "its calls' mean result differs from the others'"}
+    return pooled, {**pooling, "source": "pooled", "why": "its calls' mean result is the others'"}
+
+
+def _mean_r(rows) -> dict:
+    # From the mean of squares rather than VAR_SAMP, which SQLite's stand-in fails on fewer than two rows.
+    row = rows.aggregate(n=Count("pk"), mean_r=Avg("outcome_r"), mean_sq=Avg(F("outcome_r") * F("outcome_r")))
+    n = row["n"]
+    variance = (row["mean_sq"] - row["mean_r"] ** 2) * n / (n - 1) if n > 1 else 0.0
+    return {"n": n, "mean_r": _round(row["mean_r"]), "variance": _round(max(variance, 0.0))}
 
 
 def _same_decisions(policy: LearnedPolicy, values: dict) -> bool:

@@ -236,3 +236,40 @@ def test_the_prompt_carries_the_insights_and_changes_with_them(alice, settings):
     versions = {prompt_version(first), prompt_version(second), prompt_version(first)}
     assert len(versions) == 2 == PromptVersion.objects.count()
     assert first in prompt_version(first).text
+
+
+# --- pooled learning ------------------------------------------------------------------------------------
+def test_a_new_bot_learns_from_its_owners_other_bots(known, alice, charlie):
+    new = BotFactory(owner=alice, symbol="ETH/USDT", risk_per_trade_pct=Decimal(5), min_confidence=70)
+    policy = learn_policy(new)
+    assert policy.sample_sizes["pooling"]["source"] == "pooled"
+    assert policy.sample_sizes["pooling"]["others"]["n"] == 110
+    # What `known` learned from the same 110 calls (the fixture's docstring works it out).
+    assert (policy.min_confidence, policy.size_factor) == (60, pytest.approx(0.5429, abs=1e-4))
+    assert policy.avoid_conditions[0]["value"] == "RANGE_HIGH_VOL"
+
+    # Another user's history, or another analyst's, is not pooled.
+    theirs = BotFactory(owner=charlie, min_confidence=70)
+    other_analyst = BotFactory(owner=alice, analyst="OPENAI", min_confidence=70)
+    for bot in (theirs, other_analyst):
+        learned = learn_policy(bot)
+        assert learned.sample_sizes["pooling"]["source"] == "own" and not learned.sample_sizes["learned"]
+
+
+def test_a_bot_whose_market_differs_keeps_to_its_own_calls(known, alice):
+    # 60 calls at 75, all losing: a mean of -1 R against the pool's 0.2727 R, far beyond noise.
+    losing = BotFactory(owner=alice, symbol="DOGE/USDT", risk_per_trade_pct=Decimal(5), min_confidence=70)
+    rs(losing, 60, 0, 2.0, 75)
+    policy = learn_policy(losing)
+    assert policy.sample_sizes["pooling"]["source"] == "own"
+    assert policy.sample_sizes["resolved"] == 60 and policy.size_factor == 0.0
+
+
+def test_a_bot_whose_calls_are_like_the_others_learns_from_all(known, alice):
+    # A mean of 0.45 R on 40 calls against the pool's 0.2727 R: within noise.
+    alike = BotFactory(owner=alice, symbol="SOL/USDT", risk_per_trade_pct=Decimal(5), min_confidence=70)
+    rs(alike, 20, 8, 1.0, 55)
+    rs(alike, 20, 14, 2.0, 75, regime="TREND_LOW_VOL")
+    pooled = learn_policy(alike)
+    assert pooled.sample_sizes["pooling"]["source"] == "pooled"
+    assert pooled.sample_sizes["resolved"] == 110 + 40
