@@ -21,6 +21,7 @@ from django.utils import timezone
 from learning.counters import count_recorded
 from learning.insights import latest as latest_insights
 from learning.insights import snapshot
+from learning.ml import gate, reward_risk_of
 from learning.models import AILearningData, InsightSnapshot
 from learning.policy import effective_policy, learn_policy
 from learning.prompt import insights_section, prompt_version
@@ -62,6 +63,7 @@ class Outside:
     analyst: Analyst | None = None
     broker: Broker | None = None
     chart: ChartMaker | None = None  # None: the bot's own chart source (chart_for)
+    draw_chart: bool = True  # False for an analyst that reads numbers only, in a replay
 
 
 def slot_of(bot: Bot, moment: datetime) -> datetime:
@@ -143,6 +145,7 @@ def run_cycle(
             insights=section,
             timer=timer,
             chart=outside.chart or chart_for(bot),
+            draw_chart=outside.draw_chart,
         )
         record = timer.step("record", _record, bot, run, analysis, section)
         timer.step("monitor", monitor_trades, bot, analysis.candles, market.period)
@@ -249,6 +252,7 @@ def _decide(
     halted_by = "global" if KillSwitch.is_engaged() else "user" if bot.owner.trading_halted else ""
     policy = effective_policy(bot)
     avoided = policy.avoids({"regime": record.regime, "market_sentiment": record.market_sentiment})
+    verdict = gate(bot.owner, record, reward_risk_of(record))
     decision = decide(
         a.recommendation,
         a.confidence,
@@ -262,6 +266,7 @@ def _decide(
             daily_loss_limit_pct=bot.daily_loss_limit_pct,
             size_factor=Decimal(str(policy.size_factor)),
             avoided=avoided,
+            ml_gate=verdict,
         ),
         Situation(
             equity=books.equity,
@@ -285,6 +290,7 @@ def _decide(
             "size_factor": policy.size_factor,
             "learned": policy.learned,
         },
+        **({"ml_gate": verdict} if verdict else {}),
     }
     record.save(update_fields=["feedback_data", "updated_at"])
     if decision.pause_bot:

@@ -1,7 +1,8 @@
 """The decision (SPEC §1.6): whether an analysis becomes a trade, and how big. A pure function over plain
 data, so every risk limit is a formula a test can pin down; the cycle gathers the data.
 
-The learned values (minimum confidence, size factor, the avoid-condition met) come from learning.policy."""
+The learned values (minimum confidence, size factor, the avoid-condition met) come from learning.policy, the
+outcome model's verdict from learning.ml."""
 
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
@@ -20,6 +21,7 @@ class RiskLimits:
     daily_loss_limit_pct: Decimal
     size_factor: Decimal = Decimal(1)  # learned from the bot's history (learning.policy); 0: no edge
     avoided: dict | None = None  # the learned avoid-condition the market is in now, if any
+    ml_gate: dict | None = None  # the outcome model's verdict (learning.ml.gate), when one is active
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,13 @@ def decide(
             False,
             f"learned to avoid {avoided['field']} {avoided['value']} "
             f"(expectancy {avoided['expectancy_r']:+.2f} R over {avoided['n']} analyses)",
+        )
+    if limits.ml_gate and not limits.ml_gate["pass"]:
+        verdict = limits.ml_gate
+        return Decision(
+            False,
+            f"the outcome model {verdict['model']} gives p(win) {verdict['p_win']:.2f}, below the "
+            f"{verdict['needed']:.2f} a positive expectancy at this reward/risk needs",
         )
     if limits.size_factor <= 0:
         return Decision(False, "the learned size factor is 0: no edge at any confidence yet")

@@ -185,6 +185,11 @@ LEARNING_MIN_SAMPLES = env.int("TRADINGAI_LEARNING_MIN_SAMPLES", default=30)
 # The size factor is this fraction of the Kelly stake over the bot's risk per trade, capped.
 KELLY_FRACTION = env.float("TRADINGAI_KELLY_FRACTION", default=0.1)
 SIZE_FACTOR_CAP = env.float("TRADINGAI_SIZE_FACTOR_CAP", default=1.5)
+# The outcome model (learning/ml.py) is trained once a user has this many resolved BUY/SELL calls: with
+# five time-ordered splits, its first window then learns from 20 and tests on 20 (four times the 30 above).
+ML_MIN_SAMPLES = env.int("TRADINGAI_ML_MIN_SAMPLES", default=120)
+# A user's model is trained again once the active one is this old (or as soon as it was switched off).
+ML_RETRAIN_HOURS = env.float("TRADINGAI_ML_RETRAIN_HOURS", default=24.0)
 
 # --- Market data ----------------------------------------------------------------------------------
 # Bound on every call to an exchange's public API; ccxt's own rate limiter stays on.
@@ -273,6 +278,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "automation.tasks.monitor_trades_task",
         "schedule": env.float("TRADINGAI_MONITOR_SECONDS", default=300.0),
         "options": {"expires": 240},
+    },
+    # Hourly, so that a model that stopped beating the stated confidence stops gating trades within the
+    # hour; it trains a new model only when ML_RETRAIN_HOURS have passed (a daily run would skip a day
+    # whenever it started a little earlier than the model it should replace was stored).
+    "retrain-outcome-models": {
+        "task": "learning.tasks.retrain_models_task",
+        "schedule": env.float("TRADINGAI_ML_CHECK_SECONDS", default=3600.0),
+        "options": {"expires": 3000},
     },
 }
 # Cycles wait on the LLM, the exchange and the browser: they run on their own queue, in a worker with many

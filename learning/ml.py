@@ -1,0 +1,368 @@
+"""The outcome model (SPEC §2, beyond the seed): a scikit-learn model of what an analysis saw and said,
+predicting whether a BUY/SELL call comes out a WIN, pooled over a user's bots and symbols; evaluated on
+time-ordered splits against the analyst's own confidence, and used by the decision as a gate only while it
+beats that confidence out of sample. Rules and reasons: docs/learning.md, "The outcome model and its gate"."""
+
+import hashlib
+import json
+import logging
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import sklearn
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models import Count
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.model_selection import TimeSeriesSplit
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from .models import AILearningData, Outcome, TrainedModel
+
+logger = logging.getLogger(__name__)
+
+NUMERIC = (
+    "confidence",
+    "rsi_with_call",
+    "macd_hist_atr",
+    "volume_z",
+    "atr_pct",
+    "room_atr",
+    "cushion_atr",
+    "stop_atr",
+    "target_atr",
+)
+# The analyst too: a user's OpenAI and technical bots state confidences that mean different things.
+CATEGORICAL = ("analyst", "recommendation", "regime", "sentiment_vs_call", "timeframe", "symbol")
+# Five expanding windows: with the fewest rows trained on (ML_MIN_SAMPLES), the first learns from a sixth
+# of them, and five sixths of the rows are predicted out of sample.
+SPLITS = 5
+ALGORITHM = f"scikit-learn {sklearn.__version__} LogisticRegression"
+# What training and the checks read of an analysis; the analyst's prose stays in the database.
+FIELDS = (
+    "analysis_data",
+    "analyst",
+    "market_conditions",
+    "confidence_score",
+    "market_sentiment",
+    "recommendation",
+    "regime",
+    "timeframe",
+    "symbol",
+    "outcome",
+    "resolved_at",
+    "created_at",
+)
+
+
+def features(record: AILearningData) -> dict:
+    """What the analysis saw (its indicators) and said (direction, levels, confidence), as model inputs.
+
+    Directional values are turned to the call's side (d = +1 for a BUY, -1 for a SELL), so that one
+    coefficient serves both: RSI 70 on a BUY and RSI 30 on a SELL are the same "momentum with the call" of
+    +20, and a linear model can learn whether chasing it pays. Distances are in ATRs, so that a pip on
+    EUR/USD and a dollar on BTC mean the same. The levels are the analyst's own where it named any on a
+    side, else the swing pivots the indicators found (which the technical analyst names anyway)."""
+    m, a = record.market_conditions, record.analysis_data
+    d = -1 if record.recommendation == "SELL" else 1
+    close, atr, rsi, macd_hist = (m.get(k) for k in ("close", "atr", "rsi", "macd_hist"))
+    levels = a.get("key_levels") or {}
+    support = levels.get("support") or m.get("support") or []
+    resistance = levels.get("resistance") or m.get("resistance") or []
+    ahead, behind = (resistance, support) if d > 0 else (support, resistance)
+
+    def in_atrs(here, there):
+        """How far `there` lies beyond `here` in the call's direction, in ATRs."""
+        if here is None or there is None or not atr:
+            return None
+        return d * (there - here) / atr
+
+    sentiment = {"BULLISH": 1, "BEARISH": -1}.get(record.market_sentiment, 0) * d
+    return {
+        "confidence": record.confidence_score,
+        "rsi_with_call": None if rsi is None else d * (rsi - 50),
+        "macd_hist_atr": in_atrs(0, macd_hist),
+        "volume_z": m.get("volume_z"),
+        "atr_pct": atr / close * 100 if atr and close else None,
+        # Room to the first obstacle, and the cushion behind: both positive when the levels lie where a
+        # trader expects them.
+        "room_atr": in_atrs(close, _nearest(ahead, close)),
+        "cushion_atr": in_atrs(_nearest(behind, close), close),
+        "stop_atr": in_atrs(a.get("stop_loss"), close),
+        "target_atr": in_atrs(close, a.get("take_profit")),
+        "analyst": record.analyst,
+        "recommendation": record.recommendation,
+        "regime": record.regime or "",
+        "sentiment_vs_call": {1: "WITH", -1: "AGAINST"}.get(sentiment, "NEUTRAL"),
+        "timeframe": record.timeframe,
+        "symbol": record.symbol,
+    }
+
+
+def _nearest(levels: list, close: float | None) -> float | None:
+    if not levels or close is None:
+        return None
+    return min(levels, key=lambda level: abs(level - close))
+
+
+def reward_risk_of(record: AILearningData) -> float | None:
+    """The call's take-profit distance over its stop distance, from its entry; None without both levels."""
+    a = record.analysis_data
+    entry = a.get("entry") or record.market_conditions.get("close")
+    stop, target = a.get("stop_loss"), a.get("take_profit")
+    if entry is None or stop is None or target is None or stop == entry:
+        return None
+    return abs(target - entry) / abs(entry - stop)
+
+
+def _calls(**filters):
+    """Resolved BUY/SELL analyses with a stated confidence (the baseline the model must beat)."""
+    return AILearningData.objects.filter(
+        recommendation__in=("BUY", "SELL"),
+        outcome__in=Outcome.values,
+        confidence_score__isnull=False,
+        **filters,
+    )
+
+
+def _made_at(record: AILearningData) -> datetime:
+    # The market's clock: in a replay, created_at is the wall clock of the run, not the slot.
+    as_of = record.market_conditions.get("as_of")
+    return datetime.fromisoformat(as_of) if as_of else record.created_at
+
+
+def _frame(records) -> pd.DataFrame:
+    rows = pd.DataFrame([features(r) for r in records], columns=[*NUMERIC, *CATEGORICAL])
+    rows[list(NUMERIC)] = rows[list(NUMERIC)].astype(float)  # None becomes NaN, for the imputer
+    return rows
+
+
+def _won(records) -> np.ndarray:
+    return np.array([r.outcome == Outcome.WIN for r in records], dtype=int)
+
+
+def _pipeline() -> Pipeline:
+    # A regularised logistic regression: at a few hundred rows a flexible model learns the noise, this one
+    # gives probabilities (what the Brier score judges, and what the gate needs) and a handful of
+    # coefficients that can be stored as plain numbers and read. Medians fill what an early candle or a
+    # level-less answer leaves missing; standardising lets one penalty treat every input alike; a category
+    # never seen in training (a new symbol) adds nothing rather than failing. Newton-Cholesky: exact in a
+    # few steps where rows far outnumber inputs, as here (lbfgs made training four times slower).
+    numeric = make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
+    columns = ColumnTransformer(
+        [("num", numeric, list(NUMERIC)), ("cat", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL))]
+    )
+    return make_pipeline(columns, LogisticRegression(solver="newton-cholesky"))
+
+
+def _brier(won: np.ndarray, p: np.ndarray) -> float:
+    return float(np.mean((p - won) ** 2))
+
+
+def _evaluate(x: pd.DataFrame, won: np.ndarray, made: np.ndarray, resolved: np.ndarray) -> dict | None:
+    """Out-of-sample predictions over expanding time-ordered windows, against the stated confidence on the
+    same rows. None when no window had both outcomes to learn from."""
+    predicted, held = [], []
+    for fit_on, test_on in TimeSeriesSplit(n_splits=SPLITS).split(x):
+        # Purged: a row whose outcome came after the first test call was made could not have been learned
+        # from at the time of that call.
+        fit_on = fit_on[resolved[fit_on] < made[test_on[0]]]
+        if len(set(won[fit_on])) < 2:
+            continue  # a window of one outcome has nothing to learn; its rows are not counted
+        fitted = _pipeline().fit(x.iloc[fit_on], won[fit_on])
+        predicted.append(fitted.predict_proba(x.iloc[test_on])[:, 1])
+        held.append(test_on)
+    if not held:
+        return None
+    p, rows = np.concatenate(predicted), np.concatenate(held)
+    truth, baseline = won[rows], x["confidence"].to_numpy()[rows] / 100
+    metrics = {
+        "oos_brier": _brier(truth, p),
+        "baseline_brier": _brier(truth, baseline),
+        "log_loss": log_loss(truth, p, labels=[0, 1]),
+        "baseline_log_loss": log_loss(truth, baseline, labels=[0, 1]),
+    }
+    if len(set(truth)) == 2:
+        metrics |= {"auc": roc_auc_score(truth, p), "baseline_auc": roc_auc_score(truth, baseline)}
+    return {"n_oos": len(rows), **{name: round(float(value), 6) for name, value in metrics.items()}}
+
+
+def train(user, *, until: datetime) -> TrainedModel | None:
+    """Train the user's outcome model on the calls resolved before `until` (no lookahead: the replay passes
+    its simulated clock), evaluate it out of sample, store it, active only if it beats the confidence.
+    None when there are too few calls, or nothing to learn."""
+    records = sorted(
+        _calls(user=user, resolved_at__lt=until).only(*FIELDS), key=lambda r: (_made_at(r), r.pk)
+    )
+    if len(records) < settings.ML_MIN_SAMPLES:
+        return None
+    x, won = _frame(records), _won(records)
+    made = np.array([_made_at(r) for r in records])
+    resolved = np.array([r.resolved_at for r in records])
+    evaluated = _evaluate(x, won, made, resolved)
+    if evaluated is None:
+        return None
+    body = json.dumps(_parameters_of(_pipeline().fit(x, won)), sort_keys=True).encode()
+    trained_to = resolved.max()
+    version = f"{trained_to:%Y%m%d%H%M}-{hashlib.sha256(body).hexdigest()[:12]}"
+    metrics = {
+        **evaluated,
+        "n": len(records),
+        "wins": int(won.sum()),
+        "splits": SPLITS,
+        "until": until.isoformat(),
+    }
+    with transaction.atomic():
+        existing = TrainedModel.objects.filter(user=user, version=version).first()
+        if existing:
+            return existing  # the same calls give the same model
+        # The newest evaluation is the one that counts: a model that no longer wins on more data retires
+        # the one before it even when it cannot take over.
+        TrainedModel.objects.filter(user=user, is_active=True).update(is_active=False)
+        model = TrainedModel(
+            user=user,
+            version=version,
+            algorithm=ALGORITHM,
+            features=[*NUMERIC, *CATEGORICAL],
+            trained_from=resolved.min(),
+            trained_to=trained_to,
+            metrics=metrics,
+            is_active=evaluated["oos_brier"] < evaluated["baseline_brier"],
+        )
+        model.artifact.save(f"{user.pk}-{version}.json", ContentFile(body), save=False)
+        model.save()
+    return model
+
+
+def _parameters_of(pipeline: Pipeline) -> dict:
+    """The fitted pipeline as plain numbers. Not a pickle: loading a pickle runs whatever code it names, so
+    a model file anyone else could write to would be a way in."""
+    columns, regression = pipeline[0], pipeline[-1]
+    imputer, scaler = columns.named_transformers_["num"]
+    return {
+        "sklearn": sklearn.__version__,
+        "numeric": list(NUMERIC),
+        "medians": imputer.statistics_.tolist(),
+        "mean": scaler.mean_.tolist(),
+        "scale": scaler.scale_.tolist(),
+        "categorical": list(CATEGORICAL),
+        "categories": [c.tolist() for c in columns.named_transformers_["cat"].categories_],
+        "coef": regression.coef_[0].tolist(),
+        "intercept": float(regression.intercept_[0]),
+    }
+
+
+# Read once per process: the cycle asks every hour and a replay thousands of times. Keyed by the artifact's
+# name, under which a stored file never changes.
+@lru_cache(maxsize=256)
+def _parameters(artifact: str) -> dict:
+    with TrainedModel.artifact.field.storage.open(artifact) as f:
+        params = json.load(f)
+    return {
+        **params,
+        **{k: np.array(params[k], dtype=float) for k in ("medians", "mean", "scale", "coef")},
+        # The one-hot columns in the encoder's order: one per category seen, per categorical input.
+        "onehot": [
+            (name, category)
+            for name, seen in zip(params["categorical"], params["categories"], strict=True)
+            for category in seen
+        ],
+    }
+
+
+def _probabilities(params: dict, rows: list[dict]) -> np.ndarray:
+    """What the pipeline's predict_proba gives, computed from the stored numbers."""
+    numeric = np.array([[row[n] for n in params["numeric"]] for row in rows], dtype=float)
+    numeric = (np.where(np.isnan(numeric), params["medians"], numeric) - params["mean"]) / params["scale"]
+    onehot = np.array([[row[name] == c for name, c in params["onehot"]] for row in rows], dtype=float)
+    z = np.hstack([numeric, onehot]) @ params["coef"] + params["intercept"]
+    return 1 / (1 + np.exp(-z))
+
+
+def probability(model: TrainedModel, record: AILearningData) -> float:
+    """The model's probability that the call comes out a WIN."""
+    return float(_probabilities(_parameters(model.artifact.name), [features(record)])[0])
+
+
+def active_model(user) -> TrainedModel | None:
+    return TrainedModel.objects.filter(user=user, is_active=True).order_by("-created_at", "-pk").first()
+
+
+def still_beats_baseline(model: TrainedModel, *, until: datetime) -> bool:
+    """Check the model on the calls resolved since its training data ends and before `until`, which it
+    never saw; once there are LEARNING_MIN_SAMPLES of them and its Brier score there is no better than the
+    stated confidence's, switch it off, with the evidence in its metrics."""
+    if not model.is_active:
+        return False
+    fresh = list(
+        _calls(user=model.user_id, resolved_at__gt=model.trained_to, resolved_at__lt=until).only(*FIELDS)
+    )
+    if len(fresh) < settings.LEARNING_MIN_SAMPLES:
+        return True
+    won = _won(fresh)
+    params = _parameters(model.artifact.name)
+    evidence = {
+        "n": len(fresh),
+        "brier": round(_brier(won, _probabilities(params, [features(r) for r in fresh])), 6),
+        "baseline_brier": round(_brier(won, np.array([r.confidence_score for r in fresh]) / 100), 6),
+        "at": until.isoformat(),
+    }
+    beats = evidence["brier"] < evidence["baseline_brier"]
+    metrics = {**model.metrics, "fresh": evidence, **({} if beats else {"switched_off": evidence})}
+    # Only an active model is switched: a retraining that retired it meanwhile keeps its own word.
+    TrainedModel.objects.filter(pk=model.pk, is_active=True).update(is_active=beats, metrics=metrics)
+    model.is_active, model.metrics = beats, metrics
+    return beats
+
+
+def gate(user, record: AILearningData, reward_risk: float | None) -> dict | None:
+    """The active model's verdict on a BUY/SELL call; None without an active model (or for a HOLD). It
+    passes when the call's expectancy in R is positive at the model's p: p·rr - (1 - p) > 0, that is
+    p > 1/(1 + rr); without a stop and a target to take rr from, p > 0.5."""
+    if record.recommendation not in ("BUY", "SELL"):
+        return None
+    model = active_model(user)
+    if model is None:
+        return None
+    p = probability(model, record)
+    needed = 1 / (1 + reward_risk) if reward_risk is not None else 0.5
+    return {"p_win": round(p, 4), "needed": round(needed, 4), "pass": p > needed, "model": model.version}
+
+
+def retrain_due(now: datetime) -> list[TrainedModel]:
+    """For every user with enough resolved calls, `retrain(user, now)`. Returns the models trained."""
+    enough = (
+        _calls()
+        .values("user")
+        .annotate(n=Count("pk"))
+        .filter(n__gte=settings.ML_MIN_SAMPLES)
+        .values_list("user", flat=True)
+    )
+    trained = []
+    for user in get_user_model().objects.filter(pk__in=enough).order_by("pk"):
+        try:
+            if new := retrain(user, now):
+                trained.append(new)
+        except Exception:  # one user's data must not stop everyone else's retraining
+            logger.exception("retraining the outcome model of user %s failed", user.pk)
+    return trained
+
+
+def retrain(user, now: datetime) -> TrainedModel | None:
+    """Check the user's active model on what resolved since it was trained, then train a new one if it was
+    switched off, was trained on data up to more than ML_RETRAIN_HOURS before `now`, or there is none. `now`
+    is the clock the data is read by: the wall clock for the beat task, the simulated one in a replay."""
+    model = active_model(user)
+    if model and still_beats_baseline(model, until=now):
+        trained_until = datetime.fromisoformat(model.metrics["until"])
+        if now - trained_until < timedelta(hours=settings.ML_RETRAIN_HOURS):
+            return None
+    return train(user, until=now)

@@ -1,0 +1,330 @@
+"""The outcome model: features, time-ordered training against the stated confidence, the JSON artifact, the
+gate, and the gate switching off once the model stops beating the confidence on calls it never saw."""
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from automation.cycle import run_cycle
+from automation.models import AutomationSession, Bot
+from learning import ml
+from learning.models import AILearningData, TrainedModel
+from learning.tasks import retrain_models_task
+from market.indicators import Indicators
+from tests.automation.test_cycle import fakes
+from tests.factories import BotFactory, import_eurusd
+from trades.models import Trade
+
+T0 = datetime(2024, 3, 4, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+RESOLVED_AFTER = 5 * HOUR
+SLOT = datetime(2017, 12, 4, 10, tzinfo=UTC)
+
+
+def momentum_wins(side, momentum, stated):
+    """RSI relative to the call decides (a call with momentum behind it wins); the confidence says nothing."""
+    return 1 / (1 + math.exp(-momentum / 6))
+
+
+def confidence_wins(side, momentum, stated):
+    """The stated confidence is the probability; momentum says nothing."""
+    return stated / 100
+
+
+def sells_win(side, momentum, stated):
+    return 0.85 if side == "SELL" else 0.15
+
+
+def uninformative(rng):
+    return int(rng.integers(50, 91))
+
+
+def informative(rng):
+    return int(rng.integers(5, 96))
+
+
+def calls(user, n, *, hour=0, win=momentum_wins, confidence=uninformative, seed=1, **fields):
+    """`n` resolved BUY/SELL calls made an hour apart from T0 + `hour` hours, each resolved five hours
+    later, a WIN with the probability `win` gives. The indicators are what IndicatorSet stores; whatever
+    `win` does not look at is drawn at random, so that the model can only learn what `win` uses."""
+    rng = np.random.default_rng(seed)
+    fields = {"symbol": "EUR/USD", "timeframe": "1h", "regime": "TREND_LOW_VOL"} | fields
+    close = 1.1
+    rows = []
+    for i in range(n):
+        made = T0 + (hour + i) * HOUR
+        side = "BUY" if rng.random() < 0.5 else "SELL"
+        d = 1 if side == "BUY" else -1
+        momentum, stated = float(rng.uniform(-30, 30)), confidence(rng)
+        atr = close * float(rng.uniform(0.0005, 0.002))
+        stop = atr * float(rng.uniform(1, 3))
+        indicators = Indicators(
+            time=(made - HOUR).isoformat(), close=close, rsi=50 + d * momentum, macd=0.0, macd_signal=0.0,
+            macd_hist=float(rng.normal(0, 0.2 * atr)), ema20=close, ema50=close, ema200=None, atr=atr,
+            bb_upper=close + 2 * atr, bb_middle=close, bb_lower=close - 2 * atr, volume_z=float(rng.normal()),
+            support=(close - atr * float(rng.uniform(0.2, 4)),),
+            resistance=(close + atr * float(rng.uniform(0.2, 4)),),
+            adx=30.0, regime=fields["regime"],
+        )  # fmt: skip
+        rows.append(
+            AILearningData(
+                user=user,
+                analysis_data={
+                    "key_levels": {"support": [], "resistance": []},
+                    "entry": close,
+                    "stop_loss": close - d * stop,
+                    "take_profit": close + d * 2 * stop,
+                },
+                market_conditions={**indicators.to_dict(), "as_of": made.isoformat()},
+                market_sentiment=rng.choice(["BULLISH", "BEARISH", "NEUTRAL"]),
+                recommendation=side,
+                confidence_score=stated,
+                outcome="WIN" if rng.random() < win(side, momentum, stated) else "LOSS",
+                resolved_at=made + RESOLVED_AFTER,
+                **fields,
+            )
+        )
+    return AILearningData.objects.bulk_create(rows)
+
+
+@pytest.fixture
+def eurusd_bot(alice):
+    import_eurusd()
+    bot = BotFactory(
+        owner=alice, exchange="sample", symbol="EUR/USD", timeframe="1h", status=Bot.Status.RUNNING
+    )
+    AutomationSession.objects.create(bot=bot)
+    return bot
+
+
+def test_features_of_a_real_analysis(eurusd_bot):
+    run_cycle(eurusd_bot.pk, SLOT, fakes())
+    record = AILearningData.objects.get()
+    m = record.market_conditions
+    close, atr = m["close"], m["atr"]
+
+    f = ml.features(record)
+
+    assert f["confidence"] == 80
+    assert f["rsi_with_call"] == pytest.approx(m["rsi"] - 50)
+    assert f["macd_hist_atr"] == pytest.approx(m["macd_hist"] / atr)
+    assert f["volume_z"] == m["volume_z"]
+    assert f["atr_pct"] == pytest.approx(atr / close * 100)
+    # The fake analyst names no levels: the pivots the indicators found stand in.
+    assert f["room_atr"] == pytest.approx((m["resistance"][0] - close) / atr)
+    assert f["cushion_atr"] == pytest.approx((close - m["support"][0]) / atr)
+    assert f["stop_atr"] == pytest.approx(0.002 * close / atr)  # the fake's stop is 0.2 % below
+    assert f["target_atr"] == pytest.approx(0.004 * close / atr)
+    assert (f["recommendation"], f["sentiment_vs_call"], f["timeframe"], f["symbol"]) == (
+        "BUY",
+        "WITH",
+        "1h",
+        "EUR/USD",
+    )
+    assert f["regime"] == record.regime != ""
+    assert ml.reward_risk_of(record) == pytest.approx(2)
+
+    # The same indicators under a SELL read the other way round.
+    record.recommendation = "SELL"
+    sell = ml.features(record)
+    assert sell["rsi_with_call"] == pytest.approx(50 - m["rsi"])
+    assert sell["room_atr"] == pytest.approx((close - m["support"][0]) / atr)
+    assert sell["sentiment_vs_call"] == "AGAINST"
+
+
+def test_a_model_that_beats_the_confidence_is_stored_active_with_its_window(alice):
+    rows = calls(alice, 240)
+    until = T0 + 1000 * HOUR
+
+    model = ml.train(alice, until=until)
+
+    m = model.metrics
+    assert model.is_active
+    assert m["oos_brier"] < m["baseline_brier"]
+    assert m["auc"] > 0.8 > 0.6 > m["baseline_auc"]
+    # Five expanding windows over 240 rows test on the last five sixths, 40 rows each.
+    assert (m["n"], m["n_oos"], m["splits"]) == (240, 200, 5)
+    assert m["wins"] == sum(r.outcome == "WIN" for r in rows)
+    assert (model.trained_from, model.trained_to) == (rows[0].resolved_at, rows[-1].resolved_at)
+    assert model.version.startswith(f"{rows[-1].resolved_at:%Y%m%d%H%M}-")
+    assert model.features == [*ml.NUMERIC, *ml.CATEGORICAL]
+    assert "LogisticRegression" in model.algorithm
+
+    # A call resolved at `until` or later does not exist yet for this training: the same model.
+    late = calls(alice, 1, hour=1000 - 5, win=lambda *a: 1.0)[0]
+    assert late.resolved_at == until
+    again = ml.train(alice, until=until)
+    assert (again.version, again.metrics) == (model.version, m)
+    # One resolved before `until` does count.
+    assert ml.train(alice, until=until + HOUR).metrics["n"] == 241
+
+
+def test_too_few_calls_train_nothing(alice, settings):
+    calls(alice, settings.ML_MIN_SAMPLES - 1)
+    assert ml.train(alice, until=T0 + 1000 * HOUR) is None
+    AILearningData.objects.update(outcome="LOSS")
+    calls(alice, 1, hour=500, win=lambda *a: 0.0)
+    assert ml.train(alice, until=T0 + 1000 * HOUR) is None  # all losses: nothing to learn
+
+
+def test_the_json_artifact_reproduces_predict_proba(alice):
+    rows = calls(alice, 240)
+    model = ml.train(alice, until=T0 + 1000 * HOUR)
+    pipeline = ml._pipeline().fit(ml._frame(rows), ml._won(rows))
+
+    with model.artifact.open("rb") as f:
+        body = f.read()
+    params = json.loads(body)  # plain JSON: nothing in it runs when it is read
+    assert not body.startswith(b"\x80")  # no pickle protocol header
+    assert sorted(params) == sorted(
+        ["sklearn", "numeric", "medians", "mean", "scale", "categorical", "categories", "coef", "intercept"]
+    )
+
+    # Rows it was trained on, rows with values missing, and a symbol and regime it never saw.
+    odd = calls(alice, 3, hour=2000, seed=7, symbol="BTC/USDT", regime="RANGE_HIGH_VOL")
+    odd[0].market_conditions = {}
+    odd[1].analysis_data = {}
+    for record in [*rows[:20], *odd]:
+        expected = pipeline.predict_proba(ml._frame([record]))[0, 1]
+        assert ml.probability(model, record) == pytest.approx(expected, abs=1e-9)
+
+
+def test_the_gate_passes_a_call_whose_expectancy_is_positive_at_the_models_p(alice, charlie):
+    calls(alice, 240)
+    model = ml.train(alice, until=T0 + 1000 * HOUR)
+    [record] = calls(alice, 1, hour=2000, seed=3)
+    p = ml.probability(model, record)
+    breakeven_rr = (1 - p) / p  # p·rr - (1 - p) = 0
+
+    passing = ml.gate(alice, record, breakeven_rr * 1.1)
+    assert passing == {
+        "p_win": round(p, 4),
+        "needed": round(1 / (1 + breakeven_rr * 1.1), 4),
+        "pass": True,
+        "model": model.version,
+    }
+    assert ml.gate(alice, record, breakeven_rr * 0.9)["pass"] is False
+    assert ml.gate(alice, record, None) == {**passing, "needed": 0.5, "pass": p > 0.5}
+    assert ml.gate(alice, record, 0.0)["pass"] is False  # no reward: never worth the risk
+
+    record.recommendation = "HOLD"
+    assert ml.gate(alice, record, 2.0) is None
+    assert ml.gate(charlie, record, 2.0) is None  # no model of his own
+
+
+def test_without_an_active_model_the_cycle_trades_as_before(eurusd_bot):
+    run_cycle(eurusd_bot.pk, SLOT, fakes())
+    record = AILearningData.objects.get()
+    assert record.feedback_data["decision"]["trade"] is True
+    assert "ml_gate" not in record.feedback_data
+    assert Trade.objects.count() == 1
+
+
+def test_the_model_is_switched_off_on_fresh_calls_where_it_stops_beating_the_confidence(alice, settings):
+    calls(alice, 240)
+    model = ml.train(alice, until=T0 + 1000 * HOUR)
+    later = T0 + 2000 * HOUR
+
+    # The world changes: momentum says nothing any more, the stated confidence is right. Until there are
+    # enough fresh calls (resolved after its training data ends), nothing is decided.
+    calls(
+        alice,
+        settings.LEARNING_MIN_SAMPLES - 1,
+        hour=300,
+        seed=4,
+        win=confidence_wins,
+        confidence=informative,
+    )
+    assert ml.still_beats_baseline(model, until=later)
+    assert "fresh" not in model.metrics
+
+    calls(alice, 71, hour=400, seed=5, win=confidence_wins, confidence=informative)
+    assert not ml.still_beats_baseline(model, until=later)
+
+    model.refresh_from_db()
+    off = model.metrics["switched_off"]
+    assert not model.is_active
+    assert off["n"] == 100
+    assert off["brier"] >= off["baseline_brier"]
+    assert off["at"] == later.isoformat()
+    assert ml.active_model(alice) is None
+    assert ml.gate(alice, AILearningData.objects.last(), 2.0) is None
+    assert not ml.still_beats_baseline(model, until=later)  # and stays off
+
+
+def test_the_cycle_stops_consulting_the_gate_once_the_model_stops_beating_the_confidence(eurusd_bot, alice):
+    """Done when (issue 8): the ML gate switches off when it stops beating the baseline."""
+    calls(alice, 240, win=sells_win)  # SELL calls win, BUY calls lose; the confidence says nothing
+    model = ml.train(alice, until=T0 + 1000 * HOUR)
+    assert model.is_active
+
+    run_cycle(eurusd_bot.pk, SLOT, fakes())  # the fake analyst buys, for 2 R
+    refused = AILearningData.objects.get(bot=eurusd_bot)
+    verdict = refused.feedback_data["ml_gate"]
+    assert (verdict["model"], verdict["needed"], verdict["pass"]) == (
+        model.version,
+        0.3333,
+        False,
+    )
+    assert verdict["p_win"] < 0.3
+    assert refused.feedback_data["decision"] == {
+        "trade": False,
+        "reason": f"the outcome model {model.version} gives p(win) {verdict['p_win']:.2f}, below the 0.33 a "
+        "positive expectancy at this reward/risk needs",
+    }
+    assert not Trade.objects.exists()
+
+    # Fresh calls on which the side says nothing and the stated confidence is right.
+    calls(alice, 60, hour=300, seed=5, win=confidence_wins, confidence=informative)
+    assert not ml.still_beats_baseline(model, until=T0 + 1000 * HOUR)
+
+    run_cycle(eurusd_bot.pk, SLOT + HOUR, fakes())
+    taken = AILearningData.objects.filter(bot=eurusd_bot).order_by("-pk").first()
+    assert "ml_gate" not in taken.feedback_data
+    assert taken.feedback_data["decision"]["trade"] is True
+    assert Trade.objects.get().analysis == taken
+
+
+def test_the_retrain_task_is_scheduled_and_trains_for_users_with_enough_calls(alice, charlie, settings):
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "learning.tasks.retrain_models_task" in scheduled
+
+    calls(alice, 240)
+    calls(charlie, 50)
+    retrain_models_task()
+    assert list(TrainedModel.objects.values_list("user", "is_active")) == [(alice.pk, True)]
+
+    # A fresh model that still beats the confidence on what resolved since is kept; a day-old one is
+    # trained again.
+    calls(alice, 40, hour=300, seed=2)
+    retrain_models_task()
+    [kept] = TrainedModel.objects.all()
+    assert (kept.is_active, kept.metrics["fresh"]["n"]) == (True, 40)
+    TrainedModel.objects.update(created_at=T0, metrics={**kept.metrics, "until": T0.isoformat()})
+    retrain_models_task()
+    newer, older = TrainedModel.objects.order_by("-created_at")
+    assert (newer.metrics["n"], newer.is_active, older.is_active) == (280, True, False)
+
+    # One switched off on fresh calls is replaced at once, by one that knows those calls.
+    calls(alice, 100, hour=400, seed=4, win=confidence_wins, confidence=informative)
+    retrain_models_task()
+    newer.refresh_from_db()
+    assert "switched_off" in newer.metrics
+    latest = TrainedModel.objects.order_by("-created_at", "-pk").first()
+    assert latest.metrics["n"] == 380
+    assert TrainedModel.objects.filter(user=charlie).count() == 0
+
+
+def test_another_users_calls_never_enter_a_users_model(alice, charlie):
+    calls(alice, 240)
+    alone = ml.train(alice, until=T0 + 1000 * HOUR)
+    calls(charlie, 240, seed=9, win=sells_win)
+
+    shared = ml.train(alice, until=T0 + 1000 * HOUR)
+
+    assert (shared.pk, shared.metrics["n"]) == (alone.pk, 240)
+    assert ml.gate(charlie, AILearningData.objects.filter(user=charlie).first(), 2.0) is None
+    assert ml.train(charlie, until=T0 + 1000 * HOUR).metrics["n"] == 240
