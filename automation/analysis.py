@@ -83,6 +83,7 @@ def analyse_market(
     until: datetime | None = None,
     insights: str = "",
     chart: ChartMaker | None = None,
+    draw_chart: bool = True,
     timer: StepTimer | None = None,
 ) -> MarketAnalysis:
     timer = timer or StepTimer()
@@ -92,7 +93,9 @@ def analyse_market(
     )
     indicators = timer.step("indicators", indicators_for, market, candles)
     as_of = (candles.index[-1] + market.period).to_pydatetime()
-    if chart is None:  # the platform's rendered chart, shared by every bot on the market
+    if not draw_chart:
+        png, name = b"", ""
+    elif chart is None:  # the platform's rendered chart, shared by every bot on the market
         png, name = timer.step("chart", shared_chart, candles, market, indicators, as_of)
     else:
         png = timer.step("chart", chart, candles, market, indicators)

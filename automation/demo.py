@@ -16,9 +16,8 @@ from market.importers import parse_csv, store_bars
 from market.models import Candle
 from market.sources import Market
 
-from .cycle import run_cycle
-from .models import AutomationSession, Bot, CycleRun
-from .services import session_close
+from .models import Bot, CycleRun
+from .replay import Progress, ReplaySpec, replay
 
 DEMO_EMAIL = "demo@tradingai.local"
 # EURUSD hourly candles, 2017-04-19 to 2018-02-07 (5,000 bars), from the `backtesting` package's test data.
@@ -47,7 +46,7 @@ def load_sample_candles() -> int:
 
 
 def seed_demo(
-    reset_password: bool = False, history: int = 0, progress: Callable[[int, int], None] | None = None
+    reset_password: bool = False, history: int = 0, progress: Callable[[Progress], None] | None = None
 ) -> DemoResult:
     """The demo account; with `history`, also that many hourly cycles of its bot (see `seed_history`)."""
     result = _seed_account(reset_password)
@@ -89,30 +88,15 @@ def history_slots(count: int) -> list[datetime]:
     return sorted(t + period for t in opened.values_list("open_time", flat=True)[:count])
 
 
-def seed_history(bot: Bot, count: int, progress: Callable[[int, int], None] | None = None) -> int:
-    """Run the bot's real cycles (its own analyst and chart, the paper broker) over `count` hourly slots of
-    the shipped candles, so that the pages have analyses with charts, trades and insights to show. Slots
-    run before are left alone, so a second call runs only what is missing. The bot runs, in a session of
-    its own, while it does so, and is left as it was. Returns how many cycles ran; `progress(done, total)`
-    is called after each."""
-    slots = history_slots(count)
-    done = set(CycleRun.objects.filter(bot=bot, slot__in=slots).values_list("slot", flat=True))
-    todo = [slot for slot in slots if slot not in done]
-    if not todo:
+def seed_history(bot: Bot, count: int, progress: Callable[[Progress], None] | None = None) -> int:
+    """Replay the bot's real cycles (its own analyst, charts drawn so that its analysis pages show them, the
+    paper broker, the learning) over `count` hourly slots of the shipped candles, so that the pages have
+    analyses, trades and insights to show. Slots run before are left alone, so a second call runs only what
+    is missing. Returns how many cycles ran."""
+    wanted = history_slots(count)
+    if not wanted:
         return 0
-    status = Bot.objects.get(pk=bot.pk).status
-    # A bot its owner started keeps its session; otherwise the history gets one, as a started bot would.
-    opened = not AutomationSession.objects.filter(bot=bot, stopped_at__isnull=True).exists()
-    if opened:
-        AutomationSession.objects.create(bot=bot)
-    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.RUNNING)
-    try:
-        for ran, slot in enumerate(todo, 1):
-            run_cycle(bot.pk, slot)
-            if progress:
-                progress(ran, len(todo))
-    finally:
-        if opened:
-            session_close(bot, "demo history seeded")
-        Bot.objects.filter(pk=bot.pk).update(status=status)
-    return len(todo)
+    before = CycleRun.objects.filter(bot=bot).count()
+    spec = ReplaySpec(**SAMPLE_MARKET, analyst=bot.analyst.lower(), start=wanted[0], end=wanted[-1])
+    replay(spec, bot=bot, progress=progress, draw_charts=True)
+    return CycleRun.objects.filter(bot=bot).count() - before

@@ -186,3 +186,34 @@ def equity(user) -> dict | None:
             "yaxis": {"title": {"text": "net P&L"}, "gridcolor": GRID, "zerolinecolor": MUTED},
         },
     }
+
+
+def series(lines: dict[str, list[tuple]], title: str, shape: str = "linear") -> dict | None:
+    """Lines over time, one per name: [(time, value), ...]; None when all are empty."""
+    lines = {name: points for name, points in lines.items() if points}
+    if not lines:
+        return None
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": name,
+                "x": [_time(t) for t, _ in points],
+                "y": [v for _, v in points],
+                "line": {"shape": shape},
+            }
+            for name, points in lines.items()
+        ],
+        "layout": {
+            **_LAYOUT,
+            "showlegend": len(lines) > 1,
+            "legend": {"orientation": "h", "y": -0.25},
+            "xaxis": {"gridcolor": GRID},
+            "yaxis": {"title": {"text": title}, "gridcolor": GRID},
+        },
+    }
+
+
+def _time(value) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

@@ -3,9 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from automation.demo import seed_demo
-
-# How often --history reports how far it got: a cycle takes a fraction of a second.
-PROGRESS_EVERY = 50
+from automation.replay import Progress
 
 
 class Command(BaseCommand):
@@ -49,7 +47,6 @@ class Command(BaseCommand):
                 "`python manage.py seed_demo --reset-password` sets a new one)"
             )
 
-    def progress(self, done: int, total: int) -> None:
-        if done % PROGRESS_EVERY == 0 or done == total:
-            # stderr, so that --json's stdout stays one object
-            self.stderr.write(f"history: {done}/{total} cycles")
+    def progress(self, progress: Progress) -> None:
+        # stderr, so that --json's stdout stays one object
+        self.stderr.write(f"history: {progress.done}/{progress.total} cycles")

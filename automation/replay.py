@@ -1,0 +1,191 @@
+"""Replay: the whole loop (analyst, policy, broker, monitor, outcome, learning) over stored candles with a
+simulated clock, into an account of its own, so that what the learning does can be measured on history.
+
+It runs the cycle itself (`run_cycle`), one slot after another, and the outcome model's daily retraining
+(`learning.ml.retrain`) on the simulated clock, with two differences from a live bot that change no
+decision: the candles are read from memory instead of one query per cycle (`PreloadedCandles`,
+which hands out exactly what `StoredCandles` would), and an analyst that reads numbers only gets no chart
+drawn. No lookahead, by construction: at a slot the cycle sees the candles that had closed by then and
+nothing else; the insights, the policy and the outcomes are computed from what was stored before.
+
+Resumable: a slot's run is unique per bot, so a replay started again skips the slots that ran."""
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+from django.db import transaction
+
+from accounts.models import User
+from learning.ml import retrain
+from market.indicators import MIN_CANDLES
+from market.models import Candle
+from market.sources import COLUMNS, Market, StoredCandles, frame
+
+from .analysts.service import get_analyst
+from .cycle import Outside, run_cycle
+from .models import AutomationSession, Bot, CycleRun
+from .services import session_close
+
+# Replay accounts live under a reserved top-level domain (RFC 2606): no one can sign up with such an address,
+# and they cannot log in (inactive, no usable password).
+REPLAY_DOMAIN = "replay.invalid"
+# Cycles per transaction: one commit per chunk instead of per row keeps SQLite fast, and an interrupted
+# replay loses at most one chunk, which it runs again when started again. Fewer when charts are drawn (a
+# fifth of a second each), so that SQLite's write lock is not held for long against the site's processes.
+CHUNK, CHUNK_WITH_CHARTS = 100, 10
+
+
+@dataclass(frozen=True)
+class ReplaySpec:
+    exchange: str
+    symbol: str
+    timeframe: str
+    analyst: str = "technical"  # technical | openai
+    start: datetime | None = None  # the first slot; None: as early as the candles allow
+    end: datetime | None = None  # the last slot; None: the last candle's close
+
+    @property
+    def market(self) -> Market:
+        return Market(self.exchange, self.symbol, self.timeframe)
+
+
+class PreloadedCandles(StoredCandles):
+    """The market's stored candles read once: each cycle gets the slice `StoredCandles` would have queried,
+    the candles whose period ended by `until`."""
+
+    def __init__(self, candles: pd.DataFrame):
+        self.frame = candles
+
+    @classmethod
+    def load(cls, market: Market) -> "PreloadedCandles":
+        rows = Candle.objects.filter(
+            exchange=market.exchange, symbol=market.symbol, timeframe=market.timeframe
+        ).values_list("open_time", *COLUMNS)
+        return cls(frame(rows))
+
+    def candles(self, market: Market, *, limit: int, until: datetime | None = None) -> pd.DataFrame:
+        if until is None:
+            raise ValueError("a replay's candles are always asked for as of a slot")
+        end = int(self.frame.index.searchsorted(pd.Timestamp(until - market.period), side="right"))
+        return self.frame.iloc[max(0, end - limit) : end]
+
+
+def replay_bot(spec: ReplaySpec) -> Bot:
+    """The replay's own account and paper bot, made once per market and analyst; a second replay of the same
+    market goes on in them (and skips the slots already run)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{spec.exchange} {spec.symbol} {spec.timeframe}".lower()).strip("-")
+    user, made = User.objects.get_or_create(
+        email=f"{slug}.{spec.analyst}@{REPLAY_DOMAIN}",
+        defaults={"is_active": False, "display_name": f"Replay of {spec.symbol} {spec.timeframe}"},
+    )
+    if made:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    bot, _ = Bot.objects.get_or_create(
+        owner=user,
+        name=f"Replay {spec.symbol} {spec.timeframe} ({spec.analyst})",
+        defaults={
+            "exchange": spec.exchange,
+            "symbol": spec.symbol,
+            "timeframe": spec.timeframe,
+            "mode": Bot.Mode.SIMULATION,
+            "analyst": spec.analyst.upper(),
+        },
+    )
+    return bot
+
+
+def slots(spec: ReplaySpec, source: PreloadedCandles) -> list[datetime]:
+    """The slot at each candle's close, from the first with enough candles before it for the indicators,
+    within the spec's start and end."""
+    period = spec.market.period
+    closes = [t.to_pydatetime() + period for t in source.frame.index[MIN_CANDLES - 1 :]]
+    return [
+        s for s in closes if (spec.start is None or s >= spec.start) and (spec.end is None or s <= spec.end)
+    ]
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    failed: int
+
+
+def replay(
+    spec: ReplaySpec,
+    *,
+    bot: Bot | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    draw_charts: bool | None = None,
+) -> Bot:
+    """Run the cycles of every slot of `spec` not run yet, in order, into `bot` (by default the replay's own
+    account). Charts are drawn for an analyst that looks at them, or when `draw_charts` says so (a demo's
+    pages show them). Returns the bot."""
+    bot = bot or replay_bot(spec)
+    source = PreloadedCandles.load(spec.market)
+    todo = _not_run(bot, slots(spec, source))
+    if not todo:
+        return bot
+    analyst = get_analyst(spec.analyst)
+    # The technical analyst reads numbers; drawing thousands of charts it never looks at would be most of
+    # the replay's time.
+    draw = spec.analyst != "technical" if draw_charts is None else draw_charts
+    outside = Outside(source=source, analyst=analyst, draw_chart=draw)
+    failed, day = 0, None
+    with _running(bot):
+        for done, chunk in _chunks(todo, CHUNK_WITH_CHARTS if draw else CHUNK):
+            with transaction.atomic():
+                for slot in chunk:
+                    if slot.date() != day:
+                        day = slot.date()
+                        _resume(bot)
+                        # What beat does every hour in production, on the replay's clock: the outcome
+                        # model is checked, and retrained once a day, on what had resolved by then.
+                        retrain(bot.owner, slot)
+                    run = run_cycle(bot.pk, slot, outside, on_schedule=False)
+                    failed += run.status == CycleRun.Status.FAILED
+            if progress:
+                progress(Progress(done, len(todo), failed))
+    return bot
+
+
+def _not_run(bot: Bot, wanted: list[datetime]) -> list[datetime]:
+    ran = set(CycleRun.objects.filter(bot=bot).values_list("slot", flat=True))
+    return [slot for slot in wanted if slot not in ran]
+
+
+def _chunks(items: list, size: int) -> Iterator[tuple[int, list]]:
+    for start in range(0, len(items), size):
+        chunk = items[start : start + size]
+        yield start + len(chunk), chunk
+
+
+class _running:
+    """The bot runs, in a session of its own, while the replay does, and is left as it was."""
+
+    def __init__(self, bot: Bot):
+        self.bot = bot
+
+    def __enter__(self):
+        self.status = Bot.objects.get(pk=self.bot.pk).status
+        self.opened = not AutomationSession.objects.filter(bot=self.bot, stopped_at__isnull=True).exists()
+        if self.opened:
+            AutomationSession.objects.create(bot=self.bot)
+        Bot.objects.filter(pk=self.bot.pk).update(status=Bot.Status.RUNNING)
+        return self
+
+    def __exit__(self, *exc):
+        if self.opened:
+            session_close(self.bot, "replay finished")
+        Bot.objects.filter(pk=self.bot.pk).update(status=self.status)
+
+
+def _resume(bot: Bot) -> None:
+    """On each new day: the daily loss limit pauses a bot for the rest of its day; its owner would start it
+    again the next day, and so does the replay."""
+    if Bot.objects.filter(pk=bot.pk, status=Bot.Status.PAUSED).update(status=Bot.Status.RUNNING):
+        AutomationSession.objects.create(bot=bot)

@@ -1,0 +1,158 @@
+"""The replay: the cycle over stored EUR/USD hours with a simulated clock, into an account of its own. No
+lookahead (changing every candle after t changes no decision up to t), resumable (a replay stopped and
+started again decides exactly as one run straight through), and a report whose figures are the database's."""
+
+import dataclasses
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+
+from automation.models import CycleRun
+from automation.replay import REPLAY_DOMAIN, PreloadedCandles, ReplaySpec, replay, replay_bot
+from learning.evaluation import evaluate
+from learning.insights import compute_insights
+from learning.models import AILearningData
+from market.importers import parse_csv, store_bars
+from market.sources import Market, StoredCandles
+from tests.factories import EURUSD_CSV, BotFactory, UserFactory, import_eurusd
+from trades.models import Trade
+
+START = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday
+CUT = START + timedelta(hours=100)
+END = START + timedelta(hours=170)
+
+
+@pytest.fixture
+def candles(db, settings):
+    settings.LEARNING_MIN_SAMPLES = 20  # so that the policy learns within these hours
+    import_eurusd()
+
+
+def decisions(bot, until: datetime | None = None) -> list[tuple]:
+    """What the bot decided at each slot: the call, its confidence, the policy it used, whether and how it
+    traded, and what became of it if that was known by `until`."""
+    rows = AILearningData.objects.filter(bot=bot).select_related("cycle_run").order_by("cycle_run__slot")
+    out = []
+    for a in rows:
+        slot = a.cycle_run.slot
+        if until and slot > until:
+            continue
+        trade = Trade.objects.filter(analysis=a).values_list("side", "amount", "price").first()
+        known = a.resolved_at is not None and (until is None or a.resolved_at <= until)
+        out.append(
+            (
+                slot,
+                a.recommendation,
+                a.confidence_score,
+                json.dumps(a.feedback_data.get("decision")),
+                json.dumps(a.feedback_data.get("policy")),
+                trade,
+                (a.outcome, a.outcome_r) if known else None,
+            )
+        )
+    return out
+
+
+def test_preloaded_candles_are_what_the_stored_ones_are(candles):
+    market = Market("sample", "EUR/USD", "1h")
+    preloaded = PreloadedCandles.load(market)
+    for until in (START, START + timedelta(minutes=30), CUT, datetime(2018, 2, 7, 17, tzinfo=UTC)):
+        expected = StoredCandles().candles(market, limit=300, until=until)
+        got = preloaded.candles(market, limit=300, until=until)
+        assert got.equals(expected), until
+
+
+def test_no_lookahead_changing_the_future_changes_no_decision_before_it(candles):
+    # The same hours on a second market whose every candle after CUT is changed: prices 3 % higher and
+    # swinging wider, volumes doubled.
+    altered = []
+    for bar in parse_csv(EURUSD_CSV.read_text()):
+        if bar.open_time >= CUT:
+            bar = dataclasses.replace(
+                bar, open=bar.open * 1.03, high=bar.high * 1.05, low=bar.low * 1.01, close=bar.close * 1.03,
+                volume=bar.volume * 2,
+            )  # fmt: skip
+        altered.append(bar)
+    store_bars("altered", "EUR/USD", "1h", altered)
+
+    original = replay(ReplaySpec("sample", "EUR/USD", "1h", start=START, end=END))
+    changed = replay(ReplaySpec("altered", "EUR/USD", "1h", start=START, end=END))
+
+    before = decisions(original, until=CUT)
+    assert len(before) == 101 and any(d[5] for d in before), "no trade before the cut: a weak test"
+    assert decisions(changed, until=CUT) == before
+    assert decisions(changed) != decisions(original)  # the future did change what came after
+
+
+def test_a_replay_resumed_decides_as_one_run_straight_through(candles):
+    spec = ReplaySpec("sample", "EUR/USD", "1h", start=START, end=END)
+    straight = replay(spec)
+
+    # Another account's bot on the same market: what the learning sees is its own history only.
+    resumed = BotFactory(
+        owner=UserFactory(), exchange="sample", symbol="EUR/USD", timeframe="1h", analyst="TECHNICAL"
+    )
+    replay(dataclasses.replace(spec, end=CUT), bot=resumed)
+    assert CycleRun.objects.filter(bot=resumed).count() == 101
+    replay(spec, bot=resumed)
+    replay(spec, bot=resumed)  # nothing left to run: nothing changes
+
+    assert CycleRun.objects.filter(bot=resumed).count() == CycleRun.objects.filter(bot=straight).count()
+    assert decisions(resumed) == decisions(straight)
+
+
+def test_the_replay_account_is_apart_and_cannot_log_in(candles, alice):
+    bot = replay(ReplaySpec("sample", "EUR/USD", "1h", start=START, end=START + timedelta(hours=5)))
+    assert bot.owner.email.endswith(f"@{REPLAY_DOMAIN}")
+    assert not bot.owner.is_active and not bot.owner.has_usable_password()
+    assert bot.status == "STOPPED"  # left as it was
+    assert not AILearningData.objects.filter(user=alice).exists()
+
+
+def test_the_command_writes_a_report_whose_figures_are_the_databases(candles, tmp_path):
+    out, err = io.StringIO(), io.StringIO()
+    call_command(
+        "replay", "--exchange", "sample", "--symbol", "EUR/USD", "--timeframe", "1h",
+        "--from", START.isoformat(), "--to", END.isoformat(), "--report", str(tmp_path), "--json",
+        stdout=out, stderr=err,
+    )  # fmt: skip
+    figures = json.loads(out.getvalue())
+    assert "replay [" in err.getvalue()  # the progress bar
+    assert json.loads((tmp_path / "report.json").read_text()) == figures
+    html = (tmp_path / "report.html").read_text()
+    assert 'src="plotly.min.js"' in html and (tmp_path / "plotly.min.js").stat().st_size > 1_000_000
+    assert html.count("data-plot=") == 5
+
+    bot = replay_bot(ReplaySpec("sample", "EUR/USD", "1h"))
+    analyses = AILearningData.objects.filter(bot=bot)
+    resolved = analyses.exclude(outcome="")
+    closed = Trade.objects.filter(bot=bot, status="CLOSED")
+    # 124 hours: the pair does not trade from Friday night to Sunday night.
+    assert figures["runs"]["succeeded"] == CycleRun.objects.filter(bot=bot, status="SUCCEEDED").count() == 124
+    assert figures["analyses"] == analyses.count()
+    assert (figures["accuracy"]["n"], figures["accuracy"]["hits"]) == (
+        resolved.count(),
+        resolved.filter(outcome="WIN").count(),
+    )
+    insights = compute_insights(bot.owner, bot=bot)
+    assert figures["accuracy"] == insights["accuracy"]
+    assert figures["brier"] == insights["brier"]
+    account = figures["strategies"]["adaptive_account"]
+    assert account["trades"] == closed.count() > 0
+    assert account["pnl"] == pytest.approx(float(sum(t.pnl for t in closed)), abs=0.01)
+    assert sum(w["n"] for w in figures["by_week"]) == resolved.count()
+    assert figures["strategies"]["no_trade"]["return"] == 0.0
+    assert json.loads(json.dumps(evaluate(bot, start=START, end=END), default=str)) == figures
+
+
+def test_the_command_refuses_what_it_cannot_replay(candles):
+    with pytest.raises(Exception, match="no stored candles"):
+        call_command("replay", "--exchange", "nowhere", "--symbol", "X/Y", "--timeframe", "1h")
+    with pytest.raises(Exception, match="after --to"):
+        call_command(
+            "replay", "--exchange", "sample", "--symbol", "EUR/USD", "--timeframe", "1h",
+            "--from", END.isoformat(), "--to", START.isoformat(),
+        )  # fmt: skip
