@@ -207,15 +207,16 @@ def _record(bot: Bot, run: CycleRun, done: MarketAnalysis, section: str) -> AILe
     insights' running totals in the same transaction."""
     version = prompt_version(section)
     with transaction.atomic():
-        record = _create_record(bot, run, done, version)
+        record = _create_record(bot, run, done, version, section)
         count_recorded(record)
     return record
 
 
-def _create_record(bot: Bot, run: CycleRun, done: MarketAnalysis, version) -> AILearningData:
+def _create_record(bot: Bot, run: CycleRun, done: MarketAnalysis, version, section: str) -> AILearningData:
     a, result = done.result.analysis, done.result
     return AILearningData.objects.create(
         prompt_version=version,
+        prompt_section=section,
         user=bot.owner,
         bot=bot,
         session=run.session,

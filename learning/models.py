@@ -21,7 +21,10 @@ class Recommendation(models.TextChoices):
 
 
 class PromptVersion(models.Model):
-    """An analyst prompt as sent, identified by the hash of its text, so versions can be compared."""
+    """A version of the analyst's prompt: the instructions and what the learned section says, with its
+    figures masked (each number a #), identified by the hash of that text. Prompts that say the same things
+    with newer figures are one version, so versions can be compared on enough analyses each; each analysis
+    keeps the exact section it was given (`AILearningData.prompt_section`)."""
 
     sha256 = models.CharField(max_length=64, unique=True)
     text = models.TextField()
@@ -80,6 +83,7 @@ class AILearningData(models.Model):
     prompt_version = models.ForeignKey(
         PromptVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="analyses"
     )
+    prompt_section = models.TextField(blank=True, help_text="The learned section of the prompt, as given.")
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)

@@ -1,15 +1,18 @@
 """The self-improving part of the analyst's prompt (SPEC §2, seed "Self-Improving Prompts"): what the bot's
 resolved analyses say, in the seed's words, citing only figures with enough samples. Each distinct prompt
-(the instructions with this section) is stored once as a PromptVersion, by its hash, and every analysis
-points at the version it was given, so versions can be compared."""
+(the instructions with this section, figures masked) is stored once as a PromptVersion, by its hash, and
+every analysis points at the version it was given and keeps the exact section, so versions can be compared."""
 
 import hashlib
+import re
 
 from django.db import IntegrityError, transaction
 
 from automation.analysts.prompt import SYSTEM
 
 from .models import PromptVersion
+
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def insights_section(insights: dict | None) -> str:
@@ -52,8 +55,9 @@ def insights_section(insights: dict | None) -> str:
 
 
 def prompt_version(section: str) -> PromptVersion:
-    """The stored version of the instructions with this insights section."""
-    text = f"{SYSTEM}\n\n{section}".strip()
+    """The stored version of the instructions with this insights section, its figures masked: a version per
+    change of what the prompt says, not per new figure (which would be one per resolved analysis)."""
+    text = f"{SYSTEM}\n\n{NUMBER.sub('#', section)}".strip()
     digest = hashlib.sha256(text.encode()).hexdigest()
     found = PromptVersion.objects.filter(sha256=digest).first()
     if found:

@@ -45,4 +45,5 @@ def test_the_model_is_told_what_the_bot_learned(alice, openai_stand_in, settings
     assert "Based on 40 previous analyses whose outcome is known:" in text
     assert "- Your accuracy is currently 75% (95% interval 60%-86%)." in text
     record = AILearningData.objects.get(cycle_run=run)
-    assert "- Your accuracy is currently 75%" in record.prompt_version.text
+    assert "- Your accuracy is currently 75%" in record.prompt_section
+    assert "- Your accuracy is currently #%" in record.prompt_version.text
