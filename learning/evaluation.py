@@ -84,7 +84,7 @@ def evaluate(bot, *, start: datetime | None = None, end: datetime | None = None)
     }
     llm, account = figures["llm"], figures["strategies"]["adaptive_account"]
     # The quote currency's P&L less the analyst's dollars: the same unit for USD-quoted markets only.
-    llm["pnl_net_of_cost"] = round(account["pnl"] - llm["cost_usd"], 2)
+    llm["pnl_net_of_cost"] = round(account["pnl"] - llm["cost_usd"], 6)
     figures["claims"] = _claims(figures, minimum)
     return figures
 

@@ -18,6 +18,10 @@ from learning.models import AILearningData
 from market.importers import parse_csv, store_bars
 from market.sources import Market, StoredCandles
 from tests.factories import EURUSD_CSV, BotFactory, UserFactory, import_eurusd
+from tests.learning.test_prompt_reaches_the_model import ANSWER
+from tests.stand_ins.openai_server import openai_stand_in
+
+__all__ = ["openai_stand_in"]
 from trades.models import Trade
 
 START = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday
@@ -156,3 +160,22 @@ def test_the_command_refuses_what_it_cannot_replay(candles):
             "replay", "--exchange", "sample", "--symbol", "EUR/USD", "--timeframe", "1h",
             "--from", END.isoformat(), "--to", START.isoformat(),
         )  # fmt: skip
+
+
+def test_a_replay_with_the_openai_analyst_reports_its_tokens_and_cost(candles, openai_stand_in, settings):
+    settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "sk-test", openai_stand_in.base_url
+    settings.OPENAI_MAX_RETRIES = 0
+    settings.OPENAI_INPUT_USD_PER_MTOK, settings.OPENAI_OUTPUT_USD_PER_MTOK = 0.15, 0.60
+    for _ in range(4):
+        openai_stand_in.add_content(json.dumps(ANSWER), prompt_tokens=1200, completion_tokens=150)
+
+    bot = replay(ReplaySpec("sample", "EUR/USD", "1h", "openai", start=START, end=START + timedelta(hours=3)))
+
+    assert len(openai_stand_in.requests) == 4
+    # The model was shown the chart: a vision analyst gets one drawn even in a replay.
+    content = openai_stand_in.requests[0].body["messages"][1]["content"]
+    assert any(part["type"] == "image_url" for part in content)
+    llm = evaluate(bot)["llm"]
+    assert (llm["analyses"], llm["prompt_tokens"], llm["completion_tokens"]) == (4, 4800, 600)
+    assert llm["cost_usd"] == pytest.approx(4 * (1200 * 0.15 + 150 * 0.60) / 1e6)
+    assert llm["pnl_net_of_cost"] == pytest.approx(-llm["cost_usd"], abs=1e-9)  # HOLDs: no trade, no P&L
