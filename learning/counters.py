@@ -2,19 +2,22 @@
 every figure it belongs to (overall, traded or not, confidence bucket, calibration decile, timeframe,
 sentiment, symbol, regime, prompt version, week), in the same transaction as its resolution, with one
 INSERT ... ON CONFLICT DO UPDATE that adds to the stored sums (PostgreSQL and SQLite both speak it), so
-two workers resolving at once both count. `rebuild` recomputes a user's counters from the analyses with
-grouped aggregates: after a bulk import, and in the tests, which check both ways agree."""
+two workers resolving at once both count. The policy's totals (PolicyCounter: BUY/SELL calls in R by
+confidence, regime and sentiment) are kept the same way. `rebuild` recomputes a user's counters from the
+analyses with grouped aggregates: after a bulk import, and in the tests, which check both ways agree."""
 
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Case, CharField, Count, F, FloatField, Q, Sum, Value, When
+from django.db.models import Case, CharField, Count, F, FloatField, IntegerField, Q, Sum, Value, When
 from django.db.models.functions import Cast, Coalesce, Floor, TruncWeek
 
-from .models import AILearningData, InsightCounter
+from .models import AILearningData, InsightCounter, PolicyCounter
 
 SUMS = ("n", "hits", "scored", "confidence_sum", "squared_error")
 KEY = ("user_id", "bot_id", "symbol", "timeframe", "dimension", "value")
+POLICY_SUMS = ("n", "r_sum", "r_squares", "wins", "win_r", "losses", "loss_r")
+POLICY_KEY = ("user_id", "bot_id", "bucket", "regime", "market_sentiment")
 
 
 def confidence_bucket(confidence: float) -> str:
@@ -61,17 +64,38 @@ def count_resolved(analysis: AILearningData) -> None:
     _add(a, [(dimension, value, 1, hit, scored, total, squared) for dimension, value in figures])
 
 
+def count_policy(analysis: AILearningData) -> None:
+    """Add a just-resolved BUY/SELL call to the policy's running totals (PolicyCounter). Call in the
+    transaction that resolved it."""
+    a, r = analysis, analysis.outcome_r
+    if a.recommendation not in ("BUY", "SELL") or r is None or a.confidence_score is None:
+        return
+    key = (a.user_id, a.bot_id or 0, policy_bucket(a.confidence_score), a.regime, a.market_sentiment)
+    sums = (1, r, r * r, int(r > 0), r if r > 0 else 0.0, int(r < 0), r if r < 0 else 0.0)
+    _upsert(PolicyCounter, POLICY_KEY, POLICY_SUMS, [(*key, *sums)])
+
+
+def policy_bucket(confidence: float) -> int:
+    """The stated confidence floored to a multiple of 5: the policy tries thresholds in fives."""
+    return int(confidence // 5) * 5
+
+
 def _add(analysis: AILearningData, increments: list[tuple]) -> None:
     key = (analysis.user_id, analysis.bot_id or 0, analysis.symbol, analysis.timeframe)
+    _upsert(InsightCounter, KEY, SUMS, [(*key, *increment) for increment in increments])
+
+
+def _upsert(model, key: tuple[str, ...], sums: tuple[str, ...], rows: list[tuple]) -> None:
+    """Add `rows` (key values, then sums) to the model's counters in one INSERT ... ON CONFLICT DO UPDATE."""
     # Sorted, so that two transactions adding to the same counters lock them in the same order.
-    rows = sorted((*key, *increment) for increment in increments)
-    table = connection.ops.quote_name(InsightCounter._meta.db_table)
-    columns = [connection.ops.quote_name(c) for c in (*KEY, *SUMS)]
+    rows = sorted(rows)
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = [connection.ops.quote_name(c) for c in (*key, *sums)]
     one_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns[len(KEY) :])
+    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns[len(key) :])
     # Only quoted names of the model's own table and columns are formatted in; every value is a parameter.
     values = ", ".join([one_row] * len(rows))
-    conflict = ", ".join(columns[: len(KEY)])
+    conflict = ", ".join(columns[: len(key)])
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} ON CONFLICT ({conflict}) DO UPDATE SET {added}"  # noqa: E501, S608
     with connection.cursor() as cursor:
         cursor.execute(sql, [value for row in rows for value in row])
@@ -142,10 +166,39 @@ def rebuild(user) -> int:
                     **{name: row[name] for name in SUMS},
                 )
             )
+    policy = _policy_counters(user, resolved)
     with transaction.atomic():
         InsightCounter.objects.filter(user=user).delete()
         InsightCounter.objects.bulk_create(counters, batch_size=1000)
+        PolicyCounter.objects.filter(user=user).delete()
+        PolicyCounter.objects.bulk_create(policy, batch_size=1000)
     return len(counters)
+
+
+def _policy_counters(user, resolved) -> list[PolicyCounter]:
+    r = F("outcome_r")
+    zero = Value(0.0)
+    calls = resolved.filter(
+        recommendation__in=("BUY", "SELL"), outcome_r__isnull=False, confidence_score__isnull=False
+    )
+    grouped = (
+        calls.annotate(bucket=Cast(Floor(F("confidence_score") / Value(5.0)) * Value(5), IntegerField()))
+        .values("bot_id", "bucket", "regime", "market_sentiment")
+        .annotate(
+            n=Count("pk"),
+            r_sum=Sum(r),
+            r_squares=Sum(r * r),
+            wins=Count("pk", filter=Q(outcome_r__gt=0)),
+            win_r=Coalesce(Sum(r, filter=Q(outcome_r__gt=0)), zero),
+            losses=Count("pk", filter=Q(outcome_r__lt=0)),
+            loss_r=Coalesce(Sum(r, filter=Q(outcome_r__lt=0)), zero),
+        )
+        .order_by()
+    )
+    return [
+        PolicyCounter(user=user, **{**row, "bot_id": row["bot_id"] or 0, "bucket": int(row["bucket"])})
+        for row in grouped
+    ]
 
 
 def _text(dimension: str, figure) -> str:

@@ -141,6 +141,36 @@ class InsightCounter(models.Model):
         return f"{self.dimension}={self.value}: {self.hits}/{self.n}"
 
 
+class PolicyCounter(models.Model):
+    """Running totals of a bot's resolved BUY/SELL calls in R, by stated confidence (in fives), regime and
+    sentiment: what the adaptive policy learns from (learning.policy), summed in Python from the few rows of
+    a bot instead of aggregating its whole history on every cycle. Kept in step with the resolutions
+    (learning.counters.count_policy); `learning.counters.rebuild` recomputes them."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    bot_id = models.BigIntegerField(default=0)
+    bucket = models.PositiveSmallIntegerField(help_text="The stated confidence, floored to a multiple of 5.")
+    regime = models.CharField(max_length=30, blank=True)
+    market_sentiment = models.CharField(max_length=8, blank=True)
+    n = models.BigIntegerField(default=0)
+    r_sum = models.FloatField(default=0.0)
+    r_squares = models.FloatField(default=0.0)
+    wins = models.BigIntegerField(default=0, help_text="Calls with a positive R.")
+    win_r = models.FloatField(default=0.0)
+    losses = models.BigIntegerField(default=0, help_text="Calls with a negative R.")
+    loss_r = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "bot_id", "bucket", "regime", "market_sentiment"], name="one_policy_counter"
+            )
+        ]
+
+    def __str__(self):
+        return f"bot {self.bot_id} ≥{self.bucket} {self.regime}/{self.market_sentiment}: {self.n}"
+
+
 class InsightSnapshot(models.Model):
     """The insights as computed at one moment, kept so their history can be plotted."""
 

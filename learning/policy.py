@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Avg, Count, F, Max, Min, Q
+from django.db.models import Max, Min
 
+from automation.models import Bot
+
+from .counters import POLICY_SUMS
 from .insights import Z95
-from .models import AILearningData, LearnedPolicy
+from .models import AILearningData, LearnedPolicy, PolicyCounter
 
 THRESHOLDS = tuple(range(50, 95, 5))  # the minimum confidences tried
 AVOIDABLE = ("regime", "market_sentiment")  # conditions a policy can learn to stay out of
@@ -51,35 +54,29 @@ def effective_policy(bot, latest: LearnedPolicy | None = None) -> Policy:
 
 def learn_policy(bot) -> LearnedPolicy:
     """Learn the bot's policy from resolved BUY/SELL analyses (traded or not), its own or pooled with the
-    owner's other bots (`_learning_rows`); store it if it differs from the latest, else bring the latest's
-    data window and sample sizes up to date."""
+    owner's other bots (`_learning_rows`), read from their running totals (PolicyCounter), so that learning
+    costs the same on the thousandth day as on the first; store it if it differs from the latest, else bring
+    the latest's data window and sample sizes up to date."""
     minimum = settings.LEARNING_MIN_SAMPLES
-    rows, pooling = _learning_rows(bot, minimum)
-    per_threshold = rows.aggregate(
-        **{f"n{t}": Count("pk", filter=Q(confidence_score__gte=t)) for t in THRESHOLDS},
-        **{f"r{t}": Avg("outcome_r", filter=Q(confidence_score__gte=t)) for t in THRESHOLDS},
-        data_from=Min("resolved_at"),
-        data_to=Max("resolved_at"),
-        total=Count("pk"),
-    )
-    table = [
-        {"threshold": t, "n": per_threshold[f"n{t}"], "expectancy_r": _round(per_threshold[f"r{t}"])}
-        for t in THRESHOLDS
-    ]
+    rows, bot_ids, pooling = _learning_rows(bot, minimum)
+    table = [{"threshold": t, **_expectancy([r for r in rows if r["bucket"] >= t])} for t in THRESHOLDS]
     usable = [row for row in table if row["n"] >= minimum]
     learned = bool(usable)
     values = {"min_confidence": float(bot.min_confidence), "size_factor": 1.0, "avoid_conditions": []}
-    sizes = {"learned": learned, "resolved": per_threshold["total"], "thresholds": table, "pooling": pooling}
+    total = sum(r["n"] for r in rows)
+    sizes = {"learned": learned, "resolved": total, "thresholds": table, "pooling": pooling}
     if learned:
         # The best expectancy; on a tie the lower threshold, which trades, and learns, more.
         best = max(usable, key=lambda row: (row["expectancy_r"], -row["threshold"]))
-        taken = rows.filter(confidence_score__gte=best["threshold"])
+        taken = [r for r in rows if r["bucket"] >= best["threshold"]]
         values["min_confidence"] = float(best["threshold"])
         values["size_factor"], sizes["kelly"] = _size_factor(taken, bot)
         values["avoid_conditions"] = _avoid_conditions(taken, minimum)
         sizes["at_threshold"] = best["n"]
     current = _latest(bot)
-    window = {"data_from": per_threshold["data_from"], "data_to": per_threshold["data_to"]}
+    window = _resolved_calls(bot_id__in=bot_ids).aggregate(
+        data_from=Min("resolved_at"), data_to=Max("resolved_at")
+    )
     with transaction.atomic():
         if current and _same_decisions(current, values):
             # The same policy on more data: its evidence is brought up to date, no new version is stored.
@@ -99,32 +96,56 @@ def _resolved_calls(**scope):
     )
 
 
-def _learning_rows(bot, minimum: int):
+def _learning_rows(bot, minimum: int) -> tuple[list[dict], list[int], dict]:
     """Pooled learning: the owner's bots with the same analyst (its confidence means the same thing) learn
     from each other's calls, across symbols and regimes, so that a new bot does not start from nothing and
     a thin history borrows strength. A bot keeps to its own calls once it has `minimum` of them and their
     mean result differs from the other bots' beyond noise (Welch's interval at 95 %): its market is not the
-    others'. Returns the rows and why they were chosen."""
-    own = _resolved_calls(bot=bot)
-    pooled = _resolved_calls(user_id=bot.owner_id, bot__analyst=bot.analyst)
-    mine, theirs = _mean_r(own), _mean_r(pooled.exclude(bot=bot))
+    others'. Returns the counters to learn from, whose bots they are, and why."""
+    alike = list(Bot.objects.filter(owner_id=bot.owner_id, analyst=bot.analyst).values_list("pk", flat=True))
+    counters = list(
+        PolicyCounter.objects.filter(user_id=bot.owner_id, bot_id__in=alike).values(
+            "bot_id", "bucket", "regime", "market_sentiment", *POLICY_SUMS
+        )
+    )
+    own = [r for r in counters if r["bot_id"] == bot.pk]
+    mine, theirs = _mean_r(own), _mean_r([r for r in counters if r["bot_id"] != bot.pk])
     pooling = {"own": mine, "others": theirs}
     if not theirs["n"]:
-        return own, {**pooling, "source": "own", "why": "no other bot of the owner's with this analyst"}
+        return (
+            own,
+            [bot.pk],
+            {**pooling, "source": "own", "why": "no other bot of the owner's with this analyst"},
+        )
     if mine["n"] < minimum:
-        return pooled, {**pooling, "source": "pooled", "why": f"fewer than {minimum} calls of its own"}
-    spread = Z95 * math.sqrt(mine["variance"] / mine["n"] + theirs["variance"] / max(theirs["n"], 1))
+        return (
+            counters,
+            alike,
+            {**pooling, "source": "pooled", "why": f"fewer than {minimum} calls of its own"},
+        )
+    spread = Z95 * math.sqrt(mine["variance"] / mine["n"] + theirs["variance"] / theirs["n"])
     if abs(mine["mean_r"] - theirs["mean_r"]) > spread:
-        return own, {**pooling, "source": "own", "why": "its calls' mean result differs from the others'"}
-    return pooled, {**pooling, "source": "pooled", "why": "its calls' mean result is the others'"}
+        return (
+            own,
+            [bot.pk],
+            {**pooling, "source": "own", "why": "its calls' mean result differs from the others'"},
+        )
+    return counters, alike, {**pooling, "source": "pooled", "why": "its calls' mean result is the others'"}
 
 
-def _mean_r(rows) -> dict:
-    # From the mean of squares rather than VAR_SAMP, which SQLite's stand-in fails on fewer than two rows.
-    row = rows.aggregate(n=Count("pk"), mean_r=Avg("outcome_r"), mean_sq=Avg(F("outcome_r") * F("outcome_r")))
-    n = row["n"]
-    variance = (row["mean_sq"] - row["mean_r"] ** 2) * n / (n - 1) if n > 1 else 0.0
-    return {"n": n, "mean_r": _round(row["mean_r"]), "variance": _round(max(variance, 0.0))}
+def _mean_r(rows: list[dict]) -> dict:
+    n = sum(r["n"] for r in rows)
+    if not n:
+        return {"n": 0, "mean_r": None, "variance": 0.0}
+    mean = sum(r["r_sum"] for r in rows) / n
+    squares = sum(r["r_squares"] for r in rows)
+    variance = (squares - n * mean * mean) / (n - 1) if n > 1 else 0.0
+    return {"n": n, "mean_r": _round(mean), "variance": _round(max(variance, 0.0))}
+
+
+def _expectancy(rows: list[dict]) -> dict:
+    n = sum(r["n"] for r in rows)
+    return {"n": n, "expectancy_r": _round(sum(r["r_sum"] for r in rows) / n) if n else None}
 
 
 def _same_decisions(policy: LearnedPolicy, values: dict) -> bool:
@@ -168,50 +189,39 @@ def pin(bot, **values) -> LearnedPolicy:
     return current
 
 
-def _size_factor(taken, bot) -> tuple[float, dict]:
+def _size_factor(taken: list[dict], bot) -> tuple[float, dict]:
     """A fraction of the Kelly stake, over the bot's risk per trade, capped: 1.0 risks what the bot's setting
     says, 0 means no edge. Kelly f* = p - (1 - p) / b, p the hit rate above the threshold and b the mean win
     over the mean loss, both in R."""
-    row = taken.aggregate(
-        n=Count("pk"),
-        wins=Count("pk", filter=Q(outcome_r__gt=0)),
-        mean_win=Avg("outcome_r", filter=Q(outcome_r__gt=0)),
-        mean_loss=Avg("outcome_r", filter=Q(outcome_r__lt=0)),
-    )
-    p = row["wins"] / row["n"]
-    if not row["mean_loss"]:
-        kelly = 1.0 if row["mean_win"] else 0.0  # never lost: as much as the cap allows
-    elif not row["mean_win"]:
+    n, wins, losses = (sum(r[name] for r in taken) for name in ("n", "wins", "losses"))
+    mean_win = sum(r["win_r"] for r in taken) / wins if wins else None
+    mean_loss = sum(r["loss_r"] for r in taken) / losses if losses else None
+    p = wins / n
+    if not mean_loss:
+        kelly = 1.0 if mean_win else 0.0  # never lost: as much as the cap allows
+    elif not mean_win:
         kelly = 0.0
     else:
-        kelly = p - (1 - p) / (row["mean_win"] / -row["mean_loss"])
+        kelly = p - (1 - p) / (mean_win / -mean_loss)
     base_risk = float(bot.risk_per_trade_pct) / 100
     factor = min(settings.SIZE_FACTOR_CAP, max(0.0, settings.KELLY_FRACTION * kelly / base_risk))
     evidence = {
-        "n": row["n"],
+        "n": n,
         "hit_rate": _round(p),
-        "mean_win_r": _round(row["mean_win"]),
-        "mean_loss_r": _round(row["mean_loss"]),
+        "mean_win_r": _round(mean_win),
+        "mean_loss_r": _round(mean_loss),
         "kelly": _round(kelly),
     }
     return round(factor, 4), evidence
 
 
-def _avoid_conditions(taken, minimum: int) -> list[dict]:
+def _avoid_conditions(taken: list[dict], minimum: int) -> list[dict]:
     avoid = []
     for column in AVOIDABLE:
-        for row in (
-            taken.values(column).annotate(n=Count("pk"), expectancy_r=Avg("outcome_r")).order_by(column)
-        ):
-            if row["n"] >= minimum and row["expectancy_r"] < 0:
-                avoid.append(
-                    {
-                        "field": column,
-                        "value": row[column],
-                        "n": row["n"],
-                        "expectancy_r": _round(row["expectancy_r"]),
-                    }
-                )
+        for value in sorted({r[column] for r in taken}):
+            found = _expectancy([r for r in taken if r[column] == value])
+            if found["n"] >= minimum and found["expectancy_r"] < 0:
+                avoid.append({"field": column, "value": value, **found})
     return avoid
 
 

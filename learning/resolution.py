@@ -10,7 +10,7 @@ import pandas as pd
 from django.conf import settings
 from django.db import transaction
 
-from .counters import count_resolved
+from .counters import count_policy, count_resolved
 from .models import AILearningData
 from .outcomes import LOSS, WIN, accuracy_score, first_exit, outcome_of
 
@@ -51,6 +51,7 @@ def _settle(analysis: AILearningData, fields: dict) -> bool:
         for name, value in fields.items():
             setattr(analysis, name, value)
         count_resolved(analysis)
+        count_policy(analysis)
     return True
 
 

@@ -8,7 +8,7 @@ from automation.cycle import Outside, run_cycle
 from automation.models import AutomationSession, Bot, CycleRun
 from learning.counters import rebuild
 from learning.insights import compute_insights, latest
-from learning.models import AILearningData, InsightSnapshot, LearnedPolicy
+from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter
 from learning.policy import effective_policy
 from tests.factories import BotFactory, import_eurusd
 from trades.models import Trade
@@ -60,8 +60,10 @@ def test_cycles_over_real_candles_learn(alice, settings):
     # keeping the default 70 and a factor of 1.
     # The running totals the cycles kept are what recomputing them from the analyses gives.
     kept = compute_insights(alice, bot=bot)
+    kept_policy = policy_counters(alice)
     assert rebuild(alice) > 0
     recomputed = compute_insights(alice, bot=bot)
+    assert policy_counters(alice) == kept_policy and len(kept_policy) > 5
     kept.pop("computed_at"), recomputed.pop("computed_at")
     assert kept == recomputed
     assert kept["total_analyses"] == CYCLES
@@ -73,3 +75,12 @@ def test_cycles_over_real_candles_learn(alice, settings):
     assert (policy.min_confidence, policy.size_factor) != (float(bot.min_confidence), 1.0)
     # One stored version per change of what the policy decides, not one per cycle.
     assert LearnedPolicy.objects.filter(bot=bot).count() < CYCLES / 4
+
+
+def policy_counters(user) -> list[tuple]:
+    """The policy's running totals, the float sums rounded: kept one resolution at a time or summed at once,
+    they agree to rounding."""
+    rows = PolicyCounter.objects.filter(user=user).order_by("bot_id", "bucket", "regime", "market_sentiment")
+    exact = ("bot_id", "bucket", "regime", "market_sentiment", "n", "wins", "losses")
+    sums = ("r_sum", "r_squares", "win_r", "loss_r")
+    return [(*(getattr(r, f) for f in exact), *(round(getattr(r, f), 9) for f in sums)) for r in rows]
