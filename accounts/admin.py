@@ -11,8 +11,10 @@ from django.utils.html import format_html
 from learning import counters
 from learning.insights import as_text, compute_insights, snapshot
 from learning.models import AILearningData
+from tradingai.admin_base import ViewOnlyAdmin
 
-from .models import ApiToken, ExchangeAccount, Plan, User
+from .models import ApiToken, AuditEvent, ExchangeAccount, Plan, User
+from .services import trading_halt_set
 
 COST = DecimalField(max_digits=20, decimal_places=6)
 
@@ -67,7 +69,8 @@ class UserAdmin(BaseUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
         ("Learning", {"fields": ("llm_usage", "insights")}),
     )
-    readonly_fields = ("llm_usage", "insights")
+    # trading_halted changes by the halt and resume actions only, which put it in the user's audit log.
+    readonly_fields = ("trading_halted", "llm_usage", "insights")
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     actions = ("halt_trading", "resume_trading", "recompute_insights")
 
@@ -105,11 +108,8 @@ class UserAdmin(BaseUserAdmin):
         self._set_trading_halted(request, queryset, False)
 
     def _set_trading_halted(self, request, queryset, halted: bool) -> None:
-        changing = list(queryset.exclude(trading_halted=halted))
-        # Filtered on the old state again: a user who flipped their own switch meanwhile (API) keeps it.
-        User.objects.filter(pk__in=[u.pk for u in changing], trading_halted=not halted).update(
-            trading_halted=halted
-        )
+        # A compare-and-swap per user: one who flipped their own switch meanwhile (API) keeps it.
+        changing = [user for user in queryset if trading_halt_set(user, halted, actor=request.user)]
         verb = "Halted" if halted else "Resumed"
         for user in changing:
             self.log_change(request, user, f"{verb} trading.")
@@ -192,3 +192,25 @@ class ApiTokenAdmin(admin.ModelAdmin):
     @admin.display(description="token")
     def hint_shown(self, obj):
         return f"{ApiToken.PREFIX}{obj.hint}…"
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ViewOnlyAdmin):
+    """Every account's audit log, and the platform kill switch's. Events are written by the actions they
+    record and are evidence of them, so no one changes or deletes one here, superusers included."""
+
+    list_display = ("created_at", "account", "by", "action", "summary")
+    list_filter = ("action", "created_at")
+    search_fields = ("user__email", "actor__email")
+    list_select_related = ("user", "actor")
+    date_hierarchy = "created_at"
+    fields = ("created_at", "user", "actor", "action", "summary", "details")
+    readonly_fields = fields
+
+    @admin.display(description="user", ordering="user__email")
+    def account(self, obj):
+        return obj.user or "(every account)"
+
+    @admin.display(description="actor", ordering="actor__email")
+    def by(self, obj):
+        return obj.actor or "(the platform)"

@@ -3,7 +3,8 @@ from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
 from market.exchanges import is_ccxt_exchange
 
-from .models import ExchangeAccount, User
+from .models import AuditEvent, ExchangeAccount, User
+from .services import exchange_account_add
 
 
 class SignUpForm(UserCreationForm):
@@ -68,7 +69,7 @@ class ExchangeAccountForm(forms.ModelForm):
             self.cleaned_data["password"].strip(),
         )
         if commit:
-            account.save()
+            exchange_account_add(account, actor=self.owner)
         return account
 
 
@@ -76,3 +77,13 @@ class ApiTokenForm(forms.Form):
     name = forms.CharField(
         max_length=100, help_text="To tell your tokens apart, e.g. the script that uses it."
     )
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.ChoiceField(choices=[("", "All actions"), *AuditEvent.Action.choices], required=False)
+
+    def filter(self, events):
+        if not self.is_valid():
+            return events.none()
+        action = self.cleaned_data["action"]
+        return events.filter(action=action) if action else events

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from . import crypto
@@ -162,3 +163,73 @@ class ApiToken(models.Model):
     @staticmethod
     def digest(plain: str) -> str:
         return hashlib.sha256(plain.encode()).hexdigest()
+
+
+class AuditEvent(models.Model):
+    """One action on an account's live trading: who did what, and when, for its owner (Settings → Audit log,
+    the API) and for operators (the admin). Written by `accounts.audit.record` in the transaction of the
+    action it records, so neither exists without the other; never changed afterwards. `details` holds ids
+    and figures only: never a key, a secret or more of a key than the hint its owner is shown."""
+
+    class Action(models.TextChoices):
+        EXCHANGE_ACCOUNT_ADDED = "EXCHANGE_ACCOUNT_ADDED", "Exchange account added"
+        EXCHANGE_ACCOUNT_DELETED = "EXCHANGE_ACCOUNT_DELETED", "Exchange account deleted"
+        BOT_MODE_CHANGED = "BOT_MODE_CHANGED", "Bot mode changed"
+        LIVE_CONFIRMED = "LIVE_CONFIRMED", "Live trading confirmed"
+        LIVE_CONFIRMATION_WITHDRAWN = "LIVE_CONFIRMATION_WITHDRAWN", "Live confirmation withdrawn"
+        LIVE_BOT_STARTED = "LIVE_BOT_STARTED", "Live bot started"
+        LIVE_BOT_STOPPED = "LIVE_BOT_STOPPED", "Live bot stopped"
+        LIVE_BOT_PAUSED = "LIVE_BOT_PAUSED", "Live bot paused"
+        LIVE_ORDER_PLACED = "LIVE_ORDER_PLACED", "Live order placed"
+        LIVE_ORDER_PROTECTED = "LIVE_ORDER_PROTECTED", "Stop-loss and take-profit placed"
+        LIVE_TRADE_CLOSED = "LIVE_TRADE_CLOSED", "Live trade closed"
+        TRADING_HALTED = "TRADING_HALTED", "Trading halted"
+        TRADING_RESUMED = "TRADING_RESUMED", "Trading resumed"
+        KILL_SWITCH_ENGAGED = "KILL_SWITCH_ENGAGED", "Platform kill switch engaged"
+        KILL_SWITCH_RELEASED = "KILL_SWITCH_RELEASED", "Platform kill switch released"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="audit_events",
+        help_text="The account the event concerns; none for the platform's kill switch, which concerns all.",
+    )
+    # RESTRICT, not SET_NULL: an operator's actions must not turn into the platform's when the operator's
+    # login is deleted (deactivate it instead). A user's own events go with the user, so they do not block.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.RESTRICT,
+        related_name="+",
+        help_text="Who did it: the user, an operator, or none: the platform itself (a cycle, the monitor).",
+    )
+    action = models.CharField(max_length=32, choices=Action.choices)
+    summary = models.TextField()
+    details = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "-created_at"]),
+            models.Index(fields=["-created_at"]),  # the operators' list of every account's events
+        ]
+
+    def __str__(self):
+        return f"{self.get_action_display()} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValueError("Audit events are not changed once written.")
+        super().save(*args, **kwargs)
+
+    ACTOR_KINDS = ("owner", "operator", "platform")
+
+    @property
+    def actor_kind(self) -> str:
+        """Who acted, as the account's owner reads it (one of ACTOR_KINDS)."""
+        if self.actor_id is None:
+            return "platform"
+        return "owner" if self.actor_id == self.user_id else "operator"

@@ -27,6 +27,7 @@ urlpatterns = [
         "password/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"
     ),
     path("settings/", views.settings_page, name="settings"),
+    path("audit/", views.audit_log, name="audit_log"),
     path("api-tokens/", views.api_tokens, name="api_tokens"),
     path("api-tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),
     path("exchange-accounts/", views.exchange_accounts, name="exchange_accounts"),

@@ -6,9 +6,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from automation.models import Bot
+from tradingai.pages import filtered_page
 
-from .forms import ApiTokenForm, ExchangeAccountForm, SignUpForm
-from .models import ApiToken, ExchangeAccount
+from . import services
+from .forms import ApiTokenForm, AuditFilterForm, ExchangeAccountForm, SignUpForm
+from .models import ApiToken, AuditEvent, ExchangeAccount
 
 
 def signup(request):
@@ -51,12 +53,20 @@ def exchange_accounts(request):
 def exchange_account_delete(request, pk):
     account = get_object_or_404(ExchangeAccount, pk=pk, owner=request.user)
     try:
-        account.delete()
+        services.exchange_account_delete(account, actor=request.user)
     except ProtectedError:
         messages.error(request, f"“{account.label}” is used by a bot; change the bot's account first.")
     else:
         messages.success(request, f"Exchange account “{account.label}” deleted.")
     return redirect("exchange_accounts")
+
+
+@login_required
+def audit_log(request):
+    """What was done to the account's live trading, by whom and when, newest first."""
+    form = AuditFilterForm(request.GET or None)
+    events = AuditEvent.objects.filter(user=request.user).order_by("-created_at", "-pk")
+    return render(request, "accounts/audit_log.html", filtered_page(request, form, events))
 
 
 @login_required

@@ -11,7 +11,7 @@ from django.utils.text import Truncator
 from tradingai.admin_base import ViewOnlyAdmin
 
 from .models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
-from .services import BotActionError, bot_pause, bot_start, bot_stop, kill_switch_set
+from .services import BotActionError, bot_pause, bot_save, bot_start, bot_stop, kill_switch_set
 
 
 def _named(bot: Bot) -> str:
@@ -40,9 +40,17 @@ class BotAdmin(admin.ModelAdmin):
     actions = ("pause_bots", "resume_bots", "stop_bots")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
+    def save_model(self, request, obj, form, change):
+        # Through the owner's path, so that an operator switching a bot to live or confirming it for real
+        # orders is in the owner's audit log too.
+        before = (form.initial["mode"], form.initial["live_confirmed"]) if change else None
+        bot_save(obj, before, actor=request.user)
+
     @admin.action(description="Pause selected running bots", permissions=("change",))
     def pause_bots(self, request, queryset):
-        paused = sum(bot_pause(bot, f"paused by operator {request.user.email}") for bot in queryset)
+        paused = sum(
+            bot_pause(bot, f"paused by operator {request.user.email}", actor=request.user) for bot in queryset
+        )
         skipped = queryset.count() - paused
         self.message_user(request, f"Paused {paused} bot(s); {skipped} were not running.", messages.SUCCESS)
 
@@ -57,7 +65,7 @@ class BotAdmin(admin.ModelAdmin):
                 not_paused.append(_named(bot))
                 continue
             try:
-                bot_start(bot)
+                bot_start(bot, actor=request.user)
             except BotActionError as e:
                 self.message_user(request, f"{_named(bot)} was not resumed: {e}", messages.ERROR)
             else:
@@ -74,7 +82,7 @@ class BotAdmin(admin.ModelAdmin):
         stopped, already = [], []
         for bot in queryset.select_related("owner"):
             try:
-                bot_stop(bot, f"stopped by operator {request.user.email}")
+                bot_stop(bot, f"stopped by operator {request.user.email}", actor=request.user)
             except BotActionError:
                 already.append(_named(bot))
             else:
@@ -230,7 +238,9 @@ class KillSwitchAdmin(admin.ModelAdmin):
         engaged = KillSwitch.is_engaged()
         form = KillSwitchFlipForm(request.POST or None, initial={"engage": not engaged})
         if request.method == "POST" and form.is_valid():
-            switch = kill_switch_set(form.cleaned_data["engage"], form.cleaned_data["reason"])
+            switch = kill_switch_set(
+                form.cleaned_data["engage"], form.cleaned_data["reason"], actor=request.user
+            )
             if switch.engaged:
                 done = "Engaged the kill switch: no bot opens a trade until it is disengaged."
             else:

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.audit import record_live_order
 from learning.counters import count_recorded
 from learning.insights import latest as latest_insights
 from learning.insights import snapshot
@@ -323,7 +324,7 @@ def _execute(
         else:
             broker = SimulationBroker(account(bot).cash, at=clock)
     fill = _place(broker, order)
-    return Trade.objects.create(
+    trade = Trade.objects.create(
         owner=bot.owner,
         bot=bot,
         session=run.session,
@@ -350,6 +351,9 @@ def _execute(
         exchange_order_id=fill.exchange_order_id,
         execution_time=fill.filled_at,
     )
+    if bot.mode == Bot.Mode.LIVE:
+        record_live_order(trade)
+    return trade
 
 
 def _place(broker: Broker, order: OrderRequest) -> Fill:

@@ -7,6 +7,7 @@ from accounts.models import ExchangeAccount
 from market.exchanges import has_stored_candles, is_ccxt_exchange
 
 from .models import Bot
+from .services import bot_save
 
 # Fields that define what a bot trades; changing them under a running bot would mix two markets in one
 # history, so they can change only while it is stopped.
@@ -47,6 +48,8 @@ class BotForm(forms.ModelForm):
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
         self.owner = owner
+        # As stored, for the audit log: validation writes the submitted values onto the instance.
+        self.live_before = (self.instance.mode, self.instance.live_confirmed) if self.instance.pk else None
         self.fields["exchange_account"].queryset = ExchangeAccount.objects.filter(owner=owner).order_by(
             "label"
         )
@@ -114,7 +117,7 @@ class BotForm(forms.ModelForm):
         if bot.mode == Bot.Mode.SIMULATION:
             bot.live_confirmed = False
         if commit:
-            bot.save()
+            bot_save(bot, self.live_before, actor=self.owner)
         return bot
 
 

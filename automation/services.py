@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from accounts import audit
 from market.errors import MarketDataError
 from market.exchanges import CcxtCandles, has_stored_candles, is_ccxt_exchange
 from market.sources import Market
@@ -25,6 +26,39 @@ def session_close(bot: Bot, reason: str) -> None:
     AutomationSession.objects.filter(bot=bot, stopped_at__isnull=True).update(
         stopped_at=timezone.now(), stop_reason=reason[:255]
     )
+
+
+def bot_save(bot: Bot, before: tuple[str, bool] | None, *, actor) -> None:
+    """Save the bot's settings, recording what changed about its live trading: its mode, and the owner's
+    confirmation that it may place real orders. `before` is (mode, live_confirmed) as they were; None for a
+    new bot."""
+    mode, confirmed = before or (None, False)
+    with transaction.atomic():
+        bot.save()
+        if bot.mode != mode and Bot.Mode.LIVE in (mode, bot.mode):
+            was = f"switched from {Bot.Mode(mode).label} to" if mode else "created in"
+            summary = f"Bot “{bot.name}” {was} {bot.get_mode_display()} on {bot.exchange}."
+            _record_bot(bot, audit.Action.BOT_MODE_CHANGED, summary, actor, mode_before=mode, mode=bot.mode)
+        if bot.live_confirmed and not confirmed:
+            summary = f"Confirmed that bot “{bot.name}” may place real orders on {bot.exchange}."
+            _record_bot(
+                bot, audit.Action.LIVE_CONFIRMED, summary, actor, exchange_account_id=bot.exchange_account_id
+            )
+        elif confirmed and not bot.live_confirmed:
+            summary = f"Withdrew the confirmation that bot “{bot.name}” may place real orders."
+            _record_bot(bot, audit.Action.LIVE_CONFIRMATION_WITHDRAWN, summary, actor)
+
+
+def _record_bot(bot: Bot, action: audit.Action, summary: str, actor, **details) -> None:
+    audit.record(
+        bot.owner, action, summary, actor=actor, bot_id=bot.pk, bot=bot.name, symbol=bot.symbol, **details
+    )
+
+
+def _record_live(bot: Bot, action: audit.Action, summary: str, actor, **details) -> None:
+    """An audit event about a live bot; paper bots risk no money and are not recorded."""
+    if bot.mode == Bot.Mode.LIVE:
+        _record_bot(bot, action, summary, actor, **details)
 
 
 def check_startable(bot: Bot) -> None:
@@ -67,8 +101,9 @@ def _schedule(bot: Bot) -> CrontabSchedule:
     return schedule
 
 
-def bot_start(bot: Bot) -> AutomationSession:
-    """Open a session and put the bot's cycle on beat's schedule."""
+def bot_start(bot: Bot, *, actor=None) -> AutomationSession:
+    """Open a session and put the bot's cycle on beat's schedule. `actor`: who started it (the audit log's
+    "who"), None for the platform."""
     check_startable(bot)
     with transaction.atomic():
         locked = Bot.objects.select_for_update().get(pk=bot.pk)
@@ -77,6 +112,14 @@ def bot_start(bot: Bot) -> AutomationSession:
         locked.status = Bot.Status.RUNNING
         locked.save(update_fields=["status", "updated_at"])
         session = AutomationSession.objects.create(bot=locked)
+        _record_live(
+            locked,
+            audit.Action.LIVE_BOT_STARTED,
+            f"Live bot “{bot.name}” started: it may place real orders on {bot.exchange}.",
+            actor,
+            session_id=session.pk,
+            exchange_account_id=locked.exchange_account_id,
+        )
         PeriodicTask.objects.update_or_create(
             name=f"bot {bot.pk} cycle",
             defaults={
@@ -96,7 +139,7 @@ def _unschedule(bot: Bot) -> None:
     PeriodicTask.objects.filter(name=f"bot {bot.pk} cycle").update(enabled=False)
 
 
-def bot_stop(bot: Bot, reason: str = "stopped by its owner") -> None:
+def bot_stop(bot: Bot, reason: str = "stopped by its owner", *, actor=None) -> None:
     with transaction.atomic():
         if (
             not Bot.objects.filter(pk=bot.pk)
@@ -106,16 +149,22 @@ def bot_stop(bot: Bot, reason: str = "stopped by its owner") -> None:
             raise BotActionError(f"“{bot.name}” is not running.")
         session_close(bot, reason)
         _unschedule(bot)
+        _record_live(
+            bot, audit.Action.LIVE_BOT_STOPPED, f"Live bot “{bot.name}” {reason}.", actor, reason=reason
+        )
     bot.status = Bot.Status.STOPPED
 
 
 @transaction.atomic
-def bot_pause(bot: Bot, reason: str) -> bool:
-    """Pause a running bot and close its session. False if it was not running."""
+def bot_pause(bot: Bot, reason: str, *, actor=None) -> bool:
+    """Pause a running bot and close its session. False if it was not running. `actor`: None when the
+    platform paused it (the daily loss limit), else the operator."""
     if not Bot.objects.filter(pk=bot.pk, status=Bot.Status.RUNNING).update(status=Bot.Status.PAUSED):
         return False
     session_close(bot, reason)
     _unschedule(bot)
+    summary = f"Live bot “{bot.name}” paused: {reason}."
+    _record_live(bot, audit.Action.LIVE_BOT_PAUSED, summary, actor, reason=reason)
     bot.status = Bot.Status.PAUSED
     return True
 
@@ -136,8 +185,9 @@ def bot_run_now(bot: Bot) -> str:
     return slot.isoformat()
 
 
-def kill_switch_set(engaged: bool, reason: str) -> KillSwitch:
-    """Engage or disengage the platform's kill switch (one row, created when first set)."""
+def kill_switch_set(engaged: bool, reason: str, *, actor=None) -> KillSwitch:
+    """Engage or disengage the platform's kill switch (one row, created when first set); `actor` is the
+    operator, recorded in the audit log with an event of no one account (the switch concerns all)."""
     with transaction.atomic():
         switch = KillSwitch.objects.select_for_update().order_by("pk").first() or KillSwitch()
         switch.engaged = engaged
@@ -146,4 +196,11 @@ def kill_switch_set(engaged: bool, reason: str) -> KillSwitch:
         if not engaged:
             # KillSwitch.is_engaged() looks at every row, so a stray second row must not keep trading halted.
             KillSwitch.objects.exclude(pk=switch.pk).update(engaged=False)
+        audit.record(
+            None,
+            audit.Action.KILL_SWITCH_ENGAGED if engaged else audit.Action.KILL_SWITCH_RELEASED,
+            f"Platform kill switch {'engaged' if engaged else 'released'}: {reason}",
+            actor=actor,
+            reason=reason,
+        )
     return switch

@@ -109,10 +109,10 @@ def bot_action(request, pk, action):
     )
     try:
         if action == "start":
-            bot_start(bot)
+            bot_start(bot, actor=request.user)
             messages.success(request, f"“{bot.name}” is running; its first cycle is due within the period.")
         elif action == "stop":
-            bot_stop(bot)
+            bot_stop(bot, actor=request.user)
             messages.success(request, f"“{bot.name}” stopped.")
         else:
             slot = bot_run_now(bot)

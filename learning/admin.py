@@ -11,6 +11,7 @@ from .models import (
     InsightCounter,
     InsightSnapshot,
     LearnedPolicy,
+    PolicyCounter,
     PromptVersion,
     TrainedModel,
 )
@@ -196,3 +197,12 @@ class InsightCounterAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(PolicyCounter)
+class PolicyCounterAdmin(InsightCounterAdmin):
+    """The running totals the adaptive policy learns from, to look at, like the insights'."""
+
+    list_display = ("user", "bot_id", "bucket", "regime", "market_sentiment", "n", "r_sum", "wins", "losses")
+    list_filter = ("regime", "market_sentiment")
+    search_fields = ("user__email",)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from django.core.management import call_command
 from selenium.webdriver.common.by import By
 
+from accounts.services import trading_halt_set
 from automation.cycle import run_cycle
 from automation.demo import seed_demo
 from automation.management.commands.screenshots import main_pages, walk
@@ -30,6 +31,8 @@ def test_every_page_fits_the_screen(live_server, transactional_db, alice):
     AutomationSession.objects.create(bot=bot)
     for i in range(CYCLES):
         run_cycle(bot.pk, FIRST_SLOT + i * timedelta(hours=1))
+    for halted in (True, False):  # rows for the audit log (paper trading records none)
+        trading_halt_set(alice, halted, actor=alice)
     pages, skipped = main_pages(alice)
     assert not skipped, skipped  # every detail page has something to show
 

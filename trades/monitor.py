@@ -13,6 +13,7 @@ import pandas as pd
 from django.conf import settings
 from django.db import transaction
 
+from accounts.audit import record_live_close
 from learning.outcomes import Exit, first_exit, trade_result
 from learning.resolution import resolve_traded
 
@@ -64,6 +65,8 @@ def close_trade(trade: Trade, exit: Exit, exit_fee: Decimal) -> bool:
         if closed:
             trade.refresh_from_db()
             resolve_traded(trade)
+            if not trade.is_simulated:
+                record_live_close(trade)
     return closed == 1
 
 

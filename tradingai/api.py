@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from accounts.api.views import ApiTokenViewSet, ExchangeAccountViewSet, TokenCreateView
+from accounts.api.views import ApiTokenViewSet, AuditEventViewSet, ExchangeAccountViewSet, TokenCreateView
 from automation.api.views import BotViewSet, KillSwitchView, RunViewSet, SessionViewSet
 from learning.api.views import AnalysisViewSet, InsightsView, RecommendationsView
 from trades.api.views import TradeViewSet
@@ -18,6 +18,7 @@ router.register("analyses", AnalysisViewSet, basename="analysis")
 router.register("trades", TradeViewSet, basename="trade")
 router.register("exchange-accounts", ExchangeAccountViewSet, basename="exchange-account")
 router.register("tokens", ApiTokenViewSet, basename="token")
+router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
 urlpatterns = [
     path("api/v1/auth/token/", TokenCreateView.as_view(), name="api-token"),

@@ -2,7 +2,7 @@ from django.contrib.auth import authenticate
 from rest_framework import serializers
 
 from accounts.forms import ExchangeAccountForm
-from accounts.models import ApiToken, ExchangeAccount
+from accounts.models import ApiToken, AuditEvent, ExchangeAccount
 from tradingai.api_forms import FormValidatedSerializer
 
 
@@ -48,3 +48,23 @@ class ExchangeAccountSerializer(FormValidatedSerializer):
             "created_at", "updated_at",
         )  # fmt: skip
         read_only_fields = ("created_at", "updated_at")
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.ChoiceField(
+        AuditEvent.ACTOR_KINDS,
+        source="actor_kind",
+        read_only=True,
+        help_text="Who did it: you (owner), an operator of the platform, or the platform itself (a cycle, "
+        "the monitor, a risk limit).",
+    )
+    details = serializers.DictField(
+        read_only=True,
+        help_text="What the action was about, for a program to read: ids (bot_id, trade_id, "
+        "exchange_account_id), symbol, side, amount, prices, client order id, reason. Never a key or secret.",
+    )
+
+    class Meta:
+        model = AuditEvent
+        fields = ("id", "created_at", "action", "actor", "summary", "details")
+        read_only_fields = fields

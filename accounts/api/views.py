@@ -5,9 +5,16 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from accounts.models import ApiToken, ExchangeAccount
+from accounts.models import ApiToken, AuditEvent, ExchangeAccount
+from accounts.services import exchange_account_delete
+from tradingai.api_pagination import LongListPagination
 
-from .serializers import ApiTokenSerializer, ExchangeAccountSerializer, TokenRequestSerializer
+from .serializers import (
+    ApiTokenSerializer,
+    AuditEventSerializer,
+    ExchangeAccountSerializer,
+    TokenRequestSerializer,
+)
 
 
 class LoginRateThrottle(AnonRateThrottle):
@@ -73,10 +80,25 @@ class ExchangeAccountViewSet(
     def destroy(self, request, *args, **kwargs):
         account = self.get_object()
         try:
-            account.delete()
+            exchange_account_delete(account, actor=request.user)
         except ProtectedError:
             return Response(
                 {"detail": f"“{account.label}” is used by a bot; change the bot's account first."},
                 status=status.HTTP_409_CONFLICT,
             )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+    """What was done to your live trading, by whom and when: exchange accounts added and deleted, live mode
+    and its confirmation, live bots started, stopped and paused, live orders, their stop-loss and take-profit
+    on the exchange, live trades closed, your trading halted and resumed. Newest first; never changed."""
+
+    serializer_class = AuditEventSerializer
+    pagination_class = LongListPagination
+    filterset_fields = ("action",)
+    ordering_fields = ("created_at",)
+    ordering = ("-created_at",)
+
+    def get_queryset(self):
+        return AuditEvent.objects.filter(user_id=self.request.user.pk)

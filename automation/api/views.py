@@ -1,3 +1,5 @@
+from functools import partial
+
 from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 from django_filters import rest_framework as filters
@@ -7,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.services import trading_halt_set
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
 from automation.selectors import own_bots
 from automation.services import BotActionError, bot_run_now, bot_start, bot_stop
@@ -43,7 +46,7 @@ class BotViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, bot):
         with transaction.atomic():
             if bot.status != Bot.Status.STOPPED:
-                bot_stop(bot, "deleted by its owner")
+                bot_stop(bot, "deleted by its owner", actor=self.request.user)
             PeriodicTask.objects.filter(name=f"bot {bot.pk} cycle").delete()
             bot.delete()
 
@@ -59,26 +62,26 @@ class BotViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=None, responses={200: ActionResultSerializer, 409: REFUSED})
     @action(detail=True, methods=["post"])
-    def start(self, request, pk=None):
+    def start(self, request, pk=None, format=None):
         """Start the bot: open a session and put its cycle on the schedule."""
-        return self._act(request, bot_start)
+        return self._act(request, partial(bot_start, actor=request.user))
 
     @extend_schema(request=None, responses={200: ActionResultSerializer, 409: REFUSED})
     @action(detail=True, methods=["post"])
-    def stop(self, request, pk=None):
+    def stop(self, request, pk=None, format=None):
         """Stop the bot and close its session."""
-        return self._act(request, bot_stop)
+        return self._act(request, partial(bot_stop, actor=request.user))
 
     @extend_schema(request=None, responses={200: ActionResultSerializer, 409: REFUSED})
     @action(detail=True, methods=["post"], url_path="run-now")
-    def run_now(self, request, pk=None):
+    def run_now(self, request, pk=None, format=None):
         """Queue the current period's cycle of a running bot at once."""
         return self._act(request, bot_run_now)
 
     @extend_schema(methods=["GET"], responses={200: PolicySerializer})
     @extend_schema(methods=["PATCH"], request=PinSerializer, responses={200: PolicySerializer})
     @action(detail=True, methods=["get", "patch"])
-    def policy(self, request, pk=None):
+    def policy(self, request, pk=None, format=None):
         """The policy the bot's decisions use now (learned, or its settings until there is enough to learn
         from) with its provenance; PATCH pins values (null unpins)."""
         bot = self.get_object()
@@ -147,8 +150,7 @@ class KillSwitchView(APIView):
     def put(self, request):
         given = KillSwitchSerializer(data=request.data)
         given.is_valid(raise_exception=True)
-        request.user.trading_halted = given.validated_data["engaged"]
-        request.user.save(update_fields=["trading_halted"])
+        trading_halt_set(request.user, given.validated_data["engaged"], actor=request.user)
         return Response(self._state(request.user))
 
     @staticmethod

@@ -5,10 +5,11 @@ accepted and data it forbids rejected; authentication enforced; ...).
 In process: the schema and every request go through `tradingai.wsgi.application` (werkzeug's test client),
 inside the test's transaction; no socket is opened, and a connection to any host but the loopback raises.
 One user is seeded per module (a token, two exchange accounts, a stopped bot and a running bot on the stored
-"sample" market with real cycles: runs, analyses with their chart, a paper trade), in a transaction rolled
-back after the module; what each case's requests change is rolled back after it. About half of the
-generated cases are steered to those rows (ids, the `bot` filter, a bot body on the sample market) so that
-reads and writes also hit real objects, not only 404s and 400s. Throttling is raised out of the way.
+"sample" market with real cycles: runs, analyses with their chart, a paper trade; the audit events of its
+kill switch turned on and off), in a transaction rolled back after the module; what each case's requests
+change is rolled back after it. About half of the generated cases are steered to those rows (ids, the `bot`
+filter, a bot body on the sample market) so that reads and writes also hit real objects, not only 404s and
+400s. Throttling is raised out of the way.
 
 What the app still gets wrong is listed in KNOWN_FAILURES (`# FAILS:`), each matched narrowly (failure code,
 operations, status, body or message) so that any other failure still fails the test; the run warns with the
@@ -33,6 +34,7 @@ from hypothesis import settings as hypothesis_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.models import ApiToken
+from accounts.services import trading_halt_set
 from automation.cycle import run_cycle
 from automation.services import bot_start
 from learning.models import AILearningData
@@ -46,7 +48,7 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 # that CI sees the same cases on every run; raise it, or drop `derandomize`, to explore further.
 MAX_EXAMPLES = 25
 
-FILTERED_LISTS = r"GET /api/v1/(analyses|runs|sessions|trades|bots|exchange-accounts)/"
+FILTERED_LISTS = r"GET /api/v1/(analyses|runs|sessions|trades|bots|exchange-accounts|audit-events)/"
 BOT_WRITES = r"(POST /api/v1/bots/|(PUT|PATCH) /api/v1/bots/\{id\}/)"
 
 
@@ -274,6 +276,8 @@ def _seed() -> str:
         run_cycle(running.pk, SLOT.replace(hour=SLOT.hour + hour), on_schedule=False)
     analyses = AILearningData.objects.filter(bot=running)
     assert analyses.exclude(screenshot="").exists() and Trade.objects.filter(bot=running).exists()
+    for halted in (True, False):  # two audit events, and trading on again
+        trading_halt_set(user, halted, actor=user)
     spare_token, _ = ApiToken.issue(user, "spare")  # DELETE /tokens/{id}/ revokes this one, not the next
     _, plain = ApiToken.issue(user, "schemathesis")
     ids.update(
@@ -285,6 +289,7 @@ def _seed() -> str:
             "runs": list(running.runs.values_list("pk", flat=True)),
             "analyses": list(analyses.values_list("pk", flat=True)),
             "trades": list(Trade.objects.filter(bot=running).values_list("pk", flat=True)),
+            "audit-events": list(user.audit_events.values_list("pk", flat=True)),
         }
     )
     return plain

@@ -13,13 +13,15 @@ from django_celery_beat.models import (
     SolarSchedule,
 )
 
-from accounts.models import ApiToken, Plan
+from accounts.audit import record
+from accounts.models import ApiToken, AuditEvent, Plan
 from automation.models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
 from learning.models import (
     AILearningData,
     InsightCounter,
     InsightSnapshot,
     LearnedPolicy,
+    PolicyCounter,
     PromptVersion,
     TrainedModel,
 )
@@ -80,6 +82,7 @@ def one_of_each(alice, alice_bot, alice_account):
         Plan.objects.create(name="Pro", max_running_bots=10),
         alice_account,
         ApiToken.issue(alice, "laptop")[0],
+        record(alice, AuditEvent.Action.TRADING_HALTED, "Trading halted.", actor=alice),
         alice_bot,
         session,
         run,
@@ -89,6 +92,7 @@ def one_of_each(alice, alice_bot, alice_account):
         analysis,
         InsightSnapshot.objects.create(user=alice, data={"total": 1}),
         InsightCounter.objects.create(user=alice, symbol="BTC/USDT", timeframe="1h", dimension="all", n=1),
+        PolicyCounter.objects.create(user=alice, bot_id=alice_bot.pk, bucket=70, n=1, r_sum=1.5),
         LearnedPolicy.objects.create(bot=alice_bot, min_confidence=70),
         TrainedModel.objects.create(version="v1", algorithm="logistic", trained_from=now, trained_to=now),
         Trade.objects.create(
