@@ -68,7 +68,7 @@ class AnalysisViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(responses={(200, "image/png"): OpenApiTypes.BINARY})
     @action(detail=True, url_path="chart", renderer_classes=[renderers.JSONRenderer, PNGRenderer])
-    def chart(self, request, pk=None):
+    def chart(self, request, pk=None, format=None):
         """The chart the analyst saw, as PNG."""
         analysis = self.get_object()
         if not analysis.screenshot:

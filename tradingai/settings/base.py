@@ -293,10 +293,16 @@ CELERY_BEAT_SCHEDULE = {
 # (see automation.services.bot_start), so it shows and can be edited in the admin.
 CELERY_TASK_ROUTES = {"automation.tasks.run_cycle_task": {"queue": "io"}}
 
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # At DEBUG, ccxt logs each request with its headers, where exchanges take the API key (and passphrase),
+    # and urllib3 each URL, where some take the key: never below INFO, whatever LOG_LEVEL says.
+    "loggers": {
+        name: {"level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL} for name in ("ccxt", "urllib3")
+    },
 }
