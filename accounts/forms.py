@@ -1,8 +1,10 @@
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
 from market.exchanges import is_ccxt_exchange
 
+from .login_throttle import ThrottledLoginMixin
 from .models import AuditEvent, ExchangeAccount, User
 from .services import exchange_account_add
 
@@ -19,8 +21,12 @@ class SignUpForm(UserCreationForm):
         return email
 
 
-class EmailAuthenticationForm(AuthenticationForm):
+class EmailAuthenticationForm(ThrottledLoginMixin, AuthenticationForm):
     username = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True}))
+
+
+class ThrottledAdminAuthenticationForm(ThrottledLoginMixin, AdminAuthenticationForm):
+    """The admin's sign-in, throttled like the site's: an operator's password is the better prize."""
 
 
 class ExchangeAccountForm(forms.ModelForm):

@@ -3,9 +3,12 @@ from django.http import JsonResponse
 from django.urls import include, path
 from django.views.defaults import page_not_found
 
+from accounts.forms import ThrottledAdminAuthenticationForm
+
 from .api import urlpatterns as api_urls
 
 admin.site.site_header = "TradingAI operations"
+admin.site.login_form = ThrottledAdminAuthenticationForm
 admin.site.site_title = "TradingAI admin"
 
 urlpatterns = [

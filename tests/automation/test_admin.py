@@ -14,7 +14,7 @@ from django_celery_beat.models import (
 )
 
 from accounts.audit import record
-from accounts.models import ApiToken, AuditEvent, Plan
+from accounts.models import ApiToken, AuditEvent, LoginFailure, Plan
 from automation.models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
 from learning.models import (
     AILearningData,
@@ -82,6 +82,7 @@ def one_of_each(alice, alice_bot, alice_account):
         Plan.objects.create(name="Pro", max_running_bots=10),
         alice_account,
         ApiToken.issue(alice, "laptop")[0],
+        LoginFailure.objects.create(email="alice@example.com", address="203.0.113.7"),
         record(alice, AuditEvent.Action.TRADING_HALTED, "Trading halted.", actor=alice),
         alice_bot,
         session,

@@ -44,10 +44,10 @@ CYCLES = 40  # enough for closed trades, insight snapshots and a learned policy 
 
 # Counted by hand on the URL confs (tradingai/urls.py, tradingai/api.py, each app's urls.py and the admin):
 # API 50 = 4 single views + 8 router lists, 8 details and 5 actions, each also with a format suffix (42)
-# + the API root twice + schema + docs; admin 169 = 8 site views + 26 registered models x 6 + the user's
+# + the API root twice + schema + docs; admin 175 = 8 site views + 27 registered models x 6 + the user's
 # password page, the kill switch's flip and the LLM usage page + the app index + the catch-all;
 # UI 27 = 15 in accounts + 7 in automation + 3 in learning + 2 in trades.
-PATTERNS_COUNTED_BY_HAND = 50 + 169 + 27
+PATTERNS_COUNTED_BY_HAND = 50 + 175 + 27
 
 # Patterns whose parameters name no object a user owns, with what is walked instead and why.
 NO_USER_OBJECT = {
@@ -61,6 +61,7 @@ NO_USER_OBJECT = {
 SHARED_ADMIN_MODELS = {
     "auth.group": "operators' permission groups",
     "accounts.plan": "the operator's catalogue of plans",
+    "accounts.loginfailure": "failed sign-ins by the address typed, which need not be an account: operators'",
     "market.candle": "candles are stored once per market for every bot",
     "market.indicatorset": "indicators are computed once per market candle for every bot",
     "automation.heartbeat": "the workers' heartbeat",

@@ -112,6 +112,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in on the site and the admin is refused for a while after this many failures for one e-mail
+# address, or from one client address (REMOTE_ADDR: behind a proxy, have it set the client's), within
+# the window (accounts.login_throttle).
+LOGIN_FAILURES_PER_EMAIL = env.int("TRADINGAI_LOGIN_FAILURES_PER_EMAIL", default=5)
+LOGIN_FAILURES_PER_ADDRESS = env.int("TRADINGAI_LOGIN_FAILURES_PER_ADDRESS", default=20)
+LOGIN_FAILURE_WINDOW_MINUTES = env.int("TRADINGAI_LOGIN_FAILURE_WINDOW_MINUTES", default=15)
 # How many bots a user may run at once when their plan does not say.
 DEFAULT_MAX_RUNNING_BOTS = env.int("TRADINGAI_DEFAULT_MAX_RUNNING_BOTS", default=3)
 
