@@ -358,11 +358,23 @@ def retrain_due(now: datetime) -> list[TrainedModel]:
 
 def retrain(user, now: datetime) -> TrainedModel | None:
     """Check the user's active model on what resolved since it was trained, then train a new one if it was
-    switched off, was trained on data up to more than ML_RETRAIN_HOURS before `now`, or there is none. `now`
-    is the clock the data is read by: the wall clock for the beat task, the simulated one in a replay."""
+    switched off, was trained on data up to more than ML_RETRAIN_HOURS before `now`, or there is none, and
+    there are at least LEARNING_MIN_SAMPLES more calls than the last training had (with fewer, nearly the
+    same calls would give nearly the same model: a daily retraining of a model that never won is wasted).
+    `now` is the clock the data is read by: the wall clock for the beat task, the simulated one in a
+    replay."""
     model = active_model(user)
-    if model and still_beats_baseline(model, until=now):
-        trained_until = datetime.fromisoformat(model.metrics["until"])
-        if now - trained_until < timedelta(hours=settings.ML_RETRAIN_HOURS):
+    young = model and now - _trained_until(model) < timedelta(hours=settings.ML_RETRAIN_HOURS)
+    if model and still_beats_baseline(model, until=now) and young:
+        return None
+    last = TrainedModel.objects.filter(user=user).order_by("-created_at", "-pk").first()
+    if last:
+        calls = _calls(user=user, resolved_at__lt=now).count()
+        if calls - last.metrics["n"] < settings.LEARNING_MIN_SAMPLES:
             return None
     return train(user, until=now)
+
+
+def _trained_until(model: TrainedModel) -> datetime:
+    """The clock the model's training data was read by (its `until`)."""
+    return datetime.fromisoformat(model.metrics["until"])

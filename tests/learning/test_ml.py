@@ -328,3 +328,16 @@ def test_another_users_calls_never_enter_a_users_model(alice, charlie):
     assert (shared.pk, shared.metrics["n"]) == (alone.pk, 240)
     assert ml.gate(charlie, AILearningData.objects.filter(user=charlie).first(), 2.0) is None
     assert ml.train(charlie, until=T0 + 1000 * HOUR).metrics["n"] == 240
+
+
+def test_no_retraining_without_enough_new_calls(alice, settings):
+    # A model that never beats the confidence is not active; it is trained again only once the minimum of
+    # new calls has come in, not every day on nearly the same calls.
+    calls(alice, 240, win=confidence_wins, confidence=informative)
+    first = ml.train(alice, until=T0 + 300 * HOUR)
+    assert first is not None and not first.is_active
+    later = T0 + 600 * HOUR
+    calls(alice, settings.LEARNING_MIN_SAMPLES - 1, hour=300, seed=5)
+    assert ml.retrain(alice, later) is None and TrainedModel.objects.count() == 1
+    calls(alice, 1, hour=400, seed=6)
+    assert ml.retrain(alice, later).metrics["n"] == 240 + settings.LEARNING_MIN_SAMPLES
