@@ -31,7 +31,9 @@ def wilson(hits: int, n: int) -> tuple[float, float]:
     centre = p + Z95**2 / (2 * n)
     spread = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n))
     denominator = 1 + Z95**2 / n
-    return max(0.0, (centre - spread) / denominator), min(1.0, (centre + spread) / denominator)
+    low, high = (centre - spread) / denominator, (centre + spread) / denominator
+    # At 0 or n hits rounding can leave a bound a hair on the wrong side of p (a low of 5e-17 over no hits).
+    return max(0.0, min(low, p)), min(1.0, max(high, p))
 
 
 def stat(hits: int, n: int, **extra) -> dict:

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,15 +37,42 @@ def _parse_time(raw: str) -> datetime:
         value = float(raw)
         # Epoch seconds or milliseconds (ccxt's unit); anything past year 5000 in seconds is ms.
         seconds = value / 1000 if value > 1e11 else value
-        return datetime.fromtimestamp(seconds, tz=UTC)
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        # Past the platform's time_t: an OverflowError, or on Linux an OSError ("Value too large ...").
+        except (OverflowError, OSError):
+            raise ValueError(f"epoch time {raw} is out of range") from None
     parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    # In UTC here, so that a time with no UTC equivalent (year 1 at +01:00) is refused with its line rather
+    # than failing in the database.
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _parse_number(name: str, raw: str) -> float:
+    value = float(raw)
+    # float() reads "nan" and "inf" and overflows "1e999" to inf: none is a price, and SQLite stores NaN as
+    # NULL, which the database refuses.
+    if not math.isfinite(value):
+        raise ValueError(f"{name} {raw.strip()!r} is not a finite number")
+    return value
+
+
+def _records(reader) -> Iterator[list[str]]:
+    """The reader's rows, with the csv module's own errors (a stray carriage return, a field over its size
+    limit) as the file's error at the line they were met."""
+    try:
+        yield from reader
+    except csv.Error as e:
+        raise CandleFileError(f"line {reader.line_num}: {e}") from None
 
 
 def parse_csv(text: str) -> Iterator[Bar]:
-    reader = csv.reader(io.StringIO(text))
+    """The file's bars, in its order: times in UTC and each once, numbers finite, high not below low. A
+    BOM (Excel's "CSV UTF-8") is ignored; anything else wrong is a CandleFileError."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+    records = _records(reader)
     try:
-        header = [h.strip().lower() for h in next(reader)]
+        header = [h.strip().lower() for h in next(records)]
     except StopIteration:
         raise CandleFileError("the file is empty") from None
     positions = {}
@@ -55,16 +83,19 @@ def parse_csv(text: str) -> Iterator[Bar]:
             raise CandleFileError(f"line 1: no '{name}' column in the header {header}")
         positions[name] = found[0]
     first_seen: dict[datetime, int] = {}
-    for line_no, row in enumerate(reader, start=2):
+    last_read = max(positions.values())
+    for line_no, row in enumerate(records, start=2):
         if not any(cell.strip() for cell in row):
             continue
+        if len(row) <= last_read:
+            raise CandleFileError(f"line {line_no}: only {len(row)} cells, the header has {len(header)}")
         try:
             values = {name: row[i] for name, i in positions.items()}
             bar = Bar(
                 open_time=_parse_time(values["time"]),
-                **{k: float(values[k]) for k in ("open", "high", "low", "close", "volume")},
+                **{k: _parse_number(k, values[k]) for k in ("open", "high", "low", "close", "volume")},
             )
-        except (IndexError, ValueError, OverflowError) as e:
+        except (ValueError, OverflowError) as e:
             raise CandleFileError(f"line {line_no}: {e}") from None
         if bar.high < bar.low:
             raise CandleFileError(f"line {line_no}: high {bar.high} is below low {bar.low}")

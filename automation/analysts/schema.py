@@ -6,16 +6,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# No NaN or infinity anywhere: the SDK's JSON parser reads NaN, Infinity and 1e999; a NaN price passes the
+# range check and every level check (a BUY at NaN looked consistent); and the database refuses the recorded
+# answer that holds one (SQLite's JSON_VALID, PostgreSQL's jsonb), failing the cycle at "record".
+ANSWER_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+
 
 class KeyLevels(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ANSWER_CONFIG
 
     support: list[float] = Field(description="Support prices below the current price, nearest first.")
     resistance: list[float] = Field(description="Resistance prices above the current price, nearest first.")
 
 
 class Analysis(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ANSWER_CONFIG
 
     summary: str = Field(description="One or two sentences on the chart.")
     market_sentiment: Literal["BULLISH", "BEARISH", "NEUTRAL"]

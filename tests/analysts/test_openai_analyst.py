@@ -3,6 +3,7 @@ answers are read, and how every failure is classified."""
 
 import base64
 import json
+import math
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
@@ -195,6 +196,10 @@ def test_content_that_is_not_json_is_invalid_and_not_retried(analyst, openai_sta
         ({"horizon": None}, "horizon"),
         ({"recommendation": "MAYBE"}, "recommendation"),
         ({"stop_loss": -1.0}, "stop_loss"),
+        # json.dumps writes NaN and Infinity, which the SDK's parser reads: a BUY at NaN used to pass the
+        # level check (found by test_answer_properties.py).
+        ({"entry": math.nan}, "entry"),
+        ({"key_levels": {"support": [math.inf], "resistance": []}}, "key_levels"),
     ],
 )
 def test_content_against_the_schema_is_invalid(analyst, openai_stand_in, change, field):

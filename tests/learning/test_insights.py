@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from learning.insights import compute_insights, snapshot
+from learning.insights import compute_insights, snapshot, wilson
 from learning.models import InsightCounter, InsightSnapshot
 from tests.factories import BotFactory
 from trades.models import Trade
@@ -49,6 +49,14 @@ def test_accuracy_and_its_interval(alice, data):
     insights = compute_insights(alice)
     assert (insights["total_analyses"], insights["resolved"]) == (90, 90)
     assert figures(insights["accuracy"]) == (90, 47, 0.5222, 0.4202, 0.6224)
+
+
+@pytest.mark.parametrize(("hits", "n"), [(0, 3), (10, 10)])
+def test_the_interval_holds_the_rate_when_every_call_failed_or_every_call_worked(hits, n):
+    # Found by test_outcome_properties.py: rounding gave a low of 5e-17 over 0/3 and a high of 1 - 1e-16 over
+    # 10/10, an interval that left out its own rate.
+    low, high = wilson(hits, n)
+    assert low <= hits / n <= high
 
 
 def test_accuracy_by_timeframe_and_confidence(alice, data):

@@ -68,6 +68,9 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 keep-alive, as the real API: the SDK's connection pool reuses connections between retries.
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm the second waits for the client's delayed
+    # ACK, 40 ms a request on Linux.
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_POST(self) -> None:

@@ -17,9 +17,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, file: Path, exchange: str, symbol: str, timeframe: str, **options):
         try:
-            bars = list(parse_csv(file.read_text()))
+            # UTF-8 whatever the locale, so that a file imports the same on every machine.
+            bars = list(parse_csv(file.read_text(encoding="utf-8")))
         except OSError as e:
             raise CommandError(f"cannot read {file}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise CommandError(f"{file}: not UTF-8 text (byte {e.start}: {e.reason})") from None
         except CandleFileError as e:
             raise CommandError(f"{file}: {e}") from None
         count = store_bars(exchange.lower(), symbol.upper(), timeframe, bars)
