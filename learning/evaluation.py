@@ -17,6 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
+from django.db.models import Count
 from django.template.loader import render_to_string
 
 from automation.models import CycleRun
@@ -53,7 +54,7 @@ def evaluate(bot, *, start: datetime | None = None, end: datetime | None = None)
         "bot": bot.pk,
         "min_samples": minimum,
         "window": {"first_slot": slots[0] if slots else None, "last_slot": slots[-1] if slots else None},
-        "runs": {status.lower(): runs.filter(status=status).count() for status in CycleRun.Status.values},
+        "runs": _run_counts(runs),
         "analyses": len(rows),
         "accuracy": _hits(resolved),
         "brier": _brier(resolved),
@@ -138,6 +139,11 @@ def report_plots(figures: dict) -> dict:
 
 
 # --- figures --------------------------------------------------------------------------------------------
+def _run_counts(runs) -> dict:
+    counted = dict(runs.values_list("status").annotate(n=Count("pk")).order_by())
+    return {status.lower(): counted.get(status, 0) for status in CycleRun.Status.values}
+
+
 def _hits(rows: list[dict], **extra) -> dict:
     return stat(sum(r["outcome"] == "WIN" for r in rows), len(rows), **extra)
 

@@ -50,6 +50,19 @@ def _hover(rows: list[dict]) -> list[str]:
     ]
 
 
+def _rates(rows: list[dict], x: list, heading, **style) -> dict:
+    """A trace of the rows' hit rates, with their Wilson intervals as error bars and n on hover, each hover
+    headed by `heading(row)`."""
+    return {
+        "x": x,
+        "y": [_pct(row["rate"]) for row in rows],
+        "error_y": _interval(rows),
+        "hovertext": [f"{heading(row)}<br>{text}" for row, text in zip(rows, _hover(rows), strict=True)],
+        "hoverinfo": "text",
+        **style,
+    }
+
+
 def _category(group: str) -> str:
     """A group's label on two lines at most, so that regimes such as RANGE_HIGH_VOL fit side by side on a
     phone: "RANGE<br>HIGH VOL"."""
@@ -64,18 +77,16 @@ def accuracy_by(rows: list[dict]) -> dict | None:
         return None
     return {
         "data": [
-            {
-                "type": "bar",
-                "x": [_category(row["group"]) for row in rows],
-                "y": [_pct(row["rate"]) for row in rows],
-                "error_y": _interval(rows),
-                "text": [f"n={row['n']}" for row in rows],
-                "textposition": "inside",
-                "insidetextanchor": "start",
-                "hovertext": _hover(rows),
-                "hoverinfo": "text",
-                "marker": {"color": ACCENT},
-            }
+            _rates(
+                rows,
+                [_category(row["group"]) for row in rows],
+                lambda row: row["group"] or "unknown",
+                type="bar",
+                text=[f"n={row['n']}" for row in rows],
+                textposition="inside",
+                insidetextanchor="start",
+                marker={"color": ACCENT},
+            )
         ],
         "layout": {
             **_LAYOUT,
@@ -92,19 +103,15 @@ def accuracy_over_time(weeks: list[dict]) -> dict | None:
         return None
     return {
         "data": [
-            {
-                "type": "scatter",
-                "mode": "lines+markers",
-                "x": [row["week"] for row in weeks],
-                "y": [_pct(row["rate"]) for row in weeks],
-                "error_y": _interval(weeks),
-                "hovertext": [
-                    f"week of {row['week']}<br>{text}" for row, text in zip(weeks, _hover(weeks), strict=True)
-                ],
-                "hoverinfo": "text",
-                "line": {"color": ACCENT},
-                "marker": {"size": [min(4 + row["n"] ** 0.5, 14) for row in weeks]},
-            }
+            _rates(
+                weeks,
+                [row["week"] for row in weeks],
+                lambda row: f"week of {row['week']}",
+                type="scatter",
+                mode="lines+markers",
+                line={"color": ACCENT},
+                marker={"size": [min(4 + row["n"] ** 0.5, 14) for row in weeks]},
+            )
         ],
         "layout": {
             **_LAYOUT,
@@ -129,19 +136,14 @@ def calibration(rows: list[dict]) -> dict | None:
                 "line": {"color": MUTED, "dash": "dot", "width": 1},
                 "hoverinfo": "skip",
             },
-            {
-                "type": "scatter",
-                "mode": "markers",
-                "x": [row["mean_confidence"] for row in rows],
-                "y": [_pct(row["rate"]) for row in rows],
-                "error_y": _interval(rows),
-                "hovertext": [
-                    f"said {row['mean_confidence']:.0f}% ({row['bucket']})<br>{text}"
-                    for row, text in zip(rows, _hover(rows), strict=True)
-                ],
-                "hoverinfo": "text",
-                "marker": {"color": ACCENT, "size": [min(6 + row["n"] ** 0.5, 18) for row in rows]},
-            },
+            _rates(
+                rows,
+                [row["mean_confidence"] for row in rows],
+                lambda row: f"said {row['mean_confidence']:.0f}% ({row['bucket']})",
+                type="scatter",
+                mode="markers",
+                marker={"color": ACCENT, "size": [min(6 + row["n"] ** 0.5, 18) for row in rows]},
+            ),
         ],
         "layout": {
             **_LAYOUT,
