@@ -41,14 +41,19 @@ class MarketAnalysis:
 
 
 class StepTimer:
-    """Times each step and remembers which one is running, so a failure can be laid at its step."""
+    """Times each step and remembers which one is running, so a failure can be laid at its step.
+    `on_step(name)`, when given, is told as each step starts: what a process that dies mid-step leaves
+    behind for others to read."""
 
-    def __init__(self):
+    def __init__(self, on_step: Callable[[str], None] | None = None):
         self.timings: dict[str, float] = {}
         self.current = ""
+        self.on_step = on_step
 
     def step(self, name: str, fn, *args):
         self.current = name
+        if self.on_step:
+            self.on_step(name)
         started = time.perf_counter()
         try:
             return fn(*args)
@@ -85,13 +90,14 @@ def analyse_market(
     chart: ChartMaker | None = None,
     draw_chart: bool = True,
     timer: StepTimer | None = None,
+    indicators_of: Callable[[Market, pd.DataFrame], Indicators] = indicators_for,
 ) -> MarketAnalysis:
     timer = timer or StepTimer()
     candles = timer.step(
         "market_data",
         lambda: require(source.candles(market, limit=LOOKBACK, until=until), MIN_CANDLES, market),
     )
-    indicators = timer.step("indicators", indicators_for, market, candles)
+    indicators = timer.step("indicators", indicators_of, market, candles)
     as_of = (candles.index[-1] + market.period).to_pydatetime()
     if not draw_chart:
         png, name = b"", ""

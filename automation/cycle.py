@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -49,8 +50,8 @@ logger = logging.getLogger(__name__)
 # stale candles is worse than none, and the next slot comes soon.
 LATE_SHARE = 0.5
 # A run RUNNING for longer than this died with its worker (the task's hard time limit is shorter), so a
-# redelivered task may take the slot over.
-STALE_RUN = timedelta(minutes=15)
+# redelivered task may take the slot over, and automation.recovery marks it failed.
+STALE_RUN = timedelta(seconds=settings.CYCLE_STALE_RUN_SECONDS)
 # Seconds between asking the broker again about an order whose fate it could not tell; well inside the
 # task's time limit.
 PLACE_RETRY_WAITS = (2, 10, 30)
@@ -65,6 +66,9 @@ class Outside:
     broker: Broker | None = None
     chart: ChartMaker | None = None  # None: the bot's own chart source (chart_for)
     draw_chart: bool = True  # False for an analyst that reads numbers only, in a replay
+    # Each step's start written on the run, so that a run whose worker died says where (automation.recovery).
+    # A replay turns it off: its runs are written in one transaction no one else sees before it ends.
+    track_steps: bool = True
 
 
 def slot_of(bot: Bot, moment: datetime) -> datetime:
@@ -104,10 +108,31 @@ def claim(bot: Bot, slot: datetime) -> tuple[CycleRun, bool]:
 
 
 def _move(run: CycleRun, old: str, new: str, **fields) -> bool:
-    moved = CycleRun.objects.filter(pk=run.pk, status=old).update(status=new, **fields)
+    try:
+        moved = CycleRun.objects.filter(pk=run.pk, status=old).update(status=new, **fields)
+    except (OperationalError, InterfaceError):
+        # The server ended the connection (a restart, a failover, an operator): without a new one the run
+        # would stay RUNNING and its slot taken for good. Once, and not inside a transaction (a replay's
+        # chunk), which a new connection would silently leave; a second failure is the task's to retry.
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        moved = CycleRun.objects.filter(pk=run.pk, status=old).update(status=new, **fields)
     if moved:
         run.refresh_from_db()
     return bool(moved)
+
+
+def _step_noter(run: CycleRun):
+    def note(step: str) -> None:
+        # The analysis step starts after its connection was handed back for the analyst's wait
+        # (analysis.release_database_connection); noting it must not hold one through that wait.
+        released = connection.connection is None
+        CycleRun.objects.filter(pk=run.pk).update(step=step)
+        if released and not connection.in_atomic_block:
+            connection.close()
+
+    return note
 
 
 def run_cycle(
@@ -135,7 +160,7 @@ def run_cycle(
     if not _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.RUNNING, started_at=timezone.now()):
         return run
 
-    timer = StepTimer()
+    timer = StepTimer(on_step=_step_noter(run) if outside.track_steps else None)
     try:
         section = timer.step("prompt", insights_section, latest_insights(bot.owner, bot=bot))
         analysis = analyse_market(
@@ -206,16 +231,17 @@ def learn(bot: Bot, candles, period: timedelta, clock: datetime) -> None:
 def _record(bot: Bot, run: CycleRun, done: MarketAnalysis, section: str) -> AILearningData:
     """The analysis, written before any order, so that nothing the analyst said is ever lost; counted in the
     insights' running totals in the same transaction."""
-    version = prompt_version(section)
+    record = new_record(bot, run, done, prompt_version(section), section)
     with transaction.atomic():
-        record = _create_record(bot, run, done, version, section)
+        record.save()
         count_recorded(record)
     return record
 
 
-def _create_record(bot: Bot, run: CycleRun, done: MarketAnalysis, version, section: str) -> AILearningData:
+def new_record(bot: Bot, run: CycleRun, done: MarketAnalysis, version, section: str) -> AILearningData:
+    """The analysis as it is recorded, not saved yet."""
     a, result = done.result.analysis, done.result
-    return AILearningData.objects.create(
+    return AILearningData(
         prompt_version=version,
         prompt_section=section,
         user=bot.owner,
@@ -244,17 +270,42 @@ def _create_record(bot: Bot, run: CycleRun, done: MarketAnalysis, version, secti
 def _decide(
     bot: Bot, run: CycleRun, record: AILearningData, done: MarketAnalysis, clock: datetime
 ) -> Decision:
-    a = done.result.analysis
     books = account(bot)
     last_loss = (
         Trade.objects.filter(bot=bot, outcome="LOSS")
         .order_by("-closed_at")
         .values_list("closed_at", flat=True)
     ).first()
-    halted_by = "global" if KillSwitch.is_engaged() else "user" if bot.owner.trading_halted else ""
-    policy = effective_policy(bot)
-    avoided = policy.avoids({"regime": record.regime, "market_sentiment": record.market_sentiment})
+    situation = Situation(
+        equity=books.equity,
+        cash=books.cash,
+        open_trades=books.open_trades,
+        day_loss=day_loss(bot, clock.replace(hour=0, minute=0, second=0, microsecond=0)),
+        losses_in_a_row=losing_streak(bot),
+        cycles_since_last_loss=CycleRun.objects.filter(bot=bot, slot__gt=last_loss).exclude(pk=run.pk).count()
+        if last_loss
+        else 0,
+        halted_by=halted_by(bot),
+    )
     verdict = gate(bot.owner, record, reward_risk_of(record))
+    decision = decision_for(bot, record, done, effective_policy(bot), verdict, situation)
+    record.save(update_fields=["feedback_data", "updated_at"])
+    if decision.pause_bot:
+        bot_pause(bot, decision.reason)
+    return decision
+
+
+def halted_by(bot: Bot) -> str:
+    return "global" if KillSwitch.is_engaged() else "user" if bot.owner.trading_halted else ""
+
+
+def decision_for(
+    bot: Bot, record: AILearningData, done: MarketAnalysis, policy, verdict: dict | None, now: Situation
+) -> Decision:
+    """The decision on a recorded analysis under the bot's policy, the outcome model's verdict and the
+    account's situation, noted on the record's feedback (not saved)."""
+    a = done.result.analysis
+    avoided = policy.avoids({"regime": record.regime, "market_sentiment": record.market_sentiment})
     decision = decide(
         a.recommendation,
         a.confidence,
@@ -270,19 +321,7 @@ def _decide(
             avoided=avoided,
             ml_gate=verdict,
         ),
-        Situation(
-            equity=books.equity,
-            cash=books.cash,
-            open_trades=books.open_trades,
-            day_loss=day_loss(bot, clock.replace(hour=0, minute=0, second=0, microsecond=0)),
-            losses_in_a_row=losing_streak(bot),
-            cycles_since_last_loss=CycleRun.objects.filter(bot=bot, slot__gt=last_loss)
-            .exclude(pk=run.pk)
-            .count()
-            if last_loss
-            else 0,
-            halted_by=halted_by,
-        ),
+        now,
     )
     record.feedback_data = {
         **record.feedback_data,
@@ -294,25 +333,13 @@ def _decide(
         },
         **({"ml_gate": verdict} if verdict else {}),
     }
-    record.save(update_fields=["feedback_data", "updated_at"])
-    if decision.pause_bot:
-        bot_pause(bot, decision.reason)
     return decision
 
 
 def _execute(
     bot, run, record, done: MarketAnalysis, decision: Decision, clock, broker: Broker | None
 ) -> Trade:
-    a = done.result.analysis
-    order = OrderRequest(
-        symbol=bot.symbol,
-        side=a.recommendation,
-        amount=decision.amount,
-        price=Decimal(str(done.indicators.close)),
-        client_order_id=f"tai-{run.pk}-open",
-        stop_loss=_dec(a.stop_loss),
-        take_profit=_dec(a.take_profit),
-    )
+    order = order_for(bot, run, done, decision)
     existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
     if existing:
         return existing  # a retry of this run already recorded its order
@@ -323,8 +350,32 @@ def _execute(
             broker = LiveBroker(bot.exchange_account)
         else:
             broker = SimulationBroker(account(bot).cash, at=clock)
-    fill = _place(broker, order)
-    trade = Trade.objects.create(
+    trade = new_trade(bot, run, record, done, order, _place(broker, order))
+    trade.save()
+    if bot.mode == Bot.Mode.LIVE:
+        record_live_order(trade)
+    return trade
+
+
+def order_for(bot: Bot, run: CycleRun, done: MarketAnalysis, decision: Decision) -> OrderRequest:
+    a = done.result.analysis
+    return OrderRequest(
+        symbol=bot.symbol,
+        side=a.recommendation,
+        amount=decision.amount,
+        price=Decimal(str(done.indicators.close)),
+        client_order_id=f"tai-{run.pk}-open",
+        stop_loss=_dec(a.stop_loss),
+        take_profit=_dec(a.take_profit),
+    )
+
+
+def new_trade(
+    bot: Bot, run: CycleRun, record: AILearningData, done: MarketAnalysis, order: OrderRequest, fill: Fill
+) -> Trade:
+    """The trade the fill opened, not saved yet."""
+    a = done.result.analysis
+    return Trade(
         owner=bot.owner,
         bot=bot,
         session=run.session,
@@ -351,9 +402,6 @@ def _execute(
         exchange_order_id=fill.exchange_order_id,
         execution_time=fill.filled_at,
     )
-    if bot.mode == Bot.Mode.LIVE:
-        record_live_order(trade)
-    return trade
 
 
 def _place(broker: Broker, order: OrderRequest) -> Fill:

@@ -151,6 +151,8 @@ class CycleRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds spent in each step.")
+    # Kept up to date while the run runs, so that a run whose worker died can say where it stopped.
+    step = models.CharField(max_length=30, blank=True, help_text="The step running, or the last one started.")
     failed_step = models.CharField(max_length=30, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -2,11 +2,13 @@
 re-checks the state, so two callers racing on the same bot cannot both act."""
 
 import json
+import logging
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from accounts import audit
 from market.errors import MarketDataError
@@ -16,10 +18,15 @@ from market.sources import Market
 from .models import AutomationSession, Bot, CycleRun, KillSwitch
 
 CYCLE_TASK = "automation.tasks.run_cycle_task"
+logger = logging.getLogger(__name__)
 
 
 class BotActionError(Exception):
     """Why a bot cannot be started, stopped or run; the message is for the user."""
+
+
+class QueueUnavailableError(BotActionError):
+    """The task queue (the Celery broker) cannot be reached: nothing was sent, nothing changed."""
 
 
 def session_close(bot: Bot, reason: str) -> None:
@@ -181,7 +188,19 @@ def bot_run_now(bot: Bot) -> str:
         raise BotActionError(
             f"The cycle for {slot:%Y-%m-%d %H:%M} UTC has already run; the next one is due soon."
         )
-    transaction.on_commit(lambda: run_cycle_task.delay(bot.pk, slot.isoformat()))
+
+    def send():
+        try:
+            run_cycle_task.delay(bot.pk, slot.isoformat())
+        except BrokerUnreachableError as e:
+            # Nothing was claimed or written, so the owner may simply press again.
+            logger.warning("run-now of bot %s: the broker is unreachable: %s", bot.pk, e)
+            raise QueueUnavailableError(
+                "The task queue cannot be reached just now, so the cycle was not started; nothing was "
+                "changed. Try again in a minute."
+            ) from e
+
+    transaction.on_commit(send)
     return slot.isoformat()
 
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from .models import Bot, Heartbeat
 from .monitoring import monitor_running_bots
+from .recovery import recover_lost_runs
 
 # The cycle's own failures are recorded on its run, not retried; only losing the database mid-task is.
 TRANSIENT = (OperationalError, InterfaceError)
@@ -22,7 +23,12 @@ def heartbeat_task():
 
 @shared_task(
     ignore_result=True,
-    acks_late=True,  # a worker killed mid-cycle leaves the message to be redelivered; the run's CAS dedups it
+    # The whole worker killed leaves the message unacknowledged, to be redelivered; the slot's claim finds the
+    # run done, or takes over one left stale (cycle.claim). A pool process killed mid-cycle gets it
+    # acknowledged, not redelivered: a cycle that kills its process would otherwise kill one after another.
+    # automation.recovery fails the runs so left.
+    acks_late=True,
+    reject_on_worker_lost=False,
     autoretry_for=TRANSIENT,
     retry_backoff=5,
     max_retries=3,
@@ -53,3 +59,8 @@ def run_cycle_task(bot_id: int, slot: str | None = None):
 )
 def monitor_trades_task():
     monitor_running_bots()
+
+
+@shared_task(ignore_result=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, max_retries=3)
+def recover_lost_runs_task():
+    recover_lost_runs()

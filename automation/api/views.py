@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from accounts.services import trading_halt_set
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
 from automation.selectors import own_bots
-from automation.services import BotActionError, bot_run_now, bot_start, bot_stop
+from automation.services import BotActionError, QueueUnavailableError, bot_run_now, bot_start, bot_stop
 from learning.policy import describe_policy, pin
 from tradingai.api_filters import UtcDateTimeFilter
 from tradingai.api_pagination import LongListPagination
@@ -28,6 +28,7 @@ from .serializers import (
 )
 
 REFUSED = OpenApiResponse(description="The bot's state or settings do not allow it; `detail` says why.")
+UNAVAILABLE = OpenApiResponse(description="The task queue cannot be reached; nothing was sent. Try again.")
 
 
 class BotViewSet(viewsets.ModelViewSet):
@@ -54,6 +55,8 @@ class BotViewSet(viewsets.ModelViewSet):
         bot = self.get_object()
         try:
             slot = do(bot)
+        except QueueUnavailableError as e:
+            return Response({"detail": str(e)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         except BotActionError as e:
             return Response({"detail": str(e)}, status=status.HTTP_409_CONFLICT)
         bot.refresh_from_db()
@@ -72,7 +75,7 @@ class BotViewSet(viewsets.ModelViewSet):
         """Stop the bot and close its session."""
         return self._act(request, partial(bot_stop, actor=request.user))
 
-    @extend_schema(request=None, responses={200: ActionResultSerializer, 409: REFUSED})
+    @extend_schema(request=None, responses={200: ActionResultSerializer, 409: REFUSED, 503: UNAVAILABLE})
     @action(detail=True, methods=["post"], url_path="run-now")
     def run_now(self, request, pk=None, format=None):
         """Queue the current period's cycle of a running bot at once."""

@@ -91,6 +91,9 @@ def database_from_env(default_sqlite: Path) -> dict:
             **db.get("OPTIONS", {}),
         }
         db["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django refuses both at once
+        # The pool checks a connection before handing it out: one idle through a database restart (as a
+        # cycle's is while its analyst waits) would otherwise fail the next query, and lose the analysis.
+        db["CONN_HEALTH_CHECKS"] = True
     else:
         db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
         db["CONN_HEALTH_CHECKS"] = True
@@ -196,6 +199,10 @@ SIZE_FACTOR_CAP = env.float("TRADINGAI_SIZE_FACTOR_CAP", default=1.5)
 ML_MIN_SAMPLES = env.int("TRADINGAI_ML_MIN_SAMPLES", default=120)
 # A user's model is trained again once the active one is this old (or as soon as it was switched off).
 ML_RETRAIN_HOURS = env.float("TRADINGAI_ML_RETRAIN_HOURS", default=24.0)
+# ...and only once there are this share more calls than it was trained on (and at least
+# LEARNING_MIN_SAMPLES more): a model fitted on 1,000 calls moves little with 30 more, and retraining it
+# daily would make training most of a replay's time.
+ML_RETRAIN_GROWTH = env.float("TRADINGAI_ML_RETRAIN_GROWTH", default=0.2)
 
 # --- Market data ----------------------------------------------------------------------------------
 # Bound on every call to an exchange's public API; ccxt's own rate limiter stays on.
@@ -241,6 +248,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# --- Cycles ---------------------------------------------------------------------------------------
+# A run RUNNING for longer than this died with its worker: the cycle task's hard time limit (10 min) is
+# shorter. It is then marked failed (automation.recovery), or taken over by a redelivered task.
+CYCLE_STALE_RUN_SECONDS = env.float("TRADINGAI_STALE_RUN_SECONDS", default=15 * 60.0)
+
 # --- Celery ---------------------------------------------------------------------------------------
 # Without CELERY_BROKER_URL, kombu's filesystem transport: a real broker in folders under var/, so the
 # embedded default runs a real worker and beat with no server to install.
@@ -260,8 +272,15 @@ def filesystem_broker_options(folder: Path) -> dict:
     }
 
 
+# Without socket timeouts, sending a task to a Redis that accepts connections but does not answer (hung,
+# paused, a half-open connection after a failover) waits forever, and so does the web request that sent it
+# (run-now). With them a dead broker fails the send within seconds (Celery's publish retries included),
+# and run-now says so.
+REDIS_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 3, "socket_timeout": 5}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(CELERY_BROKER_DIR)
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_TRANSPORT_OPTIONS
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=None)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -279,6 +298,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "automation.tasks.heartbeat_task",
         "schedule": WORKER_HEARTBEAT_SECONDS,
         "options": {"expires": WORKER_HEARTBEAT_SECONDS},
+    },
+    # Runs whose worker died (killed, out of memory, the machine gone) are marked failed at the step they
+    # were in; automation.recovery says why the broker's redelivery is not relied on for this.
+    "recover-lost-runs": {
+        "task": "automation.tasks.recover_lost_runs_task",
+        "schedule": env.float("TRADINGAI_RECOVER_SECONDS", default=300.0),
+        "options": {"expires": 240},
     },
     "monitor-open-trades": {
         "task": "automation.tasks.monitor_trades_task",
