@@ -36,7 +36,9 @@ class BotAdmin(admin.ModelAdmin):
     search_fields = ("name", "owner__email", "symbol", "exchange")
     list_select_related = ("owner",)
     raw_id_fields = ("owner", "exchange_account")
-    readonly_fields = ("created_at", "updated_at")
+    # The status changes through the actions (start, pause, stop), which open and close sessions and
+    # schedules; a status typed into the form would change neither.
+    readonly_fields = ("status", "created_at", "updated_at")
     actions = ("pause_bots", "resume_bots", "stop_bots")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

@@ -41,7 +41,14 @@ def bot_save(bot: Bot, before: tuple[str, bool] | None, *, actor) -> None:
     new bot."""
     mode, confirmed = before or (None, False)
     with transaction.atomic():
-        bot.save()
+        if before is None:
+            bot.save()
+        else:
+            # Not the status it was read with: a pause (the daily loss limit) or a stop landing while the form
+            # was filled in would be undone, leaving a RUNNING bot with no session and no schedule.
+            bot.save(
+                update_fields=[f.name for f in Bot._meta.concrete_fields if f.name not in ("id", "status")]
+            )
         if bot.mode != mode and Bot.Mode.LIVE in (mode, bot.mode):
             was = f"switched from {Bot.Mode(mode).label} to" if mode else "created in"
             summary = f"Bot “{bot.name}” {was} {bot.get_mode_display()} on {bot.exchange}."

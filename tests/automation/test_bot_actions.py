@@ -7,6 +7,7 @@ from django_celery_beat.models import PeriodicTask
 
 from accounts.models import Plan
 from automation.cycle import offset_of
+from automation.forms import BotForm
 from automation.models import AutomationSession, Bot
 from automation.services import BotActionError, bot_pause, bot_run_now, bot_start, bot_stop
 from market.importers import Bar, store_bars
@@ -61,6 +62,22 @@ def test_pause_disables_the_schedule_and_start_again_re_enables_it(paper_bot):
     bot_start(paper_bot)
     assert PeriodicTask.objects.get().enabled
     assert paper_bot.sessions.count() == 2
+
+
+def test_settings_saved_by_a_request_that_read_the_bot_before_a_pause_keep_the_pause(paper_bot, alice):
+    # An edit request reads the running bot; the daily loss limit pauses it; the request saves the form.
+    bot_start(paper_bot)
+    stale = Bot.objects.get(pk=paper_bot.pk)
+    data = {**BotForm(instance=stale, owner=alice).initial, "min_confidence": 70}
+    form = BotForm({k: v for k, v in data.items() if v is not None}, instance=stale, owner=alice)
+    assert bot_pause(Bot.objects.get(pk=paper_bot.pk), "daily loss limit")
+    assert form.is_valid(), form.errors
+    form.save()
+
+    paper_bot.refresh_from_db()
+    assert (paper_bot.status, paper_bot.min_confidence) == (Bot.Status.PAUSED, 70)
+    assert not paper_bot.sessions.filter(stopped_at__isnull=True).exists()
+    assert not PeriodicTask.objects.get().enabled
 
 
 def test_plan_limit_of_running_bots(alice, sample_market):
