@@ -35,13 +35,20 @@ def week_of(moment: datetime) -> str:
     return (moment.date() - timedelta(days=moment.weekday())).isoformat()
 
 
+RECORDED = ("recorded", "", 1, 0, 0, 0.0, 0.0)
+
+
 def count_recorded(analysis: AILearningData) -> None:
-    _add(analysis, [("recorded", "", 1, 0, 0, 0.0, 0.0)])
+    _add(analysis, [RECORDED])
 
 
 def count_resolved(analysis: AILearningData) -> None:
     """Add a just-resolved analysis to its counters. Call in the transaction that resolved it."""
-    a = analysis
+    _add(analysis, resolved_figures(analysis))
+
+
+def resolved_figures(a: AILearningData) -> list[tuple]:
+    """What a resolved analysis adds: (dimension, value, *SUMS) for every figure it belongs to."""
     hit = 1 if a.outcome == "WIN" else 0
     confidence = a.confidence_score
     if confidence is None:
@@ -61,18 +68,25 @@ def count_resolved(analysis: AILearningData) -> None:
         figures.append(("week", week_of(a.resolved_at)))
     if confidence is not None:
         figures += [("confidence", confidence_bucket(confidence)), ("calibration", str(decile(confidence)))]
-    _add(a, [(dimension, value, 1, hit, scored, total, squared) for dimension, value in figures])
+    return [(dimension, value, 1, hit, scored, total, squared) for dimension, value in figures]
 
 
 def count_policy(analysis: AILearningData) -> None:
     """Add a just-resolved BUY/SELL call to the policy's running totals (PolicyCounter). Call in the
     transaction that resolved it."""
-    a, r = analysis, analysis.outcome_r
+    row = policy_row(analysis)
+    if row:
+        _upsert(PolicyCounter, POLICY_KEY, POLICY_SUMS, [row])
+
+
+def policy_row(a: AILearningData) -> tuple | None:
+    """(*POLICY_KEY, *POLICY_SUMS) of a resolved analysis, None unless it is a BUY/SELL call with a result
+    in R and a confidence."""
+    r = a.outcome_r
     if a.recommendation not in ("BUY", "SELL") or r is None or a.confidence_score is None:
-        return
+        return None
     key = (a.user_id, a.bot_id or 0, policy_bucket(a.confidence_score), a.regime, a.market_sentiment)
-    sums = (1, r, r * r, int(r > 0), r if r > 0 else 0.0, int(r < 0), r if r < 0 else 0.0)
-    _upsert(PolicyCounter, POLICY_KEY, POLICY_SUMS, [(*key, *sums)])
+    return (*key, 1, r, r * r, int(r > 0), r if r > 0 else 0.0, int(r < 0), r if r < 0 else 0.0)
 
 
 def policy_bucket(confidence: float) -> int:
@@ -80,9 +94,22 @@ def policy_bucket(confidence: float) -> int:
     return int(confidence // 5) * 5
 
 
+def insight_key(analysis: AILearningData) -> tuple:
+    return analysis.user_id, analysis.bot_id or 0, analysis.symbol, analysis.timeframe
+
+
 def _add(analysis: AILearningData, increments: list[tuple]) -> None:
-    key = (analysis.user_id, analysis.bot_id or 0, analysis.symbol, analysis.timeframe)
+    key = insight_key(analysis)
     _upsert(InsightCounter, KEY, SUMS, [(*key, *increment) for increment in increments])
+
+
+def add_totals(insight_rows: dict[tuple, list], policy_rows: dict[tuple, list]) -> None:
+    """Add many increments at once, each dict {key values: sums} already summed per key (one statement
+    may not touch a row twice): a replay's chunk."""
+    if insight_rows:
+        _upsert(InsightCounter, KEY, SUMS, [(*key, *sums) for key, sums in insight_rows.items()])
+    if policy_rows:
+        _upsert(PolicyCounter, POLICY_KEY, POLICY_SUMS, [(*key, *sums) for key, sums in policy_rows.items()])
 
 
 def _upsert(model, key: tuple[str, ...], sums: tuple[str, ...], rows: list[tuple]) -> None:

@@ -7,6 +7,7 @@ LEARNING_MIN_SAMPLES. Formulas: docs/learning.md."""
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django.db.models import Avg, Count, Q, Sum, Value
@@ -37,9 +38,16 @@ def wilson(hits: int, n: int) -> tuple[float, float]:
 
 
 def stat(hits: int, n: int, **extra) -> dict:
+    rate, low, high = _rate(hits, n)
+    return {**extra, "n": n, "hits": hits, "rate": rate, "low": low, "high": high}
+
+
+# Insights are computed after every resolution, and most of their groups have the counts they had the time
+# before: a replay asks for the same few thousand intervals hundreds of thousands of times.
+@lru_cache(maxsize=65536)
+def _rate(hits: int, n: int) -> tuple[float | None, float | None, float | None]:
     low, high = wilson(hits, n)
-    rate = hits / n if n else None
-    return {**extra, "n": n, "hits": hits, "rate": _round(rate), "low": _round(low), "high": _round(high)}
+    return _round(hits / n if n else None), _round(low), _round(high)
 
 
 @dataclass(frozen=True)
@@ -60,15 +68,27 @@ class Scope:
 
 def compute_insights(user, *, bot=None, symbol: str = "", timeframe: str = "") -> dict:
     scope = Scope(user.pk, bot.pk if bot else None, symbol, timeframe)
+    figures = summed_counters(scope)
+    return insights_from(scope, figures, _trades(scope), _version_names(figures["prompt_version"]))
+
+
+def insights_from(scope: Scope, figures: dict, trades: dict, version_names: dict[int, str]) -> dict:
+    """The insights from the summed counters (`figures`: {dimension: {value: sums}}), the closed trades'
+    figures (`trades_figures`) and the prompt versions' hashes by id; the database's computation and a
+    replay's in memory share it."""
     minimum = settings.LEARNING_MIN_SAMPLES
-    figures = _figures(scope)
     overall_row = figures["all"].get("", _EMPTY)
     overall = stat(overall_row["hits"], overall_row["n"])
     groups = {name: _rows(figures[name]) for name in DIMENSIONS}
-    groups["prompt_version"] = _named_versions(groups["prompt_version"])
+    groups["prompt_version"] = _named_versions(groups["prompt_version"], version_names)
     calibration = _calibration(figures["calibration"])
     insights = {
-        "scope": {"user": user.pk, "bot": scope.bot_id, "symbol": symbol, "timeframe": timeframe},
+        "scope": {
+            "user": scope.user_id,
+            "bot": scope.bot_id,
+            "symbol": scope.symbol,
+            "timeframe": scope.timeframe,
+        },
         "computed_at": timezone.now().isoformat(),
         "min_samples": minimum,
         "total_analyses": figures["recorded"].get("", _EMPTY)["n"],
@@ -88,7 +108,7 @@ def compute_insights(user, *, bot=None, symbol: str = "", timeframe: str = "") -
             if overall_row["scored"]
             else None,
         },
-        "trades": _trades(scope),
+        "trades": trades,
         "over_time": [_stat_of(row, week=week) for week, row in sorted(figures["week"].items())],
     }
     ranked = [row for row in groups["timeframe"] if row["n"] >= minimum]
@@ -158,7 +178,7 @@ def as_text(insights: dict, title: str) -> str:
 _EMPTY = {"n": 0, "hits": 0, "scored": 0, "confidence_sum": 0.0, "squared_error": 0.0}
 
 
-def _figures(scope: Scope) -> dict[str, dict[str, dict]]:
+def summed_counters(scope: Scope) -> dict[str, dict[str, dict]]:
     """{dimension: {value: sums}} over the counters in scope: one grouped query."""
     counters = scope.narrow(InsightCounter.objects.filter(user_id=scope.user_id))
     figures: dict[str, dict[str, dict]] = defaultdict(dict)
@@ -177,13 +197,13 @@ def _rows(values: dict[str, dict]) -> list[dict]:
     return [_stat_of(row, group=value) for value, row in sorted(values.items())]
 
 
-def _named_versions(rows: list[dict]) -> list[dict]:
+def _version_names(versions: dict[str, dict]) -> dict[int, str]:
+    ids = [int(value) for value in versions if value]
+    return dict(PromptVersion.objects.filter(pk__in=ids).values_list("pk", "sha256")) if ids else {}
+
+
+def _named_versions(rows: list[dict], names: dict[int, str]) -> list[dict]:
     """Prompt versions by their hash, as the insights show them, rather than by id."""
-    names = dict(
-        PromptVersion.objects.filter(pk__in=[row["group"] for row in rows if row["group"]]).values_list(
-            "pk", "sha256"
-        )
-    )
     return sorted(
         ({**row, "group": names.get(int(row["group"]), "") if row["group"] else ""} for row in rows),
         key=lambda row: row["group"],
@@ -204,21 +224,28 @@ def _calibration(deciles: dict[str, dict]) -> list[dict]:
 
 
 def _trades(scope: Scope) -> dict:
-    row = scope.trades().aggregate(
-        n=Count("pk"),
-        wins=Count("pk", filter=Q(outcome="WIN")),
-        expectancy_pct=Avg("pnl_percent"),
-        expectancy_r=Avg("actual_rr"),
-        gains=Coalesce(Sum("pnl", filter=Q(pnl__gt=0)), Value(0, output_field=Trade._meta.get_field("pnl"))),
-        losses=Coalesce(Sum("pnl", filter=Q(pnl__lt=0)), Value(0, output_field=Trade._meta.get_field("pnl"))),
+    zero = Value(0, output_field=Trade._meta.get_field("pnl"))
+    return trades_figures(
+        **scope.trades().aggregate(
+            n=Count("pk"),
+            wins=Count("pk", filter=Q(outcome="WIN")),
+            expectancy_pct=Avg("pnl_percent"),
+            expectancy_r=Avg("actual_rr"),
+            gains=Coalesce(Sum("pnl", filter=Q(pnl__gt=0)), zero),
+            losses=Coalesce(Sum("pnl", filter=Q(pnl__lt=0)), zero),
+        )
     )
+
+
+def trades_figures(*, n, wins, expectancy_pct, expectancy_r, gains, losses) -> dict:
+    """The closed trades' figures from their count, wins, mean P&L % and R, and summed gains and losses."""
     return {
-        "win_rate": stat(row["wins"], row["n"]),
-        "expectancy_pct": _round(row["expectancy_pct"]),
-        "expectancy_r": _round(row["expectancy_r"]),
-        "profit_factor": _round(row["gains"] / -row["losses"]) if row["losses"] else None,
-        "gross_profit": _round(row["gains"]),
-        "gross_loss": _round(row["losses"]),
+        "win_rate": stat(wins, n),
+        "expectancy_pct": _round(expectancy_pct),
+        "expectancy_r": _round(expectancy_r),
+        "profit_factor": _round(gains / -losses) if losses else None,
+        "gross_profit": _round(gains),
+        "gross_loss": _round(losses),
     }
 
 

@@ -6,6 +6,9 @@ beats that confidence out of sample. Rules and reasons: docs/learning.md, "The o
 import hashlib
 import json
 import logging
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -139,14 +142,47 @@ def _made_at(record: AILearningData) -> datetime:
     return datetime.fromisoformat(as_of) if as_of else record.created_at
 
 
-def _frame(records) -> pd.DataFrame:
-    rows = pd.DataFrame([features(r) for r in records], columns=[*NUMERIC, *CATEGORICAL])
+@dataclass(frozen=True)
+class Call:
+    """A resolved call as the model sees it."""
+
+    pk: int
+    inputs: dict  # features()
+    made: datetime  # _made_at()
+    resolved: datetime
+    won: int
+    confidence: float
+
+
+# What a call says as model inputs never changes once it is recorded (its outcome is not among them), so a
+# process remembers it: the daily check and every retraining would otherwise read and turn into features
+# every call again, most of a long replay's time. Keyed by id and creation time, so that an id a rolled-back
+# transaction handed out twice is not mistaken for the other row. Bounded, the oldest forgotten first.
+_INPUTS: OrderedDict[tuple[int, datetime], tuple[dict, datetime]] = OrderedDict()
+INPUTS_REMEMBERED = 50_000
+
+
+def resolved_calls(queryset) -> list[Call]:
+    """The calls of `queryset` (of `_calls`), in its order, with their model inputs."""
+    slim = list(queryset.values_list("pk", "created_at", "resolved_at", "outcome", "confidence_score"))
+    known = {key: _INPUTS[key] for pk, created, *_ in slim if (key := (pk, created)) in _INPUTS}
+    missing = [pk for pk, created, *_ in slim if (pk, created) not in known]
+    for start in range(0, len(missing), 1000):  # within every database's limit on parameters
+        for record in AILearningData.objects.filter(pk__in=missing[start : start + 1000]).only(*FIELDS):
+            key = (record.pk, record.created_at)
+            known[key] = _INPUTS[key] = (features(record), _made_at(record))
+    while len(_INPUTS) > INPUTS_REMEMBERED:
+        _INPUTS.popitem(last=False)
+    return [
+        Call(pk, *known[pk, created], resolved, int(outcome == Outcome.WIN), confidence)
+        for pk, created, resolved, outcome, confidence in slim
+    ]
+
+
+def _frame(inputs: list[dict]) -> pd.DataFrame:
+    rows = pd.DataFrame(inputs, columns=[*NUMERIC, *CATEGORICAL])
     rows[list(NUMERIC)] = rows[list(NUMERIC)].astype(float)  # None becomes NaN, for the imputer
     return rows
-
-
-def _won(records) -> np.ndarray:
-    return np.array([r.outcome == Outcome.WIN for r in records], dtype=int)
 
 
 def _pipeline() -> Pipeline:
@@ -199,14 +235,12 @@ def train(user, *, until: datetime) -> TrainedModel | None:
     """Train the user's outcome model on the calls resolved before `until` (no lookahead: the replay passes
     its simulated clock), evaluate it out of sample, store it, active only if it beats the confidence.
     None when there are too few calls, or nothing to learn."""
-    records = sorted(
-        _calls(user=user, resolved_at__lt=until).only(*FIELDS), key=lambda r: (_made_at(r), r.pk)
-    )
-    if len(records) < settings.ML_MIN_SAMPLES:
+    calls = sorted(resolved_calls(_calls(user=user, resolved_at__lt=until)), key=lambda c: (c.made, c.pk))
+    if len(calls) < settings.ML_MIN_SAMPLES:
         return None
-    x, won = _frame(records), _won(records)
-    made = np.array([_made_at(r) for r in records])
-    resolved = np.array([r.resolved_at for r in records])
+    x, won = _frame([c.inputs for c in calls]), np.array([c.won for c in calls], dtype=int)
+    made = np.array([c.made for c in calls])
+    resolved = np.array([c.resolved for c in calls])
     evaluated = _evaluate(x, won, made, resolved)
     if evaluated is None:
         return None
@@ -215,7 +249,7 @@ def train(user, *, until: datetime) -> TrainedModel | None:
     version = f"{trained_to:%Y%m%d%H%M}-{hashlib.sha256(body).hexdigest()[:12]}"
     metrics = {
         **evaluated,
-        "n": len(records),
+        "n": len(calls),
         "wins": int(won.sum()),
         "splits": SPLITS,
         "until": until.isoformat(),
@@ -302,17 +336,17 @@ def still_beats_baseline(model: TrainedModel, *, until: datetime) -> bool:
     stated confidence's, switch it off, with the evidence in its metrics."""
     if not model.is_active:
         return False
-    fresh = list(
-        _calls(user=model.user_id, resolved_at__gt=model.trained_to, resolved_at__lt=until).only(*FIELDS)
+    fresh = resolved_calls(
+        _calls(user=model.user_id, resolved_at__gt=model.trained_to, resolved_at__lt=until)
     )
     if len(fresh) < settings.LEARNING_MIN_SAMPLES:
         return True
-    won = _won(fresh)
+    won = np.array([c.won for c in fresh], dtype=int)
     params = _parameters(model.artifact.name)
     evidence = {
         "n": len(fresh),
-        "brier": round(_brier(won, _probabilities(params, [features(r) for r in fresh])), 6),
-        "baseline_brier": round(_brier(won, np.array([r.confidence_score for r in fresh]) / 100), 6),
+        "brier": round(_brier(won, _probabilities(params, [c.inputs for c in fresh])), 6),
+        "baseline_brier": round(_brier(won, np.array([c.confidence for c in fresh]) / 100), 6),
         "at": until.isoformat(),
     }
     beats = evidence["brier"] < evidence["baseline_brier"]
@@ -329,8 +363,12 @@ def gate(user, record: AILearningData, reward_risk: float | None) -> dict | None
     p > 1/(1 + rr); without a stop and a target to take rr from, p > 0.5."""
     if record.recommendation not in ("BUY", "SELL"):
         return None
-    model = active_model(user)
-    if model is None:
+    return verdict(active_model(user), record, reward_risk)
+
+
+def verdict(model: TrainedModel | None, record: AILearningData, reward_risk: float | None) -> dict | None:
+    """`gate` with the model in hand."""
+    if model is None or record.recommendation not in ("BUY", "SELL"):
         return None
     p = probability(model, record)
     needed = 1 / (1 + reward_risk) if reward_risk is not None else 0.5
@@ -359,8 +397,8 @@ def retrain_due(now: datetime) -> list[TrainedModel]:
 def retrain(user, now: datetime) -> TrainedModel | None:
     """Check the user's active model on what resolved since it was trained, then train a new one if it was
     switched off, was trained on data up to more than ML_RETRAIN_HOURS before `now`, or there is none, and
-    there are at least LEARNING_MIN_SAMPLES more calls than the last training had (with fewer, nearly the
-    same calls would give nearly the same model: a daily retraining of a model that never won is wasted).
+    the calls have grown since the last training by LEARNING_MIN_SAMPLES and by ML_RETRAIN_GROWTH of what
+    it had (`enough_new_calls`; with fewer, nearly the same calls would give nearly the same model).
     `now` is the clock the data is read by: the wall clock for the beat task, the simulated one in a
     replay."""
     model = active_model(user)
@@ -368,11 +406,14 @@ def retrain(user, now: datetime) -> TrainedModel | None:
     if model and still_beats_baseline(model, until=now) and young:
         return None
     last = TrainedModel.objects.filter(user=user).order_by("-created_at", "-pk").first()
-    if last:
-        calls = _calls(user=user, resolved_at__lt=now).count()
-        if calls - last.metrics["n"] < settings.LEARNING_MIN_SAMPLES:
-            return None
+    if last and _calls(user=user, resolved_at__lt=now).count() < enough_new_calls(last.metrics["n"]):
+        return None
     return train(user, until=now)
+
+
+def enough_new_calls(trained_on: int) -> int:
+    """The number of calls at which a model trained on `trained_on` is worth training again."""
+    return trained_on + max(settings.LEARNING_MIN_SAMPLES, math.ceil(trained_on * settings.ML_RETRAIN_GROWTH))
 
 
 def _trained_until(model: TrainedModel) -> datetime:

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pandas as pd
 
+from market.sources import float_columns
+
 WIN, LOSS, BREAKEVEN = "WIN", "LOSS", "BREAKEVEN"
 
 
@@ -40,19 +42,22 @@ def first_exit(
     """The first exit among `candles` opened at or after the entry, or None while the position stays open:
     the monitor's rule for open trades (trades.monitor), and how untraded analyses are scored
     (learning.resolution): one rule for both."""
-    after = candles[candles.index >= pd.Timestamp(entered_at).floor(period)]
+    after = candles.iloc[candles.index.searchsorted(pd.Timestamp(entered_at).floor(period)) :]
     buy = side == "BUY"
     worst = None
-    for count, (open_time, bar) in enumerate(after.iterrows(), start=1):
+    # Plain floats rather than rows of a frame: the monitor and the outcomes walk candles every cycle.
+    lows, highs, closes = (c.tolist() for c in float_columns(after, "low", "high", "close"))
+    bars = zip(after.index, lows, highs, closes, strict=True)
+    for count, (open_time, low, high, close) in enumerate(bars, start=1):
         closed_at = (open_time + period).to_pydatetime()
-        extreme = Decimal(str(bar["low"] if buy else bar["high"]))
+        extreme = Decimal(str(low if buy else high))
         worst = extreme if worst is None else min(worst, extreme) if buy else max(worst, extreme)
-        if stop is not None and (bar["low"] <= stop if buy else bar["high"] >= stop):
+        if stop is not None and (low <= stop if buy else high >= stop):
             return Exit(stop, closed_at, "STOP_LOSS", worst)
-        if target is not None and (bar["high"] >= target if buy else bar["low"] <= target):
+        if target is not None and (high >= target if buy else low <= target):
             return Exit(target, closed_at, "TAKE_PROFIT", worst)
         if count >= max_candles:
-            return Exit(Decimal(str(bar["close"])), closed_at, "TIME_EXIT", worst)
+            return Exit(Decimal(str(close)), closed_at, "TIME_EXIT", worst)
     return None
 
 

@@ -54,11 +54,33 @@ def effective_policy(bot, latest: LearnedPolicy | None = None) -> Policy:
 
 def learn_policy(bot) -> LearnedPolicy:
     """Learn the bot's policy from resolved BUY/SELL analyses (traded or not), its own or pooled with the
-    owner's other bots (`_learning_rows`), read from their running totals (PolicyCounter), so that learning
-    costs the same on the thousandth day as on the first; store it if it differs from the latest, else bring
-    the latest's data window and sample sizes up to date."""
+    owner's other bots (`pool`), read from their running totals (PolicyCounter), so that learning costs the
+    same on the thousandth day as on the first; store it if it differs from the latest, else bring the
+    latest's data window and sample sizes up to date."""
+    alike = list(Bot.objects.filter(owner_id=bot.owner_id, analyst=bot.analyst).values_list("pk", flat=True))
+    counters = list(
+        PolicyCounter.objects.filter(user_id=bot.owner_id, bot_id__in=alike).values(
+            "bot_id", "bucket", "regime", "market_sentiment", *POLICY_SUMS
+        )
+    )
+    values, sizes, bot_ids = policy_from(bot, alike, counters)
+    window = _resolved_calls(bot_id__in=bot_ids).aggregate(
+        data_from=Min("resolved_at"), data_to=Max("resolved_at")
+    )
+    with transaction.atomic():
+        policy, new = next_policy(bot, _latest(bot), values, sizes, window)
+        if new:
+            policy.save()
+        else:
+            policy.save(update_fields=["avoid_conditions", "sample_sizes", *window])
+        return policy
+
+
+def policy_from(bot, alike: list[int], counters: list[dict]) -> tuple[dict, dict, list[int]]:
+    """The policy's values and their evidence from the PolicyCounter rows of the owner's bots with the
+    bot's analyst (`alike`), and the bots whose calls it learned from."""
     minimum = settings.LEARNING_MIN_SAMPLES
-    rows, bot_ids, pooling = _learning_rows(bot, minimum)
+    rows, bot_ids, pooling = pool(bot, alike, counters, minimum)
     table = [{"threshold": t, **_expectancy([r for r in rows if r["bucket"] >= t])} for t in THRESHOLDS]
     usable = [row for row in table if row["n"] >= minimum]
     learned = bool(usable)
@@ -73,21 +95,19 @@ def learn_policy(bot) -> LearnedPolicy:
         values["size_factor"], sizes["kelly"] = _size_factor(taken, bot)
         values["avoid_conditions"] = _avoid_conditions(taken, minimum)
         sizes["at_threshold"] = best["n"]
-    current = _latest(bot)
-    window = _resolved_calls(bot_id__in=bot_ids).aggregate(
-        data_from=Min("resolved_at"), data_to=Max("resolved_at")
-    )
-    with transaction.atomic():
-        if current and _same_decisions(current, values):
-            # The same policy on more data: its evidence is brought up to date, no new version is stored.
-            current.avoid_conditions, current.sample_sizes = values["avoid_conditions"], sizes
-            for name, value in window.items():
-                setattr(current, name, value)
-            current.save(update_fields=["avoid_conditions", "sample_sizes", *window])
-            return current
-        return LearnedPolicy.objects.create(
-            bot=bot, pins=current.pins if current else {}, sample_sizes=sizes, **values, **window
-        )
+    return values, sizes, bot_ids
+
+
+def next_policy(bot, current: LearnedPolicy | None, values: dict, sizes: dict, window: dict):
+    """(the policy to keep, whether it is new): the same decisions on more data update the latest's
+    evidence and data window, in place; other decisions are a new version, keeping the owner's pins."""
+    if current and _same_decisions(current, values):
+        current.avoid_conditions, current.sample_sizes = values["avoid_conditions"], sizes
+        for name, value in window.items():
+            setattr(current, name, value)
+        return current, False
+    pins = current.pins if current else {}
+    return LearnedPolicy(bot=bot, pins=pins, sample_sizes=sizes, **values, **window), True
 
 
 def _resolved_calls(**scope):
@@ -96,18 +116,12 @@ def _resolved_calls(**scope):
     )
 
 
-def _learning_rows(bot, minimum: int) -> tuple[list[dict], list[int], dict]:
+def pool(bot, alike: list[int], counters: list[dict], minimum: int) -> tuple[list[dict], list[int], dict]:
     """Pooled learning: the owner's bots with the same analyst (its confidence means the same thing) learn
     from each other's calls, across symbols and regimes, so that a new bot does not start from nothing and
     a thin history borrows strength. A bot keeps to its own calls once it has `minimum` of them and their
     mean result differs from the other bots' beyond noise (Welch's interval at 95 %): its market is not the
     others'. Returns the counters to learn from, whose bots they are, and why."""
-    alike = list(Bot.objects.filter(owner_id=bot.owner_id, analyst=bot.analyst).values_list("pk", flat=True))
-    counters = list(
-        PolicyCounter.objects.filter(user_id=bot.owner_id, bot_id__in=alike).values(
-            "bot_id", "bucket", "regime", "market_sentiment", *POLICY_SUMS
-        )
-    )
     own = [r for r in counters if r["bot_id"] == bot.pk]
     mine, theirs = _mean_r(own), _mean_r([r for r in counters if r["bot_id"] != bot.pk])
     pooling = {"own": mine, "others": theirs}

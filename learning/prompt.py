@@ -57,7 +57,7 @@ def insights_section(insights: dict | None) -> str:
 def prompt_version(section: str) -> PromptVersion:
     """The stored version of the instructions with this insights section, its figures masked: a version per
     change of what the prompt says, not per new figure (which would be one per resolved analysis)."""
-    text = f"{SYSTEM}\n\n{NUMBER.sub('#', section)}".strip()
+    text = prompt_text(section)
     digest = hashlib.sha256(text.encode()).hexdigest()
     found = PromptVersion.objects.filter(sha256=digest).first()
     if found:
@@ -67,6 +67,11 @@ def prompt_version(section: str) -> PromptVersion:
             return PromptVersion.objects.create(sha256=digest, text=text)
     except IntegrityError:  # another worker stored it first
         return PromptVersion.objects.get(sha256=digest)
+
+
+def prompt_text(section: str) -> str:
+    """What a prompt version holds: the instructions and the section with its figures masked."""
+    return f"{SYSTEM}\n\n{NUMBER.sub('#', section)}".strip()
 
 
 def _pct(rate: float | None) -> str:

@@ -21,24 +21,25 @@ def resolve_traded(trade) -> bool:
     """The closed trade's analysis takes the trade's outcome. False if there is none or it was resolved."""
     if trade.analysis_id is None:
         return False
-    analysis = trade.analysis
+    return _settle(trade.analysis, traded_fields(trade.analysis, trade))
+
+
+def traded_fields(analysis: AILearningData, trade) -> dict:
+    """The outcome fields an analysis takes from its closed trade."""
     conditions = analysis.market_conditions
-    return _settle(
-        analysis,
-        dict(
-            outcome=trade.outcome,
-            actual_price=trade.exit_price,
-            accuracy_score=accuracy_score(
-                analysis.recommendation,
-                conditions["close"],
-                _float(analysis.predicted_price),
-                float(trade.exit_price),
-                conditions.get("atr") or 0.0,
-            ),
-            outcome_r=_float(trade.actual_rr),
-            untraded=False,
-            resolved_at=trade.closed_at,
+    return dict(
+        outcome=trade.outcome,
+        actual_price=trade.exit_price,
+        accuracy_score=accuracy_score(
+            analysis.recommendation,
+            conditions["close"],
+            _float(analysis.predicted_price),
+            float(trade.exit_price),
+            conditions.get("atr") or 0.0,
         ),
+        outcome_r=_float(trade.actual_rr),
+        untraded=False,
+        resolved_at=trade.closed_at,
     )
 
 
@@ -64,22 +65,39 @@ def resolve_untraded(bot, candles: pd.DataFrame, period: timedelta, now: datetim
     resolved = 0
     pending = AILearningData.objects.filter(bot=bot, outcome="", trade__isnull=True).order_by("created_at")
     for analysis in pending:
-        as_of = datetime.fromisoformat(analysis.market_conditions["as_of"])
-        horizon = int(analysis.analysis_data.get("horizon") or 1)
-        due = as_of + horizon * period
-        if due > now:
-            continue
-        if as_of < first_open:
-            continue  # older than the candles at hand; a monitor pass with a longer look-back takes it
-        # Fewer candles than the horizon where the market paused (a currency pair's weekend): scored on
-        # what there is.
-        window = candles[(candles.index >= as_of) & (candles.index < due)]
-        if not window.empty and _resolve(analysis, window, period, horizon):
+        window = due_window(analysis, candles, first_open, period, now)
+        if window is not None and _settle(analysis, untraded_fields(analysis, window, period)):
             resolved += 1
     return resolved
 
 
-def _resolve(analysis: AILearningData, window: pd.DataFrame, period: timedelta, horizon: int) -> bool:
+def due_window(
+    analysis: AILearningData, candles: pd.DataFrame, first_open, period, now
+) -> pd.DataFrame | None:
+    """The candles of the analysis's horizon, once it has passed by `now` and `candles` (which start at
+    `first_open`) cover it; else None."""
+    as_of = datetime.fromisoformat(analysis.market_conditions["as_of"])
+    due = due_at(analysis, period)
+    if due > now or as_of < first_open:
+        return None  # not due; or older than the candles at hand: a monitor pass with a longer look-back
+    # Fewer candles than the horizon where the market paused (a currency pair's weekend): scored on what
+    # there is.
+    index = candles.index  # ascending: the candles opened at or after as_of and before due
+    window = candles.iloc[index.searchsorted(as_of) : index.searchsorted(due)]
+    return None if window.empty else window
+
+
+def due_at(analysis: AILearningData, period: timedelta) -> datetime:
+    """When the analysis's horizon has passed."""
+    return datetime.fromisoformat(analysis.market_conditions["as_of"]) + horizon_of(analysis) * period
+
+
+def horizon_of(analysis: AILearningData) -> int:
+    return int(analysis.analysis_data.get("horizon") or 1)
+
+
+def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: timedelta) -> dict:
+    """The outcome fields of an untraded analysis over the candles of its horizon (`due_window`)."""
     a, conditions = analysis.analysis_data, analysis.market_conditions
     reference = float(conditions["close"])
     last = window.iloc[-1]
@@ -94,7 +112,7 @@ def _resolve(analysis: AILearningData, window: pd.DataFrame, period: timedelta, 
             datetime.fromisoformat(conditions["as_of"]),
             window,
             period,
-            horizon,
+            horizon_of(analysis),
         )
         exit_price = float(exit.price) if exit else float(last["close"])
         direction = 1 if recommendation == "BUY" else -1
@@ -127,7 +145,7 @@ def _resolve(analysis: AILearningData, window: pd.DataFrame, period: timedelta, 
         float(fields["actual_price"]),
         float(conditions.get("atr") or 0.0),
     )
-    return _settle(analysis, fields)
+    return fields
 
 
 def _float(value) -> float | None:

@@ -2,15 +2,16 @@
 resistance and a regime label. Computed once per (market, candle) and shared: see `indicators_for`."""
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 import talib
 from django.db import IntegrityError, transaction
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .models import IndicatorSet
-from .sources import Market
+from .sources import Market, float_columns
 
 # Periods are the textbook defaults the analysts and users know.
 RSI_PERIOD, ATR_PERIOD, ADX_PERIOD = 14, 14, 14
@@ -51,7 +52,8 @@ class Indicators:
     regime: str  # TREND_HIGH_VOL, TREND_LOW_VOL, RANGE_HIGH_VOL, RANGE_LOW_VOL or UNKNOWN
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        # Shallow: every value is a number, a string or a tuple of numbers (asdict's deep copy cost more).
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["support"], d["resistance"] = list(self.support), list(self.resistance)
         return d
 
@@ -67,14 +69,15 @@ def _last(values: np.ndarray) -> float | None:
 
 def pivot_levels(high: np.ndarray, low: np.ndarray, close: float, atr: float | None) -> tuple[tuple, tuple]:
     """Swing highs and lows merged when closer than half an ATR; nearest first on each side of the close."""
-    span = PIVOT_SPAN
-    levels = []
-    for i in range(span, len(high) - span):
-        window = slice(i - span, i + span + 1)
-        if high[i] == high[window].max():
-            levels.append(float(high[i]))
-        if low[i] == low[window].min():
-            levels.append(float(low[i]))
+    span, width = PIVOT_SPAN, 2 * PIVOT_SPAN + 1
+    levels: list[float] = []
+    if len(high) >= width:
+        # A candle is a swing high (low) when it is the highest (lowest) of the candles `span` either side.
+        centre = slice(span, len(high) - span)
+        highs, lows = high[centre], low[centre]
+        swing_highs = highs[highs == sliding_window_view(high, width).max(axis=1)]
+        swing_lows = lows[lows == sliding_window_view(low, width).min(axis=1)]
+        levels = np.concatenate([swing_highs, swing_lows]).tolist()
     tolerance = (atr or 0) / 2
     merged: list[float] = []
     for level in sorted(levels):
@@ -98,7 +101,7 @@ def regime_label(adx: float | None, atr_pct: np.ndarray) -> str:
 
 def compute(df: pd.DataFrame) -> Indicators:
     """Indicators of the last candle of `df` (columns open, high, low, close, volume; ascending time)."""
-    high, low, close, volume = (df[c].to_numpy(dtype=float) for c in ("high", "low", "close", "volume"))
+    high, low, close, volume = float_columns(df, "high", "low", "close", "volume")
     macd, signal, hist = talib.MACD(close, MACD_FAST, MACD_SLOW, MACD_SIGNAL)
     upper, middle, lower = talib.BBANDS(close, BB_PERIOD, BB_STDDEV, BB_STDDEV)
     atr = talib.ATR(high, low, close, ATR_PERIOD)

@@ -32,6 +32,20 @@ def find_exit(trade: Trade, candles: pd.DataFrame, period, max_candles: int) -> 
 def close_trade(trade: Trade, exit: Exit, exit_fee: Decimal) -> bool:
     """Close an open trade at `exit`, with its outcome, and resolve the analysis behind it. Compare-and-swap
     on the status: False if someone closed it first."""
+    with transaction.atomic():
+        closed = Trade.objects.filter(pk=trade.pk, status=Trade.Status.OPEN).update(
+            **closing_fields(trade, exit, exit_fee)
+        )
+        if closed:
+            trade.refresh_from_db()
+            resolve_traded(trade)
+            if not trade.is_simulated:
+                record_live_close(trade)
+    return closed == 1
+
+
+def closing_fields(trade: Trade, exit: Exit, exit_fee: Decimal) -> dict:
+    """What closing the trade at `exit` writes on it: status, exit, fees, P&L and outcome."""
     fees = trade.fees + exit_fee
     result = trade_result(
         side=trade.side,
@@ -45,29 +59,22 @@ def close_trade(trade: Trade, exit: Exit, exit_fee: Decimal) -> bool:
         band_pct=settings.BREAKEVEN_BAND_PCT,
     )
     direction = 1 if trade.side == Trade.Side.BUY else -1
-    with transaction.atomic():
-        closed = Trade.objects.filter(pk=trade.pk, status=Trade.Status.OPEN).update(
-            status=Trade.Status.CLOSED,
-            exit_price=exit.price,
-            fees=fees,
-            pnl=(direction * (exit.price - trade.price) * trade.amount - fees).quantize(PRICE_STEP),
-            pnl_percent=result.pnl_percent,
-            actual_rr=result.actual_rr,
-            outcome=result.outcome,
-            closed_at=exit.at,
-            learning_data={
-                **trade.learning_data,
-                "exit_reason": exit.reason,
-                "entry_accuracy": result.entry_accuracy,
-                "market_behavior": result.market_behavior,
-            },
-        )
-        if closed:
-            trade.refresh_from_db()
-            resolve_traded(trade)
-            if not trade.is_simulated:
-                record_live_close(trade)
-    return closed == 1
+    return dict(
+        status=Trade.Status.CLOSED,
+        exit_price=exit.price,
+        fees=fees,
+        pnl=(direction * (exit.price - trade.price) * trade.amount - fees).quantize(PRICE_STEP),
+        pnl_percent=result.pnl_percent,
+        actual_rr=result.actual_rr,
+        outcome=result.outcome,
+        closed_at=exit.at,
+        learning_data={
+            **trade.learning_data,
+            "exit_reason": exit.reason,
+            "entry_accuracy": result.entry_accuracy,
+            "market_behavior": result.market_behavior,
+        },
+    )
 
 
 def _exit_fill(trade: Trade, exit: Exit, broker: Broker) -> tuple[Exit, Decimal]:
@@ -88,7 +95,7 @@ def _exit_fill(trade: Trade, exit: Exit, broker: Broker) -> tuple[Exit, Decimal]
     return Exit(fill.price, fill.filled_at, exit.reason, exit.worst), fill.fee
 
 
-def _exit(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tuple[Exit, Decimal] | None:
+def exit_of(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tuple[Exit, Decimal] | None:
     """The trade's exit and its fee, or None while it stays open."""
     protected = trade.learning_data.get("protection_id") and not trade.is_simulated
     state = broker.protection(trade.symbol, trade.client_order_id) if protected else None
@@ -118,7 +125,7 @@ def monitor_trades(bot, candles: pd.DataFrame, period, broker: Broker | None = N
             from .brokers.live import LiveBroker
 
             broker = LiveBroker(bot.exchange_account)
-        found = _exit(trade, candles, period, broker)
+        found = exit_of(trade, candles, period, broker)
         if found and close_trade(trade, *found):
             closed.append(trade)
     return closed

@@ -10,11 +10,30 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 
-from automation.models import CycleRun
-from automation.replay import REPLAY_DOMAIN, PreloadedCandles, ReplaySpec, replay, replay_bot
+from automation.analysts.service import get_analyst
+from automation.cycle import Outside, run_cycle
+from automation.models import AutomationSession, CycleRun
+from automation.replay import (
+    REPLAY_DOMAIN,
+    PreloadedCandles,
+    ReplaySpec,
+    _resume,
+    _running,
+    replay,
+    replay_bot,
+    slots,
+)
 from learning.evaluation import evaluate
 from learning.insights import compute_insights
-from learning.models import AILearningData
+from learning.ml import retrain
+from learning.models import (
+    AILearningData,
+    InsightCounter,
+    InsightSnapshot,
+    LearnedPolicy,
+    PolicyCounter,
+    TrainedModel,
+)
 from market.importers import parse_csv, store_bars
 from market.sources import Market, StoredCandles
 from tests.factories import EURUSD_CSV, BotFactory, UserFactory, import_eurusd
@@ -179,3 +198,91 @@ def test_a_replay_with_the_openai_analyst_reports_its_tokens_and_cost(candles, o
     assert (llm["analyses"], llm["prompt_tokens"], llm["completion_tokens"]) == (4, 4800, 600)
     assert llm["cost_usd"] == pytest.approx(4 * (1200 * 0.15 + 150 * 0.60) / 1e6)
     assert llm["pnl_net_of_cost"] == pytest.approx(-llm["cost_usd"], abs=1e-9)  # HOLDs: no trade, no P&L
+
+
+def through_run_cycle(spec: ReplaySpec, bot) -> None:
+    """The replay as the bot would live it: `run_cycle` slot after slot, each step reading and writing the
+    database, the outcome model retrained each simulated day: what the books must reproduce."""
+    source = PreloadedCandles.load(spec.market)
+    outside = Outside(source=source, analyst=get_analyst(spec.analyst), draw_chart=False)
+    day = None
+    with _running(bot):
+        for slot in slots(spec, source):
+            if slot.date() != day:
+                day = slot.date()
+                _resume(bot)
+                retrain(bot.owner, slot)
+            run_cycle(bot.pk, slot, outside, on_schedule=False)
+
+
+def everything(bot) -> dict:
+    """What a replay leaves behind, without keys, clocks of the wall and ids."""
+    runs = {r.pk: r.slot for r in CycleRun.objects.filter(bot=bot)}
+    versions = {}
+    for a in AILearningData.objects.filter(bot=bot).select_related("prompt_version"):
+        versions[str(a.prompt_version_id)] = a.prompt_version.sha256 if a.prompt_version else ""
+    analyses = [
+        (
+            runs[a.cycle_run_id], a.recommendation, a.confidence_score, a.analysis_data, a.market_conditions,
+            a.feedback_data, a.outcome, a.outcome_r, a.accuracy_score, a.actual_price, a.resolved_at,
+            a.untraded, a.prompt_section, versions[str(a.prompt_version_id)], a.session_id is not None,
+        )
+        for a in AILearningData.objects.filter(bot=bot).order_by("cycle_run__slot")
+    ]  # fmt: skip
+    trades = [
+        (
+            runs[t.analysis.cycle_run_id], t.side, t.amount, t.price, t.stop_loss, t.take_profit, t.status,
+            t.exit_price, t.fees, t.pnl, t.pnl_percent, t.actual_rr, t.outcome, t.closed_at, t.execution_time,
+            t.learning_data, t.client_order_id == f"tai-{t.analysis.cycle_run_id}-open",
+        )
+        for t in Trade.objects.filter(bot=bot).select_related("analysis").order_by("execution_time")
+    ]  # fmt: skip
+    policies = [
+        (p.min_confidence, p.size_factor, p.avoid_conditions, p.data_from, p.data_to, p.sample_sizes)
+        for p in LearnedPolicy.objects.filter(bot=bot).order_by("created_at", "pk")
+    ]
+    snapshots = []
+    for snap in InsightSnapshot.objects.filter(bot=bot).order_by("computed_at", "pk"):
+        data = {k: v for k, v in snap.data.items() if k not in ("computed_at", "scope")}
+        snapshots.append((snap.resolved_count, json.dumps(data, sort_keys=True)))
+    counters = sorted(
+        (c.dimension, versions.get(c.value, c.value) if c.dimension == "prompt_version" else c.value, c.n,
+         c.hits, c.scored, round(c.confidence_sum, 6), round(c.squared_error, 9))
+        for c in InsightCounter.objects.filter(bot_id=bot.pk)
+    )  # fmt: skip
+    policy_counters = sorted(
+        (c.bucket, c.regime, c.market_sentiment, c.n, round(c.r_sum, 6), round(c.r_squares, 6), c.wins)
+        for c in PolicyCounter.objects.filter(bot_id=bot.pk)
+    )
+    models = [
+        (m.trained_from, m.trained_to, m.is_active, m.metrics)
+        for m in TrainedModel.objects.filter(user=bot.owner).order_by("created_at", "pk")
+    ]
+    run_rows = sorted((r.slot, r.status, r.failed_step, r.error) for r in CycleRun.objects.filter(bot=bot))
+    sessions = AutomationSession.objects.filter(bot=bot).count()
+    return {
+        "runs": run_rows, "analyses": analyses, "trades": trades, "policies": policies,
+        "snapshots": snapshots, "counters": counters, "policy_counters": policy_counters,
+        "models": models, "sessions": sessions,
+    }  # fmt: skip
+
+
+def test_the_books_decide_and_write_what_the_cycle_does(candles, settings):
+    # Long enough for trades opened and closed, policies learned and changed, the outcome model trained.
+    settings.LEARNING_MIN_SAMPLES, settings.ML_MIN_SAMPLES = 40, 60
+    spec = ReplaySpec("sample", "EUR/USD", "1h", start=START, end=START + timedelta(hours=400))
+    reference = replay_bot(spec)
+    reference.owner.email = f"reference@{REPLAY_DOMAIN}"
+    reference.owner.save(update_fields=["email"])
+    through_run_cycle(spec, reference)
+
+    booked = replay(spec)
+    assert booked.owner != reference.owner
+
+    expected, got = everything(reference), everything(booked)
+    assert len(expected["runs"]) == len(slots(spec, PreloadedCandles.load(spec.market))) > 250
+    assert len(expected["trades"]) >= 3 and any(t[6] == "CLOSED" for t in expected["trades"])
+    assert len(expected["policies"]) >= 2 and len(expected["snapshots"]) > 200, "too little happened"
+    assert any("ml_gate" in a[5] for a in expected["analyses"]), "the outcome model never gated: a weak test"
+    for name in expected:
+        assert got[name] == expected[name], name

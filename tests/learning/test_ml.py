@@ -173,7 +173,8 @@ def test_too_few_calls_train_nothing(alice, settings):
 def test_the_json_artifact_reproduces_predict_proba(alice):
     rows = calls(alice, 240)
     model = ml.train(alice, until=T0 + 1000 * HOUR)
-    pipeline = ml._pipeline().fit(ml._frame(rows), ml._won(rows))
+    won = [int(r.outcome == "WIN") for r in rows]
+    pipeline = ml._pipeline().fit(ml._frame([ml.features(r) for r in rows]), won)
 
     with model.artifact.open("rb") as f:
         body = f.read()
@@ -188,7 +189,7 @@ def test_the_json_artifact_reproduces_predict_proba(alice):
     odd[0].market_conditions = {}
     odd[1].analysis_data = {}
     for record in [*rows[:20], *odd]:
-        expected = pipeline.predict_proba(ml._frame([record]))[0, 1]
+        expected = pipeline.predict_proba(ml._frame([ml.features(record)]))[0, 1]
         assert ml.probability(model, record) == pytest.approx(expected, abs=1e-9)
 
 
@@ -298,15 +299,15 @@ def test_the_retrain_task_is_scheduled_and_trains_for_users_with_enough_calls(al
     assert list(TrainedModel.objects.values_list("user", "is_active")) == [(alice.pk, True)]
 
     # A fresh model that still beats the confidence on what resolved since is kept; a day-old one is
-    # trained again.
-    calls(alice, 40, hour=300, seed=2)
+    # trained again (with a fifth more calls than it had).
+    calls(alice, 50, hour=300, seed=2)
     retrain_models_task()
     [kept] = TrainedModel.objects.all()
-    assert (kept.is_active, kept.metrics["fresh"]["n"]) == (True, 40)
+    assert (kept.is_active, kept.metrics["fresh"]["n"]) == (True, 50)
     TrainedModel.objects.update(created_at=T0, metrics={**kept.metrics, "until": T0.isoformat()})
     retrain_models_task()
     newer, older = TrainedModel.objects.order_by("-created_at")
-    assert (newer.metrics["n"], newer.is_active, older.is_active) == (280, True, False)
+    assert (newer.metrics["n"], newer.is_active, older.is_active) == (290, True, False)
 
     # One switched off on fresh calls is replaced at once, by one that knows those calls.
     calls(alice, 100, hour=400, seed=4, win=confidence_wins, confidence=informative)
@@ -314,7 +315,7 @@ def test_the_retrain_task_is_scheduled_and_trains_for_users_with_enough_calls(al
     newer.refresh_from_db()
     assert "switched_off" in newer.metrics
     latest = TrainedModel.objects.order_by("-created_at", "-pk").first()
-    assert latest.metrics["n"] == 380
+    assert latest.metrics["n"] == 390
     assert TrainedModel.objects.filter(user=charlie).count() == 0
 
 
@@ -331,13 +332,14 @@ def test_another_users_calls_never_enter_a_users_model(alice, charlie):
 
 
 def test_no_retraining_without_enough_new_calls(alice, settings):
-    # A model that never beats the confidence is not active; it is trained again only once the minimum of
-    # new calls has come in, not every day on nearly the same calls.
+    # A model that never beats the confidence is not active; it is trained again only once the calls have
+    # grown by the minimum n and by a fifth, not every day on nearly the same calls.
     calls(alice, 240, win=confidence_wins, confidence=informative)
     first = ml.train(alice, until=T0 + 300 * HOUR)
     assert first is not None and not first.is_active
     later = T0 + 600 * HOUR
-    calls(alice, settings.LEARNING_MIN_SAMPLES - 1, hour=300, seed=5)
+    needed = max(settings.LEARNING_MIN_SAMPLES, 48)  # a fifth of 240 is 48
+    calls(alice, needed - 1, hour=300, seed=5)
     assert ml.retrain(alice, later) is None and TrainedModel.objects.count() == 1
     calls(alice, 1, hour=400, seed=6)
-    assert ml.retrain(alice, later).metrics["n"] == 240 + settings.LEARNING_MIN_SAMPLES
+    assert ml.retrain(alice, later).metrics["n"] == 240 + needed
