@@ -12,26 +12,36 @@ tradingai_bench_api (--keep leaves it, and the gunicorn environment, for a look 
 
 import argparse
 import asyncio
-import os
 import random
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-
-from .common import PG_ADMIN, database_url, drop_database, recreate_database
-
-ROOT = Path(__file__).resolve().parent.parent
+from .common import (
+    Request,
+    Usage,
+    close_database,
+    database_url,
+    describe,
+    drop_database,
+    free_port,
+    headers,
+    http_load,
+    in_own_process,
+    machine_state,
+    ms,
+    percentiles,
+    server_env,
+    setup_django,
+    start_gunicorn,
+    stop_processes,
+    wait_until_up,
+)
 
 USERS = 1000
 TRADES_PER_USER = 1000
@@ -78,7 +88,7 @@ INSERT INTO learning_ailearningdata (
     id, user_id, bot_id, analysis_data, market_conditions, symbol, timeframe, market_sentiment,
     recommendation, regime, confidence_score, predicted_price, screenshot, outcome, actual_price,
     accuracy_score, outcome_r, untraded, feedback_data, resolved_at, analyst, model_name, prompt_version_id,
-    prompt_tokens, completion_tokens, cost_usd, created_at, updated_at
+    prompt_section, prompt_tokens, completion_tokens, cost_usd, created_at, updated_at
 )
 SELECT
     j + 1, user_id, bot_id, '{{}}', '{{}}', symbol, '1h',
@@ -97,7 +107,7 @@ SELECT
     a %% %(traded_every)s <> 0,  -- the analyses no trade links to
     '{{}}',
     CASE WHEN a >= %(unresolved_from)s THEN NULL ELSE created_at + interval '1 day' END,
-    'OPENAI', 'gpt-4o-mini', %(first_version)s + floor(r1 * 3)::int,
+    'OPENAI', 'gpt-4o-mini', %(first_version)s + floor(r1 * 3)::int, '',
     1000 + floor(r2 * 500)::int, 150 + floor(r3 * 100)::int, round((0.0003 + r4 * 0.0002)::numeric, 6),
     created_at, created_at
 FROM rows
@@ -214,140 +224,7 @@ def issue_tokens() -> dict[int, str]:
     return {user.pk: ApiToken.issue(user, "bench")[1] for user in User.objects.order_by("pk")}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
-    command = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        "tradingai.wsgi",
-        f"--workers={WORKERS}",
-        "--threads=1",
-        f"--bind=127.0.0.1:{port}",
-        "--log-level=warning",
-        f"--error-logfile={log}",
-    ]
-    with log.open("a") as out:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def stop_gunicorn(server: subprocess.Popen) -> None:
-    server.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
-
-
-def wait_until_up(server: subprocess.Popen, base: str, token: str, log: Path, seconds: float = 60) -> None:
-    import requests
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.returncode}:\n{log.read_text()}")
-        with suppress(requests.ConnectionError):
-            response = requests.get(base + LISTS["trades"], headers=headers(token), timeout=30)
-            if response.status_code == 200:
-                return
-            raise RuntimeError(f"gunicorn answered {response.status_code}: {response.text[:500]}")
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer within {seconds:.0f} s:\n{log.read_text()}")
-
-
-def headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Token {token}", "Accept": "application/json"}
-
-
 # --- measuring ----------------------------------------------------------------------------------------------
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of every core since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle, iowait
-    return sum(values) - idle, sum(values)
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system, reaped children included) of a process and its live descendants."""
-    parents: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with suppress(OSError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                stats[int(entry.name)] = fields
-                parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        if current in stats:
-            total += sum(int(f) for f in stats[current][11:15])  # utime, stime, cutime, cstime
-        todo.extend(parents.get(current, []))
-    return total / TICKS
-
-
-def postmaster_pid() -> int | None:
-    """The PostgreSQL server's main process, the parent of every backend (ours and others'); None when the
-    server is not a process of this machine that can be seen."""
-    with psycopg.connect(PG_ADMIN) as admin:
-        backend = admin.execute("SELECT pg_backend_pid()").fetchone()[0]
-        try:  # while the backend lives: it exits with the connection
-            return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            return None
-
-
-class Usage:
-    """What the machine, the gunicorn tree, PostgreSQL (every database on the server) and this process spent
-    between start() and stop(); the rest is whatever else runs on the machine."""
-
-    def __init__(self, server: subprocess.Popen) -> None:
-        self.server, self.postgres = server, postmaster_pid()
-
-    def _cpu(self) -> tuple[float, float, float]:
-        postgres = tree_cpu(self.postgres) if self.postgres else 0.0
-        return tree_cpu(self.server.pid), postgres, sum(os.times()[:2])
-
-    def start(self) -> "Usage":
-        self._machine, self._cpus, self._wall = machine_ticks(), self._cpu(), time.perf_counter()
-        return self
-
-    def stop(self) -> str:
-        wall = time.perf_counter() - self._wall
-        busy, total = (after - before for after, before in zip(machine_ticks(), self._machine, strict=True))
-        server, postgres, own = (
-            after - before for after, before in zip(self._cpu(), self._cpus, strict=True)
-        )
-        rest = max(busy / TICKS - server - postgres - own, 0)
-        return (
-            f"machine busy {busy / total:.0%} of {os.cpu_count()} cores; in cores: "
-            f"gunicorn {server / wall:.2f}, "
-            + (f"PostgreSQL {postgres / wall:.2f}, " if self.postgres else "")
-            + f"this client {own / wall:.2f}, anything else {rest / wall:.2f}"
-        )
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
-
-
-def percentiles(samples: list[float]) -> tuple[float, float, float]:
-    cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return cuts[49], cuts[89], cuts[98]
-
-
-def describe(samples: list[float]) -> str:
-    p50, p90, p99 = percentiles(samples)
-    return f"p50 {ms(p50)}, p90 {ms(p90)}, p99 {ms(p99)}, max {ms(max(samples))}"
-
-
 def deep_urls(session, base: str, tokens: dict[int, str], rng: random.Random) -> dict[str, list[tuple]]:
     """For DEEP_USERS users, each list's page DEEP_PAGE (or its last page), reached by following `next`:
     {list: [(token, url, page number)]}."""
@@ -389,7 +266,7 @@ def unloaded(server: subprocess.Popen, base: str, tokens: dict[int, str]) -> dic
     deep = deep_urls(session, base, tokens, rng)
 
     print(f"unloaded, one request at a time, {SAMPLES} requests each over random users:")
-    usage = Usage(server).start()
+    usage = Usage({"gunicorn": server}).start()
     first_p50 = {}
     for name, path in LISTS.items():
         first = [get(tokens[rng.choice(users)], base + path) for _ in range(SAMPLES)]
@@ -411,45 +288,19 @@ def unloaded(server: subprocess.Popen, base: str, tokens: dict[int, str]) -> dic
     return first_p50
 
 
-async def _load(base: str, tokens: dict[int, str]) -> tuple[list[tuple[str, float]], list[str], int]:
-    import aiohttp
-
-    rng = random.Random(11)
-    users = sorted(tokens)
-    latencies: list[tuple[str, float]] = []
-    errors: list[str] = []
-    deadline = time.perf_counter() + LOAD_SECONDS
-    timeout = aiohttp.ClientTimeout(total=60)
-    connector = aiohttp.TCPConnector(limit=CONNECTIONS)
-
-    async def connection(session) -> None:
-        while time.perf_counter() < deadline:
-            name = rng.choice(list(LISTS))
-            url = base + LISTS[name]
-            started = time.perf_counter()
-            try:
-                async with session.get(url, headers=headers(tokens[rng.choice(users)])) as response:
-                    body = await response.read()
-                    if response.status != 200:
-                        errors.append(f"{response.status} {url}: {body[:200]!r}")
-                        continue
-            except Exception as error:  # any failure is an error to count, not a reason to stop
-                errors.append(f"{type(error).__name__} {url}: {error}")
-                continue
-            latencies.append((name, time.perf_counter() - started))
-
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await asyncio.gather(*(connection(session) for _ in range(CONNECTIONS)))
-    return latencies, errors, len(latencies) + len(errors)
-
-
 def load(server: subprocess.Popen, base: str, tokens: dict[int, str]) -> int:
     """LOAD_SECONDS of CONNECTIONS connections, each asking for a random list of a random user as soon as
     its previous answer is in. Returns the error count."""
-    usage = Usage(server).start()
-    started = time.perf_counter()
-    latencies, errors, total = asyncio.run(_load(base, tokens))
-    wall = time.perf_counter() - started
+    rng = random.Random(11)
+    users = sorted(tokens)
+
+    def pick() -> Request:
+        name = rng.choice(list(LISTS))
+        return Request(name, "GET", base + LISTS[name], tokens[rng.choice(users)])
+
+    usage = Usage({"gunicorn": server}).start()
+    result = asyncio.run(http_load(pick, CONNECTIONS, LOAD_SECONDS))
+    latencies, errors, total, wall = result.latencies, result.errors, result.total, result.seconds
     print(
         f"load: {CONNECTIONS} connections for {LOAD_SECONDS:.0f} s, first pages of both lists, random users:"
     )
@@ -461,8 +312,8 @@ def load(server: subprocess.Popen, base: str, tokens: dict[int, str]) -> int:
             if len(samples) >= 2:
                 print(f"  latency, GET {path} ({len(samples):,}): {describe(samples)}")
     print(f"  errors: {len(errors)}")
-    for example in errors[:ERROR_EXAMPLES]:
-        print(f"    {example}")
+    for _, kind, detail in errors[:ERROR_EXAMPLES]:
+        print(f"    {kind} {detail}")
     print(f"  {usage.stop()}")
     return len(errors)
 
@@ -518,47 +369,15 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database and the temporary folder")
     args = parser.parse_args()
 
-    from django.conf import settings
-
-    if settings.configured:
-        # Settings are read once per process, and another benchmark run before this one (bench.run) has
-        # read them for the developer's database; this one needs its own, so it runs in a process of its own.
-        subprocess.run([sys.executable, "-m", "bench.bench_api", *sys.argv[1:]], cwd=ROOT, check=True)
+    if in_own_process("bench.bench_api"):
         return
 
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        others = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND state = 'active'"
-        ).fetchone()[0]
-    load_1, load_5, _ = os.getloadavg()
-    print(
-        f"{os.cpu_count()} cores; before the run: load average {load_1:.2f} (1 min), {load_5:.2f} (5 min), "
-        f"{others - 1} other active PostgreSQL queries"
-    )
-
+    print(machine_state())
     tmp = Path(tempfile.mkdtemp(prefix="tradingai-bench-api-"))
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tradingai.settings.local",
-        "DJANGO_DEBUG": "false",
-        "DATABASE_URL": database_url(DB_NAME),
-        "TRADINGAI_VAR_DIR": str(tmp / "var"),
-        "LOG_LEVEL": "WARNING",
-        # Throttling stays on, with its cost per request, but never refuses: it is not what is measured.
-        "TRADINGAI_API_USER_RATE": "1000000/second",
-        "TRADINGAI_API_ANON_RATE": "1000000/second",
-    }
-    (tmp / "var" / "static").mkdir(parents=True)  # STATIC_ROOT: WhiteNoise warns in every process without it
+    env = server_env(tmp, DB_NAME)
     server = None
     try:
-        recreate_database(DB_NAME)
-        os.environ.update(env)  # before setup: settings read the environment once
-
-        import django
-        from django.core.management import call_command
-
-        django.setup()
-        call_command("migrate", verbosity=0)
+        setup_django(DB_NAME, env)
         print("seeding:")
         started = time.perf_counter()
         seed()
@@ -572,8 +391,8 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         log = tmp / "gunicorn.log"
-        server = start_gunicorn(env, port, log)
-        wait_until_up(server, base, next(iter(tokens.values())), log)
+        server = start_gunicorn(env, port, log, WORKERS)
+        wait_until_up(server, base + LISTS["trades"], next(iter(tokens.values())), log)
         print(f"gunicorn: {WORKERS} sync workers, 1 thread each, DEBUG off, on {base}")
 
         first_p50 = unloaded(server, base, tokens)
@@ -597,14 +416,8 @@ def main() -> None:
         print(f"  errors under load: {errors} ({verdict})")
     finally:
         if server is not None:
-            stop_gunicorn(server)
-        if settings.configured:
-            from django.db import connections
-
-            connections.close_all()
-            for connection in connections.all():
-                if hasattr(connection, "close_pool"):
-                    connection.close_pool()
+            stop_processes([server])
+        close_database()
         if args.keep:
             print(f"kept: database {DB_NAME}, folder {tmp}; to serve it again:")
             print(

@@ -13,23 +13,30 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import psycopg
 import redis
 
-from .common import PG_ADMIN, database_url, drop_database, recreate_database
-
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "fixtures" / "EURUSD_1h.csv"
+from .common import (
+    check_connections,
+    close_database,
+    database_url,
+    drop_database,
+    in_own_process,
+    machine_ticks,
+    seed_running_bots,
+    setup_django,
+    start_celery_worker,
+    stop_processes,
+    tree_cpu,
+    wait_for,
+)
 
 BOTS = 1000
 MARKETS = 20
@@ -156,39 +163,6 @@ class _AnalystHandler(BaseHTTPRequestHandler):
 
 
 # --- measuring ----------------------------------------------------------------------------------------------
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str]:
-    # The fields after the command name, which is in parentheses and may itself hold spaces.
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process, all its threads, its reaped children and its live
-    descendants: what the worker spent on the machine, waiting excluded."""
-    parents: dict[int, list[int]] = defaultdict(list)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with suppress(OSError, IndexError):
-                parents[int(_stat(int(entry.name))[1])].append(int(entry.name))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        with suppress(OSError):
-            fields = _stat(current)
-            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-        todo.extend(parents[current])
-    return total / TICKS
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of every core since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]  # idle, iowait
-    return sum(values) - idle, sum(values)
-
-
 def describe(samples: list[float]) -> str:
     if len(samples) < 2:
         return f"{samples[0]:.2f} s" if samples else "none"
@@ -206,88 +180,37 @@ def print_steps(runs) -> None:
         print(f"    {step:<12} {total:9.1f} s summed   {total / len(runs) * 1000:8.1f} ms per cycle")
 
 
-def wait_for(predicate, seconds: float, interval: float = 0.25) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
-
-
 # --- setting up ---------------------------------------------------------------------------------------------
-def check_connections(needed: int) -> None:
-    """Fail before the burst, not in the middle of it with "too many clients": other databases on the
-    server (test runs) hold connections too."""
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        limit = int(admin.execute("SHOW max_connections").fetchone()[0])
-        used = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
-        free = limit - used.fetchone()[0]
-    # This process's own connection and a few for whoever else connects meanwhile.
-    if needed + 5 > free:
-        raise SystemExit(
-            f"the workers' pools need {needed + 5} PostgreSQL connections; "
-            f"{free} of max_connections {limit} are free"
-        )
-
-
 def seed():
     """20 markets of the EUR/USD hours under other names, 1,000 started paper bots spread over them, and a
     warm-up bot of its own owner. Returns (bots in id order, the warm-up bot)."""
-    from accounts.models import Plan, User
+    from accounts.models import User
     from automation.models import Bot
     from automation.services import bot_start
-    from market.importers import parse_csv, store_bars
 
-    bars = list(parse_csv(FIXTURE.read_text()))
-    symbols = [f"M{i:02d}/USD" for i in range(1, MARKETS + 1)]
-    for symbol in symbols:
-        # Not a ccxt exchange id: the bots are paper bots on stored candles, never on a live exchange.
-        store_bars("bench", symbol, "1h", bars)
-    plan = Plan.objects.create(name="bench", max_running_bots=BOTS)
-    owners = [User.objects.create_user(f"owner{i}@bench.invalid", plan=plan) for i in range(USERS)]
-    common = {"exchange": "bench", "timeframe": "1h", "analyst": Bot.Analyst.OPENAI}
-    Bot.objects.bulk_create(
-        Bot(owner=owners[i % USERS], name=f"bot {i}", symbol=symbols[i % MARKETS], **common)
-        for i in range(BOTS)
-    )
-    bots = list(Bot.objects.order_by("pk"))
-    for bot in bots:
-        bot_start(bot)
-    warm_owner = User.objects.create_user("warm-up@bench.invalid", plan=plan)
-    warm = Bot.objects.create(owner=warm_owner, name="warm-up", symbol=symbols[0], **common)
+    bots = seed_running_bots(BOTS, MARKETS, USERS, Bot.Analyst.OPENAI)
+    warm_owner = User.objects.create_user("warm-up@bench.invalid", plan=bots[0].owner.plan)
+    warm = Bot.objects.create(
+        owner=warm_owner, name="warm-up", exchange="bench", symbol=bots[0].symbol, timeframe="1h",
+        analyst=Bot.Analyst.OPENAI,
+    )  # fmt: skip
     bot_start(warm)
     return bots, warm
 
 
 def start_workers(env: dict[str, str], count: int, concurrency: int, tmp: Path) -> list[subprocess.Popen]:
     """`count` io workers, each also on a queue of its own, so that each can be sent its warm-up cycle."""
-    command = [sys.executable, "-m", "celery", "-A", "tradingai", "worker", "--pool=threads"]
-    options = [f"--concurrency={concurrency}", "--loglevel=WARNING", "--without-mingle", "--without-gossip"]
-    workers = []
-    for i in range(count):
-        with (tmp / f"worker{i}.log").open("w") as log:
-            workers.append(
-                subprocess.Popen(
-                    [*command, *options, f"--queues=io,warm{i}", f"--hostname=bench-io{i}@%h"],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-    return workers
-
-
-def stop_workers(workers: list[subprocess.Popen]) -> None:
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+    return [
+        start_celery_worker(
+            env,
+            tmp / f"worker{i}.log",
+            queues=f"io,warm{i}",
+            hostname=f"bench-io{i}@%h",
+            pool="threads",
+            concurrency=concurrency,
+        )
+        for i in range(count)
+    ]
 
 
 # --- the two runs -------------------------------------------------------------------------------------------
@@ -363,7 +286,7 @@ def burst(bots, warm, env, processes: int, concurrency: int, tmp: Path, stand_in
         own = sum(os.times()[:2]) - sum(own[:2])
         busy, total = (after - before for after, before in zip(machine_ticks(), machine, strict=True))
     finally:
-        stop_workers(workers)
+        stop_processes(workers)
 
     runs = list(runs)
     counts = Counter(run.status for run in runs)
@@ -418,12 +341,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="threads per io worker")
     args = parser.parse_args()
 
-    from django.conf import settings
-
-    if settings.configured:
-        # Settings are read once per process, and another benchmark run before this one (bench.run) has
-        # read them for the developer's database; this one needs its own, so it runs in a process of its own.
-        subprocess.run([sys.executable, "-m", "bench.bench_cycles"], cwd=ROOT, check=True)
+    if in_own_process("bench.bench_cycles"):
         return
 
     check_connections(args.workers * POOL_SIZE)
@@ -445,15 +363,8 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",  # httpx logs every request at INFO
     }
     try:
-        recreate_database(DB_NAME)
         broker.flushdb()
-        os.environ.update(env)  # before setup: settings read the environment once
-
-        import django
-        from django.core.management import call_command
-
-        django.setup()
-        call_command("migrate", verbosity=0)
+        setup_django(DB_NAME, env)
         bots, warm = seed()
         print(
             f"{BOTS:,} running paper bots on {MARKETS} markets, "
@@ -464,10 +375,7 @@ def main() -> None:
         print(f"burst over serial (extrapolated): {serial_seconds / wall:.0f}x faster")
     finally:
         stand_in.stop()
-        if settings.configured:
-            from django.db import connections
-
-            connections.close_all()
+        close_database()
         drop_database(DB_NAME)
         broker.flushdb()
         broker.close()

@@ -9,6 +9,7 @@ BENCHMARKS = [
     "bench.bench_cycles",
     "bench.bench_insights",
     "bench.bench_api",
+    "bench.bench_load",
     "bench.bench_replay",
 ]
 
