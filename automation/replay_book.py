@@ -393,7 +393,11 @@ class Book:
             AILearningData, self.changed_analyses.values(), [*OUTCOME_FIELDS, "feedback_data", "updated_at"]
         )
         _update(Trade, self.changed_trades.values(), [*CLOSING_FIELDS, "learning_data", "updated_at"])
-        InsightSnapshot.objects.bulk_create(self.new_snapshots)
+        for snapshot in self.new_snapshots:
+            snapshot.computed_at = now
+        # Nothing refers to them, so they need no keys back: one executemany (bulk_create spent more time
+        # preparing these large rows than writing them).
+        _write(InsightSnapshot, self.new_snapshots, ["user", "bot", "computed_at", "resolved_count", "data"])
         LearnedPolicy.objects.bulk_create(self.new_policies)
         _update(
             LearnedPolicy,
@@ -411,6 +415,23 @@ def _as_stored(row: models.Model) -> models.Model:
         if isinstance(field, models.DecimalField) and isinstance(value, Decimal):
             setattr(row, field.attname, value.quantize(Decimal(1).scaleb(-field.decimal_places)))
     return row
+
+
+def _write(model: type[models.Model], rows, fields: list[str]) -> None:
+    """INSERT the rows' `fields` in one executemany, without their keys."""
+    rows = list(rows)
+    if not rows:
+        return
+    meta, quote = model._meta, connection.ops.quote_name
+    columns = [meta.get_field(name) for name in fields]
+    names = ", ".join(quote(column.column) for column in columns)
+    values = ", ".join(["%s"] * len(columns))
+    # Only the model's own table and column names are formatted in; every value is a parameter.
+    sql = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES ({values})"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            sql, [[c.get_db_prep_save(getattr(row, c.attname), connection) for c in columns] for row in rows]
+        )
 
 
 def _update(model: type[models.Model], rows, fields: list[str]) -> None:

@@ -19,7 +19,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import CharField, Count
+from django.db.models.functions import Cast
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -149,33 +150,43 @@ class Call:
     pk: int
     inputs: dict  # features()
     made: datetime  # _made_at()
-    resolved: datetime
+    resolved: datetime | None
     won: int
     confidence: float
 
 
 # What a call says as model inputs never changes once it is recorded (its outcome is not among them), so a
 # process remembers it: the daily check and every retraining would otherwise read and turn into features
-# every call again, most of a long replay's time. Keyed by id and creation time, so that an id a rolled-back
-# transaction handed out twice is not mistaken for the other row. Bounded, the oldest forgotten first.
-_INPUTS: OrderedDict[tuple[int, datetime], tuple[dict, datetime]] = OrderedDict()
+# every call again, most of a long replay's time. Keyed by id and creation time (as the database's text, so
+# no date is parsed for it), so that an id a rolled-back transaction handed out twice is not mistaken for the
+# other row. Bounded, the oldest forgotten first.
+_INPUTS: OrderedDict[tuple[int, str], tuple[dict, datetime]] = OrderedDict()
 INPUTS_REMEMBERED = 50_000
 
 
-def resolved_calls(queryset) -> list[Call]:
-    """The calls of `queryset` (of `_calls`), in its order, with their model inputs."""
-    slim = list(queryset.values_list("pk", "created_at", "resolved_at", "outcome", "confidence_score"))
-    known = {key: _INPUTS[key] for pk, created, *_ in slim if (key := (pk, created)) in _INPUTS}
-    missing = [pk for pk, created, *_ in slim if (pk, created) not in known]
-    for start in range(0, len(missing), 1000):  # within every database's limit on parameters
-        for record in AILearningData.objects.filter(pk__in=missing[start : start + 1000]).only(*FIELDS):
-            key = (record.pk, record.created_at)
+def resolved_calls(queryset, *, when_resolved: bool = True) -> list[Call]:
+    """The calls of `queryset` (of `_calls`), in its order, with their model inputs; their `resolved` only
+    `when_resolved` (else None)."""
+    read = ("pk", "created", "outcome", "confidence_score", *(["resolved_at"] if when_resolved else []))
+    rows = list(queryset.annotate(created=Cast("created_at", CharField())).values_list(*read))
+    known = {key: _INPUTS[key] for pk, created, *_ in rows if (key := (pk, created)) in _INPUTS}
+    missing = {pk: created for pk, created, *_ in rows if (pk, created) not in known}
+    ids = list(missing)
+    for start in range(0, len(ids), 1000):  # within every database's limit on parameters
+        for record in AILearningData.objects.filter(pk__in=ids[start : start + 1000]).only(*FIELDS):
+            key = (record.pk, missing[record.pk])
             known[key] = _INPUTS[key] = (features(record), _made_at(record))
     while len(_INPUTS) > INPUTS_REMEMBERED:
         _INPUTS.popitem(last=False)
     return [
-        Call(pk, *known[pk, created], resolved, int(outcome == Outcome.WIN), confidence)
-        for pk, created, resolved, outcome, confidence in slim
+        Call(
+            pk,
+            *known[pk, created],
+            resolved[0] if resolved else None,
+            int(outcome == Outcome.WIN),
+            confidence,
+        )
+        for pk, created, outcome, confidence, *resolved in rows
     ]
 
 
@@ -337,7 +348,8 @@ def still_beats_baseline(model: TrainedModel, *, until: datetime) -> bool:
     if not model.is_active:
         return False
     fresh = resolved_calls(
-        _calls(user=model.user_id, resolved_at__gt=model.trained_to, resolved_at__lt=until)
+        _calls(user=model.user_id, resolved_at__gt=model.trained_to, resolved_at__lt=until),
+        when_resolved=False,
     )
     if len(fresh) < settings.LEARNING_MIN_SAMPLES:
         return True

@@ -44,20 +44,22 @@ def first_exit(
     (learning.resolution): one rule for both."""
     after = candles.iloc[candles.index.searchsorted(pd.Timestamp(entered_at).floor(period)) :]
     buy = side == "BUY"
-    worst = None
+    worst = None  # the most adverse price so far, as a float: ordered as its exact decimal is
     # Plain floats rather than rows of a frame: the monitor and the outcomes walk candles every cycle.
     lows, highs, closes = (c.tolist() for c in float_columns(after, "low", "high", "close"))
     bars = zip(after.index, lows, highs, closes, strict=True)
     for count, (open_time, low, high, close) in enumerate(bars, start=1):
-        closed_at = (open_time + period).to_pydatetime()
-        extreme = Decimal(str(low if buy else high))
+        extreme = low if buy else high
         worst = extreme if worst is None else min(worst, extreme) if buy else max(worst, extreme)
         if stop is not None and (low <= stop if buy else high >= stop):
-            return Exit(stop, closed_at, "STOP_LOSS", worst)
-        if target is not None and (high >= target if buy else low <= target):
-            return Exit(target, closed_at, "TAKE_PROFIT", worst)
-        if count >= max_candles:
-            return Exit(Decimal(str(close)), closed_at, "TIME_EXIT", worst)
+            reason, price = "STOP_LOSS", stop
+        elif target is not None and (high >= target if buy else low <= target):
+            reason, price = "TAKE_PROFIT", target
+        elif count >= max_candles:
+            reason, price = "TIME_EXIT", Decimal(str(close))
+        else:
+            continue
+        return Exit(price, (open_time + period).to_pydatetime(), reason, Decimal(str(worst)))
     return None
 
 

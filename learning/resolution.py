@@ -100,7 +100,7 @@ def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: time
     """The outcome fields of an untraded analysis over the candles of its horizon (`due_window`)."""
     a, conditions = analysis.analysis_data, analysis.market_conditions
     reference = float(conditions["close"])
-    last = window.iloc[-1]
+    last_close = float(window["close"].iat[-1])
     fields = {"untraded": True, "resolved_at": (window.index[-1] + period).to_pydatetime()}
     recommendation = analysis.recommendation
     if recommendation in ("BUY", "SELL") and a.get("stop_loss") is not None:
@@ -114,7 +114,7 @@ def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: time
             period,
             horizon_of(analysis),
         )
-        exit_price = float(exit.price) if exit else float(last["close"])
+        exit_price = float(exit.price) if exit else last_close
         direction = 1 if recommendation == "BUY" else -1
         fee_pct = float(settings.SIMULATION_FEE_PCT) * 2  # in and out
         pnl_pct = direction * (exit_price - reference) / reference * 100 - fee_pct
@@ -132,7 +132,7 @@ def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: time
         }
     else:
         # HOLD said the price would not move much: right if it ended within one ATR of where it was.
-        actual = float(last["close"])
+        actual = last_close
         band = float(conditions.get("atr") or 0.0)
         fields |= {
             "outcome": WIN if abs(actual - reference) <= band else LOSS,

@@ -2,13 +2,13 @@
 resistance and a regime label. Computed once per (market, candle) and shared: see `indicators_for`."""
 
 import contextlib
+import math
 from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 import talib
 from django.db import IntegrityError, transaction
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .models import IndicatorSet
 from .sources import Market, float_columns
@@ -63,8 +63,8 @@ class Indicators:
 
 
 def _last(values: np.ndarray) -> float | None:
-    value = float(values[-1]) if len(values) else float("nan")
-    return None if np.isnan(value) else round(value, 10)
+    value = float(values[-1]) if len(values) else math.nan
+    return None if math.isnan(value) else round(value, 10)
 
 
 def pivot_levels(high: np.ndarray, low: np.ndarray, close: float, atr: float | None) -> tuple[tuple, tuple]:
@@ -75,8 +75,8 @@ def pivot_levels(high: np.ndarray, low: np.ndarray, close: float, atr: float | N
         # A candle is a swing high (low) when it is the highest (lowest) of the candles `span` either side.
         centre = slice(span, len(high) - span)
         highs, lows = high[centre], low[centre]
-        swing_highs = highs[highs == sliding_window_view(high, width).max(axis=1)]
-        swing_lows = lows[lows == sliding_window_view(low, width).min(axis=1)]
+        swing_highs = highs[highs == _rolling(np.maximum, high, width)]
+        swing_lows = lows[lows == _rolling(np.minimum, low, width)]
         levels = np.concatenate([swing_highs, swing_lows]).tolist()
     tolerance = (atr or 0) / 2
     merged: list[float] = []
@@ -88,6 +88,13 @@ def pivot_levels(high: np.ndarray, low: np.ndarray, close: float, atr: float | N
     support = sorted((lv for lv in merged if lv < close), reverse=True)[:MAX_LEVELS]
     resistance = sorted(lv for lv in merged if lv > close)[:MAX_LEVELS]
     return tuple(round(v, 10) for v in support), tuple(round(v, 10) for v in resistance)
+
+
+def _rolling(extreme: np.ufunc, values: np.ndarray, width: int) -> np.ndarray:
+    """The highest (np.maximum) or lowest (np.minimum) of each run of `width` values: the shifted copies
+    reduced at once, several times faster than a sliding window view for the few widths used here."""
+    count = len(values) - width + 1
+    return extreme.reduce([values[i : i + count] for i in range(width)])
 
 
 def regime_label(adx: float | None, atr_pct: np.ndarray) -> str:
