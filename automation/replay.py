@@ -23,7 +23,7 @@ from accounts.models import User
 from learning.ml import retrain
 from market.indicators import MIN_CANDLES
 from market.models import Candle
-from market.sources import COLUMNS, Market, StoredCandles, frame
+from market.sources import COLUMNS, Market, StoredCandles, frame, position
 
 from .analysts.service import get_analyst
 from .models import AutomationSession, Bot, CycleRun
@@ -70,7 +70,7 @@ class PreloadedCandles(StoredCandles):
     def candles(self, market: Market, *, limit: int, until: datetime | None = None) -> pd.DataFrame:
         if until is None:
             raise ValueError("a replay's candles are always asked for as of a slot")
-        end = int(self.frame.index.searchsorted(pd.Timestamp(until - market.period), side="right"))
+        end = position(self.frame.index, until - market.period, side="right")
         return self.frame.iloc[max(0, end - limit) : end]
 
 

@@ -100,6 +100,8 @@ class AILearningData(models.Model):
             models.Index(fields=["user", "outcome"]),
             models.Index(fields=["user", "symbol", "timeframe"]),
             models.Index(fields=["bot", "resolved_at"]),
+            # The outcome model reads a user's calls by when they resolved, every hour (learning.ml).
+            models.Index(fields=["user", "resolved_at"]),
         ]
         ordering = ["-created_at"]
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from market.sources import float_columns
+from market.sources import EPOCH, float_columns, position
 
 WIN, LOSS, BREAKEVEN = "WIN", "LOSS", "BREAKEVEN"
 
@@ -42,7 +42,8 @@ def first_exit(
     """The first exit among `candles` opened at or after the entry, or None while the position stays open:
     the monitor's rule for open trades (trades.monitor), and how untraded analyses are scored
     (learning.resolution): one rule for both."""
-    after = candles.iloc[candles.index.searchsorted(pd.Timestamp(entered_at).floor(period)) :]
+    # From the candle the entry fell in: the one that opened at the entry floored to the period.
+    after = candles.iloc[position(candles.index, entered_at - (entered_at - EPOCH) % period) :]
     buy = side == "BUY"
     worst = None  # the most adverse price so far, as a float: ordered as its exact decimal is
     # Plain floats rather than rows of a frame: the monitor and the outcomes walk candles every cycle.

@@ -10,6 +10,8 @@ import pandas as pd
 from django.conf import settings
 from django.db import transaction
 
+from market.sources import position
+
 from .counters import count_policy, count_resolved
 from .models import AILearningData
 from .outcomes import LOSS, WIN, accuracy_score, first_exit, outcome_of
@@ -82,8 +84,8 @@ def due_window(
         return None  # not due; or older than the candles at hand: a monitor pass with a longer look-back
     # Fewer candles than the horizon where the market paused (a currency pair's weekend): scored on what
     # there is.
-    index = candles.index  # ascending: the candles opened at or after as_of and before due
-    window = candles.iloc[index.searchsorted(as_of) : index.searchsorted(due)]
+    # The candles opened at or after as_of and before due.
+    window = candles.iloc[position(candles.index, as_of) : position(candles.index, due)]
     return None if window.empty else window
 
 

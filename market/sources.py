@@ -3,7 +3,7 @@ open, high, low, close, volume, indexed by the candle's open time (UTC, ascendin
 holding only candles that had closed by the moment asked for."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import numpy as np
@@ -40,6 +40,27 @@ def frame(rows, columns=("time", *COLUMNS)) -> pd.DataFrame:
     df["time"] = pd.to_datetime(df["time"], utc=True)
     df = df.set_index("time").sort_index()
     return df.astype(float)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# Ticks per microsecond of the units a DatetimeIndex may hold times in.
+_PER_MICROSECOND = {"us": 1, "ns": 1000}
+
+
+def in_ticks(moment: datetime | timedelta, unit: str) -> int:
+    """A UTC moment (since the epoch) or a duration in ticks of `unit` ("us" or "ns"), exactly."""
+    since = moment - EPOCH if isinstance(moment, datetime) else moment
+    return since // timedelta(microseconds=1) * _PER_MICROSECOND[unit]
+
+
+def position(index: pd.DatetimeIndex, moment: datetime, side: str = "left") -> int:
+    """Where `moment` goes in the ascending `index` (its searchsorted), compared as integers: a replay asks
+    a few times a cycle, and building a Timestamp for each was most of the asking."""
+    if index.unit not in _PER_MICROSECOND:
+        return int(index.searchsorted(moment, side=side))
+    return int(index.asi8.searchsorted(in_ticks(moment, index.unit), side=side))
 
 
 def float_columns(df: pd.DataFrame, *names: str) -> list[np.ndarray]:
