@@ -11,6 +11,7 @@ outcomes are computed from what was learned before.
 
 Resumable: a slot's run is unique per bot, so a replay started again skips the slots that ran."""
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from market.sources import COLUMNS, Market, StoredCandles, frame, position
 
 from .analysts.service import get_analyst
 from .models import AutomationSession, Bot, CycleRun
+from .replay_ahead import WorkedAhead
 from .replay_book import Book
 from .services import session_close
 
@@ -37,6 +39,9 @@ REPLAY_DOMAIN = "replay.invalid"
 # replay loses at most one chunk, which it runs again when started again. Fewer when charts are drawn (a
 # fifth of a second each), so that SQLite's write lock is not held for long against the site's processes.
 CHUNK, CHUNK_WITH_CHARTS = 100, 10
+# From this many slots a worker process computes the technical analyses ahead (replay_ahead); below it,
+# starting one costs more than it saves.
+AHEAD_FROM = 500
 
 
 @dataclass(frozen=True)
@@ -136,8 +141,11 @@ def replay(
     # the replay's time.
     draw = spec.analyst != "technical" if draw_charts is None else draw_charts
     failed, day = 0, None
-    with _running(bot):
-        book = Book(bot, source, analyst, draw_charts=draw)
+    with _running(bot), _worked_ahead(spec, source, todo, draw) as ahead:
+        if ahead:
+            book = Book(bot, source, ahead.analyst, indicators_of=ahead.indicators_of)
+        else:
+            book = Book(bot, source, analyst, draw_charts=draw)
         for done, chunk in _chunks(todo, CHUNK_WITH_CHARTS if draw else CHUNK):
             with transaction.atomic():
                 for slot in chunk:
@@ -155,6 +163,14 @@ def replay(
             if progress:
                 progress(Progress(done, len(todo), failed))
     return bot
+
+
+def _worked_ahead(spec: ReplaySpec, source: PreloadedCandles, todo: list[datetime], draw: bool):
+    """A worker process computing the indicators and the technical analyst's answers ahead, for a long enough
+    replay with that analyst and no charts; else nothing to enter."""
+    if spec.analyst == "technical" and not draw and len(todo) >= AHEAD_FROM:
+        return WorkedAhead(source, spec.market, todo)
+    return contextlib.nullcontext()
 
 
 def _not_run(bot: Bot, wanted: list[datetime]) -> list[datetime]:

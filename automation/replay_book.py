@@ -19,6 +19,7 @@ the same rows."""
 import bisect
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -42,7 +43,7 @@ from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, Poli
 from learning.policy import effective_policy, next_policy, policy_from
 from learning.prompt import insights_section, prompt_text, prompt_version
 from learning.resolution import due_at, due_window, traded_fields, untraded_fields
-from market.indicators import compute
+from market.indicators import Indicators, compute
 from market.sources import Market, MarketDataSource
 from trades.brokers.simulation import SimulationBroker
 from trades.models import Trade
@@ -66,12 +67,22 @@ class Book:
     """The state a replay bot's cycles read, loaded once from the database, kept in memory as the cycles
     change it, and written by `flush`."""
 
-    def __init__(self, bot: Bot, source: MarketDataSource, analyst: Analyst, *, draw_charts: bool = False):
+    def __init__(
+        self,
+        bot: Bot,
+        source: MarketDataSource,
+        analyst: Analyst,
+        *,
+        draw_charts: bool = False,
+        indicators_of: Callable[[Market, pd.DataFrame], Indicators] | None = None,
+    ):
         self.bot = Bot.objects.select_related("owner").get(pk=bot.pk)
         if self.bot.mode != Bot.Mode.SIMULATION:
             raise ValueError("only a paper bot can be replayed")
         self.market = Market(self.bot.exchange, self.bot.symbol, self.bot.timeframe)
         self.source, self.analyst, self.draw_charts = source, analyst, draw_charts
+        # Nothing else reads them: computed, not stored for other bots to share.
+        self.indicators_of = indicators_of or (lambda market, candles: compute(candles))
         self.scope = Scope(self.bot.owner_id, self.bot.pk)
         self._load_trades()
         self._load_learning()
@@ -175,8 +186,7 @@ class Book:
                 insights=section,
                 timer=timer,
                 draw_chart=self.draw_charts,
-                # Nothing else reads them: computed, not stored for other bots to share.
-                indicators_of=lambda market, candles: compute(candles),
+                indicators_of=self.indicators_of,
             )
             record = timer.step("record", self._record, run, done, section)
             timer.step("monitor", self._monitor, done.candles)

@@ -23,6 +23,7 @@ from automation.replay import (
     replay_bot,
     slots,
 )
+from automation.replay_ahead import WorkedAhead
 from learning.evaluation import evaluate
 from learning.insights import compute_insights
 from learning.ml import retrain
@@ -267,9 +268,19 @@ def everything(bot) -> dict:
     }  # fmt: skip
 
 
-def test_the_books_decide_and_write_what_the_cycle_does(candles, settings):
+def test_the_books_decide_and_write_what_the_cycle_does(candles, settings, monkeypatch):
     # Long enough for trades opened and closed, policies learned and changed, the outcome model trained.
     settings.LEARNING_MIN_SAMPLES, settings.ML_MIN_SAMPLES = 40, 60
+    # The analyses worked out ahead by a worker process, as in a long replay.
+    monkeypatch.setattr("automation.replay.AHEAD_FROM", 1)
+    workers = []
+
+    class Recorded(WorkedAhead):
+        def __init__(self, *args):
+            super().__init__(*args)
+            workers.append(self)
+
+    monkeypatch.setattr("automation.replay.WorkedAhead", Recorded)
     spec = ReplaySpec("sample", "EUR/USD", "1h", start=START, end=START + timedelta(hours=400))
     reference = replay_bot(spec)
     reference.owner.email = f"reference@{REPLAY_DOMAIN}"
@@ -284,5 +295,7 @@ def test_the_books_decide_and_write_what_the_cycle_does(candles, settings):
     assert len(expected["trades"]) >= 3 and any(t[6] == "CLOSED" for t in expected["trades"])
     assert len(expected["policies"]) >= 2 and len(expected["snapshots"]) > 200, "too little happened"
     assert any("ml_gate" in a[5] for a in expected["analyses"]), "the outcome model never gated: a weak test"
+    [worker] = workers
+    assert worker.analyst.answered == len(got["analyses"])  # every answer came from the worker
     for name in expected:
         assert got[name] == expected[name], name
