@@ -37,9 +37,9 @@ from learning.counters import (
     policy_row,
     resolved_figures,
 )
-from learning.insights import Scope, insights_from, summed_counters, trades_figures
+from learning.insights import Scope, insights_from, summed_counters, trades_figures, version_names
 from learning.ml import active_model, reward_risk_of, verdict
-from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter
+from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter, PromptVersion
 from learning.policy import effective_policy, next_policy, policy_from
 from learning.prompt import insights_section, prompt_text, prompt_version
 from learning.resolution import due_at, due_window, traded_fields, untraded_fields
@@ -87,8 +87,7 @@ class Book:
         self._load_trades()
         self._load_learning()
         self.slots = sorted(CycleRun.objects.filter(bot=self.bot).values_list("slot", flat=True))
-        self.versions: dict[str, object] = {}  # prompt_text -> PromptVersion
-        self.due: dict[int, datetime] = {}  # id() of a pending analysis -> when its horizon has passed
+        self.versions: dict[str, PromptVersion] = {}  # by prompt_text
         self.new_day()
         self._clear()
 
@@ -106,13 +105,16 @@ class Book:
 
     def _load_learning(self) -> None:
         bot = self.bot
-        self.pending = list(
-            AILearningData.objects.filter(bot=bot, outcome="", trade__isnull=True).order_by(
-                "created_at", "pk"
-            )
-        )
+        # The untraded analyses waiting for their outcome, in the order they were made, with when their
+        # horizon passes (keyed by id(): the dict holds them, so no id is reused while they wait).
+        self.pending: dict[int, tuple[AILearningData, datetime]] = {}
+        for analysis in AILearningData.objects.filter(bot=bot, outcome="", trade__isnull=True).order_by(
+            "created_at", "pk"
+        ):
+            self._wait(analysis)
         self.resolved = AILearningData.objects.filter(bot=bot).exclude(outcome="").count()
         self.figures = summed_counters(self.scope)
+        self.version_names: dict[int, str] = {}  # the prompt versions' hashes by id, as insights show them
         self.alike = list(
             Bot.objects.filter(owner_id=bot.owner_id, analyst=bot.analyst).values_list("pk", flat=True)
         )
@@ -209,9 +211,10 @@ class Book:
         version = self.versions.get(text)
         if version is None:
             version = self.versions[text] = prompt_version(section)
+            self.version_names[version.pk] = version.sha256
         record = _as_stored(new_record(self.bot, run, done, version, section))
         self.new_analyses.append(record)
-        self.pending.append(record)
+        self._wait(record)
         self._count(record, [RECORDED])
         return record
 
@@ -231,20 +234,22 @@ class Book:
     def _learn(self, candles: pd.DataFrame, clock: datetime) -> None:
         period = self.market.period
         first_open = candles.index[0].to_pydatetime()
-        for analysis in list(self.pending):
-            if self._due(analysis) > clock:
+        for analysis, due in list(self.pending.values()):
+            if due > clock:
                 continue  # what due_window says first, without reading the analysis again every hour
             window = due_window(analysis, candles, first_open, period, clock)
             if window is None:
                 # Due, yet no candle of its horizon at hand (it fell in a market's pause, or before the
                 # look-back): it never will be, and the cycle leaves it unresolved. Not asked again.
-                self._forget(analysis)
+                del self.pending[id(analysis)]
             else:
                 self._settle(analysis, untraded_fields(analysis, window, period))
         if self.resolved == self.snapshot_resolved:
             return
-        names = {version.pk: version.sha256 for version in self.versions.values()}
-        data = insights_from(self.scope, self.figures, self._trades_figures(), names)
+        unnamed = {v: {} for v in self.figures["prompt_version"] if v and int(v) not in self.version_names}
+        if unnamed:  # a version given before a resumed replay, resolved only now
+            self.version_names |= version_names(unnamed)
+        data = insights_from(self.scope, self.figures, self._trades_figures(), self.version_names)
         self.new_snapshots.append(
             InsightSnapshot(user=self.bot.owner, bot=self.bot, resolved_count=data["resolved"], data=data)
         )
@@ -269,20 +274,17 @@ class Book:
             self.changed_policies[policy.pk] = policy
         self.policy = policy
 
-    def _forget(self, analysis: AILearningData) -> None:
-        if analysis in self.pending:
-            self.pending.remove(analysis)
-            self.due.pop(id(analysis), None)
+    def _wait(self, analysis: AILearningData) -> None:
+        self.pending[id(analysis)] = (analysis, due_at(analysis, self.market.period))
 
-    def _due(self, analysis: AILearningData) -> datetime:
-        due = self.due.get(id(analysis))
-        if due is None:
-            due = self.due[id(analysis)] = due_at(analysis, self.market.period)
-        return due
+    def _cash(self) -> tuple[Decimal, Decimal]:
+        """(equity, cash) as trades.accounting.account derives them: the starting balance and the realised
+        P&L, less what the open positions hold."""
+        equity = self.bot.starting_balance + self.realised
+        return equity, equity - sum((t.price * t.amount + t.fees for t in self.open), Decimal(0))
 
     def _decide(self, run: CycleRun, record: AILearningData, done, clock: datetime) -> Decision:
-        equity = self.bot.starting_balance + self.realised
-        held = sum((t.price * t.amount + t.fees for t in self.open), Decimal(0))
+        equity, cash = self._cash()
         since = clock.replace(hour=0, minute=0, second=0, microsecond=0)
         streak = 0
         for trade in reversed(self.closed[-20:]):
@@ -291,7 +293,7 @@ class Book:
             streak += 1
         situation = Situation(
             equity=equity,
-            cash=equity - held,
+            cash=cash,
             open_trades=len(self.open),
             day_loss=-sum((t.pnl for t in self.closed if t.closed_at >= since and t.pnl < 0), Decimal(0)),
             losses_in_a_row=streak,
@@ -312,14 +314,12 @@ class Book:
     def _execute(
         self, run: CycleRun, record: AILearningData, done, decision: Decision, clock: datetime
     ) -> Trade:
-        equity = self.bot.starting_balance + self.realised
-        cash = equity - sum((t.price * t.amount + t.fees for t in self.open), Decimal(0))
         order = order_for(self.bot, run, done, decision)
-        fill = SimulationBroker(cash, at=clock).place(order)
+        fill = SimulationBroker(self._cash()[1], at=clock).place(order)
         trade = _as_stored(new_trade(self.bot, run, record, done, order, fill))
         self.new_trades.append(trade)
         self.open.append(trade)
-        self.pending.remove(record)
+        del self.pending[id(record)]
         return trade
 
     # --- bookkeeping ----------------------------------------------------------------------------------------
@@ -329,7 +329,7 @@ class Book:
             return
         for name, value in fields.items():
             setattr(analysis, name, value)
-        self._forget(analysis)
+        self.pending.pop(id(analysis), None)
         if analysis.pk:
             self.changed_analyses[analysis.pk] = analysis
         self.resolved += 1

@@ -69,7 +69,7 @@ class Scope:
 def compute_insights(user, *, bot=None, symbol: str = "", timeframe: str = "") -> dict:
     scope = Scope(user.pk, bot.pk if bot else None, symbol, timeframe)
     figures = summed_counters(scope)
-    return insights_from(scope, figures, _trades(scope), _version_names(figures["prompt_version"]))
+    return insights_from(scope, figures, _trades(scope), version_names(figures["prompt_version"]))
 
 
 def insights_from(scope: Scope, figures: dict, trades: dict, version_names: dict[int, str]) -> dict:
@@ -197,7 +197,7 @@ def _rows(values: dict[str, dict]) -> list[dict]:
     return [_stat_of(row, group=value) for value, row in sorted(values.items())]
 
 
-def _version_names(versions: dict[str, dict]) -> dict[int, str]:
+def version_names(versions: dict[str, dict]) -> dict[int, str]:
     ids = [int(value) for value in versions if value]
     return dict(PromptVersion.objects.filter(pk__in=ids).values_list("pk", "sha256")) if ids else {}
 

@@ -126,6 +126,10 @@ def test_a_replay_resumed_decides_as_one_run_straight_through(candles):
 
     assert CycleRun.objects.filter(bot=resumed).count() == CycleRun.objects.filter(bot=straight).count()
     assert decisions(resumed) == decisions(straight)
+    # And everything learned on the way: the books reloaded from the database at the cut are the ones kept.
+    resumed_rows, straight_rows = everything(resumed), everything(straight)
+    for name in ("analyses", "trades", "policies", "snapshots", "counters", "policy_counters"):
+        assert resumed_rows[name] == straight_rows[name], name
 
 
 def test_the_replay_account_is_apart_and_cannot_log_in(candles, alice):
