@@ -66,9 +66,6 @@ class Outside:
     broker: Broker | None = None
     chart: ChartMaker | None = None  # None: the bot's own chart source (chart_for)
     draw_chart: bool = True  # False for an analyst that reads numbers only, in a replay
-    # Each step's start written on the run, so that a run whose worker died says where (automation.recovery).
-    # A replay turns it off: its runs are written in one transaction no one else sees before it ends.
-    track_steps: bool = True
 
 
 def slot_of(bot: Bot, moment: datetime) -> datetime:
@@ -160,7 +157,8 @@ def run_cycle(
     if not _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.RUNNING, started_at=timezone.now()):
         return run
 
-    timer = StepTimer(on_step=_step_noter(run) if outside.track_steps else None)
+    # Each step's start written on the run, so that a run whose worker died says where (automation.recovery).
+    timer = StepTimer(on_step=_step_noter(run))
     try:
         section = timer.step("prompt", insights_section, latest_insights(bot.owner, bot=bot))
         analysis = analyse_market(

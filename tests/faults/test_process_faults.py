@@ -483,8 +483,6 @@ def test_the_sweep_fails_only_runs_older_than_the_limit_at_their_last_step(paper
     )
 
 
-def test_steps_are_noted_as_they_start_unless_turned_off(paper_bot):
+def test_steps_are_noted_as_they_start(paper_bot):
     noted = run_cycle(paper_bot.pk, SLOT, fakes())
     assert (noted.status, noted.step) == ("SUCCEEDED", "execute")
-    quiet = run_cycle(paper_bot.pk, SLOT + HOUR, fakes(track_steps=False))
-    assert (quiet.status, quiet.step) == ("SUCCEEDED", "")
