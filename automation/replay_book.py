@@ -40,7 +40,7 @@ from learning.counters import (
 from learning.insights import Scope, insights_from, summed_counters, trades_figures, version_names
 from learning.ml import active_model, reward_risk_of, verdict
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter, PromptVersion
-from learning.policy import effective_policy, next_policy, policy_from
+from learning.policy import effective_policy, next_policy, policy_calls, policy_from
 from learning.prompt import insights_section, prompt_text, prompt_version
 from learning.resolution import due_at, due_window, traded_fields, untraded_fields
 from market.indicators import Indicators, compute
@@ -128,12 +128,7 @@ class Book:
         # Each bot's earliest and latest resolved call: the policy's data window.
         self.windows = {
             row["bot_id"]: [row["first"], row["last"]]
-            for row in AILearningData.objects.filter(
-                bot_id__in=self.alike,
-                recommendation__in=("BUY", "SELL"),
-                outcome_r__isnull=False,
-                confidence_score__isnull=False,
-            )
+            for row in policy_calls(bot_id__in=self.alike)
             .values("bot_id")
             .annotate(first=Min("resolved_at"), last=Max("resolved_at"))
             .order_by()

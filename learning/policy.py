@@ -64,7 +64,7 @@ def learn_policy(bot) -> LearnedPolicy:
         )
     )
     values, sizes, bot_ids = policy_from(bot, alike, counters)
-    window = _resolved_calls(bot_id__in=bot_ids).aggregate(
+    window = policy_calls(bot_id__in=bot_ids).aggregate(
         data_from=Min("resolved_at"), data_to=Max("resolved_at")
     )
     with transaction.atomic():
@@ -110,7 +110,8 @@ def next_policy(bot, current: LearnedPolicy | None, values: dict, sizes: dict, w
     return LearnedPolicy(bot=bot, pins=pins, sample_sizes=sizes, **values, **window), True
 
 
-def _resolved_calls(**scope):
+def policy_calls(**scope):
+    """The resolved calls a policy learns from: BUY/SELL with a result in R and a stated confidence."""
     return AILearningData.objects.filter(
         **scope, recommendation__in=("BUY", "SELL"), outcome_r__isnull=False, confidence_score__isnull=False
     )
