@@ -57,6 +57,22 @@ def _parse_number(name: str, raw: str) -> float:
     return value
 
 
+def _inconsistency(bar: Bar) -> str | None:
+    """What makes the bar no candle: a high below its low, a price not above zero (low is the least of
+    them), an open or close outside the range, a negative volume."""
+    if bar.high < bar.low:
+        return f"high {bar.high} is below low {bar.low}"
+    if bar.low <= 0:
+        return f"low {bar.low} is not a price above zero"
+    for name in ("open", "close"):
+        value = getattr(bar, name)
+        if not bar.low <= value <= bar.high:
+            return f"{name} {value} is outside the range from low {bar.low} to high {bar.high}"
+    if bar.volume < 0:
+        return f"volume {bar.volume} is negative"
+    return None
+
+
 def _records(reader) -> Iterator[list[str]]:
     """The reader's rows, with the csv module's own errors (a stray carriage return, a field over its size
     limit) as the file's error at the line they were met."""
@@ -67,8 +83,9 @@ def _records(reader) -> Iterator[list[str]]:
 
 
 def parse_csv(text: str) -> Iterator[Bar]:
-    """The file's bars, in its order: times in UTC and each once, numbers finite, high not below low. A
-    BOM (Excel's "CSV UTF-8") is ignored; anything else wrong is a CandleFileError."""
+    """The file's bars, in its order: times in UTC and each once, numbers finite, prices above zero with
+    the open and close between the low and the high, volumes not negative. A BOM (Excel's "CSV UTF-8") is
+    ignored; anything else wrong is a CandleFileError."""
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
     records = _records(reader)
     try:
@@ -97,8 +114,8 @@ def parse_csv(text: str) -> Iterator[Bar]:
             )
         except (ValueError, OverflowError) as e:
             raise CandleFileError(f"line {line_no}: {e}") from None
-        if bar.high < bar.low:
-            raise CandleFileError(f"line {line_no}: high {bar.high} is below low {bar.low}")
+        if problem := _inconsistency(bar):
+            raise CandleFileError(f"line {line_no}: {problem}")
         if bar.open_time in first_seen:
             raise CandleFileError(
                 f"line {line_no}: time {bar.open_time.isoformat()} repeats line {first_seen[bar.open_time]}"

@@ -1,7 +1,7 @@
 """The candle importer under generated input (docs/security.md, "Bad input"): whatever a file holds,
-`parse_csv` yields bars that keep its promises (times in UTC and unique, finite numbers, high not below low)
-or raises CandleFileError naming the line and the reason, never another exception; the command refuses a
-bad file whole."""
+`parse_csv` yields bars that keep its promises (times in UTC and unique, finite numbers, prices above zero
+with open and close between low and high, volumes not negative) or raises CandleFileError naming the line
+and the reason, never another exception; the command refuses a bad file whole."""
 
 import csv
 import io
@@ -27,7 +27,8 @@ MESSAGE = re.compile(r"the file is empty|line (\d+): \S")
 # Whole seconds from 1973-03-03 09:46:41 to 2096: written as epoch seconds or milliseconds, both read back as
 # the same instant, since the importer takes a number above 1e11 for milliseconds.
 instants = st.integers(min_value=100_000_001, max_value=4_000_000_000)
-prices = st.floats(allow_nan=False, allow_infinity=False)
+prices = st.floats(min_value=1e-9, max_value=1e12)
+volumes = st.floats(min_value=0, max_value=1e15)
 offsets = st.integers(min_value=-23 * 60 + 1, max_value=23 * 60 - 1).map(
     lambda m: timezone(timedelta(minutes=m))
 )
@@ -51,15 +52,16 @@ BAD_TIMES = (
 
 
 def bars_from(values: list[tuple]) -> list[Bar]:
+    """Candles: the low and high the least and greatest of four prices, open and close two of them."""
     bars = []
     for seconds, o, a, b, c, v in values:
-        low, high = sorted((a, b))
+        low, high = min(o, a, b, c), max(o, a, b, c)
         bars.append(Bar(datetime.fromtimestamp(seconds, tz=UTC), o, high, low, c, v))
     return bars
 
 
 def bar_lists(min_size: int = 0) -> st.SearchStrategy[list[Bar]]:
-    values = st.tuples(instants, prices, prices, prices, prices, prices)
+    values = st.tuples(instants, prices, prices, prices, prices, volumes)
     return st.lists(values, min_size=min_size, unique_by=lambda t: t[0]).map(bars_from)
 
 
@@ -89,7 +91,17 @@ class CandleFile:
     error: str | None  # the start of the message it should raise instead
 
 
-ROW_DEFECTS = ("junk", "non-finite", "high below low", "bad time", "short", "repeat")
+ROW_DEFECTS = (
+    "junk",
+    "non-finite",
+    "high below low",
+    "price not above zero",
+    "outside the range",
+    "negative volume",
+    "bad time",
+    "short",
+    "repeat",
+)
 
 
 @st.composite
@@ -134,6 +146,17 @@ def candle_files(draw, defects=("good", "missing column", *ROW_DEFECTS)) -> Cand
         elif defect == "high below low":
             row["high"], row["low"] = "1.5", "2.5"
             error += "high 1.5 is below low 2.5"
+        elif defect == "price not above zero":
+            row["low"] = draw(st.sampled_from(["0", "-0.0", "-1.5"]))
+            error += f"low {float(row['low'])} is not a price above zero"
+        elif defect == "outside the range":
+            column = draw(st.sampled_from(["open", "close"]))
+            bar = bars[at]
+            row[column] = repr(draw(st.sampled_from([bar.high * 2, bar.low / 2])))
+            error += f"{column} {row[column]} is outside the range from low {bar.low} to high {bar.high}"
+        elif defect == "negative volume":
+            row["volume"] = "-1"
+            error += "volume -1.0 is negative"
         elif defect == "bad time":
             row["time"] = draw(st.sampled_from(BAD_TIMES))
         elif defect == "repeat":
@@ -171,7 +194,8 @@ def parsed_or_refused(text: str) -> list[Bar] | CandleFileError:
     for bar in bars:
         assert bar.open_time.utcoffset() == timedelta(0)
         assert all(math.isfinite(getattr(bar, name)) for name in NUMBERS)
-        assert bar.high >= bar.low
+        assert 0 < bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
+        assert bar.volume >= 0
     assert len({bar.open_time for bar in bars}) == len(bars)
     return bars
 
