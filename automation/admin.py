@@ -137,6 +137,7 @@ class CycleRunAdmin(ViewOnlyAdmin):
         "bot__owner",
         "slot",
         "status",
+        "step",
         "failed_step",
         "error_summary",
         "started_at",

@@ -40,8 +40,8 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = CycleRun
         fields = (
-            "id", "bot", "session", "slot", "status", "started_at", "finished_at", "timings", "failed_step",
-            "error", "analysis", "created_at",
+            "id", "bot", "session", "slot", "status", "step", "started_at", "finished_at", "timings",
+            "failed_step", "error", "analysis", "created_at",
         )  # fmt: skip
         read_only_fields = fields
 

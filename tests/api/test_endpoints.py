@@ -256,6 +256,14 @@ def test_lists_are_cursor_paginated(api, alice, objects):
     assert not {r["id"] for r in first["results"]} & {r["id"] for r in second["results"]}
 
 
+def test_a_running_run_says_which_step_it_is_in(api, objects):
+    bot = AutomationSession.objects.get().bot
+    slot = datetime(2024, 3, 1, tzinfo=UTC)
+    run = CycleRun.objects.create(bot=bot, slot=slot, status=CycleRun.Status.RUNNING, step="analysis")
+    found = api.get(f"/api/v1/runs/{run.pk}/").json()
+    assert (found["status"], found["step"], found["failed_step"]) == ("RUNNING", "analysis", "")
+
+
 def test_token_requests_are_throttled(alice, settings):
     from django.core.cache import cache
 
