@@ -160,34 +160,16 @@ def equity(user) -> dict | None:
         .order_by("closed_at", "pk")
         .values_list("bot__name", "closed_at", "pnl")
     )
-    lines: dict[str, dict] = defaultdict(lambda: {"x": [], "y": [], "total": 0.0})
+    lines: dict[str, list[tuple]] = defaultdict(list)
+    totals: dict[str, float] = defaultdict(float)
     for bot_name, closed_at, pnl in closed:
-        line = lines[bot_name or "deleted bot"]
-        line["total"] += float(pnl or 0)
-        line["x"].append(closed_at.isoformat())
-        line["y"].append(round(line["total"], 2))
-    if not lines:
-        return None
-    return {
-        "data": [
-            {
-                "type": "scatter",
-                "mode": "lines",
-                "name": name,
-                "x": line["x"],
-                "y": line["y"],
-                "line": {"shape": "hv"},
-            }
-            for name, line in lines.items()
-        ],
-        "layout": {
-            **_LAYOUT,
-            "showlegend": len(lines) > 1,
-            "legend": {"orientation": "h", "y": -0.25},
-            "xaxis": {"gridcolor": GRID},
-            "yaxis": {"title": {"text": "net P&L"}, "gridcolor": GRID, "zerolinecolor": MUTED},
-        },
-    }
+        name = bot_name or "deleted bot"
+        totals[name] += float(pnl or 0)
+        lines[name].append((closed_at, round(totals[name], 2)))
+    figure = series(lines, "net P&L", shape="hv")
+    if figure:
+        figure["layout"]["yaxis"]["zerolinecolor"] = MUTED
+    return figure
 
 
 def series(lines: dict[str, list[tuple]], title: str, shape: str = "linear") -> dict | None:
