@@ -17,7 +17,7 @@ from market.sources import Market, MarketDataSource, require
 from .analysts.base import AnalysisRequest, Analyst, AnalystResult
 from .analysts.service import analyse
 from .charts.rendered import render_chart
-from .charts.storage import chart_name, save_chart
+from .charts.storage import private_chart_name, rendered_chart_name, save_chart
 
 # Enough candles for EMA 200 to settle; the chart shows the most recent of them.
 LOOKBACK = 300
@@ -66,8 +66,9 @@ def shared_chart(
 ) -> tuple[bytes, str]:
     """The rendered chart depends only on the market's candles, so, like the indicators, it is drawn once
     per market and candle and shared by every bot on that market: a thousand bots on twenty markets draw
-    twenty charts. Two workers racing may both draw it; the storage keeps both, nothing breaks."""
-    name = chart_name(market, as_of)
+    twenty charts. Two workers racing may both draw it; the storage keeps both, nothing breaks. Only a
+    rendered chart is ever found again here: its name is one no other kind of chart is stored under."""
+    name = rendered_chart_name(market, as_of)
     # The first thread of this process to need the chart draws it; the others on that market wait for it
     # rather than drawing their own copy.
     with _CHART_LOCKS_GUARD:
@@ -77,7 +78,7 @@ def shared_chart(
             with default_storage.open(name, "rb") as stored:
                 return stored.read(), name
         png = render_chart(candles, market, indicators)
-        return png, save_chart(png, market, as_of)
+        return png, save_chart(png, name)
 
 
 def analyse_market(
@@ -88,6 +89,7 @@ def analyse_market(
     until: datetime | None = None,
     insights: str = "",
     chart: ChartMaker | None = None,
+    chart_owner: str = "adhoc",  # whose `chart` it is (a bot, in a cycle); the rendered chart is everyone's
     draw_chart: bool = True,
     timer: StepTimer | None = None,
     indicators_of: Callable[[Market, pd.DataFrame], Indicators] = indicators_for,
@@ -105,7 +107,8 @@ def analyse_market(
         png, name = timer.step("chart", shared_chart, candles, market, indicators, as_of)
     else:
         png = timer.step("chart", chart, candles, market, indicators)
-        name = timer.step("chart_store", save_chart, png, market, as_of)
+        # Another chart (a bot's TradingView page) is its owner's alone, stored where no one else looks.
+        name = timer.step("chart_store", save_chart, png, private_chart_name(chart_owner, market, as_of))
     request = AnalysisRequest(market=market, indicators=indicators, chart_png=png, insights=insights)
     release_database_connection()
     result = timer.step("analysis", analyse, analyst, request)

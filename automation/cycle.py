@@ -169,6 +169,7 @@ def run_cycle(
             insights=section,
             timer=timer,
             chart=outside.chart or chart_for(bot),
+            chart_owner=f"bot{bot.pk}",
             draw_chart=outside.draw_chart,
         )
         record = timer.step("record", _record, bot, run, analysis, section)

@@ -1,11 +1,10 @@
-from urllib.parse import urlparse
-
 from django import forms
 from django.conf import settings
 
 from accounts.models import ExchangeAccount
 from market.exchanges import has_stored_candles, is_ccxt_exchange
 
+from .charts.urls import UnsafeChartUrlError, checked_tradingview_url
 from .models import Bot
 from .services import bot_save
 
@@ -95,13 +94,14 @@ class BotForm(forms.ModelForm):
             if not data.get("live_confirmed"):
                 self.add_error("live_confirmed", "Confirm that this bot may place real orders.")
 
-        if data.get("chart_source") == Bot.ChartSource.TRADINGVIEW:
-            url = data.get("tradingview_url")
-            host = urlparse(url or "").hostname or ""
-            if not url:
-                self.add_error("tradingview_url", "Give the TradingView chart URL to screenshot.")
-            elif not (host == "tradingview.com" or host.endswith(".tradingview.com")):
-                self.add_error("tradingview_url", "The URL must be a tradingview.com chart.")
+        # Checked whatever the chart source, so that no unsafe URL is stored to be switched on later.
+        if url := data.get("tradingview_url"):
+            try:
+                data["tradingview_url"] = checked_tradingview_url(url)
+            except UnsafeChartUrlError as e:
+                self.add_error("tradingview_url", str(e))
+        elif data.get("chart_source") == Bot.ChartSource.TRADINGVIEW and "tradingview_url" not in self.errors:
+            self.add_error("tradingview_url", "Give the TradingView chart URL to screenshot.")
 
         if self.instance.pk and self.instance.status != Bot.Status.STOPPED:
             changed = [f for f in MARKET_FIELDS if f in self.changed_data]

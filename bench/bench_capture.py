@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import django
 
-from automation.charts.tradingview import OFFLINE_ARGS, TradingViewCapture
+from automation.charts.tradingview import TradingViewCapture
 from tests.charts.conftest import serving_chart_site
 
 N = 10
@@ -23,8 +23,8 @@ def seconds(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def fresh_capture(url: str) -> bytes:
-    capture = TradingViewCapture(extra_args=OFFLINE_ARGS)
+def fresh_capture(url: str, options: dict) -> bytes:
+    capture = TradingViewCapture(**options)
     try:
         return capture.capture(url)
     finally:
@@ -40,13 +40,13 @@ def main() -> None:
     django.setup()
     with serving_chart_site() as site:
         url = site.url("/chart")
-        reused = TradingViewCapture(extra_args=OFFLINE_ARGS)
+        reused = TradingViewCapture(**site.capture_options())
         try:
             reused.capture(url)  # starts the browser: a worker pays this once, so it is not timed
             reused_times = [seconds(lambda: reused.capture(url)) for _ in range(N)]
         finally:
             reused.close()
-        fresh_times = [seconds(lambda: fresh_capture(url)) for _ in range(N)]
+        fresh_times = [seconds(lambda: fresh_capture(url, site.capture_options())) for _ in range(N)]
 
     print(f"{N} captures of {url}, {reused.width}x{reused.height}")
     report("reused browser", reused_times)

@@ -1,7 +1,13 @@
 """A chart as a trader sees it on TradingView: a screenshot of the chart page taken by headless Chromium.
 
 Starting Chromium costs about a second, so each process keeps one browser (`shared_capture()`) and reuses
-it, replacing it when it dies. Loading and rendering a page are bounded by the capture timeout."""
+it, replacing it when it dies. Loading and rendering a page are bounded by the capture timeout, and so is
+the wait for the browser while another bot's capture holds it.
+
+The URL is the bot owner's, so the browser is kept to TradingView three times over (issue 15, finding 1):
+the URL is checked as the browser reads it (`urls.checked_tradingview_url`), Chromium resolves no host name
+but TradingView's (`CHART_CAPTURE_HOST_RULES`; IP literals fail too), and a page that ends up anywhere else
+is not photographed."""
 
 import atexit
 import logging
@@ -10,7 +16,6 @@ import struct
 import threading
 import time
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 import urllib3
 from django.conf import settings
@@ -22,6 +27,7 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from .errors import ChartError, ChartTemporaryError
+from .urls import UnsafeChartUrlError, checked_tradingview_url
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +47,8 @@ CHROMIUM_ARGS = (
     "--remote-debugging-pipe",
     "--hide-scrollbars",  # they would cover the chart's right and bottom edges
 )
-# Blocks every host name but the local one: tests and CI must never reach the internet.
+# Blocks every host name but the local one: our own pages in the browser tests and `screenshots` must
+# never reach the internet.
 OFFLINE_ARGS = ("--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -62,10 +69,12 @@ class TradingViewCapture:
         *,
         selector: str = "canvas",
         timeout: float | None = None,
+        host_rules: str | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
         self.selector = selector  # the element whose presence means the chart has rendered
         self.timeout = settings.CHART_CAPTURE_TIMEOUT_SECONDS if timeout is None else timeout
+        self.host_rules = settings.CHART_CAPTURE_HOST_RULES if host_rules is None else host_rules
         self.extra_args = tuple(extra_args)
         self.width, self.height = settings.CHART_WIDTH, settings.CHART_HEIGHT
         self.binary, self.driver_path = settings.CHROMIUM_BINARY, settings.CHROMEDRIVER_PATH
@@ -74,10 +83,14 @@ class TradingViewCapture:
 
     def capture(self, url: str) -> bytes:
         """PNG bytes of the page's viewport, CHART_WIDTH by CHART_HEIGHT."""
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(f"only http(s) pages can be captured, not {url!r}")
-        with self._lock:
+        try:
+            url = checked_tradingview_url(url)
+        except UnsafeChartUrlError as e:  # stored before the check existed, or written past the form
+            raise ChartError(f"the chart URL is refused: {e}") from e
+        # One tab, one capture at a time; a bot waits for others' captures no longer than for its own page.
+        if not self._lock.acquire(timeout=self.timeout):
+            raise ChartTemporaryError(f"the chart browser stayed busy for {self.timeout:g} s")
+        try:
             restarted = False
             while True:
                 try:
@@ -100,6 +113,8 @@ class TradingViewCapture:
                         ) from e
                     logger.warning("Chromium failed, starting a new one: %s", e)
                     restarted = True
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         with self._lock:
@@ -109,12 +124,23 @@ class TradingViewCapture:
         driver = self._running_driver()
         deadline = time.monotonic() + self.timeout
         driver.get(url)
+        self._check_still_on_tradingview(driver)
         WebDriverWait(driver, max(deadline - time.monotonic(), 0), poll_frequency=POLL_SECONDS).until(
             expected_conditions.presence_of_element_located((By.CSS_SELECTOR, self.selector))
         )
         png = driver.get_screenshot_as_png()
+        self._check_still_on_tradingview(driver)  # a script may have navigated while the chart drew
         self._check_png(png)
         return png
+
+    @staticmethod
+    def _check_still_on_tradingview(driver: webdriver.Chrome) -> None:
+        # A redirect or a script took the tab elsewhere; the host rules keep it from loading, and this keeps
+        # whatever it shows (an error page, another site) from becoming the chart the analyst reads.
+        try:
+            checked_tradingview_url(driver.current_url)
+        except UnsafeChartUrlError as e:
+            raise ChartError("the chart page went to another site; nothing was captured") from e
 
     def _running_driver(self) -> webdriver.Chrome:
         if self.driver is not None and (exit_code := self.driver.service.process.poll()) is not None:
@@ -133,6 +159,16 @@ class TradingViewCapture:
             return False
         return True
 
+    def options(self) -> webdriver.ChromeOptions:
+        options = webdriver.ChromeOptions()
+        options.binary_location = self.binary
+        # Return at DOMContentLoaded: the chart's element is what we wait for, and a chart page's load event
+        # also waits for its adverts and trackers.
+        options.page_load_strategy = "eager"
+        for arg in (*CHROMIUM_ARGS, f"--host-resolver-rules={self.host_rules}", *self.extra_args):
+            options.add_argument(arg)
+        return options
+
     def _start(self) -> None:
         for path in (self.binary, self.driver_path):
             if not os.access(path, os.X_OK):
@@ -140,15 +176,8 @@ class TradingViewCapture:
                     f"{path} is not an executable; see TRADINGAI_CHROMIUM_BINARY, TRADINGAI_CHROMEDRIVER_PATH"
                 )
         os.environ["SE_OFFLINE"] = "true"  # else Selenium Manager tries to download a driver or a browser
-        options = webdriver.ChromeOptions()
-        options.binary_location = self.binary
-        # Return at DOMContentLoaded: the chart's element is what we wait for, and a chart page's load event
-        # also waits for its adverts and trackers.
-        options.page_load_strategy = "eager"
-        for arg in (*CHROMIUM_ARGS, *self.extra_args):
-            options.add_argument(arg)
         try:
-            self.driver = webdriver.Chrome(options=options, service=Service(self.driver_path))
+            self.driver = webdriver.Chrome(options=self.options(), service=Service(self.driver_path))
         except BROWSER_FAILURES as e:
             # Not retried: what stopped it starting (memory, a broken install) is still there a moment later.
             raise ChartTemporaryError(f"Chromium did not start: {first_line(e)}") from e

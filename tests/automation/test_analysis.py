@@ -1,6 +1,7 @@
 import base64
 import io
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from automation.analysts.schema import Analysis
 from automation.analysts.service import analyse, get_analyst
 from automation.analysts.technical import TechnicalAnalyst, analyse_indicators
 from automation.charts.rendered import render_chart
-from automation.charts.storage import chart_name
+from automation.charts.storage import private_chart_name, rendered_chart_name
 from learning.models import AILearningData
 from market.indicators import compute
 from market.sources import Market, StoredCandles
@@ -135,9 +136,21 @@ def test_rendered_chart_is_a_1280_by_720_png(eurusd):
     assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 50  # candles, lines and text were drawn
 
 
-def test_chart_names_follow_the_seed():
+def test_chart_names_carry_everything_that_decides_the_picture():
     at = datetime(2025, 7, 18, 14, 30, tzinfo=UTC)
-    assert chart_name(Market("kraken", "SOL/USD", "1h"), at) == "charts/SOLUSD_1h_20250718_143000.png"
+    rendered = rendered_chart_name(Market("kraken", "SOL/USD", "1h"), at)
+    assert re.fullmatch(r"charts/rendered/kraken/SOLUSD_1h_20250718_143000_[0-9a-f]{12}\.png", rendered)
+    # Markets that read alike once reduced to letters and digits, or differ by exchange, never share a name.
+    others = [
+        Market("kraken", "SOLUSD", "1h"),
+        Market("binance", "SOL/USD", "1h"),
+        Market("kraken", "SOL/USD", "4h"),
+    ]
+    assert len({rendered, *(rendered_chart_name(market, at) for market in others)}) == 4
+    # A bot's own chart is under its name, apart from every rendered chart.
+    assert private_chart_name("bot7", Market("kraken", "SOL/USD", "1h"), at) == (
+        "charts/bots/bot7/SOLUSD_1h_20250718_143000.png"
+    )
 
 
 def test_import_then_analyze_json_on_the_eurusd_csv(db, tmp_path):
@@ -151,7 +164,7 @@ def test_import_then_analyze_json_on_the_eurusd_csv(db, tmp_path):
     data = json.loads(out.getvalue())
     assert set(data) == SPEC_FIELDS | {"chart"}
     assert data["recommendation"] in {"BUY", "SELL", "HOLD"}
-    assert Path(data["chart"]).name == "EURUSD_1h_20180115_120000.png"
+    assert re.fullmatch(r"EURUSD_1h_20180115_120000_[0-9a-f]{12}\.png", Path(data["chart"]).name)
     assert Image.open(data["chart"]).size == (1280, 720)
 
 

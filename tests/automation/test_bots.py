@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from automation.models import Bot
 from market.importers import Bar, store_bars
+from tests.api.conftest import client_of
 from tests.factories import BotFactory, ExchangeAccountFactory
 
 VALID = {
@@ -181,3 +182,35 @@ def test_bot_pages_render_for_the_owner(alice_client, alice_bot):
 
 def test_empty_dashboard_says_what_to_do(alice_client):
     assert "Create your first bot" in alice_client.get(reverse("dashboard")).content.decode()
+
+
+# Issue 15, finding 1: urlparse read tradingview.com in these; Chromium opens the address before the `\`.
+SSRF_URLS = [
+    "http://127.0.0.1:18999\\@www.tradingview.com/internal-admin",
+    "https://127.0.0.1:18999\\@www.tradingview.com/internal-admin",
+    "http://169.254.169.254\\@www.tradingview.com/latest/meta-data/",
+    "https://www.tradingview.com@127.0.0.1/chart/",
+    "https://www.tradingview.com:8443/chart/",
+    "http://www.tradingview.com/chart/",
+]
+
+
+@pytest.mark.parametrize("url", SSRF_URLS)
+def test_a_url_the_browser_would_read_as_another_host_is_refused_by_the_form(alice_client, url):
+    bad = post_bot(alice_client, chart_source="TRADINGVIEW", tradingview_url=url)
+    assert errors(bad)["tradingview_url"]
+    # Refused whatever the chart source, so it cannot be stored now and switched on later.
+    assert errors(post_bot(alice_client, tradingview_url=url))["tradingview_url"]
+    assert not Bot.objects.exists()
+
+
+@pytest.mark.parametrize("url", SSRF_URLS)
+def test_a_url_the_browser_would_read_as_another_host_is_a_400_in_the_api(alice, url):
+    bot = BotFactory(owner=alice, chart_source="RENDERED")
+    response = client_of(alice).patch(
+        f"/api/v1/bots/{bot.pk}/", {"chart_source": "TRADINGVIEW", "tradingview_url": url}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["tradingview_url"]
+    bot.refresh_from_db()
+    assert (bot.chart_source, bot.tradingview_url) == ("RENDERED", "")

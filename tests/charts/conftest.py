@@ -1,7 +1,15 @@
-"""A local stand-in for a chart site, and captures that are always closed, with no browser left behind."""
+"""A local stand-in for TradingView, and captures that are always closed, with no browser left behind.
 
+The stand-in answers as https://www.tradingview.com: the capture only opens TradingView's pages over HTTPS,
+so the test browser's resolver maps that one name to the stand-in's port (and no other name to anything) and
+accepts the stand-in's self-signed certificate. The capture's code runs as in production; only the host
+rules and the certificate check differ."""
+
+import datetime as dt
 import os
 import signal
+import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -12,8 +20,14 @@ from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from automation.charts.tradingview import OFFLINE_ARGS, TradingViewCapture
+from automation.charts.tradingview import TradingViewCapture
+
+HOST = "www.tradingview.com"
 
 BACKGROUND = (18, 171, 52)  # the chart canvas fills the viewport with this colour...
 MARK = (200, 30, 90)  # ...and draws a square of this one at its centre
@@ -53,18 +67,56 @@ def chart_page(delay_ms: int) -> str:
     )
 
 
+def certificate_files(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for HOST and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
 class ChartSite(ThreadingHTTPServer):
     """/chart?delay_ms=N draws the canvas after N ms; /blank never shows one; /hung never stops its script;
-    /slow does not answer within SLOW_SECONDS; /crash?tag=T kills the browsers tagged T."""
+    /slow does not answer within SLOW_SECONDS; /crash?tag=T kills the browsers tagged T;
+    /redirect?to=URL answers 302 to URL; /leave?to=URL draws the chart, then its script goes to URL."""
 
     daemon_threads = True
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), ChartSiteHandler)
         self.release = threading.Event()  # ends the slow requests' wait when the site stops
+        with tempfile.TemporaryDirectory() as folder:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*certificate_files(Path(folder)))
+        self.socket = context.wrap_socket(self.socket, server_side=True)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_port}{path}"
+        return f"https://{HOST}{path}"
+
+    def capture_options(self) -> dict:
+        """What a test's TradingViewCapture needs to reach this site, and nothing else."""
+        return {
+            "host_rules": f"MAP {HOST} 127.0.0.1:{self.server_port} , MAP * ~NOTFOUND",
+            "extra_args": ("--ignore-certificate-errors",),
+        }
 
 
 class ChartSiteHandler(BaseHTTPRequestHandler):
@@ -81,6 +133,15 @@ class ChartSiteHandler(BaseHTTPRequestHandler):
         elif url.path == "/slow":
             self.server.release.wait(SLOW_SECONDS)
             body = BLANK_PAGE
+        elif url.path in ("/redirect", "/leave"):
+            target = parse_qs(url.query)["to"][0]
+            if url.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = chart_page(0).replace("</body>", f"<script>location = {target!r};</script></body>")
         elif url.path == "/crash":
             # As if the page crashed the browser that asked for it: the test names its browsers' tag.
             for pid in browser_pids(parse_qs(url.query)["tag"][0]):
@@ -177,12 +238,12 @@ def browser_tag(monkeypatch) -> Iterator[str]:
 
 
 @pytest.fixture
-def make_capture(browser_tag) -> Iterator:
-    """Captures that never reach beyond 127.0.0.1, closed at the end of the test."""
+def make_capture(site, browser_tag) -> Iterator:
+    """Captures that reach the stand-in site and nothing else, closed at the end of the test."""
     captures = []
 
     def make(**kwargs) -> TradingViewCapture:
-        capture = TradingViewCapture(extra_args=OFFLINE_ARGS, **kwargs)
+        capture = TradingViewCapture(**{**site.capture_options(), **kwargs})
         captures.append(capture)
         return capture
 

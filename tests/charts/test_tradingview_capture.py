@@ -5,6 +5,8 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlencode
 
 import pytest
 from PIL import Image
@@ -104,9 +106,9 @@ def test_a_page_that_does_not_load_is_a_temporary_error_and_keeps_the_browser(
     capture.capture(site.url("/chart"))
     driver, browsers = capture.driver, browser_pids(browser_tag)
 
-    # Every host but 127.0.0.1 is unknown to the test browser.
+    # Every host but the stand-in's is unknown to the test browser.
     with pytest.raises(ChartTemporaryError, match=r"did not load: .*ERR_NAME_NOT_RESOLVED"):
-        capture.capture("http://chart.invalid/")
+        capture.capture("https://s3.tradingview.com/chart/")
 
     assert capture.driver is driver
     assert browser_pids(browser_tag) == browsers
@@ -146,25 +148,105 @@ def test_a_hung_page_does_not_spoil_the_next_capture(site, make_capture):
     assert image(capture.capture(site.url("/chart"))).getpixel((640, 360)) == MARK
 
 
+FINDING_1 = "http://127.0.0.1:18999\\@www.tradingview.com/internal-admin"  # issue 15: the SSRF
+
+
 @pytest.mark.parametrize(
     "url",
     [
+        FINDING_1,
+        "https://127.0.0.1:18999\\@www.tradingview.com/internal-admin",
+        "http://169.254.169.254\\@www.tradingview.com/latest/meta-data/",
+        "http://www.tradingview.com/chart/",
+        "https://www.tradingview.com:8443/chart/",
+        "https://user:pass@www.tradingview.com/chart/",
+        "https://www.tradingview.com@127.0.0.1/chart/",
+        "https://www.tradingview.com.evil.test/chart/",
+        "https://eviltradingview.com/chart/",
+        "https://www.tradingview.com./chart/",
+        "https://127.0.0.1/",
+        "https://[::1]/",
+        "https://www.trading view.com/",
+        "https://www.tradingview.com/\tchart",
         "file:///etc/passwd",
         "javascript:alert(1)",
         "data:text/html,<canvas>",
-        "ftp://127.0.0.1/",
         "/chart",
-        "http://",
+        "https://",
     ],
 )
-def test_only_http_pages_are_captured(make_capture, browser_tag, url):
+def test_only_tradingview_pages_over_https_are_captured(make_capture, browser_tag, url):
     capture = make_capture()
 
-    with pytest.raises(ValueError, match="only http"):
+    with pytest.raises(ChartError, match="the chart URL is refused") as raised:
         capture.capture(url)
 
+    assert not isinstance(raised.value, ChartTemporaryError)  # a setting to change, not a retry
     assert capture.driver is None
     assert not tagged_processes(browser_tag)
+
+
+@pytest.fixture
+def inside():
+    """A server on our side of the network, which no chart page may reach: it counts its requests."""
+    hits = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<canvas></canvas> internal admin")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.hits = hits
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("how", ["redirect", "leave"])
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "169.254.169.254", "internal.test:{port}"])
+def test_a_chart_page_that_sends_the_browser_inside_captures_nothing_and_reaches_nothing(
+    site, make_capture, inside, how, host
+):
+    target = f"http://{host.format(port=inside.server_port)}/internal-admin"
+    capture = make_capture(timeout=SHORT_TIMEOUT)
+
+    with pytest.raises(ChartError):
+        capture.capture(site.url(f"/{how}?{urlencode({'to': target})}"))
+
+    assert inside.hits == []
+    # The browser is still good for the next bot's chart.
+    assert image(capture.capture(site.url("/chart"))).getpixel((640, 360)) == MARK
+
+
+def test_the_capture_resolves_only_tradingview_in_every_environment(settings):
+    arguments = TradingViewCapture().options().arguments
+
+    assert (
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE tradingview.com , EXCLUDE *.tradingview.com"
+        in arguments
+    )
+    assert not any("ignore-certificate-errors" in argument for argument in arguments)
+
+
+def test_a_capture_waits_for_the_browser_no_longer_than_its_timeout(make_capture):
+    capture = make_capture(timeout=1)
+    capture._lock.acquire()  # another bot's capture holds the browser
+    try:
+        started = time.monotonic()
+        with pytest.raises(ChartTemporaryError, match="stayed busy for 1 s"):
+            capture.capture("https://www.tradingview.com/chart/")
+        assert time.monotonic() - started < 3
+    finally:
+        capture._lock.release()
 
 
 @pytest.mark.parametrize("setting", ["CHROMIUM_BINARY", "CHROMEDRIVER_PATH"])

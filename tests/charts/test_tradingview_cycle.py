@@ -10,7 +10,7 @@ from automation.cycle import Outside, run_cycle
 from automation.models import AutomationSession, Bot
 from learning.models import AILearningData
 from tests.automation.test_cycle import FakeAnalyst
-from tests.charts.conftest import BACKGROUND
+from tests.charts.conftest import BACKGROUND, tagged_processes
 from tests.factories import BotFactory, import_eurusd
 
 pytestmark = pytest.mark.browser
@@ -50,3 +50,30 @@ def test_a_tradingview_bot_is_shown_its_chart_page(site, make_capture, monkeypat
     chart = Image.open(record.screenshot.path).convert("RGB")
     assert chart.size == (1280, 720)
     assert chart.getpixel((0, 0)) == BACKGROUND  # the page's canvas, not a rendered chart
+
+
+def test_a_bot_whose_stored_url_leads_elsewhere_fails_at_its_chart_and_opens_nothing(
+    site, make_capture, monkeypatch, alice, browser_tag
+):
+    """A URL written past the form (before the check existed, or by an operator) is refused by the capture."""
+    import_eurusd()
+    capture = make_capture()
+    monkeypatch.setattr("automation.cycle.shared_capture", lambda: capture)
+    bot = BotFactory(
+        owner=alice,
+        exchange="sample",
+        symbol="EUR/USD",
+        status=Bot.Status.RUNNING,
+        chart_source=Bot.ChartSource.TRADINGVIEW,
+        tradingview_url="http://127.0.0.1:18999\\@www.tradingview.com/internal-admin",
+    )
+    AutomationSession.objects.create(bot=bot)
+
+    run = run_cycle(
+        bot.pk, datetime(2017, 12, 4, 10, tzinfo=UTC), Outside(analyst=FakeAnalyst()), on_schedule=False
+    )
+
+    assert (run.status, run.failed_step) == ("FAILED", "chart")
+    assert "the chart URL is refused" in run.error
+    assert not AILearningData.objects.exists()
+    assert capture.driver is None and not tagged_processes(browser_tag)  # no browser was even started

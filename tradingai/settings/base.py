@@ -214,6 +214,10 @@ CHROMIUM_BINARY = env.str("TRADINGAI_CHROMIUM_BINARY", default="/usr/bin/chromiu
 CHROMEDRIVER_PATH = env.str("TRADINGAI_CHROMEDRIVER_PATH", default="/usr/bin/chromedriver")
 # A TradingView page that has not rendered by then is a failed capture, not a stuck worker.
 CHART_CAPTURE_TIMEOUT_SECONDS = env.float("TRADINGAI_CHART_CAPTURE_TIMEOUT_SECONDS", default=30.0)
+# Chromium's resolver, in every environment: no host name but TradingView's resolves (IP literals do not
+# either), so a chart page, its redirects and its scripts can reach nothing inside our network. Not read from
+# the environment on purpose: widening it is a code change that a reviewer sees.
+CHART_CAPTURE_HOST_RULES = "MAP * ~NOTFOUND , EXCLUDE tradingview.com , EXCLUDE *.tradingview.com"
 
 # --- Analysts -------------------------------------------------------------------------------------
 # Without a key the technical analyst is the default. OPENAI_BASE_URL points the official SDK at any
