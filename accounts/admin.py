@@ -13,7 +13,7 @@ from learning.insights import as_text, compute_insights, snapshot
 from learning.models import AILearningData
 from tradingai.admin_base import ViewOnlyAdmin
 
-from .models import ApiToken, AuditEvent, ExchangeAccount, LoginFailure, Plan, User
+from .models import ApiToken, AuditEvent, ExchangeAccount, Plan, User
 from .services import trading_halt_set
 
 COST = DecimalField(max_digits=20, decimal_places=6)
@@ -214,19 +214,3 @@ class AuditEventAdmin(ViewOnlyAdmin):
     @admin.display(description="actor", ordering="actor__email")
     def by(self, obj):
         return obj.actor or "(the platform)"
-
-
-@admin.register(LoginFailure)
-class LoginFailureAdmin(admin.ModelAdmin):
-    """Failed sign-ins in the throttling window, to look at; deleting an address's rows lets it in again at
-    once (a locked-out user who has proved who they are)."""
-
-    list_display = ("email", "address", "at")
-    search_fields = ("email", "address")
-    date_hierarchy = "at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

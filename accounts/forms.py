@@ -4,7 +4,7 @@ from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
 from market.exchanges import is_ccxt_exchange
 
-from .login_throttle import ThrottledLoginMixin
+from .lockout import LockoutFormMixin
 from .models import AuditEvent, ExchangeAccount, User
 from .services import exchange_account_add
 
@@ -21,12 +21,12 @@ class SignUpForm(UserCreationForm):
         return email
 
 
-class EmailAuthenticationForm(ThrottledLoginMixin, AuthenticationForm):
+class EmailAuthenticationForm(LockoutFormMixin, AuthenticationForm):
     username = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True}))
 
 
-class ThrottledAdminAuthenticationForm(ThrottledLoginMixin, AdminAuthenticationForm):
-    """The admin's sign-in, throttled like the site's: an operator's password is the better prize."""
+class ThrottledAdminAuthenticationForm(LockoutFormMixin, AdminAuthenticationForm):
+    """The admin's sign-in, under the site's lockout: an operator's password is the better prize."""
 
 
 class ExchangeAccountForm(forms.ModelForm):

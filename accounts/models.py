@@ -233,17 +233,3 @@ class AuditEvent(models.Model):
         if self.actor_id is None:
             return "platform"
         return "owner" if self.actor_id == self.user_id else "operator"
-
-
-class LoginFailure(models.Model):
-    """A failed sign-in on the web or the admin, kept for the throttling window (accounts.login_throttle)."""
-
-    email = models.CharField(max_length=254, help_text="As typed, lower-cased; the account need not exist.")
-    address = models.GenericIPAddressField(null=True, blank=True)
-    at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["email", "at"]), models.Index(fields=["address", "at"])]
-
-    def __str__(self):
-        return f"{self.email} from {self.address} at {self.at:%Y-%m-%d %H:%M}"

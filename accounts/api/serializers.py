@@ -12,7 +12,9 @@ class TokenRequestSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, default="API", help_text="To tell your tokens apart.")
 
     def validate(self, data):
-        user = authenticate(self.context["request"], username=data["email"], password=data["password"])
+        # Django's request under DRF's: the lockout flags it, and its middleware answers for a locked pair.
+        request = self.context["request"]._request
+        user = authenticate(request, username=data["email"], password=data["password"])
         if user is None:
             # One message whether the e-mail exists or not.
             raise serializers.ValidationError({"password": ["Wrong e-mail or password."]})

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.urls import reverse
@@ -12,9 +13,10 @@ from django_celery_beat.models import (
     PeriodicTask,
     SolarSchedule,
 )
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.audit import record
-from accounts.models import ApiToken, AuditEvent, LoginFailure, Plan
+from accounts.models import ApiToken, AuditEvent, Plan
 from automation.models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
 from learning.models import (
     AILearningData,
@@ -82,7 +84,16 @@ def one_of_each(alice, alice_bot, alice_account):
         Plan.objects.create(name="Pro", max_running_bots=10),
         alice_account,
         ApiToken.issue(alice, "laptop")[0],
-        LoginFailure.objects.create(email="alice@example.com", address="203.0.113.7"),
+        # The sign-in lockout's rows (django-axes) and a second factor (django-otp): operators unlock a pair
+        # by deleting its attempt, and remove a device for a user who lost it.
+        AccessAttempt.objects.create(
+            username="alice@example.com", ip_address="203.0.113.7", user_agent="x", failures_since_start=2
+        ),
+        AccessLog.objects.create(username="alice@example.com", ip_address="203.0.113.7", user_agent="x"),
+        AccessFailureLog.objects.create(
+            username="alice@example.com", ip_address="203.0.113.7", user_agent="x"
+        ),
+        TOTPDevice.objects.create(user=alice, name="phone"),
         record(alice, AuditEvent.Action.TRADING_HALTED, "Trading halted.", actor=alice),
         alice_bot,
         session,

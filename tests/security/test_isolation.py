@@ -19,6 +19,7 @@ from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django_celery_beat.models import PeriodicTask
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, ExchangeAccount
@@ -38,6 +39,9 @@ TOKEN_NAME = "alice-cron-token-5d2a"
 API_KEY = "alice-isolation-api-key-7d41c2e9b0"
 SECRET = "alice-isolation-secret-0b6f5a1d93"
 PASSPHRASE = "alice-isolation-passphrase-c8e27f"
+# Her bot's own chart (as a TradingView capture is): no response to charlie may carry it
+# (tests/security/test_chart_isolation.py follows charts through other users' cycles).
+CHART = b"\x89PNG the chart alice-isolation-chart-3f90 analyst saw"
 
 FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday of the shipped EUR/USD hours
 CYCLES = 40  # enough for closed trades, insight snapshots and a learned policy with the thresholds below
@@ -61,7 +65,9 @@ NO_USER_OBJECT = {
 SHARED_ADMIN_MODELS = {
     "auth.group": "operators' permission groups",
     "accounts.plan": "the operator's catalogue of plans",
-    "accounts.loginfailure": "failed sign-ins by the address typed, which need not be an account: operators'",
+    "axes.accessattempt": "failed sign-ins by the address typed, which need not be an account: operators'",
+    "axes.accesslog": "sign-ins by the address typed, for operators",
+    "axes.accessfailurelog": "failed sign-ins by the address typed, for operators",
     "market.candle": "candles are stored once per market for every bot",
     "market.indicatorset": "indicators are computed once per market candle for every bot",
     "automation.heartbeat": "the workers' heartbeat",
@@ -178,6 +184,7 @@ SEGMENTS = {
     "analyses": "learning.ailearningdata", "trades": "trades.trade",
     "exchange-accounts": "accounts.exchangeaccount", "tokens": "accounts.apitoken",
     "api-tokens": "accounts.apitoken", "audit-events": "accounts.auditevent",
+    "totpdevice": "otp_totp.totpdevice",
 }  # fmt: skip
 
 
@@ -231,6 +238,7 @@ class Alice:
             "token name": TOKEN_NAME, "token hint": self.token.hint, "api key": API_KEY, "secret": SECRET,
             "passphrase": PASSPHRASE, "reasoning": self.analysis.analysis_data["reasoning"],
             "summary": self.analysis.analysis_data["summary"],
+            "chart": CHART[len(b"\x89PNG ") :].decode(),
         }  # fmt: skip
 
 
@@ -260,7 +268,7 @@ def her(alice, charlie, settings) -> Alice:
         analyst=Bot.Analyst.TECHNICAL, max_open_trades=3, exchange_account=account,
     )  # fmt: skip
     bot_start(bot)
-    outside = Outside(chart=lambda *a: b"\x89PNG the chart alice's analyst saw")
+    outside = Outside(chart=lambda *a: CHART)
     for hour in range(CYCLES):
         run_cycle(bot.pk, FIRST_SLOT + timedelta(hours=hour), outside)
     pin(bot, min_confidence=65.0, size_factor=None, avoid_conditions=None)
@@ -278,6 +286,7 @@ def her(alice, charlie, settings) -> Alice:
         "learning.learnedpolicy": LearnedPolicy.objects.filter(bot=bot).first(),
         "learning.trainedmodel": model,
         "django_celery_beat.periodictask": PeriodicTask.objects.get(name=f"bot {bot.pk} cycle"),
+        "otp_totp.totpdevice": TOTPDevice.objects.create(user=alice, name="phone", confirmed=True),
     }  # fmt: skip
     # Any other model a user owns (by a `user` or `owner` field) is aimed at with one of hers, so a new
     # one is walked too, or named below until the fixture gives her one.

@@ -1,6 +1,7 @@
 """Settings shared by every environment. Values come from the environment (django-environ);
 `local`, `test` and `production` only change what differs between them."""
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,6 +31,9 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served by us: no CDN
+    "axes",  # the sign-in lockout (accounts.lockout)
+    "django_otp",
+    "django_otp.plugins.otp_totp",  # two-factor authentication (accounts.two_factor)
     "accounts",
     "market",
     "automation",
@@ -44,8 +48,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a second factor
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that it sees the flag the lockout sets on a refused sign-in and answers for it.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "tradingai.urls"
@@ -104,6 +111,16 @@ def database_from_env(default_sqlite: Path) -> dict:
 DATABASES = {"default": database_from_env(VAR_DIR / "db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Cache ---------------------------------------------------------------------------------------
+# One cache that every process shares, for the throttles (DRF's, the password-reset limits): a count kept
+# in each process's memory would let a client spread its guesses over the processes. Redis when CACHE_URL
+# names one (redis://host:6379/1), else a table of the database (created by the migration
+# accounts.0006 and by `createcachetable`).
+CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://tradingai_cache")}
+if CACHES["default"]["BACKEND"].endswith("DatabaseCache"):
+    # Past MAX_ENTRIES the table is culled, throttle counts with it: room for every client of a busy hour.
+    CACHES["default"].setdefault("OPTIONS", {})["MAX_ENTRIES"] = 100_000
+
 # --- Accounts -------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
@@ -115,12 +132,31 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Sign-in on the site and the admin is refused for a while after this many failures for one e-mail
-# address, or from one client address (REMOTE_ADDR: behind a proxy, have it set the client's), within
-# the window (accounts.login_throttle).
-LOGIN_FAILURES_PER_EMAIL = env.int("TRADINGAI_LOGIN_FAILURES_PER_EMAIL", default=5)
+# The client's address is read from X-Forwarded-For only behind this many proxies of ours, each of which
+# appends the address it saw (the right-most entries): with 0, REMOTE_ADDR, since anyone can send the header.
+# DRF's throttles, the sign-in lockout and the reset limits all read it (accounts.lockout.client_address).
+TRUSTED_PROXIES = env.int("TRADINGAI_TRUSTED_PROXIES", default=0)
+# Sign-in (the site, the admin and the API's token endpoint) is refused after this many failures for one
+# e-mail address from one client address, or this many from one client address whatever the e-mail, until
+# the cool-off has passed since the last failure (django-axes, counted in the database so every process
+# agrees). Keyed by the pair, so that no one can lock an owner out from an address of their own.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair before a password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_FAILURES_PER_ADDRESS = env.int("TRADINGAI_LOGIN_FAILURES_PER_ADDRESS", default=20)
-LOGIN_FAILURE_WINDOW_MINUTES = env.int("TRADINGAI_LOGIN_FAILURE_WINDOW_MINUTES", default=15)
+AXES_FAILURE_LIMIT = env.int("TRADINGAI_LOGIN_FAILURES_PER_EMAIL_AND_ADDRESS", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("TRADINGAI_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "accounts.lockout.LockoutHandler"  # adds the per-address limit
+AXES_RESET_ON_SUCCESS = True  # a success starts the pair's count afresh
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_email"
+AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["password", "email", "username"]
+# Password-reset e-mails: at most this many per hour to one address, and requested from one client address.
+PASSWORD_RESETS_PER_HOUR = env.int("TRADINGAI_PASSWORD_RESETS_PER_HOUR", default=5)
 # How many bots a user may run at once when their plan does not say.
 DEFAULT_MAX_RUNNING_BOTS = env.int("TRADINGAI_DEFAULT_MAX_RUNNING_BOTS", default=3)
 
@@ -166,6 +202,7 @@ REST_FRAMEWORK = {
         "anon": env.str("TRADINGAI_API_ANON_RATE", default="120/hour"),
         "login": env.str("TRADINGAI_API_LOGIN_RATE", default="20/hour"),
     },
+    "NUM_PROXIES": TRUSTED_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
