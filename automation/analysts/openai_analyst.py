@@ -24,6 +24,7 @@ from .base import (
 )
 from .prompt import SYSTEM, build_prompt
 from .schema import Analysis
+from .text import storable_text
 
 # Prices are quoted per million tokens.
 TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
@@ -132,7 +133,8 @@ class OpenAIAnalyst:
             raise AnalystInvalidOutputError("OpenAI answered with no choices")
         message = completion.choices[0].message
         if message.refusal:
-            raise AnalystRefusedError(f"the model refused: {message.refusal}")
+            # Kept on the run's error, a text column: the model's words made storable like its answers'.
+            raise AnalystRefusedError(f"the model refused: {storable_text(message.refusal)}")
         if message.parsed is None:
             # No refusal and nothing parsed: the answer had no content at all.
             raise AnalystInvalidOutputError("OpenAI's answer has no content")

@@ -2,9 +2,10 @@
 structured outputs in strict mode, so every field is required (nullable where it may be absent) and the
 ranges are checked by validators rather than by schema keywords strict mode may not accept."""
 
+import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 # No NaN or infinity anywhere: the SDK's JSON parser reads NaN, Infinity and 1e999; a NaN price passes the
 # range check and every level check (a BUY at NaN looked consistent); and the database refuses the recorded
@@ -33,6 +34,24 @@ class Analysis(BaseModel):
     take_profit: float | None = Field(description="Take-profit price for BUY or SELL; null for HOLD.")
     predicted_price: float | None = Field(description="Expected price at the end of the horizon.")
     horizon: int = Field(description="Number of candles over which the prediction should play out (1-500).")
+
+    @classmethod
+    def model_validate_json(cls, json_data, *args, **kwargs) -> "Analysis":
+        """As pydantic reads it, except that text holding a lone UTF-16 surrogate (`"\\ud800"`, which JSON
+        can spell and a model can answer) is read by Python's json, which keeps it, rather than refused
+        whole by pydantic's parser: the answer is then held to the same schema, and its text made storable
+        by `service.storable_result`, instead of the whole analysis being lost. The OpenAI SDK's `parse`
+        reads the answer through here."""
+        try:
+            return super().model_validate_json(json_data, *args, **kwargs)
+        except ValidationError as refused:
+            if not any(e["type"] in ("json_invalid", "string_unicode") for e in refused.errors()):
+                raise
+            try:
+                data = json.loads(json_data)
+            except ValueError:
+                raise refused from None
+            return cls.model_validate(data, *args, **kwargs)
 
     @field_validator("confidence")
     @classmethod

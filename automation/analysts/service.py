@@ -6,6 +6,7 @@ from django.conf import settings
 
 from .base import AnalysisRequest, Analyst, AnalystConfigurationError, AnalystResult
 from .consistency import enforce_consistent_levels
+from .text import storable_text
 
 ANALYSTS = ("technical", "openai")
 
@@ -29,7 +30,7 @@ def get_analyst(name: str | None = None) -> Analyst:
 
 
 def analyse(analyst: Analyst, request: AnalysisRequest) -> AnalystResult:
-    result = analyst.analyse(request)
+    result = storable_result(analyst.analyse(request))
     analysis, problem = enforce_consistent_levels(result.analysis)
     if problem is None:
         return result
@@ -39,3 +40,25 @@ def analyse(analyst: Analyst, request: AnalysisRequest) -> AnalystResult:
         "level_problem": problem,
     }
     return dataclasses.replace(result, analysis=analysis, notes=notes)
+
+
+def storable_result(result: AnalystResult) -> AnalystResult:
+    """The result with its text made storable (`text.storable_text`); the fields that held something the
+    database cannot store are named in the notes (`text_cleaned`), which the analysis keeps and its page
+    shows. Kept rather than refused: the numbers and the call are sound, and a lost analysis is lost
+    learning."""
+    analysis = result.analysis
+    text = {name: value for name, value in analysis if isinstance(value, str)}
+    clean = {name: storable_text(value) for name, value in text.items()}
+    changed = {name: clean[name] for name in text if clean[name] != text[name]}
+    model_name = storable_text(result.model_name)
+    if model_name != result.model_name:
+        changed["model_name"] = model_name
+    if not changed:
+        return result
+    return dataclasses.replace(
+        result,
+        analysis=analysis.model_copy(update={k: v for k, v in changed.items() if k != "model_name"}),
+        model_name=model_name,
+        notes={**result.notes, "text_cleaned": sorted(changed)},
+    )
