@@ -42,7 +42,7 @@ from learning.ml import active_model, reward_risk_of, verdict
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter, PromptVersion
 from learning.policy import effective_policy, next_policy, policy_calls, policy_from
 from learning.prompt import insights_section, prompt_text, prompt_version
-from learning.resolution import due_at, due_window, traded_fields, untraded_fields
+from learning.resolution import due_at, due_window, out_of_reach, traded_fields, untraded_fields
 from market.indicators import Indicators, compute
 from market.sources import Market, MarketDataSource
 from trades.brokers.simulation import SimulationBroker
@@ -234,9 +234,10 @@ class Book:
                 continue  # what due_window says first, without reading the analysis again every hour
             window = due_window(analysis, candles, first_open, period, clock)
             if window is None:
-                # Due, yet no candle of its horizon at hand (it fell in a market's pause, or before the
-                # look-back): it never will be, and the cycle leaves it unresolved. Not asked again.
-                del self.pending[id(analysis)]
+                if out_of_reach(analysis, first_open):
+                    # Before the look-back, which only moves on: the cycle leaves it unresolved for good.
+                    del self.pending[id(analysis)]
+                # Else its horizon fell in a market's pause, and the candles after it are still to come.
             else:
                 self._settle(analysis, untraded_fields(analysis, window, period))
         if self.resolved == self.snapshot_resolved:

@@ -78,15 +78,28 @@ def due_window(
 ) -> pd.DataFrame | None:
     """The candles of the analysis's horizon, once it has passed by `now` and `candles` (which start at
     `first_open`) cover it; else None."""
-    as_of = datetime.fromisoformat(analysis.market_conditions["as_of"])
     due = due_at(analysis, period)
-    if due > now or as_of < first_open:
+    if due > now or out_of_reach(analysis, first_open):
         return None  # not due; or older than the candles at hand: a monitor pass with a longer look-back
     # Fewer candles than the horizon where the market paused (a currency pair's weekend): scored on what
     # there is.
     # The candles opened at or after as_of and before due.
-    window = candles.iloc[position(candles.index, as_of) : position(candles.index, due)]
-    return None if window.empty else window
+    start = position(candles.index, datetime.fromisoformat(analysis.market_conditions["as_of"]))
+    window = candles.iloc[start : position(candles.index, due)]
+    if window.empty:
+        # The whole horizon fell in a pause (a call made on Friday evening for a few hours): on the clock
+        # there was nothing to score it on, and it waited for ever. The market's time stood still, so the
+        # horizon is counted in the candles that came: the first `horizon` after the pause, once all closed.
+        window = candles.iloc[start : start + horizon_of(analysis)]
+        if len(window) < horizon_of(analysis):
+            return None
+    return window
+
+
+def out_of_reach(analysis: AILearningData, first_open) -> bool:
+    """Whether the analysis is older than candles that start at `first_open`: no window of them can score
+    it (a longer look-back may)."""
+    return datetime.fromisoformat(analysis.market_conditions["as_of"]) < first_open
 
 
 def due_at(analysis: AILearningData, period: timedelta) -> datetime:
