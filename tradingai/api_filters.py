@@ -1,13 +1,31 @@
-from datetime import UTC
+from datetime import UTC, datetime
 
+from django.core.exceptions import ValidationError
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
+
+OUT_OF_RANGE = "A time that has no UTC equivalent (before year 1 or after year 9999 once in UTC)."
+
+
+def in_utc(value: datetime) -> datetime:
+    """`value` in UTC. Python reads offsets up to ±23:59, PostgreSQL only to ±15:59, so an offset is turned
+    into UTC here rather than reaching the database as a time it refuses; a time that UTC cannot hold
+    (0001-01-01T00:00+01:00 is in year 0) is a ValidationError, not an OverflowError."""
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as e:
+        raise ValidationError(OUT_OF_RANGE, code="out_of_range") from e
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        return None if parsed is None else in_utc(parsed)
 
 
 class UtcDateTimeFilter(filters.IsoDateTimeFilter):
-    """An ISO 8601 time, compared in UTC. Python reads offsets up to ±23:59, PostgreSQL only to ±15:59, so an
-    offset is turned into UTC here rather than reaching the database as a time it refuses."""
+    """An ISO 8601 time, compared in UTC; one UTC cannot hold is a 400 naming the filter."""
 
-    def filter(self, qs, value):
-        if value is not None and value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return super().filter(qs, value)
+    field_class = UtcIsoDateTimeField

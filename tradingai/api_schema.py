@@ -38,8 +38,8 @@ def document_errors(result, generator, request, public):
             if any(operation.get("security", [])):  # the token endpoint, open to all, has none
                 responses.setdefault("401", _response("No credentials, or a wrong or revoked token.", ERROR))
                 responses.setdefault("403", _response("A session request without its CSRF token.", ERROR))
-            if "{id}" in path or any(p.get("name") == "cursor" for p in operation.get("parameters", [])):
-                responses.setdefault("404", _response("Not one of yours (or no such page cursor).", ERROR))
+            if "{id}" in path:
+                responses.setdefault("404", _response("Not one of yours.", ERROR))
             if "requestBody" in operation:
                 responses.setdefault("415", _response("The body is not JSON.", ERROR))
             responses.setdefault("429", _response("Too many requests: wait and try again.", ERROR))

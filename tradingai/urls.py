@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
-from django.views.defaults import page_not_found
+from django.views.defaults import page_not_found, server_error
 
 from accounts.forms import ThrottledAdminAuthenticationForm
 
@@ -28,4 +28,12 @@ def not_found(request, exception=None):
     return page_not_found(request, exception)
 
 
+def server_failed(request):
+    """A server error under /api/ is JSON too (it says nothing of the cause, as the HTML page does not)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error."}, status=500)
+    return server_error(request)
+
+
 handler404 = not_found
+handler500 = server_failed
