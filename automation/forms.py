@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 
 from accounts.models import ExchangeAccount
+from learning.policy import AVOIDABLE, avoid_condition_error
 from market.exchanges import has_stored_candles, is_ccxt_exchange
 
 from .charts.urls import UnsafeChartUrlError, checked_tradingview_url
@@ -130,3 +131,25 @@ class PolicyPinForm(forms.Form):
     size_factor = forms.FloatField(
         label="Size factor", min_value=0, max_value=3, required=False, help_text="1 risks the bot's setting"
     )
+    avoid_conditions = forms.MultipleChoiceField(
+        label="Avoid",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(f"{n}:{v}", f"{n} {v}") for n, values in AVOIDABLE.items() for v in values],
+        help_text="Markets to stay out of; none ticked follows what the bot learns",
+    )
+
+    def __init__(self, *args, initial=None, **kwargs):
+        # A pin is stored as the decision reads it ({"field", "value"} objects); the boxes name them by text.
+        initial = dict(initial or {})
+        if initial.get("avoid_conditions"):
+            initial["avoid_conditions"] = [f"{c['field']}:{c['value']}" for c in initial["avoid_conditions"]]
+        super().__init__(*args, initial=initial, **kwargs)
+
+    def clean_avoid_conditions(self):
+        # The choices admit only allowed pairs; the shared rule is still asked, so form and API cannot drift.
+        ticked = self.cleaned_data["avoid_conditions"]
+        conditions = [dict(zip(("field", "value"), choice.split(":", 1), strict=True)) for choice in ticked]
+        if error := next(filter(None, map(avoid_condition_error, conditions)), ""):
+            raise forms.ValidationError(error)
+        return conditions or None

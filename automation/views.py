@@ -80,10 +80,19 @@ def bot_policy_pin(request, pk):
     if not form.is_valid():
         return _bot_page(request, bot, form)
     pin(bot, **form.cleaned_data)  # an empty field is None: unpinned
-    pinned = {name: value for name, value in form.cleaned_data.items() if value is not None}
-    said = ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in pinned.items()) or "nothing"
-    messages.success(request, f"Pinned: {said}. The rest follows what the bot learns.")
+    said = ", ".join(
+        f"{name.replace('_', ' ')} {said_pin(value)}"
+        for name, value in form.cleaned_data.items()
+        if value is not None
+    )
+    messages.success(request, f"Pinned: {said or 'nothing'}. The rest follows what the bot learns.")
     return redirect(bot)
+
+
+def said_pin(value) -> str:
+    if isinstance(value, list):  # avoid-conditions
+        return "; ".join(f"{c['field']} {c['value']}" for c in value)
+    return f"{value:g}"
 
 
 @login_required

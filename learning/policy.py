@@ -10,13 +10,15 @@ from django.db import transaction
 from django.db.models import Max, Min
 
 from automation.models import Bot
+from market.indicators import REGIMES
 
 from .counters import POLICY_SUMS
 from .insights import Z95
-from .models import AILearningData, LearnedPolicy, PolicyCounter
+from .models import AILearningData, LearnedPolicy, PolicyCounter, Sentiment
 
 THRESHOLDS = tuple(range(50, 95, 5))  # the minimum confidences tried
-AVOIDABLE = ("regime", "market_sentiment")  # conditions a policy can learn to stay out of
+# The conditions a policy can learn (or be pinned) to stay out of, each with the values it can take.
+AVOIDABLE = {"regime": REGIMES, "market_sentiment": tuple(Sentiment.values)}
 PINNABLE = ("min_confidence", "size_factor", "avoid_conditions")
 
 
@@ -190,11 +192,29 @@ def describe_policy(bot) -> dict:
     }
 
 
+def avoid_condition_error(condition) -> str:
+    """Why `condition` cannot be pinned as an avoid-condition, or "": it must be an object naming an avoidable
+    field and one of that field's values, as the cycle's decision compares them (a pinned `null` or a
+    misspelt value failed every later cycle, or never matched)."""
+    if not isinstance(condition, dict) or set(condition) != {"field", "value"}:
+        return 'Each avoid-condition is an object with exactly "field" and "value".'
+    if condition["field"] not in AVOIDABLE:
+        return f"Unknown field {condition['field']!r}: one of {', '.join(AVOIDABLE)}."
+    if condition["value"] not in AVOIDABLE[condition["field"]]:
+        allowed = ", ".join(AVOIDABLE[condition["field"]])
+        return f"Unknown {condition['field']} {condition['value']!r}: one of {allowed}."
+    return ""
+
+
 def pin(bot, **values) -> LearnedPolicy:
     """Fix policy values by hand (None unpins). They override whatever is learned later."""
     unknown = set(values) - set(PINNABLE)
     if unknown:
         raise ValueError(f"cannot pin {', '.join(sorted(unknown))}; pinnable: {', '.join(PINNABLE)}")
+    if values.get("avoid_conditions") is not None:
+        errors = list(filter(None, map(avoid_condition_error, values["avoid_conditions"])))
+        if errors:
+            raise ValueError(errors[0])
     current = _latest(bot)
     if current is None:
         current = LearnedPolicy.objects.create(bot=bot, min_confidence=float(bot.min_confidence))

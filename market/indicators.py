@@ -25,6 +25,8 @@ PIVOT_SPAN = 3
 TREND_ADX = 25.0
 # Volatility is "high" when ATR/close is above its median over this many bars.
 VOLATILITY_WINDOW = 100
+# Every label regime_label gives.
+REGIMES = ("TREND_HIGH_VOL", "TREND_LOW_VOL", "RANGE_HIGH_VOL", "RANGE_LOW_VOL", "UNKNOWN")
 MAX_LEVELS = 3
 # The fewest candles for which every indicator but EMA 200 is defined.
 MIN_CANDLES = MACD_SLOW + MACD_SIGNAL

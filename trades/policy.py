@@ -66,6 +66,8 @@ def decide(
         return Decision(False, f"confidence {confidence:g} below the minimum {limits.min_confidence:g}")
     if limits.avoided:
         avoided = limits.avoided
+        if "n" not in avoided:  # pinned by the owner, not learned: there is no evidence to quote
+            return Decision(False, f"pinned to avoid {avoided['field']} {avoided['value']}")
         return Decision(
             False,
             f"learned to avoid {avoided['field']} {avoided['value']} "

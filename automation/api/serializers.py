@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from automation.forms import BotForm
 from automation.models import AutomationSession, Bot, CycleRun
+from learning.policy import AVOIDABLE, avoid_condition_error
 from tradingai.api_forms import FormValidatedSerializer, StrictBooleanField
 
 
@@ -70,8 +71,13 @@ class PolicySerializer(serializers.Serializer):
 
 
 class AvoidConditionSerializer(serializers.Serializer):
-    field = serializers.ChoiceField(choices=("regime", "market_sentiment"))
-    value = serializers.CharField(max_length=30)
+    field = serializers.ChoiceField(choices=tuple(AVOIDABLE))
+    value = serializers.CharField(max_length=30, help_text="One of the field's values, e.g. RANGE_HIGH_VOL.")
+
+    def validate(self, condition):
+        if error := avoid_condition_error(condition):
+            raise serializers.ValidationError({"value": [error]})
+        return condition
 
 
 class PinSerializer(serializers.Serializer):
@@ -79,4 +85,10 @@ class PinSerializer(serializers.Serializer):
 
     min_confidence = serializers.FloatField(min_value=0, max_value=100, required=False, allow_null=True)
     size_factor = serializers.FloatField(min_value=0, max_value=3, required=False, allow_null=True)
-    avoid_conditions = AvoidConditionSerializer(many=True, required=False, allow_null=True)
+    # A ListField, not many=True: DRF hands many=True's allow_null to each item too, so [null] was taken.
+    avoid_conditions = serializers.ListField(
+        child=AvoidConditionSerializer(),
+        required=False,
+        allow_null=True,
+        max_length=sum(map(len, AVOIDABLE.values())),
+    )
