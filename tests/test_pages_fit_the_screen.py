@@ -14,7 +14,7 @@ from automation.demo import seed_demo
 from automation.management.commands.screenshots import main_pages, walk
 from automation.models import AutomationSession, Bot
 from tests.factories import BotFactory, import_eurusd
-from tradingai.browser import chromium, horizontal_overflow, overflowing_elements
+from tradingai.browser import chromium, csp_violations, horizontal_overflow, overflowing_elements
 
 FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday: the pair trades through the week
 # Enough hours for closed trades and resolved analyses, hence insights, on these candles.
@@ -36,18 +36,21 @@ def test_every_page_fits_the_screen(live_server, transactional_db, alice):
     pages, skipped = main_pages(alice)
     assert not skipped, skipped  # every detail page has something to show
 
-    too_wide = []
+    too_wide, refused = [], []
     for width in WIDTHS:
         driver = chromium(width)
         try:
             for name in walk(driver, live_server.url, alice, pages):
                 assert driver.find_elements(By.TAG_NAME, "h1"), f"{name} at {width} px has no heading"
+                # Plots are drawn by now (walk waits for them): plotly.js ran under the policy too.
+                refused += [f"{name} at {width} px: {message}" for message in csp_violations(driver)]
                 if overflow := horizontal_overflow(driver):
                     culprits = "; ".join(overflowing_elements(driver))
                     too_wide.append(f"{name} at {width} px by {overflow} px: {culprits}")
         finally:
             driver.quit()
     assert not too_wide, "pages wider than the screen:\n" + "\n".join(too_wide)
+    assert not refused, "the Content-Security-Policy refused:\n" + "\n".join(refused)
 
 
 def png_width(path) -> int:

@@ -1,8 +1,11 @@
 """The REST API's routes (`/api/v1/`), its OpenAPI schema (`/api/schema/`) and Swagger UI (`/api/docs/`).
 Each app keeps its serializers and views in its own `api/` package; this file only puts them together."""
 
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
 from accounts.api.views import ApiTokenViewSet, AuditEventViewSet, ExchangeAccountViewSet, TokenCreateView
@@ -20,12 +23,31 @@ router.register("exchange-accounts", ExchangeAccountViewSet, basename="exchange-
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
+
+class DocsPermission(BasePermission):
+    """The schema for anyone when API_DOCS_PUBLIC is on (local), else for a signed-in user or a token."""
+
+    def has_permission(self, request, view):
+        return settings.API_DOCS_PUBLIC or IsAuthenticated().has_permission(request, view)
+
+
+swagger_ui_view = SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api_docs.html")
+
+
+def swagger_ui(request, *args, **kwargs):
+    """Swagger UI with its start-up script served as a file (?script=), not inline, for the CSP; behind
+    login unless API_DOCS_PUBLIC, like the schema it reads (a browser is sent to sign in)."""
+    if not (settings.API_DOCS_PUBLIC or request.user.is_authenticated):
+        return redirect_to_login(request.get_full_path())
+    return swagger_ui_view(request, *args, **kwargs)
+
+
 urlpatterns = [
     path("api/v1/auth/token/", TokenCreateView.as_view(), name="api-token"),
     path("api/v1/insights/", InsightsView.as_view(), name="api-insights"),
     path("api/v1/recommendations/", RecommendationsView.as_view(), name="api-recommendations"),
     path("api/v1/kill-switch/", KillSwitchView.as_view(), name="api-kill-switch"),
     path("api/v1/", include(router.urls)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[DocsPermission]), name="api-schema"),
+    path("api/docs/", swagger_ui, name="api-docs"),
 ]

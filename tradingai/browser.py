@@ -69,6 +69,7 @@ def chromium(width: int, height: int = 900) -> webdriver.Chrome:
     options.binary_location = settings.CHROMIUM_BINARY
     for arg in (*CHROMIUM_ARGS, *OFFLINE_ARGS):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # for csp_violations()
     driver = webdriver.Chrome(options=options, service=Service(settings.CHROMEDRIVER_PATH))
     # The window size would include the browser's frame and clip the page; this sets the page's own.
     driver.execute_cdp_cmd(
@@ -87,6 +88,17 @@ def log_in(driver: webdriver.Chrome, base_url: str, user) -> None:
     driver.get(base_url + reverse("login"))
     cookie = client.cookies[settings.SESSION_COOKIE_NAME]
     driver.add_cookie({"name": cookie.key, "value": cookie.value, "path": "/"})
+
+
+def csp_violations(driver: webdriver.Chrome) -> list[str]:
+    """What the Content-Security-Policy refused since the last call, as Chromium reported it in the console
+    ("Refused to execute inline script because it violates the following Content Security Policy
+    directive: ..."). Reading the log empties it."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"]
+    ]
 
 
 def horizontal_overflow(driver: webdriver.Chrome) -> int:

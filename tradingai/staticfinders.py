@@ -5,6 +5,7 @@ no CDN or npm step is needed. Only the files named here are served (the wheel al
 widget bundle that no page uses)."""
 
 import importlib.util
+import re
 from pathlib import Path
 
 from django.contrib.staticfiles.finders import BaseFinder
@@ -54,3 +55,33 @@ class PackageFileFinder(BaseFinder):
             # collectstatic stores a file under the storage's `prefix` + the listed name.
             storage.prefix = str(Path(path).parent)
             yield found.name, storage
+
+
+# plotly.js adds its style rules to a <style> element of its own unless an element with this id and class is
+# in the page: a page under a Content-Security-Policy without 'unsafe-inline' links them instead, from
+# static/css/plotly.css, which `plotly_css()` writes from the plotly.js the wheel ships (a test keeps the two
+# equal when plotly is upgraded).
+PLOTLY_STYLE_ID = "plotly.js-style-global"
+_RULE = re.compile(r'"((?:[^"\\]|\\.)*)":(?:\'((?:[^\'\\]|\\.)*)\'|"((?:[^"\\]|\\.)*)")')
+
+
+def plotly_css() -> str:
+    """The global style rules of the shipped plotly.js, as the stylesheet it would build: each rule inserted
+    at the top (insertRule(rule, 0)), so in reverse order."""
+    script = _package_file(*PACKAGE_FILES["vendor/plotly.min.js"]).read_text()
+    version = re.search(r"plotly\.js v([\d.]+)", script).group(1)
+    loop = re.search(r"for\((\w+) in (\w+)\)\w+=\1\.replace\(/\^,/", script)
+    start = script.rindex(f"{loop.group(2)}={{", 0, loop.start())
+    rules = [
+        (selector.replace(",", " ,", 1) if selector.startswith(",") else selector, single or double)
+        for selector, single, double in _RULE.findall(script[start : loop.start()])
+    ]
+    lines = [
+        selector.replace("X", ".js-plotly-plot .plotly").replace("Y", ".plotly-notifier") + "{" + body + "}"
+        for selector, body in reversed(rules)
+    ]
+    return (
+        f"/* plotly.js v{version}'s own style rules (tradingai.staticfinders.plotly_css) */\n"
+        + "\n".join(lines)
+        + "\n"
+    )

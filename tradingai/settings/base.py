@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -43,6 +44,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # the headers of every response: see "Security headers" below
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    "tradingai.middleware.ApiNoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -176,6 +180,37 @@ SIMULATION_SLIPPAGE_PCT = Decimal(env.str("TRADINGAI_SIMULATION_SLIPPAGE_PCT", d
 SIMULATION_FEE_PCT = Decimal(env.str("TRADINGAI_SIMULATION_FEE_PCT", default="0.10"))
 # A trade still open after this many candles is closed at the market (TIME_EXIT).
 MAX_HOLDING_CANDLES = env.int("TRADINGAI_MAX_HOLDING_CANDLES", default=48)
+
+# --- Security headers (docs/security.md, "Headers") ---------------------------------------------------
+# No page runs a script of its own making: scripts are static files, plot data sits in json_script blocks
+# (data, never run). plotly.js writes its few style rules into <style> elements it creates; a <link> with
+# the id and class plotly looks for (templates/_plot_scripts.html) holds those rules instead, so styles are
+# 'self' too. Nothing is framed, no page posts elsewhere, and the favicon is the empty data: URL.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Powerful browser features no page uses, switched off for the site and anything it could embed.
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer", "camera", "display-capture", "geolocation", "gyroscope", "hid", "magnetometer",
+        "microphone", "midi", "payment", "serial", "usb",
+    )
+}  # fmt: skip
+# The OpenAPI schema and Swagger UI (/api/schema/, /api/docs/) for signed-in users (or a token) only,
+# unless this is on: they map every operation for an attacker too.
+API_DOCS_PUBLIC = env.bool("TRADINGAI_API_DOCS_PUBLIC", default=False)
 
 # --- REST API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -31,3 +31,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         env.str("CELERY_BROKER_DIR", default="") or tempfile.mkdtemp(prefix="tradingai-broker-")
     )
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(CELERY_BROKER_DIR)
+
+# tests/api/test_schemathesis.py reads the schema as it is imported, before any user exists; the tests of the
+# production default (behind login) turn this off.
+API_DOCS_PUBLIC = env.bool("TRADINGAI_API_DOCS_PUBLIC", default=True)
