@@ -145,9 +145,21 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ("name", "max_running_bots")
+    """The quotas of each plan (accounts.quotas); users without a plan get the TRADINGAI_DEFAULT_* settings.
+    A change applies at once: to the next bot, account or token created, run-now and cycle."""
+
+    list_display = (
+        "name", "max_running_bots", "max_bots", "max_exchange_accounts", "max_api_tokens", "run_now_per_hour",
+        "cycles_per_day", "monthly_llm_usd",
+    )  # fmt: skip
     list_filter = ("max_running_bots",)
     search_fields = ("name",)
+    fieldsets = (
+        (None, {"fields": ("name",)}),
+        ("What a user may hold", {"fields": ("max_bots", "max_exchange_accounts", "max_api_tokens")}),
+        ("What a user may run", {"fields": ("max_running_bots", "run_now_per_hour", "cycles_per_day")}),
+        ("What a user may spend", {"fields": ("monthly_llm_usd",)}),
+    )
 
 
 @admin.register(ExchangeAccount)

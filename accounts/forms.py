@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 
-from market.exchanges import is_ccxt_exchange
+from market.exchanges import KeyPermissionsUnknownError, is_ccxt_exchange, key_permissions
 
 from .lockout import LockoutFormMixin
 from .models import AuditEvent, ExchangeAccount, User
@@ -66,14 +66,53 @@ class ExchangeAccountForm(forms.ModelForm):
             raise forms.ValidationError("You already have an exchange account with this label.")
         return label
 
-    def save(self, commit=True):
-        account = super().save(commit=False)
-        account.owner = self.owner
+    def clean(self):
+        """Asks the exchange what the key may do, where it says: a key that can withdraw is refused (a
+        stolen one could empty the account, where a trading key can only trade); one without an IP
+        restriction is taken with a warning, as is one whose exchange cannot tell (`key_note`)."""
+        cleaned = super().clean()
+        self.key_note = ""
+        if self.errors:
+            return cleaned  # no call to the exchange for a form that is refused anyway
+        try:
+            permissions = key_permissions(self._account())
+        except KeyPermissionsUnknownError as e:
+            self.key_note = (
+                f"The key's permissions could not be checked ({e}). Make sure it cannot withdraw funds."
+            )
+            return cleaned
+        if permissions.can_withdraw:
+            raise forms.ValidationError(
+                {"api_key": "This key can withdraw funds; create a key without withdrawal permission."}
+            )
+        notes = []
+        if not permissions.ip_restricted:
+            notes.append(
+                "This key has no IP restriction: whoever obtains it can use it from anywhere. Restrict it to "
+                "this server's addresses on the exchange."
+            )
+        if not permissions.can_trade:
+            notes.append("This key cannot trade spot: a live bot's orders with it will be refused.")
+        self.key_note = " ".join(notes)
+        return cleaned
+
+    def _account(self) -> ExchangeAccount:
+        """The account the form describes, unsaved."""
+        fields = {name: self.cleaned_data.get(name) for name in ("label", "exchange", "sandbox")}
+        return self._with_credentials(ExchangeAccount(owner=self.owner, **fields))
+
+    def _with_credentials(self, account: ExchangeAccount) -> ExchangeAccount:
         account.set_credentials(
             self.cleaned_data["api_key"].strip(),
             self.cleaned_data["secret"].strip(),
             self.cleaned_data["password"].strip(),
         )
+        return account
+
+    def save(self, commit=True):
+        account = self._with_credentials(super().save(commit=False))
+        account.owner = self.owner
+        account.key_note = self.key_note
         if commit:
             exchange_account_add(account, actor=self.owner)
         return account

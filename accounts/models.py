@@ -1,13 +1,16 @@
 import hashlib
 import secrets
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from . import crypto
+from .quotas import room_for
 
 
 class UserManager(BaseUserManager):
@@ -37,8 +40,29 @@ class UserManager(BaseUserManager):
 
 
 class Plan(models.Model):
+    """What an account may hold and spend, set by operators in the admin. A user without a plan gets the
+    TRADINGAI_DEFAULT_* settings (accounts.quotas)."""
+
     name = models.CharField(max_length=50, unique=True)
     max_running_bots = models.PositiveSmallIntegerField(default=3)
+    max_bots = models.PositiveIntegerField(default=20, help_text="Bots, running or not.")
+    max_exchange_accounts = models.PositiveIntegerField(default=10)
+    max_api_tokens = models.PositiveIntegerField(default=10)
+    run_now_per_hour = models.PositiveIntegerField(
+        default=10, help_text="Run-now requests in any hour, whatever the bots' states."
+    )
+    cycles_per_day = models.PositiveIntegerField(
+        default=500, help_text="Cycles of all the user's bots in a UTC day; more are skipped."
+    )
+    monthly_llm_usd = models.DecimalField(
+        "monthly LLM spend (USD)",
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal("10.00"),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="Paid analyses (the OpenAI analyst) stop for the rest of the UTC calendar month once the "
+        "user's analyses of the month cost this much.",
+    )
 
     def __str__(self):
         return self.name
@@ -97,6 +121,9 @@ class ExchangeAccount(models.Model):
     # The key's last four characters, so the owner can tell keys apart; none for keys under 12 characters,
     # where four would give too much away. The secret has no hint.
     api_key_hint = models.CharField(max_length=8, editable=False)
+    # What the exchange said about the key's permissions when it was added (market.exchanges.key_permissions):
+    # a warning (no IP restriction) or why it could not tell. Empty: the key is as it should be.
+    key_note = models.CharField(max_length=500, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -155,9 +182,11 @@ class ApiToken(models.Model):
 
     @classmethod
     def issue(cls, user, name: str) -> tuple["ApiToken", str]:
-        """A new token for `user`, and its plain value: the only time it exists outside the client."""
+        """A new token for `user`, and its plain value: the only time it exists outside the client.
+        QuotaExceededError when the user holds as many tokens as their plan allows."""
         plain = cls.PREFIX + secrets.token_urlsafe(32)
-        token = cls.objects.create(user=user, name=name, key_hash=cls.digest(plain), hint=plain[4:12])
+        with room_for(user, "max_api_tokens", cls.objects.filter(user=user)):
+            token = cls.objects.create(user=user, name=name, key_hash=cls.digest(plain), hint=plain[4:12])
         return token, plain
 
     @staticmethod

@@ -5,13 +5,16 @@ from django.db import transaction
 
 from . import audit
 from .models import ExchangeAccount, User
+from .quotas import room_for
 
 Action = audit.Action
 
 
 def exchange_account_add(account: ExchangeAccount, *, actor) -> None:
-    """Store a new exchange account (its credentials already set)."""
-    with transaction.atomic():
+    """Store a new exchange account (its credentials already set); QuotaExceededError when the owner holds
+    as many as their plan allows."""
+    held = ExchangeAccount.objects.filter(owner=account.owner)
+    with room_for(account.owner, "max_exchange_accounts", held):
         account.save()
         _record_account(account, account.pk, Action.EXCHANGE_ACCOUNT_ADDED, "added", actor)
 

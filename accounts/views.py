@@ -11,6 +11,7 @@ from tradingai.pages import filtered_page
 from . import services
 from .forms import ApiTokenForm, AuditFilterForm, ExchangeAccountForm, SignUpForm
 from .models import ApiToken, AuditEvent, ExchangeAccount
+from .quotas import saved_within_quota
 
 
 def signup(request):
@@ -40,9 +41,10 @@ def settings_page(request):
 @login_required
 def exchange_accounts(request):
     form = ExchangeAccountForm(request.POST or None, owner=request.user)
-    if request.method == "POST" and form.is_valid():
-        account = form.save()
+    if request.method == "POST" and form.is_valid() and (account := saved_within_quota(form, form.save)):
         messages.success(request, f"Exchange account “{account.label}” saved. Its keys are stored encrypted.")
+        if account.key_note:
+            messages.warning(request, account.key_note)
         return redirect("exchange_accounts")
     accounts = ExchangeAccount.objects.filter(owner=request.user).order_by("label")
     return render(request, "accounts/exchange_accounts.html", {"form": form, "accounts": accounts})
@@ -76,8 +78,10 @@ def api_tokens(request):
     form = ApiTokenForm(request.POST or None)
     issued = None
     if request.method == "POST" and form.is_valid():
-        _, issued = ApiToken.issue(request.user, form.cleaned_data["name"])
-        form = ApiTokenForm()
+        made = saved_within_quota(form, lambda: ApiToken.issue(request.user, form.cleaned_data["name"]))
+        if made:
+            _, issued = made
+            form = ApiTokenForm()
     tokens = ApiToken.objects.filter(user=request.user)
     return render(request, "accounts/api_tokens.html", {"form": form, "tokens": tokens, "issued": issued})
 

@@ -42,6 +42,7 @@ from .analysts.base import Analyst
 from .analysts.service import get_analyst
 from .charts.tradingview import shared_capture
 from .models import AutomationSession, Bot, CycleRun, KillSwitch
+from .quotas import cycle_refusal
 from .services import bot_pause
 
 logger = logging.getLogger(__name__)
@@ -153,6 +154,12 @@ def run_cycle(
             finished_at=timezone.now(),
             error=f"started {clock - slot} after its slot; skipped rather than run late",
         )
+        return run
+    # The plan's caps (cycles a day, the month's LLM spend), before anything is asked of the analyst.
+    analyst_name = outside.analyst.name if outside.analyst else bot.analyst.lower()
+    if refusal := cycle_refusal(run, analyst_name, timezone.now()):
+        skipped = {"finished_at": timezone.now(), "error": refusal}
+        _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.SKIPPED, **skipped)
         return run
     if not _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.RUNNING, started_at=timezone.now()):
         return run

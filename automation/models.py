@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from market.timeframes import TIMEFRAMES
 
@@ -169,6 +170,8 @@ class CycleRun(models.Model):
         indexes = [
             models.Index(fields=["bot", "-slot"]),
             models.Index(fields=["status", "-created_at"]),
+            # The day's cycles of a user's bots, counted against the plan (automation.quotas).
+            models.Index(fields=["bot", "created_at"]),
         ]
         ordering = ["-slot"]
 
@@ -178,6 +181,21 @@ class CycleRun(models.Model):
     def step_timings(self) -> list[tuple[str, float]]:
         known = [(step, self.timings[step]) for step in self.STEPS if step in self.timings]
         return known + [(step, took) for step, took in self.timings.items() if step not in self.STEPS]
+
+
+class RunNowRequest(models.Model):
+    """A run-now its owner asked for, counted against the plan's run-now per hour (automation.quotas) by
+    user, not by bot: a bot stopped and started again, or another bot, is no way round the count."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    bot = models.ForeignKey(Bot, null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "at"])]
+
+    def __str__(self):
+        return f"run-now by {self.user_id} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class Heartbeat(models.Model):

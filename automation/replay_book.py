@@ -54,6 +54,7 @@ from .analysis import StepTimer, analyse_market
 from .analysts.base import Analyst
 from .cycle import decision_for, halted_by, new_record, new_trade, order_for
 from .models import AutomationSession, Bot, CycleRun
+from .quotas import PAID_ANALYSTS, spend_refusal, spent_this_month
 from .services import bot_pause
 
 logger = logging.getLogger(__name__)
@@ -148,6 +149,10 @@ class Book:
         self.model = active_model(self.bot.owner)
         self.bot.owner.refresh_from_db(fields=["trading_halted"])
         self.halted_by = halted_by(self.bot)
+        # The plan's monthly LLM spend binds a replay with a paid analyst as it binds live cycles; read after
+        # the day's flush, and counted on by _record (automation.quotas says why the daily cap does not).
+        self.paid = getattr(self.analyst, "name", "") in PAID_ANALYSTS
+        self.spent = spent_this_month(self.bot.owner, timezone.now()) if self.paid else Decimal(0)
 
     def _clear(self) -> None:
         self.new_runs: list[CycleRun] = []
@@ -164,6 +169,8 @@ class Book:
     # --- the cycle ------------------------------------------------------------------------------------------
     def cycle(self, slot: datetime) -> CycleRun:
         """`run_cycle` for one slot, on the books: the same steps, in the same order, timed the same way."""
+        if self.paid and (refusal := spend_refusal(self.bot.owner, self.spent, timezone.now())):
+            return self._skipped(slot, refusal)
         run = CycleRun(
             bot=self.bot,
             slot=slot,
@@ -201,6 +208,13 @@ class Book:
         self.slots.append(slot)
         return run
 
+    def _skipped(self, slot: datetime, reason: str) -> CycleRun:
+        skipped = {"status": CycleRun.Status.SKIPPED, "finished_at": timezone.now(), "error": reason}
+        run = CycleRun(bot=self.bot, slot=slot, session=self.session, **skipped)
+        self.new_runs.append(run)
+        self.slots.append(slot)
+        return run
+
     def _record(self, run: CycleRun, done, section: str) -> AILearningData:
         text = prompt_text(section)
         version = self.versions.get(text)
@@ -209,6 +223,7 @@ class Book:
             self.version_names[version.pk] = version.sha256
         record = _as_stored(new_record(self.bot, run, done, version, section))
         self.new_analyses.append(record)
+        self.spent += record.cost_usd
         self._wait(record)
         self._count(record, [RECORDED])
         return record

@@ -3,6 +3,8 @@ re-checks the state, so two callers racing on the same bot cannot both act."""
 
 import json
 import logging
+import math
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -11,11 +13,12 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from kombu.exceptions import OperationalError as BrokerUnreachableError
 
 from accounts import audit
+from accounts.quotas import lock_user, quotas_of, room_for
 from market.errors import MarketDataError
 from market.exchanges import CcxtCandles, has_stored_candles, is_ccxt_exchange
 from market.sources import Market
 
-from .models import AutomationSession, Bot, CycleRun, KillSwitch
+from .models import AutomationSession, Bot, CycleRun, KillSwitch, RunNowRequest
 
 CYCLE_TASK = "automation.tasks.run_cycle_task"
 logger = logging.getLogger(__name__)
@@ -27,6 +30,18 @@ class BotActionError(Exception):
 
 class QueueUnavailableError(BotActionError):
     """The task queue (the Celery broker) cannot be reached: nothing was sent, nothing changed."""
+
+
+class RunNowLimitError(BotActionError):
+    """The plan's run-now requests of the hour are used up; `retry_after`: seconds until one is free again."""
+
+    def __init__(self, message: str, retry_after: int | None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# Run-now requests are counted over the last hour, not per clock hour, so a burst cannot straddle the hour.
+RUN_NOW_WINDOW = timedelta(hours=1)
 
 
 def session_close(bot: Bot, reason: str) -> None:
@@ -42,7 +57,8 @@ def bot_save(bot: Bot, before: tuple[str, bool] | None, *, actor) -> None:
     mode, confirmed = before or (None, False)
     with transaction.atomic():
         if before is None:
-            bot.save()
+            with room_for(bot.owner, "max_bots", Bot.objects.filter(owner=bot.owner)):
+                bot.save()
         else:
             # Not the status it was read with: a pause (the daily loss limit) or a stop landing while the form
             # was filled in would be undone, leaving a RUNNING bot with no session and no schedule.
@@ -92,6 +108,10 @@ def check_startable(bot: Bot) -> None:
             CcxtCandles(bot.exchange).candles(market, limit=1)
         except MarketDataError as e:
             raise BotActionError(f"{bot.symbol} cannot be traded on {bot.exchange}: {e}") from None
+    _check_running_room(bot)
+
+
+def _check_running_room(bot: Bot) -> None:
     running = Bot.objects.filter(owner=bot.owner, status=Bot.Status.RUNNING).exclude(pk=bot.pk).count()
     if running >= bot.owner.max_running_bots:
         raise BotActionError(
@@ -120,6 +140,9 @@ def bot_start(bot: Bot, *, actor=None) -> AutomationSession:
     "who"), None for the platform."""
     check_startable(bot)
     with transaction.atomic():
+        # Counted again under the owner's row lock: two bots started at once cannot both take the last place.
+        lock_user(bot.owner)
+        _check_running_room(bot)
         locked = Bot.objects.select_for_update().get(pk=bot.pk)
         if locked.status == Bot.Status.RUNNING:
             raise BotActionError(f"“{bot.name}” is already running.")
@@ -195,12 +218,14 @@ def bot_run_now(bot: Bot) -> str:
         raise BotActionError(
             f"The cycle for {slot:%Y-%m-%d %H:%M} UTC has already run; the next one is due soon."
         )
+    asked = _count_run_now(bot)
 
     def send():
         try:
             run_cycle_task.delay(bot.pk, slot.isoformat())
         except BrokerUnreachableError as e:
-            # Nothing was claimed or written, so the owner may simply press again.
+            # Nothing was claimed or written, so the owner may simply press again, and it does not count.
+            RunNowRequest.objects.filter(pk=asked.pk).delete()
             logger.warning("run-now of bot %s: the broker is unreachable: %s", bot.pk, e)
             raise QueueUnavailableError(
                 "The task queue cannot be reached just now, so the cycle was not started; nothing was "
@@ -209,6 +234,27 @@ def bot_run_now(bot: Bot) -> str:
 
     transaction.on_commit(send)
     return slot.isoformat()
+
+
+def _count_run_now(bot: Bot) -> RunNowRequest:
+    """Count a run-now against the owner's plan: by user, whatever the bot's state, so that starting,
+    running now and stopping bot after bot runs no more cycles an hour than the plan allows."""
+    now = timezone.now()
+    with transaction.atomic():
+        cap = quotas_of(lock_user(bot.owner)).run_now_per_hour
+        if cap == 0:
+            raise RunNowLimitError("Your plan has no run-now; the bot's cycles run on its schedule.", None)
+        recent = RunNowRequest.objects.filter(user_id=bot.owner_id, at__gt=now - RUN_NOW_WINDOW)
+        times = list(recent.order_by("-at").values_list("at", flat=True)[:cap])
+        if len(times) >= cap:
+            # A place is free again once the oldest of the last `cap` requests is an hour old.
+            wait = max(1, math.ceil((times[-1] + RUN_NOW_WINDOW - now).total_seconds()))
+            raise RunNowLimitError(
+                f"Your plan allows {cap} run-now request(s) an hour and they are used up; the next is "
+                f"possible in {math.ceil(wait / 60)} minute(s). The bot's scheduled cycles run as usual.",
+                wait,
+            )
+        return RunNowRequest.objects.create(user_id=bot.owner_id, bot=bot, at=now)
 
 
 def kill_switch_set(engaged: bool, reason: str, *, actor=None) -> KillSwitch:

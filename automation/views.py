@@ -3,8 +3,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.quotas import saved_within_quota
 from learning import plots
 from learning.insights import stat
 from learning.models import AILearningData
@@ -12,6 +14,7 @@ from learning.policy import describe_policy, pin
 
 from .forms import BotForm, PolicyPinForm
 from .models import Bot
+from .quotas import notices as quota_notices
 from .selectors import dashboard_bots, recent_failures, worker_alive
 from .services import BotActionError, bot_run_now, bot_start, bot_stop
 
@@ -28,6 +31,7 @@ def dashboard(request):
         "worker_alive": worker_alive(),
         "equity": plots.equity(request.user) if bots else None,
         "failures": recent_failures(request.user),
+        "quota_notices": quota_notices(request.user, timezone.now()),
     }
     return render(request, "automation/dashboard.html", context)
 
@@ -35,8 +39,7 @@ def dashboard(request):
 @login_required
 def bot_create(request):
     form = BotForm(request.POST or None, owner=request.user)
-    if request.method == "POST" and form.is_valid():
-        bot = form.save()
+    if request.method == "POST" and form.is_valid() and (bot := saved_within_quota(form, form.save)):
         messages.success(request, f"Bot “{bot.name}” created. Start it when you are ready.")
         return redirect(bot)
     return render(request, "automation/bot_form.html", {"form": form})

@@ -228,7 +228,10 @@ def seed_running_bots(bots: int, markets: int, users: int, analyst: str) -> list
     for symbol in symbols:
         # Not a ccxt exchange id: the bots are paper bots on stored candles, never on a live exchange.
         store_bars("bench", symbol, "1h", bars)
-    plan = Plan.objects.create(name="bench", max_running_bots=bots)
+    # The benches measure speed, not the quotas: a plan whose caps they never reach.
+    plan = Plan.objects.create(
+        name="bench", max_running_bots=bots, max_bots=bots, cycles_per_day=10**9, run_now_per_hour=10**9
+    )
     owners = [User.objects.create_user(f"owner{i}@bench.invalid", plan=plan) for i in range(users)]
     common = {"exchange": "bench", "timeframe": "1h", "analyst": analyst}
     Bot.objects.bulk_create(

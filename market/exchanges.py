@@ -7,7 +7,7 @@ client and every ccxt exception is translated at one boundary, `ccxt_errors()`, 
 import difflib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import astuple
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -101,6 +101,43 @@ def _signing_config(account: "ExchangeAccount") -> dict[str, Any]:
         # the margin pairs; spot orders need the markets only.
         "options": {"fetchCurrencies": False, "fetchMargins": False},
     }
+
+
+@dataclass(frozen=True)
+class KeyPermissions:
+    """What an exchange says an API key may do."""
+
+    can_withdraw: bool
+    ip_restricted: bool
+    can_trade: bool
+
+
+class KeyPermissionsUnknownError(MarketDataError):
+    """The exchange does not say what a key may do, or could not be asked; the message says which."""
+
+
+def key_permissions(account: "ExchangeAccount") -> KeyPermissions:
+    """What `account`'s key may do, as the exchange reports it. Binance (and ccxt's exchanges built on it)
+    answers GET /sapi/v1/account/apiRestrictions; other exchanges do not tell, which is a
+    KeyPermissionsUnknownError, as is any failure to ask. No message holds the key or the secret."""
+    try:
+        client = make_client(account.exchange, account=account)
+        ask = getattr(client, "sapiGetAccountApiRestrictions", None)
+        if ask is None:
+            raise KeyPermissionsUnknownError(f"{account.exchange} does not report what an API key may do")
+        with ccxt_errors(account.exchange, secrets=astuple(account.credentials())):
+            answer = ask()
+    except KeyPermissionsUnknownError:
+        raise
+    except MarketDataError as e:
+        raise KeyPermissionsUnknownError(f"could not ask {account.exchange}: {e}") from e
+    if not isinstance(answer, dict) or not isinstance(answer.get("enableWithdrawals"), bool):
+        raise KeyPermissionsUnknownError(f"{account.exchange} answered without the key's permissions")
+    return KeyPermissions(
+        can_withdraw=answer["enableWithdrawals"],
+        ip_restricted=answer.get("ipRestrict") is True,
+        can_trade=answer.get("enableSpotAndMarginTrading") is True,
+    )
 
 
 def _with_origin(urls: str | dict, origin: str) -> str | dict:

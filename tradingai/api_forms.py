@@ -2,6 +2,7 @@
 set of rules (a bot's live-trading checks, an exchange id ccxt knows, a label of one's own) and report them
 the same way: a 400 with each field and its reason."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.forms.models import model_to_dict
 from rest_framework import serializers
 
@@ -39,7 +40,11 @@ class FormValidatedSerializer(serializers.ModelSerializer):
         return "" if value is None else value
 
     def create(self, validated_data):
-        return self.form.save()
+        try:
+            return self.form.save()
+        except DjangoValidationError as e:
+            # What is checked as the row is written (a plan's quota), after the form's validation.
+            raise serializers.ValidationError(serializers.as_serializer_error(e)) from None
 
     def update(self, instance, validated_data):
         return self.form.save()

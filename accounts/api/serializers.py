@@ -42,11 +42,17 @@ class ExchangeAccountSerializer(FormValidatedSerializer):
     secret = serializers.CharField(write_only=True, max_length=500)
     password = serializers.CharField(write_only=True, max_length=500, required=False, allow_blank=True)
     masked_key = serializers.CharField(read_only=True)
+    key_note = serializers.CharField(
+        read_only=True,
+        help_text="What the exchange said about the key's permissions when it was added: a warning (no IP "
+        "restriction, no spot trading) or why they could not be checked; empty when the key is as it "
+        "should be.",
+    )
 
     class Meta:
         model = ExchangeAccount
         fields = (
-            "id", "label", "exchange", "sandbox", "api_key", "secret", "password", "masked_key",
+            "id", "label", "exchange", "sandbox", "api_key", "secret", "password", "masked_key", "key_note",
             "created_at", "updated_at",
         )  # fmt: skip
         read_only_fields = ("created_at", "updated_at")

@@ -1,11 +1,12 @@
 from django.db.models import ProtectedError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import ApiToken, AuditEvent, ExchangeAccount
+from accounts.quotas import QuotaExceededError
 from accounts.services import exchange_account_delete
 from tradingai.api_pagination import LongListPagination
 
@@ -35,13 +36,21 @@ class TokenCreateView(APIView):
 
     @extend_schema(
         request=TokenRequestSerializer,
-        responses={201: ApiTokenSerializer, 400: OpenApiResponse(description="Wrong e-mail or password.")},
+        responses={
+            201: ApiTokenSerializer,
+            400: OpenApiResponse(
+                description="Wrong e-mail or password, or as many tokens as your plan allows."
+            ),
+        },
         auth=[],
     )
     def post(self, request):
         given = TokenRequestSerializer(data=request.data, context={"request": request})
         given.is_valid(raise_exception=True)
-        token, plain = ApiToken.issue(given.validated_data["user"], given.validated_data["name"])
+        try:
+            token, plain = ApiToken.issue(given.validated_data["user"], given.validated_data["name"])
+        except QuotaExceededError as e:
+            raise serializers.ValidationError(serializers.as_serializer_error(e)) from None
         return Response(
             ApiTokenSerializer(token, context={"plain": plain}).data, status=status.HTTP_201_CREATED
         )

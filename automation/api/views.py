@@ -12,7 +12,14 @@ from rest_framework.views import APIView
 from accounts.services import trading_halt_set
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
 from automation.selectors import own_bots
-from automation.services import BotActionError, QueueUnavailableError, bot_run_now, bot_start, bot_stop
+from automation.services import (
+    BotActionError,
+    QueueUnavailableError,
+    RunNowLimitError,
+    bot_run_now,
+    bot_start,
+    bot_stop,
+)
 from learning.policy import describe_policy, pin
 from tradingai.api_filters import UtcDateTimeFilter
 from tradingai.api_pagination import LongListPagination
@@ -29,6 +36,9 @@ from .serializers import (
 
 REFUSED = OpenApiResponse(description="The bot's state or settings do not allow it; `detail` says why.")
 UNAVAILABLE = OpenApiResponse(description="The task queue cannot be reached; nothing was sent. Try again.")
+RUN_NOW_LIMIT = OpenApiResponse(
+    description="The plan's run-now requests of the hour are used up; `Retry-After` says when one is free."
+)
 
 
 class BotViewSet(viewsets.ModelViewSet):
@@ -57,6 +67,9 @@ class BotViewSet(viewsets.ModelViewSet):
             slot = do(bot)
         except QueueUnavailableError as e:
             return Response({"detail": str(e)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        except RunNowLimitError as e:
+            retry = {"Retry-After": str(e.retry_after)} if e.retry_after else None
+            return Response({"detail": str(e)}, status=status.HTTP_429_TOO_MANY_REQUESTS, headers=retry)
         except BotActionError as e:
             return Response({"detail": str(e)}, status=status.HTTP_409_CONFLICT)
         bot.refresh_from_db()
@@ -75,7 +88,10 @@ class BotViewSet(viewsets.ModelViewSet):
         """Stop the bot and close its session."""
         return self._act(request, partial(bot_stop, actor=request.user))
 
-    @extend_schema(request=None, responses={200: ActionResultSerializer, 409: REFUSED, 503: UNAVAILABLE})
+    @extend_schema(
+        request=None,
+        responses={200: ActionResultSerializer, 409: REFUSED, 429: RUN_NOW_LIMIT, 503: UNAVAILABLE},
+    )
     @action(detail=True, methods=["post"], url_path="run-now")
     def run_now(self, request, pk=None, format=None):
         """Queue the current period's cycle of a running bot at once."""

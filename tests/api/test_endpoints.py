@@ -108,6 +108,7 @@ def test_secrets_are_never_in_a_response(api, objects):
         "exchange",
         "sandbox",
         "masked_key",
+        "key_note",
         "created_at",
         "updated_at",
     }

@@ -15,6 +15,8 @@ binance.py parses:
                                 STOP_LOSS stop; both rest until `trigger()` fills one and expires the other
     GET  /api/v3/orderList      signed: one order list, by orderListId or origClientOrderId
     DELETE /api/v3/orderList    signed: cancels both legs of an order list still resting
+    GET  /sapi/v1/account/apiRestrictions  signed: what the key may do (`restrictions`; by default a key
+                                as it should be: reading and spot trading, IP-restricted, no withdrawals)
 
 Candles exist from LISTED up to the one open now, each a fixed function of its market, interval and open
 time, so every test sees the same prices. A market order fills at the close of the hourly candle open now,
@@ -47,7 +49,8 @@ ORDER = "/api/v3/order"
 MY_TRADES = "/api/v3/myTrades"
 ORDER_LIST = "/api/v3/orderList"
 OCO = "/api/v3/orderList/oco"
-SIGNED = (ORDER, MY_TRADES, ORDER_LIST, OCO)
+API_RESTRICTIONS = "/sapi/v1/account/apiRestrictions"
+SIGNED = (ORDER, MY_TRADES, ORDER_LIST, OCO, API_RESTRICTIONS)
 LISTED = datetime(2025, 1, 1, tzinfo=UTC)
 LISTED_MS = int(LISTED.timestamp() * 1000)
 INTERVALS_MS = {"15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
@@ -303,6 +306,22 @@ class ExchangeStandIn:
 
     def __init__(self, *, api_key: str | None = None):
         self.api_key = api_key
+        # Binance's answer about the key; a test changes it to give a key other permissions.
+        self.restrictions = {
+            "ipRestrict": True,
+            "createTime": LISTED_MS,
+            "enableReading": True,
+            "enableWithdrawals": False,
+            "enableInternalTransfer": False,
+            "enableMargin": False,
+            "enableFutures": False,
+            "permitsUniversalTransfer": False,
+            "enableVanillaOptions": False,
+            "enableFixApiTrade": False,
+            "enableFixReadOnly": False,
+            "enableSpotAndMarginTrading": True,
+            "enablePortfolioMarginTrading": False,
+        }
         self.requests: list[Received] = []
         self.orders: list[PlacedOrder] = []
         self.order_lists: list[OrderList] = []
@@ -428,6 +447,8 @@ class ExchangeStandIn:
             return self._query_order_list(params)
         if (method, path) == ("DELETE", ORDER_LIST):
             return self._cancel_order_list(params)
+        if (method, path) == ("GET", API_RESTRICTIONS):
+            return 200, dict(self.restrictions)
         return 404, "<html><body><h1>404 Not Found</h1></body></html>"
 
     def _exchange_info(self, symbols: list[dict]) -> dict:

@@ -163,6 +163,15 @@ AXES_SENSITIVE_PARAMETERS = ["password", "email", "username"]
 PASSWORD_RESETS_PER_HOUR = env.int("TRADINGAI_PASSWORD_RESETS_PER_HOUR", default=5)
 # How many bots a user may run at once when their plan does not say.
 DEFAULT_MAX_RUNNING_BOTS = env.int("TRADINGAI_DEFAULT_MAX_RUNNING_BOTS", default=3)
+# The other quotas of a user without a plan (accounts.quotas; a plan's are set in the admin). A cap bounds
+# what one account can make the platform hold or spend: rows, worker time, paid analyst calls.
+DEFAULT_MAX_BOTS = env.int("TRADINGAI_DEFAULT_MAX_BOTS", default=20)
+DEFAULT_MAX_EXCHANGE_ACCOUNTS = env.int("TRADINGAI_DEFAULT_MAX_EXCHANGE_ACCOUNTS", default=10)
+DEFAULT_MAX_API_TOKENS = env.int("TRADINGAI_DEFAULT_MAX_API_TOKENS", default=10)
+DEFAULT_RUN_NOW_PER_HOUR = env.int("TRADINGAI_DEFAULT_RUN_NOW_PER_HOUR", default=10)
+# 3 running bots on 15-minute candles make 288 cycles a day, with room for run-now and retries.
+DEFAULT_CYCLES_PER_DAY = env.int("TRADINGAI_DEFAULT_CYCLES_PER_DAY", default=500)
+DEFAULT_MONTHLY_LLM_USD = Decimal(env.str("TRADINGAI_DEFAULT_MONTHLY_LLM_USD", default="10.00"))
 
 # Exchange API keys are encrypted with the first of these Fernet keys and decrypted with any of them,
 # so a key can be rotated: put the new key first, run `manage.py rotate_encryption_keys`, drop the old.

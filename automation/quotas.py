@@ -1,0 +1,88 @@
+"""The plan's caps on what a user's bots run (accounts.quotas holds the caps): cycles a UTC day, and the
+monthly LLM spend, which stops the analysts that cost money. A cycle past a cap is not made: its run is
+recorded SKIPPED with the reason before the analyst is called. Run-now's hourly cap is in services.
+
+The replay (automation.replay) is held to the spend cap but not to the daily cycle cap: a replay is an
+operator's command over stored candles, in its own account, on the operator's process rather than the
+workers; thousands of technical-analyst cycles there cost nothing, while a replay with the OpenAI analyst
+costs what live cycles cost."""
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Sum
+
+from accounts.quotas import day_start, month_start, next_day, next_month, quotas_of
+from learning.models import AILearningData
+
+from .models import Bot, CycleRun
+
+# The analysts whose every answer costs money (a call to a paid API); the technical analyst runs here.
+PAID_ANALYSTS = frozenset({"openai"})
+
+
+def cycles_made_today(user, now: datetime, *, before: CycleRun | None = None) -> int:
+    """The cycles of the user's bots begun this UTC day and not skipped; with `before`, only those claimed
+    ahead of that run. Claims are numbered, so of two cycles claimed at once only the first gets the last
+    place, without a lock held across the claim."""
+    runs = CycleRun.objects.filter(bot__owner=user, created_at__gte=day_start(now)).exclude(
+        status=CycleRun.Status.SKIPPED
+    )
+    if before is not None:
+        runs = runs.filter(pk__lt=before.pk)
+    return runs.count()
+
+
+def spent_this_month(user, now: datetime) -> Decimal:
+    """What the user's analyses of this UTC calendar month cost, as stored with each."""
+    spent = AILearningData.objects.filter(user=user, created_at__gte=month_start(now)).aggregate(
+        total=Sum("cost_usd")
+    )["total"]
+    return Decimal(spent or 0)
+
+
+def spend_refusal(user, spent: Decimal, now: datetime) -> str:
+    """Why a paid analysis is not made, or "" while the month's spend is under the plan's cap."""
+    cap = quotas_of(user).monthly_llm_usd
+    if spent < cap:
+        return ""
+    return (
+        f"skipped: LLM spend this month US$ {spent:.2f} reached the plan's cap of US$ {cap:.2f}; resumes "
+        f"{next_month(now):%Y-%m-%d} 00:00 UTC"
+    )
+
+
+def cycle_refusal(run: CycleRun, analyst: str, now: datetime) -> str:
+    """Why the cycle of `run` is not made (the plan's caps), or "" when it may run; `analyst` is the
+    analyst's name."""
+    user = run.bot.owner
+    cap = quotas_of(user).cycles_per_day
+    if cycles_made_today(user, now, before=run) >= cap:
+        return (
+            f"skipped: the plan's {cap} cycles a day are used up; cycles run again from "
+            f"{next_day(now):%Y-%m-%d} 00:00 UTC"
+        )
+    if analyst in PAID_ANALYSTS:
+        return spend_refusal(user, spent_this_month(user, now), now)
+    return ""
+
+
+def notices(user, now: datetime) -> list[str]:
+    """What the dashboard says about a cap that stops the user's cycles now, and when it lifts."""
+    quotas = quotas_of(user)
+    said = []
+    if cycles_made_today(user, now) >= quotas.cycles_per_day:
+        said.append(
+            f"Your plan's {quotas.cycles_per_day} cycles a day are used up: your bots' cycles are skipped "
+            f"until {next_day(now):%Y-%m-%d} 00:00 UTC."
+        )
+    paid = [name.upper() for name in PAID_ANALYSTS]
+    if Bot.objects.filter(owner=user, analyst__in=paid).exists():
+        spent = spent_this_month(user, now)
+        if spent >= quotas.monthly_llm_usd:
+            said.append(
+                f"This month's LLM spend (US$ {spent:.2f}) reached your plan's cap of US$ "
+                f"{quotas.monthly_llm_usd:.2f}: cycles with the OpenAI analyst are skipped until "
+                f"{next_month(now):%Y-%m-%d} 00:00 UTC."
+            )
+    return said
