@@ -19,7 +19,6 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.audit import record_live_order
 from learning.counters import count_recorded
 from learning.insights import latest as latest_insights
 from learning.insights import snapshot
@@ -30,8 +29,9 @@ from learning.prompt import insights_section, prompt_version
 from learning.resolution import resolve_untraded
 from market.exchanges import CcxtCandles, has_stored_candles
 from market.sources import Market, MarketDataSource, StoredCandles
+from trades import entries
 from trades.accounting import account, day_loss, losing_streak
-from trades.brokers.base import Broker, BrokerTemporaryError, Fill, OrderRequest
+from trades.brokers.base import Broker, BrokerError, BrokerTemporaryError, Fill, OrderRequest
 from trades.brokers.simulation import SimulationBroker
 from trades.models import Trade
 from trades.monitor import monitor_trades
@@ -347,19 +347,29 @@ def _execute(
 ) -> Trade:
     order = order_for(bot, run, done, decision)
     existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
-    if existing:
+    if existing and existing.status != Trade.Status.PENDING:
         return existing  # a retry of this run already recorded its order
+    if bot.mode != Bot.Mode.LIVE:
+        broker = broker or SimulationBroker(account(bot).cash, at=clock)
+        trade = new_trade(bot, run, record, done, order, _place(broker, order))
+        trade.save()
+        return trade
     if broker is None:
-        if bot.mode == Bot.Mode.LIVE:
-            from trades.brokers.live import LiveBroker
+        from trades.brokers.live import LiveBroker
 
-            broker = LiveBroker(bot.exchange_account)
-        else:
-            broker = SimulationBroker(account(bot).cash, at=clock)
-    trade = new_trade(bot, run, record, done, order, _place(broker, order))
-    trade.save()
-    if bot.mode == Bot.Mode.LIVE:
-        record_live_order(trade)
+        broker = LiveBroker(bot.exchange_account)
+    # Written ahead of the order (trades.entries): a fill the exchange made is never a position we do not see.
+    trade = existing or new_trade(bot, run, record, done, order, None)
+    if trade.pk is None:
+        trade.save()
+    try:
+        fill = _place(broker, order)
+    except BrokerTemporaryError:
+        raise  # whether it was taken is unknown: PENDING, counted, settled from the exchange after this run
+    except BrokerError as e:
+        entries.cancel(trade, f"{type(e).__name__}: {e}")
+        raise
+    entries.record_fill(trade, fill)
     return trade
 
 
@@ -377,11 +387,17 @@ def order_for(bot: Bot, run: CycleRun, done: MarketAnalysis, decision: Decision)
 
 
 def new_trade(
-    bot: Bot, run: CycleRun, record: AILearningData, done: MarketAnalysis, order: OrderRequest, fill: Fill
+    bot: Bot,
+    run: CycleRun,
+    record: AILearningData,
+    done: MarketAnalysis,
+    order: OrderRequest,
+    fill: Fill | None,
 ) -> Trade:
-    """The trade the fill opened, not saved yet."""
+    """The trade the fill opened, not saved yet; without a fill, the PENDING trade written ahead of the
+    order, at the amount and price it was decided at."""
     a = done.result.analysis
-    return Trade(
+    trade = Trade(
         owner=bot.owner,
         bot=bot,
         session=run.session,
@@ -389,25 +405,21 @@ def new_trade(
         is_simulated=bot.mode == Bot.Mode.SIMULATION,
         symbol=bot.symbol,
         side=a.recommendation,
-        amount=fill.amount,
-        price=fill.price,
+        amount=order.amount,
+        price=order.price,
         stop_loss=order.stop_loss,
         take_profit=order.take_profit,
-        status=Trade.Status.OPEN,
-        fees=fill.fee,
+        status=Trade.Status.PENDING,
         is_automated=True,
         confidence=a.confidence,
         market_sentiment=a.market_sentiment,
-        learning_data={
-            "horizon": a.horizon,
-            "protected_on_exchange": fill.protected_on_exchange,
-            "protection_id": fill.protection_id,
-            "base_fee": str(fill.base_fee),
-        },
+        learning_data={"horizon": a.horizon},
         client_order_id=order.client_order_id,
-        exchange_order_id=fill.exchange_order_id,
-        execution_time=fill.filled_at,
     )
+    if fill is not None:
+        for name, value in entries.fill_fields(trade.learning_data, fill).items():
+            setattr(trade, name, value)
+    return trade
 
 
 def _place(broker: Broker, order: OrderRequest) -> Fill:

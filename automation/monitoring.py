@@ -17,7 +17,8 @@ LOOKBACK = 500  # candles: more than MAX_HOLDING_CANDLES, so every open trade's 
 
 def monitor_running_bots() -> int:
     closed = 0
-    bots = Bot.objects.filter(trades__status=Trade.Status.OPEN).distinct()
+    # PENDING: live entries whose cycle ended without recording the fill, settled from the exchange.
+    bots = Bot.objects.filter(trades__status__in=(Trade.Status.OPEN, Trade.Status.PENDING)).distinct()
     for bot in bots:
         market = Market(bot.exchange, bot.symbol, bot.timeframe)
         # One bot's exchange failing must not keep the others' trades from being watched.

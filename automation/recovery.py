@@ -9,15 +9,20 @@ Redis); by then this sweep has failed the run, so the redelivery finds it done a
 
 So, every few minutes, a run older than `cycle.STALE_RUN` (longer than the task's hard time limit: it cannot
 still be running) is marked FAILED at the step it last started, with the reason. What it wrote before (the
-chart, the analysis, a trade) stays; the bot's next slot runs as usual."""
+chart, the analysis, a trade) stays; the bot's next slot runs as usual. A live order such a run had written
+ahead (a PENDING trade) is then settled from the exchange: its fill recorded, or, never taken, cancelled
+(trades.entries)."""
 
 import logging
 
 from django.db.models import Q
 from django.utils import timezone
 
+from trades.entries import settle_pending
+from trades.models import Trade
+
 from . import cycle
-from .models import CycleRun
+from .models import Bot, CycleRun
 
 logger = logging.getLogger(__name__)
 
@@ -44,4 +49,14 @@ def recover_lost_runs() -> int:
             f"{cycle.STALE_RUN}, longer than a cycle may take",
         )
         logger.warning("run %s was lost during %s; marked failed", run.pk, step)
+    settle_left_entries()
     return failed
+
+
+def settle_left_entries() -> int:
+    """Live entries written ahead (PENDING) by runs that ended without recording their fill, a run failed
+    just now among them, settled from the exchange (trades.entries); returns how many are now OPEN."""
+    settled = 0
+    for bot in Bot.objects.filter(trades__status=Trade.Status.PENDING, trades__is_simulated=False).distinct():
+        settled += len(settle_pending(bot))
+    return settled

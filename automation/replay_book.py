@@ -42,7 +42,14 @@ from learning.ml import active_model, reward_risk_of, verdict
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter, PromptVersion
 from learning.policy import effective_policy, next_policy, policy_calls, policy_from
 from learning.prompt import insights_section, prompt_text, prompt_version
-from learning.resolution import due_at, due_window, out_of_reach, traded_fields, untraded_fields
+from learning.resolution import (
+    awaiting,
+    due_at,
+    due_window,
+    out_of_reach,
+    traded_fields,
+    untraded_fields,
+)
 from market.indicators import Indicators, compute
 from market.sources import Market, MarketDataSource
 from trades.brokers.simulation import SimulationBroker
@@ -109,9 +116,7 @@ class Book:
         # The untraded analyses waiting for their outcome, in the order they were made, with when their
         # horizon passes (keyed by id(): the dict holds them, so no id is reused while they wait).
         self.pending: dict[int, tuple[AILearningData, datetime]] = {}
-        for analysis in AILearningData.objects.filter(bot=bot, outcome="", trade__isnull=True).order_by(
-            "created_at", "pk"
-        ):
+        for analysis in awaiting(bot).order_by("created_at", "pk"):
             self._wait(analysis)
         self.resolved = AILearningData.objects.filter(bot=bot).exclude(outcome="").count()
         self.figures = summed_counters(self.scope)

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pandas as pd
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
 from market.sources import position
 
@@ -65,12 +66,20 @@ def resolve_untraded(bot, candles: pd.DataFrame, period: timedelta, now: datetim
         return 0
     first_open = candles.index[0].to_pydatetime()
     resolved = 0
-    pending = AILearningData.objects.filter(bot=bot, outcome="", trade__isnull=True).order_by("created_at")
-    for analysis in pending:
+    for analysis in awaiting(bot).order_by("created_at"):
         window = due_window(analysis, candles, first_open, period, now)
         if window is not None and _settle(analysis, untraded_fields(analysis, window, period)):
             resolved += 1
     return resolved
+
+
+def awaiting(bot):
+    """The bot's analyses without an outcome and without a trade that will give them one: untraded, or
+    whose live order the exchange never took (its trade CANCELLED, trades.entries), which were not traded
+    either."""
+    return AILearningData.objects.filter(bot=bot, outcome="").filter(
+        Q(trade__isnull=True) | Q(trade__status="CANCELLED")
+    )
 
 
 def due_window(

@@ -16,14 +16,19 @@ ZERO = Decimal(0)
 class Account:
     equity: Decimal  # starting balance plus realised P&L (open positions at their entry value)
     cash: Decimal  # equity minus what open positions hold (notional and entry fee)
-    open_trades: int
+    open_trades: int  # with the live entries still PENDING
+
+
+# A live entry written ahead of its order (trades.entries) holds its position as an open one does: the
+# exchange may have filled it already, and a risk limit that did not count it would let a second one through.
+HOLDING = Q(status__in=(Trade.Status.OPEN, Trade.Status.PENDING))
 
 
 def account(bot) -> Account:
     totals = Trade.objects.filter(bot=bot).aggregate(
         realised=Coalesce(Sum("pnl", filter=Q(status=Trade.Status.CLOSED)), ZERO),
-        held=Coalesce(Sum(F("price") * F("amount") + F("fees"), filter=Q(status=Trade.Status.OPEN)), ZERO),
-        open_count=Coalesce(Sum(1, filter=Q(status=Trade.Status.OPEN)), 0),
+        held=Coalesce(Sum(F("price") * F("amount") + F("fees"), filter=HOLDING), ZERO),
+        open_count=Coalesce(Sum(1, filter=HOLDING), 0),
     )
     equity = bot.starting_balance + totals["realised"]
     return Account(equity=equity, cash=equity - totals["held"], open_trades=totals["open_count"])

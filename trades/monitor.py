@@ -18,6 +18,7 @@ from learning.outcomes import Exit, first_exit, trade_result
 from learning.resolution import resolve_traded
 
 from .brokers.base import Broker, OrderRequest
+from .entries import settle_pending
 from .models import Trade
 
 PRICE_STEP = Decimal("0.000000000001")
@@ -114,7 +115,10 @@ def exit_of(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tupl
 
 def monitor_trades(bot, candles: pd.DataFrame, period, broker: Broker | None = None) -> list[Trade]:
     """Close every open trade of the bot whose exit the candles (or the exchange) show; returns the trades
-    closed."""
+    closed. Live entries left PENDING by an ended cycle are settled from the exchange first, so that a
+    position it filled is watched from this pass on."""
+    if Trade.objects.filter(bot=bot, status=Trade.Status.PENDING, is_simulated=False).exists():
+        settle_pending(bot, broker)
     closed = []
     for trade in (
         Trade.objects.filter(bot=bot, status=Trade.Status.OPEN)

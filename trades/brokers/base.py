@@ -46,6 +46,14 @@ class Broker(Protocol):
         ...
 
 
+class SettlingBroker(Broker, Protocol):
+    """A broker whose orders live elsewhere (an exchange), so that one sent before can be looked up."""
+
+    def settle(self, order: OrderRequest) -> Fill | None:
+        """The fill of an order placed before under `order.client_order_id`, or None if it never was."""
+        ...
+
+
 class BrokerError(Exception):
     """The order was not filled and will not be by trying again: rejected, too small, no funds."""
 

@@ -60,10 +60,21 @@ class LiveBroker:
         if not settings.LIVE_TRADING_ENABLED:
             raise BrokerError("live trading is switched off on this platform (TRADINGAI_LIVE_TRADING)")
         with self._broker_errors():
-            fill = self._place(order)
-            if order.stop_loss is not None and order.take_profit is not None:
-                fill = self._protect(order, fill)
+            return self._protected(order, self._place(order))
+
+    def settle(self, order: OrderRequest) -> Fill | None:
+        """The fill of an order sent before under its client order id, protected as `place` leaves it; None
+        if the exchange does not have it. Never places the order: a decision whose cycle ended is stale."""
+        with self._broker_errors():
+            placed = self._find(order)
+            if placed is None:
+                return None
+            return self._protected(order, self._fill(placed, self._market(order.symbol)))
+
+    def _protected(self, order: OrderRequest, fill: Fill) -> Fill:
+        if order.stop_loss is None or order.take_profit is None:
             return fill
+        return self._protect(order, fill)
 
     def protection(self, symbol: str, client_order_id: str) -> Protection:
         """The state of the order list protecting the position opened by `client_order_id`."""
