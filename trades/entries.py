@@ -12,8 +12,8 @@ monitor, not counted by the risk limits, and the next slot opened a second one. 
 - a PENDING trade whose cycle ended without recording the fill (the write failed, the exchange could not
   say, the worker died) is settled from the exchange by `settle_pending`, run by the monitor and the
   recovery sweep: the order found by its client order id becomes the trade's fill, with its stop-loss and
-  take-profit placed as `place` would have; an order the exchange does not have, `PENDING_GRACE` after it
-  was written, was never taken, and its trade is CANCELLED.
+  take-profit placed as `place` would have; an order the exchange does not have (or that ended there
+  unfilled), `PENDING_GRACE` after it was written, was never taken, and its trade is CANCELLED.
 
 Paper trades keep their single write: the paper broker cannot fill without the database, there is no
 position elsewhere to lose, and the replay's books write paper trades in bulk."""
@@ -121,5 +121,6 @@ def settle_pending(bot, broker: SettlingBroker | None = None) -> list[Trade]:
             if record_fill(trade, fill):
                 settled.append(trade)
         elif timezone.now() - trade.created_at > PENDING_GRACE:
-            cancel(trade, f"the exchange has no order {trade.client_order_id}: it was never placed")
+            never = "never placed, or ended unfilled"
+            cancel(trade, f"no fill of order {trade.client_order_id} on the exchange: {never}")
     return settled

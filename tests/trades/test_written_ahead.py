@@ -187,3 +187,15 @@ def test_an_order_never_sent_is_cancelled_once_its_grace_has_passed(live_bot, ex
     assert trade.status == "CANCELLED"
     assert "never placed" in trade.learning_data["cancelled"]
     assert not entries_on(exchange_stand_in)
+
+
+def test_an_order_that_ended_unfilled_on_the_exchange_is_cancelled(lost_fill, exchange_stand_in):
+    _, trade = lost_fill
+    [entry] = entries_on(exchange_stand_in)
+    entry.status = "EXPIRED"  # as if the market order had found no liquidity
+    Trade.objects.filter(pk=trade.pk).update(created_at=timezone.now() - PENDING_GRACE - timedelta(seconds=1))
+
+    recover_lost_runs()
+    trade.refresh_from_db()
+    assert trade.status == "CANCELLED"
+    assert not placed_events(trade).exists()

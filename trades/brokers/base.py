@@ -50,7 +50,8 @@ class SettlingBroker(Broker, Protocol):
     """A broker whose orders live elsewhere (an exchange), so that one sent before can be looked up."""
 
     def settle(self, order: OrderRequest) -> Fill | None:
-        """The fill of an order placed before under `order.client_order_id`, or None if it never was."""
+        """The fill of an order placed before under `order.client_order_id`, or None if it never was or it
+        ended unfilled."""
         ...
 
 

@@ -69,6 +69,10 @@ class LiveBroker:
             placed = self._find(order)
             if placed is None:
                 return None
+            if not _decimal(placed["filled"]):
+                if placed["status"] == "open":
+                    raise BrokerTemporaryError(f"order {order.client_order_id} is not filled yet")
+                return None  # it ended unfilled (expired, cancelled, rejected): no position came of it
             return self._protected(order, self._fill(placed, self._market(order.symbol)))
 
     def _protected(self, order: OrderRequest, fill: Fill) -> Fill:
