@@ -113,7 +113,8 @@ def test_a_cycle_records_the_analysis_then_trades(bot):
         "BUY",
     )
     assert analysis.market_conditions["as_of"] == SLOT.isoformat()
-    assert analysis.screenshot.name.startswith("charts/EURUSD_1h_20171204_100000")
+    # A chart the bot was given (as a TradingView capture is) is stored as its own.
+    assert analysis.screenshot.name.startswith(f"charts/bots/bot{bot.pk}/EURUSD_1h_20171204_100000")
     trade = Trade.objects.get()
     assert (trade.analysis, trade.side, trade.status, trade.client_order_id) == (
         analysis,
