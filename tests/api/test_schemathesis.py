@@ -15,6 +15,7 @@ What the app still gets wrong is listed in KNOWN_FAILURES (`# FAILS:`), each mat
 operations, status, body or message) so that any other failure still fails the test; the run warns with the
 count of each one it met, and names those it did not meet. Remove an entry once the app is fixed."""
 
+import json
 import re
 import socket
 import warnings
@@ -29,6 +30,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -42,7 +45,12 @@ from tests.factories import BotFactory, ExchangeAccountFactory, UserFactory, imp
 from trades.models import Trade
 from tradingai.wsgi import application
 
-schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+# The schema /api/schema/ serves, generated here rather than fetched: a request would pass the API's throttle,
+# which counts in the database cache, and no database may be opened while the module is imported.
+schema = schemathesis.openapi.from_dict(
+    json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True)))
+)
+schema.app, schema.location = application, "/api/schema/?format=json"
 
 # Generated cases per operation, on top of schemathesis's deterministic coverage cases. Derandomized, so
 # that CI sees the same cases on every run; raise it, or drop `derandomize`, to explore further.
@@ -111,7 +119,8 @@ KNOWN_FAILURES = [
     # - strings are trimmed, so "\n" (minLength 1) is blank ("This field may not be blank.");
     # - the exchange must be a ccxt id (or a stored market); the exchange account an id of one's own;
     #   the name unique among one's bots; the TradingView URL one that Django's URLValidator takes (not
-    #   a host label of 63 characters or a one-letter top-level domain);
+    #   a host label of 63 characters or a one-letter top-level domain), and an https page of
+    #   tradingview.com as the browser reads it (issue 15: no spaces, backslashes, user-info or port);
     # - a running bot's market fields cannot change ("Stop the bot before changing …": a 409 would pass);
     # - strings with a NUL character ("Null characters are not allowed.").
     Known(
@@ -121,7 +130,7 @@ KNOWN_FAILURES = [
         status=400,
         body=r"A valid number is required|than or equal to|may not be blank|is not an exchange TradingAI"
         r"|Invalid pk|already have a bot with this name|Enter a valid URL|Stop the bot before changing"
-        r"|Null characters",
+        r"|Null characters|The URL (must|may not)|This is not a valid URL",
     ),
     Known(
         "ST202",
@@ -142,6 +151,16 @@ KNOWN_FAILURES = [
         status=400,
         body=r"Select a valid choice|You have no bot with this id|greater than or equal to 1"
         r"|no more than 5 characters|Null characters",
+    ),
+    # NOT A FAULT: a cursor is opaque (base64 of the page's position): only one a page gave is valid, and any
+    # other is a 400 naming `cursor` (issue 15, finding 8: a tampered one was a 500). A string in the schema,
+    # so schemathesis takes any string for valid data.
+    Known(
+        "ST202",
+        FILTERED_LISTS,
+        "a cursor no page gave is a 400 naming it",
+        status=400,
+        body=r"^\{\"cursor\":\[\"Invalid cursor",
     ),
     # FAILS: a wrong e-mail or password is a 400 (documented as such), which the positive-data check cannot
     # tell from a refused request; a 401 would pass. Also a NUL character in `name`.
