@@ -1,6 +1,6 @@
 from django import forms
-from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django_otp.admin import OTPAdminAuthenticationForm
 
 from market.exchanges import KeyPermissionsUnknownError, is_ccxt_exchange, key_permissions
 
@@ -15,17 +15,19 @@ class SignUpForm(UserCreationForm):
         fields = ("email",)
 
     def clean_email(self):
-        email = self.cleaned_data["email"].lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this e-mail address already exists.")
-        return email
+        return self.cleaned_data["email"].lower()
+
+    def validate_unique(self):
+        # A taken address is answered like a new one (accounts.auth_views.signup mails its owner): an error
+        # here would tell anyone which addresses have an account.
+        pass
 
 
 class EmailAuthenticationForm(LockoutFormMixin, AuthenticationForm):
     username = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True}))
 
 
-class ThrottledAdminAuthenticationForm(LockoutFormMixin, AdminAuthenticationForm):
+class ThrottledAdminAuthenticationForm(LockoutFormMixin, OTPAdminAuthenticationForm):
     """The admin's sign-in, under the site's lockout: an operator's password is the better prize."""
 
 

@@ -1,5 +1,4 @@
 from django.contrib import messages
-from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404, redirect, render
@@ -9,21 +8,10 @@ from automation.models import Bot
 from tradingai.pages import filtered_page
 
 from . import services
-from .forms import ApiTokenForm, AuditFilterForm, ExchangeAccountForm, SignUpForm
+from .forms import ApiTokenForm, AuditFilterForm, ExchangeAccountForm
 from .models import ApiToken, AuditEvent, ExchangeAccount
 from .quotas import saved_within_quota
-
-
-def signup(request):
-    if request.user.is_authenticated:
-        return redirect("dashboard")
-    form = SignUpForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        messages.success(request, "Welcome to TradingAI. Create your first bot to get started.")
-        return redirect("dashboard")
-    return render(request, "registration/signup.html", {"form": form})
+from .two_factor import has_two_factor
 
 
 @login_required
@@ -34,6 +22,7 @@ def settings_page(request):
         "accounts": ExchangeAccount.objects.filter(owner=user).order_by("label"),
         "tokens": ApiToken.objects.filter(user=user),
         "running_bots": Bot.objects.filter(owner=user, status=Bot.Status.RUNNING).count(),
+        "two_factor": has_two_factor(user),
     }
     return render(request, "accounts/settings.html", context)
 

@@ -2,6 +2,7 @@ from django import forms
 from django.conf import settings
 
 from accounts.models import ExchangeAccount
+from accounts.two_factor import LIVE_NEEDS_TWO_FACTOR, has_two_factor
 from learning.policy import AVOIDABLE, avoid_condition_error
 from market.exchanges import has_stored_candles, is_ccxt_exchange
 
@@ -94,6 +95,8 @@ class BotForm(forms.ModelForm):
                 self.add_error("exchange_account", f"This account is for {account.exchange}, not {exchange}.")
             if not data.get("live_confirmed"):
                 self.add_error("live_confirmed", "Confirm that this bot may place real orders.")
+            if not has_two_factor(self.owner):
+                self.add_error("mode", LIVE_NEEDS_TWO_FACTOR)
 
         # Checked whatever the chart source, so that no unsafe URL is stored to be switched on later.
         if url := data.get("tradingview_url"):

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import factory
 from django.core.management import call_command
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import crypto
 from accounts.models import ExchangeAccount, User
@@ -18,6 +20,20 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     password = factory.django.Password(PASSWORD)
+
+
+def two_factor_device(user) -> TOTPDevice:
+    """A confirmed authenticator app for `user` (django-otp): live trading and the admin need one."""
+    return TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+
+
+def force_login_verified(client, user) -> None:
+    """Sign `client` in as `user` having given the second factor too, as the admin requires of staff."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or two_factor_device(user)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
 
 
 class ExchangeAccountFactory(factory.django.DjangoModelFactory):

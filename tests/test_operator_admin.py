@@ -14,14 +14,14 @@ from accounts.models import ApiToken
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
 from learning.models import AILearningData, InsightCounter, InsightSnapshot, PromptVersion
 from market.importers import Bar, store_bars
-from tests.factories import BotFactory, UserFactory
+from tests.factories import BotFactory, UserFactory, force_login_verified
 
 DAY_1 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def operator_client(client, db):
-    client.force_login(UserFactory(email="ops@example.com", is_staff=True, is_superuser=True))
+    force_login_verified(client, UserFactory(email="ops@example.com", is_staff=True, is_superuser=True))
     return client
 
 
@@ -241,7 +241,7 @@ def test_stop_stops_running_and_paused_bots_with_the_operators_name(operator_cli
 def test_bot_actions_need_the_change_permission(client, alice):
     viewer = UserFactory(email="viewer@example.com", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_bot"))
-    client.force_login(viewer)
+    force_login_verified(client, viewer)
     running = BotFactory(owner=alice, status="RUNNING")
 
     for action in ("pause_bots", "resume_bots", "stop_bots"):
@@ -297,7 +297,7 @@ def test_disengaging_clears_every_row_and_the_switch_cannot_be_edited_by_the_for
 def test_only_operators_allowed_to_change_the_switch_can_flip_it(client, db):
     viewer = UserFactory(email="viewer@example.com", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_killswitch"))
-    client.force_login(viewer)
+    force_login_verified(client, viewer)
     flip = reverse("admin:automation_killswitch_flip")
     assert flip not in client.get(reverse("admin:automation_killswitch_changelist")).content.decode()
     assert client.post(flip, {"engage": "True", "reason": "curious"}).status_code == 403

@@ -2,12 +2,16 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
 from django.views.defaults import page_not_found, server_error
+from django_otp.admin import OTPAdminSite
 
 from accounts.forms import ThrottledAdminAuthenticationForm
 
 from .api import urlpatterns as api_urls
 
 admin.site.site_header = "TradingAI operations"
+# Staff need a verified second factor (django-otp): a session signed in with the password alone is not
+# staff here, and the admin's own sign-in asks for the code.
+admin.site.__class__ = OTPAdminSite
 admin.site.login_form = ThrottledAdminAuthenticationForm
 admin.site.site_title = "TradingAI admin"
 

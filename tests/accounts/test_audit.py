@@ -23,7 +23,7 @@ from automation.monitoring import monitor_running_bots
 from automation.services import bot_pause, bot_start, bot_stop
 from tests.automation.test_bots import VALID
 from tests.automation.test_cycle import FakeAnalyst
-from tests.factories import BotFactory, ExchangeAccountFactory, UserFactory
+from tests.factories import BotFactory, ExchangeAccountFactory, UserFactory, force_login_verified
 from trades.models import Trade
 
 Action = AuditEvent.Action
@@ -49,12 +49,13 @@ def operator(db):
 
 @pytest.fixture
 def operator_client(client, operator):
-    client.force_login(operator)
+    force_login_verified(client, operator)
     return client
 
 
 @pytest.fixture
-def live_account(alice):
+def live_account(alice, alice_two_factor):
+    """Alice's account for live bots (which need her second factor too)."""
     return ExchangeAccountFactory(
         owner=alice, label="Main", exchange="binance", api_key=API_KEY, secret=SECRET
     )

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from accounts.crypto import SecretDecryptionError
 from accounts.models import ExchangeAccount
-from tests.factories import ExchangeAccountFactory, UserFactory
+from tests.factories import ExchangeAccountFactory, UserFactory, force_login_verified
 
 API_KEY = "AKIA-visible-key-77f1e2d3c4b5a6"
 SECRET = "s3cr3t-that-must-never-leave-the-database-ciphertext"
@@ -82,7 +82,7 @@ def test_form_with_an_error_does_not_echo_the_secret_back(alice_client):
 def test_secret_is_absent_from_every_admin_view(client, alice):
     account = ExchangeAccountFactory(owner=alice, api_key=API_KEY, secret=SECRET)
     admin = UserFactory(email="ops@example.com", is_staff=True, is_superuser=True)
-    client.force_login(admin)
+    force_login_verified(client, admin)
     pages = [
         reverse("admin:accounts_exchangeaccount_changelist"),
         reverse("admin:accounts_exchangeaccount_changelist") + "?q=binance",

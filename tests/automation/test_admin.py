@@ -28,7 +28,7 @@ from learning.models import (
     TrainedModel,
 )
 from market.models import Candle, IndicatorSet
-from tests.factories import BotFactory, UserFactory
+from tests.factories import BotFactory, UserFactory, force_login_verified
 from trades.models import Trade
 
 BEAT_MODELS = {ClockedSchedule, CrontabSchedule, IntervalSchedule, SolarSchedule}
@@ -36,7 +36,7 @@ BEAT_MODELS = {ClockedSchedule, CrontabSchedule, IntervalSchedule, SolarSchedule
 
 @pytest.fixture
 def operator_client(client, db):
-    client.force_login(UserFactory(email="ops@example.com", is_staff=True, is_superuser=True))
+    force_login_verified(client, UserFactory(email="ops@example.com", is_staff=True, is_superuser=True))
     return client
 
 

@@ -103,7 +103,7 @@ def test_live_bot_cannot_use_another_users_exchange_account(alice_client, charli
 
 
 def test_live_bot_with_own_account_needs_confirmation_and_a_matching_exchange(
-    alice_client, alice_account, settings
+    alice_client, alice_account, alice_two_factor, settings
 ):
     settings.LIVE_TRADING_ENABLED = True
     live = {"mode": "LIVE", "exchange_account": alice_account.pk}
@@ -119,7 +119,9 @@ def test_live_bot_with_own_account_needs_confirmation_and_a_matching_exchange(
     assert (bot.mode, bot.exchange_account, bot.live_confirmed) == ("LIVE", alice_account, True)
 
 
-def test_live_trading_disabled_by_the_operator_is_said_so(alice_client, alice_account, settings):
+def test_live_trading_disabled_by_the_operator_is_said_so(
+    alice_client, alice_account, alice_two_factor, settings
+):
     settings.LIVE_TRADING_ENABLED = False
     response = post_bot(alice_client, mode="LIVE", live_confirmed="on", exchange_account=alice_account.pk)
     assert errors(response)["mode"] == ["Live trading is disabled on this server; use simulation."]

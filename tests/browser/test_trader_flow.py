@@ -1,10 +1,13 @@
 """A trader's first hour, in a real browser (Debian's Chromium through Selenium) against a live server: sign
-up, create a paper bot, start it, run it now, see the analysis and the chart the analyst saw; after cycles
-over real candles, the insights page draws its plots; another user's pages are 404s."""
+up (through the e-mailed link), create a paper bot, start it, run it now, see the analysis and the chart the
+analyst saw; after cycles over real candles, the insights page draws its plots; another user's pages are
+404s."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core import mail
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
@@ -86,6 +89,9 @@ def test_a_trader_signs_up_runs_a_bot_and_reads_its_insights(
     browser.get(f"{url}/accounts/signup/")
     fill(browser, email="Trader@Example.com", password1=PASSWORD, password2=PASSWORD)
     submit(browser, "Sign up")
+    assert "Check your e-mail" in text(browser)
+    browser.get(re.search(r"https?://\S+", mail.outbox[-1].body).group(0))
+    submit(browser, "Create my account")
     assert "Create your first bot" in text(browser)
 
     follow(browser, browser.find_element(By.LINK_TEXT, "Create your first bot"))

@@ -183,9 +183,9 @@ def test_the_insights_command(alice, data, charlie):
 
 
 def test_the_admin_shows_a_users_insights(client, alice, data):
-    from tests.factories import UserFactory
+    from tests.factories import UserFactory, force_login_verified
 
-    client.force_login(UserFactory(email="ops@example.com", is_staff=True, is_superuser=True))
+    force_login_verified(client, UserFactory(email="ops@example.com", is_staff=True, is_superuser=True))
     page = client.get(f"/admin/accounts/user/{alice.pk}/change/")
     assert page.status_code == 200
     assert "accuracy:  52.2% (n=90, 95% CI 42-62%)" in page.content.decode()

@@ -6,6 +6,7 @@ they were typed and in base64. None is there, and the database holds them encryp
 import base64
 import io
 import logging
+import re
 from datetime import timedelta
 
 import pytest
@@ -26,6 +27,7 @@ from accounts.models import ExchangeAccount, User
 from automation.cycle import Outside, run_cycle, slot_of
 from automation.models import Bot, CycleRun
 from tests.automation.test_cycle import FakeAnalyst
+from tests.factories import force_login_verified, two_factor_device
 from tests.market import conftest as market
 from tradingai.celery import app
 
@@ -171,10 +173,12 @@ def test_no_secret_leaves_in_any_response_log_dump_or_task(
 
     # Sign up, look around, add an exchange account on the page, and again with a label already used.
     trader = Browser(responses)
-    signed_up = trader.post(
-        "/accounts/signup/", {"email": EMAIL, "password1": PASSWORD, "password2": PASSWORD}, follow=True
-    )
-    assert signed_up.context["user"].email == EMAIL, signed_up.context["form"].errors
+    sent = trader.post("/accounts/signup/", {"email": EMAIL, "password1": PASSWORD, "password2": PASSWORD})
+    assert sent.status_code == 200 and mail.outbox, sent.context["form"].errors
+    link = re.search(r"https?://[^/]+(/\S+)", mail.outbox[-1].body).group(1)
+    signed_up = trader.post(link, follow=True)
+    assert signed_up.context["user"].email == EMAIL
+    two_factor_device(signed_up.context["user"])  # live trading needs it
     for page in ("/", "/accounts/settings/", "/accounts/exchange-accounts/", "/accounts/api-tokens/"):
         assert trader.get(page).status_code == 200, page
     on_page = {"label": "main binance", "exchange": "binance", **ON_THE_PAGE}
@@ -235,7 +239,7 @@ def test_no_secret_leaves_in_any_response_log_dump_or_task(
 
     # An operator opens every change list on the admin's index, and the change form of every row in it.
     operator = Browser(responses)
-    operator.force_login(User.objects.create_superuser("operator@example.com", "operator-password"))
+    force_login_verified(operator, User.objects.create_superuser("operator@example.com", "operator-password"))
     for app_entry in operator.get("/admin/").context["app_list"]:
         for entry in app_entry["models"]:
             changelist = entry["admin_url"]

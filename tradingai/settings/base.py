@@ -159,8 +159,12 @@ AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_email"
 AXES_CLIENT_IP_CALLABLE = "accounts.lockout.client_address"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["password", "email", "username"]
+# Successful sign-ins are not logged by axes (User.last_login has the latest): its log is a write, and a
+# session made early, on every sign-in.
+AXES_DISABLE_ACCESS_LOG = True
 # Password-reset e-mails: at most this many per hour to one address, and requested from one client address.
 PASSWORD_RESETS_PER_HOUR = env.int("TRADINGAI_PASSWORD_RESETS_PER_HOUR", default=5)
+OTP_TOTP_ISSUER = "TradingAI"  # the name authenticator apps show next to the code
 # How many bots a user may run at once when their plan does not say.
 DEFAULT_MAX_RUNNING_BOTS = env.int("TRADINGAI_DEFAULT_MAX_RUNNING_BOTS", default=3)
 # The other quotas of a user without a plan (accounts.quotas; a plan's are set in the admin). A cap bounds
@@ -420,6 +424,8 @@ LOGGING = {
     # At DEBUG, ccxt logs each request with its headers, where exchanges take the API key (and passphrase),
     # and urllib3 each URL, where some take the key: never below INFO, whatever LOG_LEVEL says.
     "loggers": {
-        name: {"level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL} for name in ("ccxt", "urllib3")
+        **{name: {"level": "INFO" if LOG_LEVEL == "DEBUG" else LOG_LEVEL} for name in ("ccxt", "urllib3")},
+        # axes says four things at INFO about every sign-in; its WARNINGs (each failure, each lockout) stay.
+        "axes": {"level": "WARNING"},
     },
 }
