@@ -140,7 +140,7 @@ def test_the_monitor_settles_it(lost_fill, exchange_stand_in):
 
 
 def test_while_the_exchange_cannot_say_the_pending_trade_counts_as_open(
-    lost_fill, one_trade_at_most, exchange_stand_in
+    lost_fill, one_trade_at_most, exchange_stand_in, alice_client
 ):
     slot, trade = lost_fill
     exchange_stand_in.fail_next(ORDER, 503, UNAVAILABLE, method="GET")  # the lookup by client order id
@@ -152,10 +152,12 @@ def test_while_the_exchange_cannot_say_the_pending_trade_counts_as_open(
     decision = AILearningData.objects.get(cycle_run=following).feedback_data["decision"]
     assert decision["reason"] == "1 open trade(s), the most allowed is 1"
     assert len(entries_on(exchange_stand_in)) == 1
+    page = alice_client.get(f"/trades/{trade.pk}/").content.decode()
+    assert "its fill is being asked of the exchange" in page
 
 
 def test_an_order_the_exchange_refused_is_cancelled_and_its_call_scored_as_untraded(
-    live_bot, exchange_stand_in
+    live_bot, exchange_stand_in, alice_client
 ):
     exchange_stand_in.fail_next(ORDER, 400, INSUFFICIENT_BALANCE, method="POST")
     run = run_slot(live_bot, slot_of(live_bot, timezone.now()))
@@ -168,6 +170,8 @@ def test_an_order_the_exchange_refused_is_cancelled_and_its_call_scored_as_untra
     from learning.resolution import awaiting
 
     assert list(awaiting(live_bot)) == [trade.analysis]
+    page = alice_client.get(f"/trades/{trade.pk}/").content.decode()
+    assert "none: the order was not filled" in page and "insufficient balance" in page
 
 
 def test_an_order_never_sent_is_cancelled_once_its_grace_has_passed(live_bot, exchange_stand_in, monkeypatch):
