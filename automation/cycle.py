@@ -350,7 +350,8 @@ def _execute(
     if existing and existing.status != Trade.Status.PENDING:
         return existing  # a retry of this run already recorded its order
     if bot.mode != Bot.Mode.LIVE:
-        broker = broker or SimulationBroker(account(bot).cash, at=clock)
+        if broker is None:
+            broker = SimulationBroker(account(bot).cash, at=clock)
         trade = new_trade(bot, run, record, done, order, _place(broker, order))
         trade.save()
         return trade
