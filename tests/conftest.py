@@ -1,19 +1,25 @@
 """Personas, as in healthchecks' tests: Alice owns things; Charlie is another user who must never see them."""
 
 import pytest
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.db import DatabaseCache
 
 from tests.factories import PASSWORD, BotFactory, ExchangeAccountFactory, UserFactory, two_factor_device
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache_after_committed_tests(request, django_db_blocker):
-    """The throttles count in the database cache. A test in a transaction rolls its counts back; one that
-    commits (transactional_db, live_server) would pass them on to the next test, so they are emptied."""
+def _fresh_cache(request, django_db_blocker):
+    """The throttles count in the shared cache. In the database's (the default), a test in a transaction
+    rolls its counts back, but one that commits (transactional_db, live_server) would pass them on to the
+    next test; Redis (CACHE_URL) rolls nothing back. So the cache is emptied whenever it would carry over."""
+    in_database = isinstance(caches["default"], DatabaseCache)
+    committed = bool({"transactional_db", "live_server"} & set(request.fixturenames))
+    if not in_database:
+        caches["default"].clear()
     yield
-    if {"transactional_db", "live_server"} & set(request.fixturenames):
+    if committed or not in_database:
         with django_db_blocker.unblock():
-            cache.clear()
+            caches["default"].clear()
 
 
 @pytest.fixture
