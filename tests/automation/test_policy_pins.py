@@ -2,8 +2,10 @@
 values, through the API and the bot page alike; a valid pin is obeyed and the cycle still runs."""
 
 from datetime import timedelta
+from importlib import import_module
 
 import pytest
+from django.apps import apps
 
 from automation.cycle import run_cycle
 from automation.models import CycleRun
@@ -91,3 +93,19 @@ def test_the_bot_page_pins_avoid_conditions_and_refuses_what_is_not_a_choice(cli
 
     client.post(url, {"min_confidence": "", "size_factor": ""})  # nothing ticked: back to what is learned
     assert effective_policy(bot).avoid_conditions == []
+
+
+def test_pins_stored_before_the_check_are_mended_by_the_migration(bot):  # noqa: F811
+    # A bot pinned [null] through the API before the fix failed every cycle at decide.
+    broken = LearnedPolicy.objects.create(bot=bot, min_confidence=70, pins={"avoid_conditions": [None]})
+    other = LearnedPolicy.objects.create(
+        bot=bot.__class__.objects.create(owner=bot.owner, name="other", exchange="sample", symbol="EUR/USD"),
+        min_confidence=70,
+        pins={"min_confidence": 60, "avoid_conditions": [{"field": "regime", "value": "UNKNOWN"}, "x", None]},
+    )
+    import_module("learning.migrations.0007_drop_unusable_avoid_pins").drop_unusable_avoid_pins(apps, None)
+    broken.refresh_from_db()
+    other.refresh_from_db()
+    assert broken.pins == {}  # no usable condition: the bot follows what it learns again
+    assert other.pins == {"min_confidence": 60, "avoid_conditions": [{"field": "regime", "value": "UNKNOWN"}]}
+    assert run_with_a_bullish_buy(bot).status == CycleRun.Status.SUCCEEDED
