@@ -2,6 +2,7 @@
 no page has one), a Permissions-Policy that switches off what no page uses, API responses are never
 stored by a cache, and the schema and Swagger UI are behind login unless API_DOCS_PUBLIC is on."""
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.test import Client
+from django.urls import NoReverseMatch, get_resolver, reverse
 
 from automation.management.commands.screenshots import LOGGED_OUT, main_pages
 from tests.api.conftest import api, client_of, objects  # noqa: F401  (alice's token client, one of each object)
@@ -47,10 +49,24 @@ def test_every_page_carries_the_headers_and_has_no_inline_script(client, alice, 
         html = response.content.decode()
         assert not INLINE_SCRIPT.search(html), (name, INLINE_SCRIPT.search(html).group(0))
         assert 'style="' not in html, name
+    # Every other page a URL without arguments names (two-factor settings, sign-in code, done pages...).
+    for path in argumentless_pages() - {path for _, path in pages}:
+        response = signed_in.get(path)
+        assert_headers(response, path)
+        assert not INLINE_SCRIPT.search(response.content.decode()), path
     admin = Client()
     admin.force_login(admin_user)
     for path in ("/admin/", "/admin/automation/bot/", "/admin/login/", "/no-such-page/"):
         assert_headers(admin.get(path), path)
+
+
+def argumentless_pages() -> set[str]:
+    names = [name for name in get_resolver().reverse_dict if isinstance(name, str)]
+    found = set()
+    for name in names:
+        with contextlib.suppress(NoReverseMatch):
+            found.add(reverse(name))
+    return {path for path in found if not path.startswith(("/api/", "/admin/"))} - {reverse("logout")}
 
 
 def test_api_responses_carry_the_headers_and_are_never_stored(api, objects):  # noqa: F811
