@@ -1,5 +1,5 @@
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import NotFound, ValidationError
@@ -39,7 +39,8 @@ class LongListPagination(CursorPagination):
             # clean(): the column's type and its validators (a pnl of 10**999 digits would reach PostgreSQL)
             position = column.clean(cursor.position, None)
             if isinstance(position, datetime):
-                position = in_utc(position)
+                # A page's own cursors carry +00:00; a time without an offset is read as UTC, as the site's.
+                position = in_utc(position) if position.tzinfo else position.replace(tzinfo=UTC)
         except DjangoValidationError as e:
             raise ValidationError({self.cursor_query_param: [INVALID_CURSOR]}) from e
         if position is None or (isinstance(position, float) and not math.isfinite(position)):

@@ -63,6 +63,12 @@ def test_a_tampered_cursor_is_a_400_naming_the_cursor(api_lenient, objects, endp
     assert "Invalid cursor" in reasons[0]
 
 
+def test_a_cursor_time_without_an_offset_is_read_as_utc(api, objects):
+    cursor = base64.b64encode(b"p=2024-01-01 00:00:01").decode()  # just after the one run's slot
+    response = api.get("/api/v1/runs/", {"ordering": "-slot", "cursor": cursor})
+    assert [row["id"] for row in response.json()["results"]] == [objects["runs"]]
+
+
 def test_the_cursors_a_page_gives_still_work(api, alice, objects):
     run = CycleRun.objects.get()
     for hour in range(1, 4):
