@@ -25,7 +25,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiToken, ExchangeAccount
 from automation.cycle import Outside, run_cycle
 from automation.models import AutomationSession, Bot, CycleRun
-from automation.services import bot_start
+from automation.services import bot_run_now, bot_start
 from learning import ml
 from learning.models import AILearningData, LearnedPolicy
 from learning.policy import pin
@@ -272,6 +272,7 @@ def her(alice, charlie, settings) -> Alice:
     for hour in range(CYCLES):
         run_cycle(bot.pk, FIRST_SLOT + timedelta(hours=hour), outside)
     pin(bot, min_confidence=65.0, size_factor=None, avoid_conditions=None)
+    bot_run_now(bot)  # counted against her plan (a RunNowRequest); queued only on commit, which never comes
     model = ml.train(alice, until=FIRST_SLOT + timedelta(days=30))
     token, plain = ApiToken.issue(alice, TOKEN_NAME)
     # The analysis charlie aims at has a chart and a trade, so a leak of either would show.
