@@ -1,7 +1,8 @@
 """Start `make run` as a user would, use the product over HTTP, then stop it with Ctrl-C (SIGINT).
 
-Checks: the web server answers; a new user signs up, logs in and creates a simulation bot that the
-dashboard lists; the worker and beat report connected; SIGINT stops web, worker and beat."""
+Checks: the web server answers; a new user signs up (following the link of the sign-up mail, which the
+local default prints in the web log), logs in and creates a simulation bot that the dashboard lists; the
+worker and beat report connected; SIGINT stops web, worker and beat."""
 
 import http.cookiejar
 import os
@@ -37,7 +38,7 @@ def main() -> int:
         )
     try:
         wait(lambda: http_ok(f"{BASE}/accounts/login/"), 240, "the web server to answer", log_path)
-        use_the_product()
+        use_the_product(log_path)
         wait(
             lambda: all(
                 re.search(rf"{name}@\S+ ready\.", log_path.read_text()) for name in ("default", "io")
@@ -110,7 +111,7 @@ BOT_FORM = {
 }
 
 
-def use_the_product():
+def use_the_product(log_path):
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
 
@@ -126,6 +127,15 @@ def use_the_product():
         "/accounts/signup/",
         {"email": email, "password1": "smoke test pass 123", "password2": "smoke test pass 123"},
     )
+    assert "check your" in response.read().decode().lower(), "sign-up did not say to check the e-mail"
+    link = None
+    deadline = time.monotonic() + 30
+    while link is None and time.monotonic() < deadline:
+        found = re.search(rf"{re.escape(BASE)}(/accounts/signup/confirm/[^/\s]+/)", log_path.read_text())
+        link = found and found.group(1)
+        time.sleep(0.5)
+    assert link, "no sign-up link in the web log (console e-mail)"
+    response = post(link, {})
     assert response.url.rstrip("/") == BASE, f"sign-up did not land on the dashboard: {response.url}"
     post("/accounts/logout/", {}, form_page="/")
     response = post("/accounts/login/", {"username": email, "password": "smoke test pass 123"})
