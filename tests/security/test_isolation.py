@@ -48,13 +48,15 @@ CYCLES = 40  # enough for closed trades, insight snapshots and a learned policy 
 
 # Counted by hand on the URL confs (tradingai/urls.py, tradingai/api.py, each app's urls.py and the admin):
 # API 50 = 4 single views + 8 router lists, 8 details and 5 actions, each also with a format suffix (42)
-# + the API root twice + schema + docs; admin 175 = 8 site views + 27 registered models x 6 + the user's
-# password page, the kill switch's flip and the LLM usage page + the app index + the catch-all;
-# UI 27 = 15 in accounts + 7 in automation + 3 in learning + 2 in trades.
-PATTERNS_COUNTED_BY_HAND = 50 + 175 + 27
+# + the API root twice + schema + docs; admin 195 = 8 site views + 30 registered models x 6 + the user's
+# password page, the kill switch's flip, the LLM usage page and the TOTP device's config and QR pages + the
+# app index + the catch-all; UI 31 = 19 in accounts + 7 in automation + 3 in learning + 2 in trades.
+PATTERNS_COUNTED_BY_HAND = 50 + 195 + 31
 
 # Patterns whose parameters name no object a user owns, with what is walked instead and why.
 NO_USER_OBJECT = {
+    "signup_confirm": "the link of a sign-up e-mail, whose key is the only way in: walked with a forged key, "
+    "which must give the invalid-link page (404) and make no account",
     "password_reset_confirm": "the link of a reset e-mail: walked with alice's uid and a forged token, which "
     "must give the invalid-link page and nothing of hers",
     "admin:app_list": "an app's index in the admin takes an app label; each label is walked",
@@ -192,6 +194,8 @@ def values_for(pattern: Pattern, her: "Alice") -> list[dict]:
     """Every set of values for the pattern's parameters that names alice's objects."""
     if pattern.name == "password_reset_confirm":
         return [{"uidb64": urlsafe_base64_encode(force_bytes(her.user.pk)), "token": "forged-reset-token"}]
+    if pattern.name == "signup_confirm":
+        return [{"key": "forged-signup-key"}]
     if pattern.name == "admin:view_on_site":
         return [{"content_type_id": ContentType.objects.get_for_model(Bot).pk, "object_id": her.bot.pk}]
     options = {}
@@ -388,8 +392,9 @@ class Walk:
             elif not pattern.names_an_object:
                 self.listing(pattern, url)
             elif pattern.name in NO_USER_OBJECT:
+                expected = {404} if pattern.name == "signup_confirm" else {200}
                 for method in ("get", "post"):
-                    self.expect(pattern, self.request(pattern, method, url), {200})
+                    self.expect(pattern, self.request(pattern, method, url), expected)
             else:
                 self.her_object(pattern, url)
 
