@@ -88,6 +88,21 @@ def test_the_cursors_a_page_gives_still_work(api, alice, objects):
         assert api.get(back["previous"]).status_code == 200
 
 
+@pytest.mark.parametrize("ordering", ["pnl", "-pnl"])
+def test_trades_ordered_by_pnl_page_through_the_closed_ones(api, alice, objects, ordering):
+    bot = CycleRun.objects.get().bot
+    Trade.objects.filter(owner=alice).update(pnl=None)  # open: no P&L yet
+    for pnl in (5, -3, 5, 0):
+        Trade.objects.create(owner=alice, bot=bot, symbol="BTC/USDT", side="BUY", amount=1, price=1, pnl=pnl)
+    seen, link = [], f"/api/v1/trades/?ordering={ordering}&page_size=1"
+    while link:
+        response = api.get(link)
+        assert response.status_code == 200, response.json()
+        seen += [float(row["pnl"]) for row in response.json()["results"]]
+        link = response.json()["next"]
+    assert seen == sorted([5.0, -3.0, 5.0, 0.0], reverse=ordering.startswith("-"))
+
+
 @pytest.mark.parametrize(("endpoint", "field"), TIME_FILTERS)
 @pytest.mark.parametrize("value", OUT_OF_RANGE)
 def test_a_time_with_no_utc_equivalent_is_a_400_naming_the_filter(

@@ -30,3 +30,11 @@ class TradeViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return Trade.objects.filter(owner_id=self.request.user.pk)
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        # A cursor pages by its column's values, which a null cannot be compared with (DRF wrote `p=None`
+        # into the links): ordered by P&L, the list holds the trades that have one, the closed ones.
+        if "pnl" in queryset.query.order_by or "-pnl" in queryset.query.order_by:
+            queryset = queryset.filter(pnl__isnull=False)
+        return queryset
