@@ -24,19 +24,25 @@ class SeeingAnalyst(FakeAnalyst):
         return super().analyse(request)
 
 
-def test_a_tradingview_bot_is_shown_its_chart_page(site, make_capture, monkeypatch, alice):
+def running_tradingview_bot(owner, url: str) -> Bot:
+    """A running bot on the shipped EUR/USD hours whose chart is the TradingView page at `url`."""
     import_eurusd()
-    capture = make_capture()
-    monkeypatch.setattr("automation.cycle.shared_capture", lambda: capture)
     bot = BotFactory(
-        owner=alice,
+        owner=owner,
         exchange="sample",
         symbol="EUR/USD",
         status=Bot.Status.RUNNING,
         chart_source=Bot.ChartSource.TRADINGVIEW,
-        tradingview_url=site.url("/chart?delay_ms=100"),
+        tradingview_url=url,
     )
     AutomationSession.objects.create(bot=bot)
+    return bot
+
+
+def test_a_tradingview_bot_is_shown_its_chart_page(site, make_capture, monkeypatch, alice):
+    capture = make_capture()
+    monkeypatch.setattr("automation.cycle.shared_capture", lambda: capture)
+    bot = running_tradingview_bot(alice, site.url("/chart?delay_ms=100"))
     analyst = SeeingAnalyst()
 
     run = run_cycle(
@@ -56,18 +62,9 @@ def test_a_bot_whose_stored_url_leads_elsewhere_fails_at_its_chart_and_opens_not
     site, make_capture, monkeypatch, alice, browser_tag
 ):
     """A URL written past the form (before the check existed, or by an operator) is refused by the capture."""
-    import_eurusd()
     capture = make_capture()
     monkeypatch.setattr("automation.cycle.shared_capture", lambda: capture)
-    bot = BotFactory(
-        owner=alice,
-        exchange="sample",
-        symbol="EUR/USD",
-        status=Bot.Status.RUNNING,
-        chart_source=Bot.ChartSource.TRADINGVIEW,
-        tradingview_url="http://127.0.0.1:18999\\@www.tradingview.com/internal-admin",
-    )
-    AutomationSession.objects.create(bot=bot)
+    bot = running_tradingview_bot(alice, "http://127.0.0.1:18999\\@www.tradingview.com/internal-admin")
 
     run = run_cycle(
         bot.pk, datetime(2017, 12, 4, 10, tzinfo=UTC), Outside(analyst=FakeAnalyst()), on_schedule=False
