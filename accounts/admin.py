@@ -8,10 +8,10 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html
 
+from core.admin_base import ViewOnlyAdmin
 from learning import counters
 from learning.insights import as_text, compute_insights, snapshot
 from learning.models import AILearningData
-from tradingai.admin_base import ViewOnlyAdmin
 
 from .models import ApiToken, AuditEvent, ExchangeAccount, Plan, User
 from .services import trading_halt_set

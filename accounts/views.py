@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from automation.models import Bot
-from tradingai.pages import filtered_page
+from core.pages import filtered_page
 
 from . import services
 from .forms import ApiTokenForm, AuditFilterForm, ExchangeAccountForm

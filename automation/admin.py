@@ -8,7 +8,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from tradingai.admin_base import ViewOnlyAdmin
+from core.admin_base import ViewOnlyAdmin
 
 from .models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
 from .services import BotActionError, bot_pause, bot_save, bot_start, bot_stop, kill_switch_set

@@ -17,13 +17,6 @@ def worker_alive() -> bool | None:
     return timezone.now() - beat.seen_at < timedelta(seconds=3 * settings.WORKER_HEARTBEAT_SECONDS)
 
 
-def own_bots(request):
-    """The requesting user's bots: what an API filter may name (another user's bot is an invalid choice)."""
-    if request is None or not request.user.is_authenticated:
-        return Bot.objects.none()
-    return Bot.objects.filter(owner=request.user)
-
-
 def dashboard_bots(user):
     """The user's bots with what the dashboard shows of each: the last run, the open trade, the net P&L and
     the win rate of its closed trades. One query, however many bots."""

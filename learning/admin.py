@@ -4,7 +4,7 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 from django.urls import path, reverse
 
-from tradingai.admin_base import ViewOnlyAdmin
+from core.admin_base import ViewOnlyAdmin
 
 from .models import (
     AILearningData,

@@ -1,23 +1,7 @@
 from django.conf import settings
 from django.db import models
 
-
-class Outcome(models.TextChoices):
-    WIN = "WIN", "Win"
-    LOSS = "LOSS", "Loss"
-    BREAKEVEN = "BREAKEVEN", "Breakeven"
-
-
-class Sentiment(models.TextChoices):
-    BULLISH = "BULLISH", "Bullish"
-    BEARISH = "BEARISH", "Bearish"
-    NEUTRAL = "NEUTRAL", "Neutral"
-
-
-class Recommendation(models.TextChoices):
-    BUY = "BUY", "Buy"
-    SELL = "SELL", "Sell"
-    HOLD = "HOLD", "Hold"
+from core.values import Outcome, Recommendation, Sentiment
 
 
 class PromptVersion(models.Model):

@@ -1,4 +1,4 @@
-"""The adaptive trading policy (SPEC §2): what a bot's resolved analyses say about when to trade and how big,
+"""The adaptive trading policy: what a bot's resolved analyses say about when to trade and how big,
 learned with database aggregates and stored with its provenance; the owner's pins override any of it.
 Formulas: docs/learning.md."""
 
@@ -9,16 +9,15 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min
 
-from automation.models import Bot
-from market.indicators import REGIMES
+from core.values import Regime, Sentiment
 
 from .counters import POLICY_SUMS
 from .insights import Z95
-from .models import AILearningData, LearnedPolicy, PolicyCounter, Sentiment
+from .models import AILearningData, LearnedPolicy, PolicyCounter
 
 THRESHOLDS = tuple(range(50, 95, 5))  # the minimum confidences tried
 # The conditions a policy can learn (or be pinned) to stay out of, each with the values it can take.
-AVOIDABLE = {"regime": REGIMES, "market_sentiment": tuple(Sentiment.values)}
+AVOIDABLE = {"regime": tuple(Regime.values), "market_sentiment": tuple(Sentiment.values)}
 PINNABLE = ("min_confidence", "size_factor", "avoid_conditions")
 
 
@@ -59,7 +58,9 @@ def learn_policy(bot) -> LearnedPolicy:
     owner's other bots (`pool`), read from their running totals (PolicyCounter), so that learning costs the
     same on the thousandth day as on the first; store it if it differs from the latest, else bring the
     latest's data window and sample sizes up to date."""
-    alike = list(Bot.objects.filter(owner_id=bot.owner_id, analyst=bot.analyst).values_list("pk", flat=True))
+    alike = list(
+        type(bot).objects.filter(owner_id=bot.owner_id, analyst=bot.analyst).values_list("pk", flat=True)
+    )
     counters = list(
         PolicyCounter.objects.filter(user_id=bot.owner_id, bot_id__in=alike).values(
             "bot_id", "bucket", "regime", "market_sentiment", *POLICY_SUMS

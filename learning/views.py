@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
-from tradingai.pages import OwnBotFilterForm, filtered_page
+from core.pages import OwnBotFilterForm, filtered_page
 
 from . import plots
 from .insights import compute_insights

@@ -10,6 +10,8 @@ import pandas as pd
 import talib
 from django.db import IntegrityError, transaction
 
+from core.values import Regime
+
 from .models import IndicatorSet
 from .sources import Market, float_columns
 
@@ -25,8 +27,6 @@ PIVOT_SPAN = 3
 TREND_ADX = 25.0
 # Volatility is "high" when ATR/close is above its median over this many bars.
 VOLATILITY_WINDOW = 100
-# Every label regime_label gives.
-REGIMES = ("TREND_HIGH_VOL", "TREND_LOW_VOL", "RANGE_HIGH_VOL", "RANGE_LOW_VOL", "UNKNOWN")
 MAX_LEVELS = 3
 # The fewest candles for which every indicator but EMA 200 is defined.
 MIN_CANDLES = MACD_SLOW + MACD_SIGNAL
@@ -102,10 +102,10 @@ def _rolling(extreme: np.ufunc, values: np.ndarray, width: int) -> np.ndarray:
 def regime_label(adx: float | None, atr_pct: np.ndarray) -> str:
     recent = atr_pct[~np.isnan(atr_pct)][-VOLATILITY_WINDOW:]
     if adx is None or len(recent) < 2:
-        return "UNKNOWN"
+        return Regime.UNKNOWN.value
     trend = "TREND" if adx >= TREND_ADX else "RANGE"
     volatility = "HIGH_VOL" if recent[-1] > np.median(recent) else "LOW_VOL"
-    return f"{trend}_{volatility}"
+    return Regime(f"{trend}_{volatility}").value
 
 
 def compute(df: pd.DataFrame) -> Indicators:

@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.db import models
 
-from learning.models import Outcome, Sentiment
+from core import values
+from core.values import Outcome, Sentiment
 
 MONEY = {"max_digits": 28, "decimal_places": 12}
 
@@ -9,9 +10,7 @@ MONEY = {"max_digits": 28, "decimal_places": 12}
 class Trade(models.Model):
     """A position a bot (or its owner) opened: the seed's fields plus ownership, order ids and status."""
 
-    class Side(models.TextChoices):
-        BUY = "BUY", "Buy"
-        SELL = "SELL", "Sell"
+    Side = values.Side
 
     class Status(models.TextChoices):
         PENDING = "PENDING", "Pending"

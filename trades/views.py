@@ -2,8 +2,8 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
-from learning.models import Outcome
-from tradingai.pages import OwnBotFilterForm, filtered_page
+from core.pages import OwnBotFilterForm, filtered_page
+from core.values import Outcome
 
 from .models import Trade
 

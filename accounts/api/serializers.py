@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from accounts.forms import ExchangeAccountForm
 from accounts.models import ApiToken, AuditEvent, ExchangeAccount
-from tradingai.api_forms import FormValidatedSerializer
+from core.api_forms import FormValidatedSerializer
 
 
 class TokenRequestSerializer(serializers.Serializer):

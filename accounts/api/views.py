@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from accounts.models import ApiToken, AuditEvent, ExchangeAccount
 from accounts.quotas import QuotaExceededError
 from accounts.services import exchange_account_delete
-from tradingai.api_pagination import LongListPagination
+from core.api_pagination import LongListPagination
 
 from .serializers import (
     ApiTokenSerializer,

@@ -2,8 +2,8 @@ from rest_framework import serializers
 
 from automation.forms import BotForm
 from automation.models import AutomationSession, Bot, CycleRun
+from core.api_forms import FormValidatedSerializer, StrictBooleanField
 from learning.policy import AVOIDABLE, avoid_condition_error
-from tradingai.api_forms import FormValidatedSerializer, StrictBooleanField
 
 
 class BotSerializer(FormValidatedSerializer):

@@ -11,7 +11,6 @@ from rest_framework.views import APIView
 
 from accounts.services import trading_halt_set
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
-from automation.selectors import own_bots
 from automation.services import (
     BotActionError,
     QueueUnavailableError,
@@ -20,9 +19,9 @@ from automation.services import (
     bot_start,
     bot_stop,
 )
+from core.api_filters import UtcDateTimeFilter, own_bots
+from core.api_pagination import LongListPagination
 from learning.policy import describe_policy, pin
-from tradingai.api_filters import UtcDateTimeFilter
-from tradingai.api_pagination import LongListPagination
 
 from .serializers import (
     ActionResultSerializer,

@@ -1,7 +1,8 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from learning.models import AILearningData, Outcome, Recommendation, Sentiment
+from core.values import Outcome, Recommendation, Sentiment
+from learning.models import AILearningData
 
 
 class AnalysisSerializer(serializers.ModelSerializer):

@@ -9,11 +9,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from automation.models import Bot
-from automation.selectors import own_bots
+from core.api_filters import UtcDateTimeFilter, own_bots
+from core.api_pagination import LongListPagination
 from learning.insights import compute_insights
 from learning.models import AILearningData
-from tradingai.api_filters import UtcDateTimeFilter
-from tradingai.api_pagination import LongListPagination
 
 from .serializers import AnalysisSerializer
 

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from learning.models import Outcome, Sentiment
+from core.values import Outcome, Sentiment
 from trades.models import Trade
 
 

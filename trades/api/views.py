@@ -1,10 +1,9 @@
 from django_filters import rest_framework as filters
 from rest_framework import viewsets
 
-from automation.selectors import own_bots
+from core.api_filters import UtcDateTimeFilter, own_bots
+from core.api_pagination import LongListPagination
 from trades.models import Trade
-from tradingai.api_filters import UtcDateTimeFilter
-from tradingai.api_pagination import LongListPagination
 
 from .serializers import TradeSerializer
 

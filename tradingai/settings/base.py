@@ -235,7 +235,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: a form body cannot carry null, lists of objects or a missing boolean as JSON can (DRF reads
     # an absent checkbox as false, which would switch a kill switch off). Depth-limited: see api_parsers.
-    "DEFAULT_PARSER_CLASSES": ["tradingai.api_parsers.DepthLimitedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api_parsers.DepthLimitedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",

@@ -6,11 +6,11 @@ from django.core.management.base import BaseCommand, CommandError
 from automation.analysis import analyse_market
 from automation.analysts.base import AnalystError
 from automation.analysts.service import ANALYSTS, get_analyst
+from core.cli import iso_time
 from market.errors import MarketDataError
 from market.exchanges import has_stored_candles
 from market.sources import Market, StoredCandles
 from market.timeframes import TIMEFRAMES
-from tradingai.cli import iso_time
 
 
 class Command(BaseCommand):

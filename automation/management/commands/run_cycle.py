@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from automation.cycle import run_cycle, slot_of
 from automation.models import Bot
-from tradingai.cli import iso_time
+from core.cli import iso_time
 
 
 class Command(BaseCommand):

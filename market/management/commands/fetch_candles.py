@@ -1,11 +1,11 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from core.cli import iso_time
 from market.errors import MarketDataError
 from market.exchanges import CcxtCandles
 from market.importers import store_bars
 from market.sources import Market
 from market.timeframes import TIMEFRAMES
-from tradingai.cli import iso_time
 
 
 class Command(BaseCommand):

@@ -1,8 +1,6 @@
 from django import forms
 from django.core.paginator import Paginator
 
-from automation.models import Bot
-
 PAGE_SIZE = 50
 
 
@@ -20,11 +18,11 @@ def filtered_page(request, form, items, page_size: int = PAGE_SIZE) -> dict:
 class OwnBotFilterForm(forms.Form):
     """A list's filters: one of the user's bots, and each other field an exact match when given."""
 
-    bot = forms.ModelChoiceField(queryset=Bot.objects.none(), required=False, empty_label="All bots")
+    bot = forms.ModelChoiceField(queryset=None, required=False, empty_label="All bots")
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["bot"].queryset = Bot.objects.filter(owner=owner).order_by("name")
+        self.fields["bot"].queryset = owner.bots.order_by("name")
 
     def filter(self, items):
         if not self.is_valid():

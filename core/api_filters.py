@@ -1,5 +1,6 @@
 from datetime import UTC, datetime
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
@@ -29,3 +30,12 @@ class UtcDateTimeFilter(filters.IsoDateTimeFilter):
     """An ISO 8601 time, compared in UTC; one UTC cannot hold is a 400 naming the filter."""
 
     field_class = UtcIsoDateTimeField
+
+
+def own_bots(request):
+    """The requesting user's bots: what an API filter may name (another user's bot is an invalid choice).
+    Reached through the user's `bots` relation, so that every app can filter by bot without importing the
+    app that defines bots (docs/architecture.md, "Dependencies between apps")."""
+    if request is None or not request.user.is_authenticated:
+        return get_user_model()._meta.get_field("bots").related_model.objects.none()
+    return request.user.bots.all()
