@@ -4,7 +4,6 @@ from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from automation.models import Bot
 from core.pages import filtered_page
 
 from . import services
@@ -18,10 +17,11 @@ from .two_factor import has_two_factor
 def settings_page(request):
     """The account at a glance, with a way to each of its settings."""
     user = request.user
+    # Bots are read through the user's relation: automation sits above accounts (docs/architecture.md).
     context = {
         "accounts": ExchangeAccount.objects.filter(owner=user).order_by("label"),
         "tokens": ApiToken.objects.filter(user=user),
-        "running_bots": Bot.objects.filter(owner=user, status=Bot.Status.RUNNING).count(),
+        "running_bots": user.bots.filter(status=user.bots.model.Status.RUNNING).count(),
         "two_factor": has_two_factor(user),
     }
     return render(request, "accounts/settings.html", context)

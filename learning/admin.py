@@ -1,11 +1,20 @@
-from django.contrib import admin
-from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR, ChangeList
-from django.db.models import Count, Sum
-from django.db.models.functions import TruncDate
-from django.urls import path, reverse
+from decimal import Decimal
 
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ORDER_VAR, PAGE_VAR, ChangeList
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from accounts.models import User
+from accounts.services import trading_halt_set
 from core.admin_base import ViewOnlyAdmin
 
+from . import counters
+from .insights import as_text, compute_insights, snapshot
 from .models import (
     AILearningData,
     InsightCounter,
@@ -206,3 +215,132 @@ class PolicyCounterAdmin(InsightCounterAdmin):
     list_display = ("user", "bot_id", "bucket", "regime", "market_sentiment", "n", "r_sum", "wins", "losses")
     list_filter = ("regime", "market_sentiment")
     search_fields = ("user__email",)
+
+
+# The users' admin page lives here rather than in accounts: it shows and recomputes each user's LLM usage
+# and insights, which learning owns, and accounts sits below learning (docs/architecture.md).
+COST = DecimalField(max_digits=20, decimal_places=6)
+
+
+def llm_cost_of_each_user():
+    """Each user's total LLM cost, as a subquery: a join and GROUP BY over users would multiply with any
+    other join the changelist adds (search, filters)."""
+    total = (
+        AILearningData.objects.filter(user=OuterRef("pk"))
+        .order_by()
+        .values("user")
+        .annotate(total=Sum("cost_usd"))
+        .values("total")
+    )
+    return Coalesce(Subquery(total, output_field=COST), Value(Decimal(0)), output_field=COST)
+
+
+class UserChange(UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+        fields = "__all__"
+
+
+class UserCreation(AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ("email",)
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    form = UserChange
+    add_form = UserCreation
+    ordering = ("email",)
+    list_display = (
+        "email",
+        "display_name",
+        "plan",
+        "trading_halted",
+        "llm_cost",
+        "is_active",
+        "is_staff",
+        "date_joined",
+        "last_login",
+    )
+    list_filter = ("is_active", "is_staff", "trading_halted", "plan")
+    search_fields = ("email", "display_name")
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Profile", {"fields": ("display_name", "plan", "trading_halted")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+        ("Learning", {"fields": ("llm_usage", "insights")}),
+    )
+    # trading_halted changes by the halt and resume actions only, which put it in the user's audit log.
+    readonly_fields = ("trading_halted", "llm_usage", "insights")
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    actions = ("halt_trading", "resume_trading", "recompute_insights")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(llm_cost=llm_cost_of_each_user())
+
+    @admin.display(description="LLM cost (USD)", ordering="llm_cost")
+    def llm_cost(self, obj):
+        # Formatted here: SQLite hands the summed decimal back with as many places as the float it kept.
+        return f"{obj.llm_cost:.6f}"
+
+    @admin.display(description="LLM usage")
+    def llm_usage(self, obj):
+        if obj.pk is None:
+            return "-"
+        usage = AILearningData.objects.filter(user=obj).aggregate(
+            analyses=Count("pk"), prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens")
+        )
+        per_day = reverse("admin:learning_ailearningdata_llm_usage") + f"?user__id__exact={obj.pk}"
+        return format_html(
+            '{} analyses, {} prompt and {} completion tokens, {} USD in all (<a href="{}">per day</a>)',
+            usage["analyses"],
+            usage["prompt"] or 0,
+            usage["completion"] or 0,
+            self.llm_cost(obj),
+            per_day,
+        )
+
+    @admin.action(description="Halt trading of selected users (their kill switch)", permissions=("change",))
+    def halt_trading(self, request, queryset):
+        self._set_trading_halted(request, queryset, True)
+
+    @admin.action(description="Resume trading of selected users", permissions=("change",))
+    def resume_trading(self, request, queryset):
+        self._set_trading_halted(request, queryset, False)
+
+    def _set_trading_halted(self, request, queryset, halted: bool) -> None:
+        # A compare-and-swap per user: one who flipped their own switch meanwhile (API) keeps it.
+        changing = [user for user in queryset if trading_halt_set(user, halted, actor=request.user)]
+        verb = "Halted" if halted else "Resumed"
+        for user in changing:
+            self.log_change(request, user, f"{verb} trading.")
+        unchanged = len(queryset) - len(changing)
+        already = "halted" if halted else "trading"
+        self.message_user(
+            request,
+            f"{verb} trading of {len(changing)} user(s); {unchanged} were already {already}.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(description="Recompute insights of selected users", permissions=("change",))
+    def recompute_insights(self, request, queryset):
+        """Rebuild the running totals from the analyses (after a bulk import or a suspected drift), then
+        store a fresh snapshot of the insights, which the user's pages and the history plot read."""
+        for user in queryset:
+            totals = counters.rebuild(user)
+            stored = snapshot(user)
+            self.message_user(
+                request,
+                f"Recomputed the insights of {user.email}: {totals} running total(s) from "
+                f"{stored.data['total_analyses']} analyses, {stored.resolved_count} resolved.",
+                messages.SUCCESS,
+            )
+
+    @admin.display(description="Insights")
+    def insights(self, obj):
+        """What the user's analyses and trades say, computed now (database aggregates)."""
+        if obj.pk is None:
+            return "-"
+        return format_html("<pre>{}</pre>", as_text(compute_insights(obj), obj.email))

@@ -9,7 +9,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from accounts.admin import UserAdmin
+from learning.admin import UserAdmin
 from accounts.models import ApiToken
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
 from learning.models import AILearningData, InsightCounter, InsightSnapshot, PromptVersion
