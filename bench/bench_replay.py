@@ -28,7 +28,7 @@ def child() -> None:
     from django.core.management import call_command
 
     from automation.replay import ReplaySpec, replay
-    from learning.evaluation import evaluate
+    from automation.evaluation import evaluate
 
     call_command("migrate", verbosity=0)
     call_command(

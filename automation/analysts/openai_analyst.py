@@ -14,6 +14,8 @@ import openai
 import pydantic
 from django.conf import settings
 
+from learning.prompt import SYSTEM
+
 from .base import (
     AnalysisRequest,
     AnalystConfigurationError,
@@ -22,7 +24,7 @@ from .base import (
     AnalystResult,
     AnalystTemporaryError,
 )
-from .prompt import SYSTEM, build_prompt
+from .prompt import build_prompt
 from .schema import Analysis
 from .text import storable_text
 

@@ -1,17 +1,7 @@
-"""The analyst's prompt: instructions, the numeric context of the chart, and what was learned so far."""
+"""The analyst's prompt: the numeric context of the chart and what was learned so far; the instructions
+(`learning.prompt.SYSTEM`) go with it as the system message."""
 
 from .base import AnalysisRequest
-
-SYSTEM = """You are a disciplined trading analyst. You are shown a candlestick chart and the indicator values
-of its last closed candle. Give one analysis of what is most likely over the next candles.
-
-Rules:
-- Recommend BUY or SELL only when the chart and the numbers agree; otherwise HOLD.
-- For BUY: stop_loss < entry < take_profit. For SELL: take_profit < entry < stop_loss. For HOLD: entry,
-  stop_loss and take_profit are null.
-- Confidence is your honest probability (0-100) that the recommendation works out; 50 means a coin flip.
-- predicted_price is where you expect the price after `horizon` candles.
-- Prices are in the quote currency, with the precision of the chart."""
 
 
 def _fmt(value) -> str:

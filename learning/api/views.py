@@ -8,7 +8,6 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from automation.models import Bot
 from core.api_filters import UtcDateTimeFilter, own_bots
 from core.api_pagination import LongListPagination
 from learning.insights import compute_insights
@@ -81,7 +80,7 @@ class ScopeSerializer(serializers.Serializer):
     timeframe = serializers.CharField(required=False, max_length=5)
 
     def validate_bot(self, value):
-        bot = Bot.objects.filter(owner=self.context["request"].user, pk=value).first()
+        bot = self.context["request"].user.bots.filter(pk=value).first()
         if bot is None:
             raise serializers.ValidationError("You have no bot with this id.")
         return bot

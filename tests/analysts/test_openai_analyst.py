@@ -18,9 +18,10 @@ from automation.analysts.base import (
     AnalystTemporaryError,
 )
 from automation.analysts.openai_analyst import OpenAIAnalyst
-from automation.analysts.prompt import SYSTEM, build_prompt
+from automation.analysts.prompt import build_prompt
 from automation.analysts.schema import Analysis
 from automation.analysts.service import get_analyst
+from learning.prompt import SYSTEM
 from market.indicators import Indicators
 from market.sources import Market
 from tests.stand_ins.openai_server import OpenAIStandIn, Reply

@@ -24,7 +24,7 @@ from automation.replay import (
     slots,
 )
 from automation.replay_ahead import WorkedAhead
-from learning.evaluation import evaluate
+from automation.evaluation import evaluate
 from learning.insights import compute_insights
 from learning.ml import retrain
 from learning.models import (

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
 from automation.replay import Progress, ReplaySpec, replay
-from learning.evaluation import evaluate, write_report
+from automation.evaluation import evaluate, write_report
 from market.models import Candle
 from market.timeframes import TIMEFRAME_PERIODS
 

@@ -3,7 +3,6 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
-from automation.models import Bot
 from learning.counters import rebuild
 from learning.insights import as_text, compute_insights
 
@@ -28,7 +27,7 @@ class Command(BaseCommand):
         bot = None
         if options["bot"] is not None:
             # Another user's bot is as unknown as a missing one.
-            bot = Bot.objects.filter(owner=user, pk=options["bot"]).first()
+            bot = user.bots.filter(pk=options["bot"]).first()
             if bot is None:
                 raise CommandError(f"{user.email} has no bot {options['bot']}")
         if options["rebuild"]:

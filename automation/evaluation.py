@@ -20,14 +20,14 @@ from django.contrib.staticfiles import finders
 from django.db.models import Count
 from django.template.loader import render_to_string
 
-from automation.models import CycleRun
+from learning import plots
+from learning.insights import stat
+from learning.models import AILearningData
 from market.models import Candle
 from market.timeframes import TIMEFRAME_PERIODS
 from trades.models import Trade
 
-from . import plots
-from .insights import stat
-from .models import AILearningData
+from .models import CycleRun
 
 
 def evaluate(bot, *, start: datetime | None = None, end: datetime | None = None) -> dict:
