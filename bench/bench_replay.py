@@ -27,8 +27,8 @@ def child() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from automation.replay import ReplaySpec, replay
     from automation.evaluation import evaluate
+    from automation.replay import ReplaySpec, replay
 
     call_command("migrate", verbosity=0)
     call_command(

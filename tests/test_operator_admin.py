@@ -9,9 +9,9 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
-from learning.admin import UserAdmin
 from accounts.models import ApiToken
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
+from learning.admin import UserAdmin
 from learning.models import AILearningData, InsightCounter, InsightSnapshot, PromptVersion
 from market.importers import Bar, store_bars
 from tests.factories import BotFactory, UserFactory, force_login_verified

@@ -9,12 +9,12 @@ from django.core.management import call_command
 from selenium.webdriver.common.by import By
 
 from accounts.services import trading_halt_set
+from automation.browser import chromium, csp_violations, horizontal_overflow, overflowing_elements
 from automation.cycle import run_cycle
 from automation.demo import seed_demo
 from automation.management.commands.screenshots import main_pages, walk
 from automation.models import AutomationSession, Bot
 from tests.factories import BotFactory, import_eurusd
-from tradingai.browser import chromium, csp_violations, horizontal_overflow, overflowing_elements
 
 FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday: the pair trades through the week
 # Enough hours for closed trades and resolved analyses, hence insights, on these candles.

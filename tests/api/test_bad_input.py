@@ -8,9 +8,9 @@ import pytest
 from django.test import RequestFactory
 
 from automation.models import CycleRun
+from core.api_parsers import MAX_DEPTH
 from learning.models import AILearningData
 from trades.models import Trade
-from core.api_parsers import MAX_DEPTH
 from tradingai.urls import server_failed
 
 # "p=garbage": a cursor that decodes, with a position that is no time (nor number).

@@ -12,6 +12,7 @@ from django.core.management import call_command
 
 from automation.analysts.service import get_analyst
 from automation.cycle import Outside, run_cycle
+from automation.evaluation import evaluate
 from automation.models import AutomationSession, CycleRun
 from automation.replay import (
     REPLAY_DOMAIN,
@@ -24,7 +25,6 @@ from automation.replay import (
     slots,
 )
 from automation.replay_ahead import WorkedAhead
-from automation.evaluation import evaluate
 from learning.insights import compute_insights
 from learning.ml import retrain
 from learning.models import (

@@ -5,7 +5,7 @@ a file); signed out, with the production default, the browser is sent to sign in
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tradingai.browser import chromium, csp_violations, log_in
+from automation.browser import chromium, csp_violations, log_in
 
 
 def test_swagger_ui_renders_under_the_csp_behind_login(live_server, transactional_db, alice, settings):

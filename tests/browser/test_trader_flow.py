@@ -13,12 +13,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from automation.browser import chromium, wait_for_plots
 from automation.cycle import run_cycle
 from automation.models import Bot
 from learning.models import AILearningData
 from tests.factories import BotFactory, import_eurusd
 from trades.models import Trade
-from tradingai.browser import chromium, wait_for_plots
 from tradingai.celery import app
 
 FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)

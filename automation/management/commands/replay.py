@@ -6,8 +6,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
-from automation.replay import Progress, ReplaySpec, replay
 from automation.evaluation import evaluate, write_report
+from automation.replay import Progress, ReplaySpec, replay
 from market.models import Candle
 from market.timeframes import TIMEFRAME_PERIODS
 

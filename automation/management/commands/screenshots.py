@@ -16,11 +16,7 @@ from django.urls import reverse
 from selenium import webdriver
 
 from accounts.models import User
-from automation.demo import DEMO_EMAIL
-from automation.models import Bot
-from learning.models import AILearningData
-from trades.models import Trade
-from tradingai.browser import (
+from automation.browser import (
     chromium,
     full_page_png,
     horizontal_overflow,
@@ -28,6 +24,10 @@ from tradingai.browser import (
     overflowing_elements,
     wait_for_plots,
 )
+from automation.demo import DEMO_EMAIL
+from automation.models import Bot
+from learning.models import AILearningData
+from trades.models import Trade
 
 # The pages seen logged out; main_pages lists them first.
 LOGGED_OUT = ("login", "signup", "password_reset")

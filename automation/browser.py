@@ -18,7 +18,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
-from automation.charts.tradingview import CHROMIUM_ARGS, OFFLINE_ARGS, POLL_SECONDS
+from .charts.tradingview import CHROMIUM_ARGS, OFFLINE_ARGS, POLL_SECONDS
 
 # Narrower viewports are shown as a phone shows them: the page's viewport meta tag applies, touch is on.
 PHONE_WIDTH = 600
