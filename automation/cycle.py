@@ -1,7 +1,7 @@
-"""One cycle of one bot (SPEC §1), top to bottom:
+"""One cycle of one bot, top to bottom:
 
-    claim the slot → prompt (what was learned) → market data → indicators → chart → analysis → record
-    → monitor → learn (resolve, insights, policy) → decide → execute
+    claim the slot → the steps (automation.steps: prompt → market data → indicators → chart → analysis
+    → record → monitor → learn → decide → execute) on the database's ledger → the run's outcome
 
 The slot is claimed by creating its CycleRun (unique per bot and slot) and every state change is a
 compare-and-swap on the run's status, so duplicate ticks, redeliveries, retries and a second worker find
@@ -22,28 +22,27 @@ from django.utils import timezone
 from learning.counters import count_recorded
 from learning.insights import latest as latest_insights
 from learning.insights import snapshot
-from learning.ml import gate, reward_risk_of
+from learning.ml import active_model
 from learning.models import AILearningData, InsightSnapshot
-from learning.policy import effective_policy, learn_policy
-from learning.prompt import insights_section, prompt_version
-from learning.resolution import resolve_untraded
+from learning.policy import learn_policy
+from learning.prompt import prompt_version
+from learning.resolution import awaiting, due_at, settle
 from market.exchanges import CcxtCandles, has_stored_candles
 from market.sources import Market, MarketDataSource, StoredCandles
-from trades import entries
-from trades.accounting import account, day_loss, losing_streak
+from trades import accounting, entries
 from trades.brokers.base import Broker, BrokerError, BrokerTemporaryError, Fill, OrderRequest
-from trades.brokers.simulation import SimulationBroker
 from trades.models import Trade
 from trades.monitor import monitor_trades
-from trades.policy import Decision, RiskLimits, Situation, decide
+from trades.policy import Decision
 
-from .analysis import ChartMaker, MarketAnalysis, StepTimer, analyse_market
+from .analysis import ChartMaker, MarketAnalysis, StepTimer
 from .analysts.base import Analyst
 from .analysts.service import get_analyst
 from .charts.tradingview import shared_capture
-from .models import AutomationSession, Bot, CycleRun, KillSwitch
+from .models import AutomationSession, Bot, CycleRun
 from .quotas import cycle_refusal
 from .services import bot_pause
+from .steps import halted_by, new_trade, order_for, paper_broker, run_steps
 
 logger = logging.getLogger(__name__)
 
@@ -166,27 +165,18 @@ def run_cycle(
 
     # Each step's start written on the run, so that a run whose worker died says where (automation.recovery).
     timer = StepTimer(on_step=_step_noter(run))
-    try:
-        section = timer.step("prompt", insights_section, latest_insights(bot.owner, bot=bot))
-        analysis = analyse_market(
-            market,
-            source=source,
-            analyst=outside.analyst or get_analyst(bot.analyst.lower()),
-            until=clock,
-            insights=section,
-            timer=timer,
-            chart=outside.chart or chart_for(bot),
-            chart_owner=f"bot{bot.pk}",
-            draw_chart=outside.draw_chart,
-        )
-        record = timer.step("record", _record, bot, run, analysis, section)
-        timer.step("monitor", monitor_trades, bot, analysis.candles, market.period)
-        timer.step("learn", learn, bot, analysis.candles, market.period, clock)
-        decision = timer.step("decide", _decide, bot, run, record, analysis, clock)
-        if decision.trade:
-            timer.step("execute", _execute, bot, run, record, analysis, decision, clock, outside.broker)
-    except Exception as e:  # any failure is recorded on the run, whatever its kind
-        logger.warning("cycle of bot %s slot %s failed in %s: %s", bot.pk, slot, timer.current, e)
+    failure = run_steps(
+        DatabaseLedger(bot, market, outside.broker),
+        run,
+        clock,
+        timer,
+        source=source,
+        analyst=outside.analyst or get_analyst(bot.analyst.lower()),
+        chart=outside.chart or chart_for(bot),
+        chart_owner=f"bot{bot.pk}",
+        draw_chart=outside.draw_chart,
+    )
+    if failure is not None:
         _move(
             run,
             CycleRun.Status.RUNNING,
@@ -194,7 +184,7 @@ def run_cycle(
             finished_at=timezone.now(),
             timings=timer.timings,
             failed_step=timer.current,
-            error=f"{type(e).__name__}: {e}"[:2000],
+            error=f"{type(failure).__name__}: {failure}"[:2000],
         )
         return run
     _move(
@@ -205,6 +195,93 @@ def run_cycle(
         timings=timer.timings,
     )
     return run
+
+
+class DatabaseLedger:
+    """The steps' ledger (automation.steps.Ledger) of a live cycle: every read a query, every write a row
+    written at once, as a worker among others, and the monitor task between cycles, must see them."""
+
+    def __init__(self, bot: Bot, market: Market, broker: Broker | None):
+        self.bot, self.market, self.broker = bot, market, broker
+
+    def insights(self) -> dict | None:
+        return latest_insights(self.bot.owner, bot=self.bot)
+
+    def prompt_version(self, section: str):
+        return prompt_version(section)
+
+    def add_record(self, record: AILearningData) -> AILearningData:
+        # Counted in the insights' running totals in the same transaction.
+        with transaction.atomic():
+            record.save()
+            count_recorded(record)
+        return record
+
+    def monitor(self, candles) -> None:
+        monitor_trades(self.bot, candles, self.market.period)
+
+    def awaiting(self) -> list:
+        period = self.market.period
+        return [
+            (analysis, due_at(analysis, period)) for analysis in awaiting(self.bot).order_by("created_at")
+        ]
+
+    def settle(self, analysis: AILearningData, fields: dict) -> bool:
+        return settle(analysis, fields)
+
+    def forget(self, analysis: AILearningData) -> None:
+        pass  # read again each cycle; a monitor pass with a longer look-back may still resolve it
+
+    def resolved_count(self) -> int:
+        return AILearningData.objects.filter(bot=self.bot).exclude(outcome="").count()
+
+    def snapshot_resolved(self) -> int:
+        bot = self.bot
+        last = InsightSnapshot.objects.filter(user=bot.owner, bot=bot).order_by("-computed_at", "-pk").first()
+        return last.resolved_count if last else 0
+
+    def snapshot(self) -> None:
+        snapshot(self.bot.owner, bot=self.bot)
+
+    def learn_policy(self) -> None:
+        learn_policy(self.bot)
+
+    def realised(self) -> Decimal:
+        return accounting.realised(self.bot)
+
+    def holding(self) -> list:
+        return accounting.holding(self.bot)
+
+    def closed_pnls(self, since: datetime) -> list[Decimal]:
+        return accounting.closed_pnls(self.bot, since)
+
+    def latest_outcomes(self) -> list[str]:
+        return accounting.latest_outcomes(self.bot)
+
+    def last_loss(self) -> datetime | None:
+        losses = Trade.objects.filter(bot=self.bot, outcome="LOSS").order_by("-closed_at")
+        return losses.values_list("closed_at", flat=True).first()
+
+    def runs_after(self, moment: datetime, run: CycleRun) -> int:
+        return CycleRun.objects.filter(bot=self.bot, slot__gt=moment).exclude(pk=run.pk).count()
+
+    def halted_by(self) -> str:
+        return halted_by(self.bot)
+
+    def latest_policy(self):
+        return None  # effective_policy reads it
+
+    def outcome_model(self):
+        return active_model(self.bot.owner)
+
+    def noted(self, record: AILearningData) -> None:
+        record.save(update_fields=["feedback_data", "updated_at"])
+
+    def pause(self, reason: str) -> None:
+        bot_pause(self.bot, reason)
+
+    def execute(self, run, record, done, decision, clock) -> Trade:
+        return _execute(self, run, record, done, decision, clock)
 
 
 def chart_for(bot: Bot) -> ChartMaker | None:
@@ -222,137 +299,16 @@ def source_for(market: Market) -> MarketDataSource:
     return CcxtCandles(market.exchange)
 
 
-def learn(bot: Bot, candles, period: timedelta, clock: datetime) -> None:
-    """Steps 9-10: resolve the untraded analyses whose horizon has passed; if anything was resolved since
-    the bot's last insights (here, by a trade the monitor closed, or between cycles by the monitor task),
-    store its insights and learn its policy again."""
-    resolve_untraded(bot, candles, period, clock)
-    resolved = AILearningData.objects.filter(bot=bot).exclude(outcome="").count()
-    last = InsightSnapshot.objects.filter(user=bot.owner, bot=bot).order_by("-computed_at", "-pk").first()
-    if resolved != (last.resolved_count if last else 0):
-        snapshot(bot.owner, bot=bot)
-        learn_policy(bot)
-
-
-def _record(bot: Bot, run: CycleRun, done: MarketAnalysis, section: str) -> AILearningData:
-    """The analysis, written before any order, so that nothing the analyst said is ever lost; counted in the
-    insights' running totals in the same transaction."""
-    record = new_record(bot, run, done, prompt_version(section), section)
-    with transaction.atomic():
-        record.save()
-        count_recorded(record)
-    return record
-
-
-def new_record(bot: Bot, run: CycleRun, done: MarketAnalysis, version, section: str) -> AILearningData:
-    """The analysis as it is recorded, not saved yet."""
-    a, result = done.result.analysis, done.result
-    return AILearningData(
-        prompt_version=version,
-        prompt_section=section,
-        user=bot.owner,
-        bot=bot,
-        session=run.session,
-        cycle_run=run,
-        analysis_data=a.model_dump(),
-        market_conditions={**done.indicators.to_dict(), "as_of": done.as_of.isoformat()},
-        symbol=bot.symbol,
-        timeframe=bot.timeframe,
-        market_sentiment=a.market_sentiment,
-        recommendation=a.recommendation,
-        regime=done.indicators.regime,
-        confidence_score=a.confidence,
-        predicted_price=_dec(a.predicted_price),
-        screenshot=done.chart,
-        feedback_data=dict(result.notes),
-        analyst=result.analyst,
-        model_name=result.model_name,
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
-        cost_usd=result.cost_usd,
-    )
-
-
-def _decide(
-    bot: Bot, run: CycleRun, record: AILearningData, done: MarketAnalysis, clock: datetime
-) -> Decision:
-    books = account(bot)
-    last_loss = (
-        Trade.objects.filter(bot=bot, outcome="LOSS")
-        .order_by("-closed_at")
-        .values_list("closed_at", flat=True)
-    ).first()
-    situation = Situation(
-        equity=books.equity,
-        cash=books.cash,
-        open_trades=books.open_trades,
-        day_loss=day_loss(bot, clock.replace(hour=0, minute=0, second=0, microsecond=0)),
-        losses_in_a_row=losing_streak(bot),
-        cycles_since_last_loss=CycleRun.objects.filter(bot=bot, slot__gt=last_loss).exclude(pk=run.pk).count()
-        if last_loss
-        else 0,
-        halted_by=halted_by(bot),
-    )
-    verdict = gate(bot.owner, record, reward_risk_of(record))
-    decision = decision_for(bot, record, done, effective_policy(bot), verdict, situation)
-    record.save(update_fields=["feedback_data", "updated_at"])
-    if decision.pause_bot:
-        bot_pause(bot, decision.reason)
-    return decision
-
-
-def halted_by(bot: Bot) -> str:
-    return "global" if KillSwitch.is_engaged() else "user" if bot.owner.trading_halted else ""
-
-
-def decision_for(
-    bot: Bot, record: AILearningData, done: MarketAnalysis, policy, verdict: dict | None, now: Situation
-) -> Decision:
-    """The decision on a recorded analysis under the bot's policy, the outcome model's verdict and the
-    account's situation, noted on the record's feedback (not saved)."""
-    a = done.result.analysis
-    avoided = policy.avoids({"regime": record.regime, "market_sentiment": record.market_sentiment})
-    decision = decide(
-        a.recommendation,
-        a.confidence,
-        _dec(a.entry),
-        _dec(a.stop_loss),
-        RiskLimits(
-            min_confidence=policy.min_confidence,
-            risk_per_trade_pct=bot.risk_per_trade_pct,
-            max_position_pct=bot.max_position_pct,
-            max_open_trades=bot.max_open_trades,
-            daily_loss_limit_pct=bot.daily_loss_limit_pct,
-            size_factor=Decimal(str(policy.size_factor)),
-            avoided=avoided,
-            ml_gate=verdict,
-        ),
-        now,
-    )
-    record.feedback_data = {
-        **record.feedback_data,
-        "decision": {"trade": decision.trade, "reason": decision.reason},
-        "policy": {
-            "min_confidence": policy.min_confidence,
-            "size_factor": policy.size_factor,
-            "learned": policy.learned,
-        },
-        **({"ml_gate": verdict} if verdict else {}),
-    }
-    return decision
-
-
 def _execute(
-    bot, run, record, done: MarketAnalysis, decision: Decision, clock, broker: Broker | None
+    ledger: DatabaseLedger, run: CycleRun, record, done: MarketAnalysis, decision: Decision, clock
 ) -> Trade:
+    bot, broker = ledger.bot, ledger.broker
     order = order_for(bot, run, done, decision)
     existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
     if existing and existing.status != Trade.Status.PENDING:
         return existing  # a retry of this run already recorded its order
     if bot.mode != Bot.Mode.LIVE:
-        if broker is None:
-            broker = SimulationBroker(account(bot).cash, at=clock)
-        trade = new_trade(bot, run, record, done, order, _place(broker, order))
+        trade = new_trade(bot, run, record, done, order, _place(broker or paper_broker(ledger, clock), order))
         trade.save()
         return trade
     if broker is None:
@@ -374,55 +330,6 @@ def _execute(
     return trade
 
 
-def order_for(bot: Bot, run: CycleRun, done: MarketAnalysis, decision: Decision) -> OrderRequest:
-    a = done.result.analysis
-    return OrderRequest(
-        symbol=bot.symbol,
-        side=a.recommendation,
-        amount=decision.amount,
-        price=Decimal(str(done.indicators.close)),
-        client_order_id=f"tai-{run.pk}-open",
-        stop_loss=_dec(a.stop_loss),
-        take_profit=_dec(a.take_profit),
-    )
-
-
-def new_trade(
-    bot: Bot,
-    run: CycleRun,
-    record: AILearningData,
-    done: MarketAnalysis,
-    order: OrderRequest,
-    fill: Fill | None,
-) -> Trade:
-    """The trade the fill opened, not saved yet; without a fill, the PENDING trade written ahead of the
-    order, at the amount and price it was decided at."""
-    a = done.result.analysis
-    trade = Trade(
-        owner=bot.owner,
-        bot=bot,
-        session=run.session,
-        analysis=record,
-        is_simulated=bot.mode == Bot.Mode.SIMULATION,
-        symbol=bot.symbol,
-        side=a.recommendation,
-        amount=order.amount,
-        price=order.price,
-        stop_loss=order.stop_loss,
-        take_profit=order.take_profit,
-        status=Trade.Status.PENDING,
-        is_automated=True,
-        confidence=a.confidence,
-        market_sentiment=a.market_sentiment,
-        learning_data={"horizon": a.horizon},
-        client_order_id=order.client_order_id,
-    )
-    if fill is not None:
-        for name, value in entries.fill_fields(trade.learning_data, fill).items():
-            setattr(trade, name, value)
-    return trade
-
-
 def _place(broker: Broker, order: OrderRequest) -> Fill:
     """The order placed, asking again while the exchange cannot say whether it took it: the same client
     order id finds the first order rather than placing a second, and an order that went through but is not
@@ -434,7 +341,3 @@ def _place(broker: Broker, order: OrderRequest) -> Fill:
             logger.warning("placing %s: %s; asking again in %s s", order.client_order_id, e, wait)
             time.sleep(wait)
     return broker.place(order)
-
-
-def _dec(value: float | None) -> Decimal | None:
-    return None if value is None else Decimal(str(value))

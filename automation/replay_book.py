@@ -38,31 +38,24 @@ from learning.counters import (
     resolved_figures,
 )
 from learning.insights import Scope, insights_from, summed_counters, trades_figures, version_names
-from learning.ml import active_model, reward_risk_of, verdict
+from learning.ml import active_model
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter, PromptVersion
-from learning.policy import effective_policy, next_policy, policy_calls, policy_from
-from learning.prompt import insights_section, prompt_text, prompt_version
-from learning.resolution import (
-    awaiting,
-    due_at,
-    due_window,
-    out_of_reach,
-    traded_fields,
-    untraded_fields,
-)
+from learning.policy import next_policy, policy_calls, policy_from
+from learning.prompt import prompt_text, prompt_version
+from learning.resolution import awaiting, due_at, traded_fields
 from market.indicators import Indicators, compute
 from market.sources import Market, MarketDataSource
-from trades.brokers.simulation import SimulationBroker
+from trades.accounting import STREAK_WINDOW
 from trades.models import Trade
-from trades.monitor import closing_fields, exit_of
-from trades.policy import Decision, Situation
+from trades.monitor import closing_fields, watch
+from trades.policy import Decision
 
-from .analysis import StepTimer, analyse_market
+from .analysis import StepTimer
 from .analysts.base import Analyst
-from .cycle import decision_for, halted_by, new_record, new_trade, order_for
 from .models import AutomationSession, Bot, CycleRun
 from .quotas import PAID_ANALYSTS, spend_refusal, spent_this_month
 from .services import bot_pause
+from .steps import halted_by, new_trade, order_for, paper_broker, run_steps
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +97,8 @@ class Book:
         trades = Trade.objects.filter(bot=self.bot).select_related("analysis")
         self.open = list(trades.filter(status=Trade.Status.OPEN).order_by("execution_time", "pk"))
         self.closed: list[Trade] = []
-        self.realised = Decimal(0)
-        self.last_loss: datetime | None = None
+        self.realised_pnl = Decimal(0)
+        self.last_loss_at: datetime | None = None
         self.trade_sums = {"n": 0, "wins": 0, "pct": Decimal(0), "pct_n": 0, "r": Decimal(0), "r_n": 0}
         self.gains, self.losses = Decimal(0), Decimal(0)
         for trade in trades.filter(status=Trade.Status.CLOSED).order_by("closed_at", "pk"):
@@ -142,8 +135,8 @@ class Book:
         snapshot = (
             InsightSnapshot.objects.filter(user=bot.owner, bot=bot).order_by("-computed_at", "-pk").first()
         )
-        self.insights = snapshot.data if snapshot else None
-        self.snapshot_resolved = snapshot.resolved_count if snapshot else 0
+        self.insights_data = snapshot.data if snapshot else None
+        self.snapshot_count = snapshot.resolved_count if snapshot else 0
         self.policy = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
         self.policy_stale = True  # whatever resolved since it was stored
 
@@ -153,7 +146,7 @@ class Book:
         self.session = AutomationSession.objects.filter(bot=self.bot, stopped_at__isnull=True).first()
         self.model = active_model(self.bot.owner)
         self.bot.owner.refresh_from_db(fields=["trading_halted"])
-        self.halted_by = halted_by(self.bot)
+        self.halted = halted_by(self.bot)
         # The plan's monthly LLM spend binds a replay with a paid analyst as it binds live cycles; read after
         # the day's flush, and counted on by _record (automation.quotas says why the daily cap does not).
         self.paid = getattr(self.analyst, "name", "") in PAID_ANALYSTS
@@ -173,7 +166,7 @@ class Book:
 
     # --- the cycle ------------------------------------------------------------------------------------------
     def cycle(self, slot: datetime) -> CycleRun:
-        """`run_cycle` for one slot, on the books: the same steps, in the same order, timed the same way."""
+        """`run_cycle` for one slot, on the books: the same steps (automation.steps), timed the same way."""
         if self.paid and (refusal := spend_refusal(self.bot.owner, self.spent, timezone.now())):
             return self._skipped(slot, refusal)
         run = CycleRun(
@@ -185,30 +178,21 @@ class Book:
         )
         self.new_runs.append(run)
         timer = StepTimer()
-        try:
-            section = timer.step("prompt", insights_section, self.insights)
-            done = analyse_market(
-                self.market,
-                source=self.source,
-                analyst=self.analyst,
-                until=slot,
-                insights=section,
-                timer=timer,
-                draw_chart=self.draw_charts,
-                indicators_of=self.indicators_of,
-            )
-            record = timer.step("record", self._record, run, done, section)
-            timer.step("monitor", self._monitor, done.candles)
-            timer.step("learn", self._learn, done.candles, slot)
-            decision = timer.step("decide", self._decide, run, record, done, slot)
-            if decision.trade:
-                timer.step("execute", self._execute, run, record, done, decision, slot)
-        except Exception as e:  # recorded on the run, as run_cycle does
-            logger.warning("replay of bot %s slot %s failed in %s: %s", self.bot.pk, slot, timer.current, e)
-            run.status, run.failed_step = CycleRun.Status.FAILED, timer.current
-            run.error = f"{type(e).__name__}: {e}"[:2000]
-        else:
+        failure = run_steps(
+            self,
+            run,
+            slot,
+            timer,
+            source=self.source,
+            analyst=self.analyst,
+            draw_chart=self.draw_charts,
+            indicators_of=self.indicators_of,
+        )
+        if failure is None:
             run.status = CycleRun.Status.SUCCEEDED
+        else:
+            run.status, run.failed_step = CycleRun.Status.FAILED, timer.current
+            run.error = f"{type(failure).__name__}: {failure}"[:2000]
         run.step, run.finished_at, run.timings = timer.current, timezone.now(), timer.timings
         self.slots.append(slot)
         return run
@@ -220,48 +204,52 @@ class Book:
         self.slots.append(slot)
         return run
 
-    def _record(self, run: CycleRun, done, section: str) -> AILearningData:
+    # --- the ledger (automation.steps.Ledger): what the steps read and write, kept here ---------------------
+    def insights(self) -> dict | None:
+        return self.insights_data
+
+    def prompt_version(self, section: str) -> PromptVersion:
         text = prompt_text(section)
         version = self.versions.get(text)
         if version is None:
             version = self.versions[text] = prompt_version(section)
             self.version_names[version.pk] = version.sha256
-        record = _as_stored(new_record(self.bot, run, done, version, section))
+        return version
+
+    def add_record(self, record: AILearningData) -> AILearningData:
+        record = _as_stored(record)
         self.new_analyses.append(record)
         self.spent += record.cost_usd
         self._wait(record)
         self._count(record, [RECORDED])
         return record
 
-    def _monitor(self, candles: pd.DataFrame) -> None:
-        for trade in list(self.open):
-            found = exit_of(trade, candles, self.market.period, None)
-            if found is None:
-                continue
-            for name, value in closing_fields(trade, *found).items():
-                setattr(trade, name, value)
-            self.open.remove(trade)
-            self._closed(trade)
-            if trade.pk:
-                self.changed_trades[trade.pk] = trade
-            self._settle(trade.analysis, traded_fields(trade.analysis, trade))
+    def monitor(self, candles: pd.DataFrame) -> None:
+        watch(self.open, candles, self.market.period, lambda trade: None, self._close)
 
-    def _learn(self, candles: pd.DataFrame, clock: datetime) -> None:
-        period = self.market.period
-        first_open = candles.index[0].to_pydatetime()
-        for analysis, due in list(self.pending.values()):
-            if due > clock:
-                continue  # what due_window says first, without reading the analysis again every hour
-            window = due_window(analysis, candles, first_open, period, clock)
-            if window is None:
-                if out_of_reach(analysis, first_open):
-                    # Before the look-back, which only moves on: the cycle leaves it unresolved for good.
-                    del self.pending[id(analysis)]
-                # Else its horizon fell in a market's pause, and the candles after it are still to come.
-            else:
-                self._settle(analysis, untraded_fields(analysis, window, period))
-        if self.resolved == self.snapshot_resolved:
-            return
+    def _close(self, trade: Trade, exit, fee: Decimal) -> bool:
+        for name, value in closing_fields(trade, exit, fee).items():
+            setattr(trade, name, value)
+        self.open.remove(trade)
+        self._closed(trade)
+        if trade.pk:
+            self.changed_trades[trade.pk] = trade
+        self.settle(trade.analysis, traded_fields(trade.analysis, trade))
+        return True
+
+    def awaiting(self) -> list[tuple[AILearningData, datetime]]:
+        return list(self.pending.values())
+
+    def forget(self, analysis: AILearningData) -> None:
+        del self.pending[id(analysis)]
+
+    def resolved_count(self) -> int:
+        return self.resolved
+
+    def snapshot_resolved(self) -> int:
+        return self.snapshot_count
+
+    def snapshot(self) -> None:
         unnamed = {v: {} for v in self.figures["prompt_version"] if v and int(v) not in self.version_names}
         if unnamed:  # a version given before a resumed replay, resolved only now
             self.version_names |= version_names(unnamed)
@@ -269,13 +257,13 @@ class Book:
         self.new_snapshots.append(
             InsightSnapshot(user=self.bot.owner, bot=self.bot, resolved_count=data["resolved"], data=data)
         )
-        self.insights, self.snapshot_resolved = data, self.resolved
-        # learn_policy runs here in the cycle; what it learns from are the policy's totals and their data
-        # window, which only a resolved BUY/SELL call changes: without one it would store what it has.
-        if self.policy is None or self.policy_stale:
-            self._learn_policy()
+        self.insights_data, self.snapshot_count = data, self.resolved
 
-    def _learn_policy(self) -> None:
+    def learn_policy(self) -> None:
+        # What the policy learns from are its totals and their data window, which only a resolved BUY/SELL
+        # call changes: without one, learning again would store what it has.
+        if self.policy is not None and not self.policy_stale:
+            return
         self.policy_stale = False
         values, sizes, bot_ids = policy_from(self.bot, self.alike, list(self.policy_totals.values()))
         spans = [self.windows[pk] for pk in bot_ids if pk in self.windows]
@@ -290,59 +278,60 @@ class Book:
             self.changed_policies[policy.pk] = policy
         self.policy = policy
 
-    def _wait(self, analysis: AILearningData) -> None:
-        self.pending[id(analysis)] = (analysis, due_at(analysis, self.market.period))
+    def realised(self) -> Decimal:
+        return self.realised_pnl
 
-    def _cash(self) -> tuple[Decimal, Decimal]:
-        """(equity, cash) as trades.accounting.account derives them: the starting balance and the realised
-        P&L, less what the open positions hold."""
-        equity = self.bot.starting_balance + self.realised
-        return equity, equity - sum((t.price * t.amount + t.fees for t in self.open), Decimal(0))
+    def holding(self) -> list[tuple[Decimal, Decimal, Decimal]]:
+        return [(t.price, t.amount, t.fees) for t in self.open]
 
-    def _decide(self, run: CycleRun, record: AILearningData, done, clock: datetime) -> Decision:
-        equity, cash = self._cash()
-        since = clock.replace(hour=0, minute=0, second=0, microsecond=0)
-        streak = 0
-        for trade in reversed(self.closed[-20:]):
-            if trade.outcome != "LOSS":
-                break
-            streak += 1
-        situation = Situation(
-            equity=equity,
-            cash=cash,
-            open_trades=len(self.open),
-            day_loss=-sum((t.pnl for t in self.closed if t.closed_at >= since and t.pnl < 0), Decimal(0)),
-            losses_in_a_row=streak,
-            cycles_since_last_loss=len(self.slots) - bisect.bisect_right(self.slots, self.last_loss)
-            if self.last_loss
-            else 0,
-            halted_by=self.halted_by,
-        )
-        policy = effective_policy(self.bot, self.policy)
-        decision = decision_for(
-            self.bot, record, done, policy, verdict(self.model, record, reward_risk_of(record)), situation
-        )
-        if decision.pause_bot:
-            bot_pause(self.bot, decision.reason)
-            self.session = None
-        return decision
+    def closed_pnls(self, since: datetime) -> list[Decimal]:
+        # The closed trades are kept in closing order: today's are at the end.
+        first = bisect.bisect_left(self.closed, since, key=lambda t: t.closed_at)
+        return [t.pnl for t in self.closed[first:]]
 
-    def _execute(
+    def latest_outcomes(self) -> list[str]:
+        return [t.outcome for t in reversed(self.closed[-STREAK_WINDOW:])]
+
+    def last_loss(self) -> datetime | None:
+        return self.last_loss_at
+
+    def runs_after(self, moment: datetime, run: CycleRun) -> int:
+        # self.slots holds the slots run before this one, in order.
+        return len(self.slots) - bisect.bisect_right(self.slots, moment)
+
+    def halted_by(self) -> str:
+        return self.halted
+
+    def latest_policy(self) -> LearnedPolicy | None:
+        return self.policy
+
+    def outcome_model(self):
+        return self.model
+
+    def noted(self, record: AILearningData) -> None:
+        pass  # a new record: written by flush, with its feedback
+
+    def pause(self, reason: str) -> None:
+        bot_pause(self.bot, reason)
+        self.session = None
+
+    def execute(
         self, run: CycleRun, record: AILearningData, done, decision: Decision, clock: datetime
     ) -> Trade:
         order = order_for(self.bot, run, done, decision)
-        fill = SimulationBroker(self._cash()[1], at=clock).place(order)
-        trade = _as_stored(new_trade(self.bot, run, record, done, order, fill))
+        trade = _as_stored(
+            new_trade(self.bot, run, record, done, order, paper_broker(self, clock).place(order))
+        )
         self.new_trades.append(trade)
         self.open.append(trade)
-        del self.pending[id(record)]
+        del self.pending[id(record)]  # traded: its trade will resolve it
         return trade
 
     # --- bookkeeping ----------------------------------------------------------------------------------------
-    def _settle(self, analysis: AILearningData, fields: dict) -> None:
-        """`learning.resolution._settle` on the books: the outcome written once, counted in the totals."""
+    def settle(self, analysis: AILearningData, fields: dict) -> bool:
+        """`learning.resolution.settle` on the books: the outcome written once, counted in the totals."""
         if analysis.outcome:
-            return
+            return False
         for name, value in fields.items():
             setattr(analysis, name, value)
         self.pending.pop(id(analysis), None)
@@ -363,6 +352,10 @@ class Book:
                 delta[i] += sums[i]
             span = self.windows.setdefault(analysis.bot_id, [analysis.resolved_at, analysis.resolved_at])
             span[0], span[1] = min(span[0], analysis.resolved_at), max(span[1], analysis.resolved_at)
+        return True
+
+    def _wait(self, analysis: AILearningData) -> None:
+        self.pending[id(analysis)] = (analysis, due_at(analysis, self.market.period))
 
     def _count(self, analysis: AILearningData, increments: list[tuple]) -> None:
         key = insight_key(analysis)
@@ -375,9 +368,9 @@ class Book:
 
     def _closed(self, trade: Trade) -> None:
         bisect.insort(self.closed, trade, key=lambda t: t.closed_at)
-        self.realised += trade.pnl
-        if trade.outcome == "LOSS" and (self.last_loss is None or trade.closed_at > self.last_loss):
-            self.last_loss = trade.closed_at
+        self.realised_pnl += trade.pnl
+        if trade.outcome == "LOSS" and (self.last_loss_at is None or trade.closed_at > self.last_loss_at):
+            self.last_loss_at = trade.closed_at
         sums = self.trade_sums
         sums["n"] += 1
         sums["wins"] += trade.outcome == "WIN"

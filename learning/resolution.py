@@ -24,7 +24,7 @@ def resolve_traded(trade) -> bool:
     """The closed trade's analysis takes the trade's outcome. False if there is none or it was resolved."""
     if trade.analysis_id is None:
         return False
-    return _settle(trade.analysis, traded_fields(trade.analysis, trade))
+    return settle(trade.analysis, traded_fields(trade.analysis, trade))
 
 
 def traded_fields(analysis: AILearningData, trade) -> dict:
@@ -46,7 +46,7 @@ def traded_fields(analysis: AILearningData, trade) -> dict:
     )
 
 
-def _settle(analysis: AILearningData, fields: dict) -> bool:
+def settle(analysis: AILearningData, fields: dict) -> bool:
     """Write the outcome once (compare-and-swap on the empty outcome) and count it in the insights' running
     totals in the same transaction."""
     with transaction.atomic():
@@ -62,13 +62,28 @@ def _settle(analysis: AILearningData, fields: dict) -> bool:
 def resolve_untraded(bot, candles: pd.DataFrame, period: timedelta, now: datetime) -> int:
     """Resolve the bot's untraded analyses whose horizon has passed by `now`, from `candles` (which must
     reach back to the oldest of them; those it does not cover wait). Returns how many were resolved."""
+    waiting = [(analysis, due_at(analysis, period)) for analysis in awaiting(bot).order_by("created_at")]
+    return resolve_due(waiting, candles, period, now, settle)
+
+
+def resolve_due(waiting, candles: pd.DataFrame, period: timedelta, now: datetime, settle, forget=None) -> int:
+    """Settle each of `waiting`, (analysis, when its horizon passes) pairs wherever they are kept (the
+    database, a replay's books), whose horizon `candles` cover by `now`, with `settle(analysis, fields)`
+    (which returns whether it wrote them); one older than the candles is handed to `forget`, when given:
+    the look-back only moves on, so this caller will never resolve it. Returns how many were resolved."""
     if candles.empty:
         return 0
     first_open = candles.index[0].to_pydatetime()
     resolved = 0
-    for analysis in awaiting(bot).order_by("created_at"):
+    for analysis, due in list(waiting):
+        if due > now:
+            continue  # what due_window says first, without reading the analysis again
         window = due_window(analysis, candles, first_open, period, now)
-        if window is not None and _settle(analysis, untraded_fields(analysis, window, period)):
+        if window is None:
+            if forget is not None and out_of_reach(analysis, first_open):
+                forget(analysis)
+            # Else its horizon fell in a market's pause, and the candles after it are still to come.
+        elif settle(analysis, untraded_fields(analysis, window, period)):
             resolved += 1
     return resolved
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import F, Q, Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 
 from .models import Trade
@@ -24,32 +24,58 @@ class Account:
 HOLDING = Q(status__in=(Trade.Status.OPEN, Trade.Status.PENDING))
 
 
-def account(bot) -> Account:
-    totals = Trade.objects.filter(bot=bot).aggregate(
-        realised=Coalesce(Sum("pnl", filter=Q(status=Trade.Status.CLOSED)), ZERO),
-        held=Coalesce(Sum(F("price") * F("amount") + F("fees"), filter=HOLDING), ZERO),
-        open_count=Coalesce(Sum(1, filter=HOLDING), 0),
-    )
-    equity = bot.starting_balance + totals["realised"]
-    return Account(equity=equity, cash=equity - totals["held"], open_trades=totals["open_count"])
+# The losing streak is counted among this many latest closed trades.
+STREAK_WINDOW = 20
 
 
-def day_loss(bot, since: datetime) -> Decimal:
-    lost = Trade.objects.filter(
-        bot=bot, status=Trade.Status.CLOSED, closed_at__gte=since, pnl__lt=0
-    ).aggregate(total=Coalesce(Sum("pnl"), ZERO))["total"]
-    return -lost
+def account_of(starting_balance: Decimal, realised: Decimal, holding) -> Account:
+    """The account from its figures, wherever they are kept (the database, a replay's books): the closed
+    trades' realised P&L and the (price, amount, fees) of the positions held."""
+    equity = starting_balance + realised
+    held = sum((price * amount + fees for price, amount, fees in holding), ZERO)
+    return Account(equity=equity, cash=equity - held, open_trades=len(holding))
 
 
-def losing_streak(bot) -> int:
-    """Losses in a row among the bot's latest closed trades."""
+def loss_of(pnls) -> Decimal:
+    """The realised losses among `pnls`, as a positive amount."""
+    return -sum((pnl for pnl in pnls if pnl < 0), ZERO)
+
+
+def streak_of(outcomes) -> int:
+    """Losses in a row at the head of `outcomes`, the latest closed trades' outcomes, newest first."""
     streak = 0
-    for outcome in (
-        Trade.objects.filter(bot=bot, status=Trade.Status.CLOSED)
-        .order_by("-closed_at")
-        .values_list("outcome", flat=True)[:20]
-    ):
+    for outcome in outcomes:
         if outcome != "LOSS":
             break
         streak += 1
     return streak
+
+
+def realised(bot) -> Decimal:
+    return Trade.objects.filter(bot=bot, status=Trade.Status.CLOSED).aggregate(
+        total=Coalesce(Sum("pnl"), ZERO)
+    )["total"]
+
+
+def holding(bot) -> list[tuple[Decimal, Decimal, Decimal]]:
+    return list(Trade.objects.filter(HOLDING, bot=bot).values_list("price", "amount", "fees"))
+
+
+def account(bot) -> Account:
+    return account_of(bot.starting_balance, realised(bot), holding(bot))
+
+
+def closed_pnls(bot, since: datetime) -> list[Decimal]:
+    return list(
+        Trade.objects.filter(bot=bot, status=Trade.Status.CLOSED, closed_at__gte=since).values_list(
+            "pnl", flat=True
+        )
+    )
+
+
+def latest_outcomes(bot) -> list[str]:
+    return list(
+        Trade.objects.filter(bot=bot, status=Trade.Status.CLOSED)
+        .order_by("-closed_at")
+        .values_list("outcome", flat=True)[:STREAK_WINDOW]
+    )

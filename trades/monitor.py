@@ -119,17 +119,30 @@ def monitor_trades(bot, candles: pd.DataFrame, period, broker: Broker | None = N
     position it filled is watched from this pass on."""
     if Trade.objects.filter(bot=bot, status=Trade.Status.PENDING, is_simulated=False).exists():
         settle_pending(bot, broker)
-    closed = []
-    for trade in (
+    open_trades = (
         Trade.objects.filter(bot=bot, status=Trade.Status.OPEN)
         .select_related("bot")
         .order_by("execution_time")
-    ):
+    )
+
+    def broker_for(trade: Trade) -> Broker | None:
+        nonlocal broker
         if broker is None and not trade.is_simulated:
             from .brokers.live import LiveBroker
 
             broker = LiveBroker(bot.exchange_account)
-        found = exit_of(trade, candles, period, broker)
-        if found and close_trade(trade, *found):
+        return broker
+
+    return watch(open_trades, candles, period, broker_for, close_trade)
+
+
+def watch(open_trades, candles: pd.DataFrame, period, broker_for, close) -> list[Trade]:
+    """The monitor's pass over `open_trades`, wherever they are kept (the database, a replay's books): each
+    one whose exit the candles (or the exchange) show is handed to `close(trade, exit, fee)`, which returns
+    whether it closed it. Returns the trades closed."""
+    closed = []
+    for trade in list(open_trades):
+        found = exit_of(trade, candles, period, broker_for(trade))
+        if found and close(trade, *found):
             closed.append(trade)
     return closed
