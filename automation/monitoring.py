@@ -3,12 +3,12 @@
 import logging
 
 from market.errors import MarketDataError
+from market.exchanges import source_for
 from market.sources import Market
 from trades.brokers.base import BrokerError
 from trades.models import Trade
 from trades.monitor import monitor_trades
 
-from .cycle import source_for
 from .models import Bot
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ would be redelivered to kill the next one, over and over, and a redelivery finds
 whole worker killed leaves its message unacknowledged until the broker's visibility timeout (an hour on
 Redis); by then this sweep has failed the run, so the redelivery finds it done and writes nothing.
 
-So, every few minutes, a run older than `cycle.STALE_RUN` (longer than the task's hard time limit: it cannot
+So, every few minutes, a run older than `STALE_RUN` (longer than the task's hard time limit: it cannot
 still be running) is marked FAILED at the step it last started, with the reason. What it wrote before (the
 chart, the analysis, a trade) stays; the bot's next slot runs as usual. A live order such a run had written
 ahead (a PENDING trade) is then settled from the exchange: its fill recorded, or, never taken, cancelled
@@ -21,8 +21,8 @@ from django.utils import timezone
 from trades.entries import settle_pending
 from trades.models import Trade
 
-from . import cycle
 from .models import Bot, CycleRun
+from .schedule import STALE_RUN
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 def recover_lost_runs() -> int:
     """Fail the runs whose worker stopped; returns how many."""
     now = timezone.now()
-    cutoff = now - cycle.STALE_RUN
+    cutoff = now - STALE_RUN
     lost = CycleRun.objects.filter(
         Q(status=CycleRun.Status.RUNNING, started_at__lt=cutoff)
         | Q(status=CycleRun.Status.CLAIMED, created_at__lt=cutoff)
@@ -46,7 +46,7 @@ def recover_lost_runs() -> int:
             finished_at=now,
             failed_step=step,
             error=f"the worker running it stopped (lost) during {step}: still {run.status} after "
-            f"{cycle.STALE_RUN}, longer than a cycle may take",
+            f"{STALE_RUN}, longer than a cycle may take",
         )
         logger.warning("run %s was lost during %s; marked failed", run.pk, step)
     settle_left_entries()

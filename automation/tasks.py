@@ -5,9 +5,11 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from .cycle import run_cycle
 from .models import Bot, Heartbeat
 from .monitoring import monitor_running_bots
 from .recovery import recover_lost_runs
+from .schedule import offset_of, slot_of
 
 # The cycle's own failures are recorded on its run, not retried; only losing the database mid-task is.
 TRANSIENT = (OperationalError, InterfaceError)
@@ -33,12 +35,10 @@ def heartbeat_task():
     retry_backoff=5,
     max_retries=3,
     soft_time_limit=8 * 60,
-    time_limit=10 * 60,  # shorter than cycle.STALE_RUN, so a run still RUNNING after that is dead
+    time_limit=10 * 60,  # shorter than schedule.STALE_RUN, so a run still RUNNING after that is dead
 )
 def run_cycle_task(bot_id: int, slot: str | None = None):
     """Beat sends it with no slot (the period now due); run-now sends the current slot."""
-    from .cycle import offset_of, run_cycle, slot_of
-
     bot = Bot.objects.filter(pk=bot_id, status=Bot.Status.RUNNING).first()
     if bot is None:
         return  # stopped or paused since the message was sent

@@ -15,8 +15,9 @@ from learning.policy import describe_policy, pin
 from .forms import BotForm, PolicyPinForm
 from .models import Bot
 from .quotas import notices as quota_notices
+from .run_now import bot_run_now
 from .selectors import dashboard_bots, recent_failures, worker_alive
-from .services import BotActionError, bot_run_now, bot_start, bot_stop
+from .services import BotActionError, bot_start, bot_stop
 
 RUNS_PER_PAGE = 25
 

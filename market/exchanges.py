@@ -27,7 +27,7 @@ from .errors import (
 )
 from .importers import Bar
 from .models import Candle
-from .sources import Market, frame
+from .sources import Market, MarketDataSource, StoredCandles, frame
 
 if TYPE_CHECKING:
     from accounts.models import ExchangeAccount
@@ -248,3 +248,11 @@ class CcxtCandles:
             raise MarketDataError(f"{self.exchange_id} does not offer {market.timeframe} candles")
         declared = ((self.client.features or {}).get("spot") or {}).get("fetchOHLCV") or {}
         return declared.get("limit") or DEFAULT_OHLCV_PAGE
+
+
+def source_for(market: Market) -> MarketDataSource:
+    """Where a market's candles come from: the stored ones when any are (imported history, the demo), else
+    the exchange through ccxt."""
+    if has_stored_candles(market.exchange, market.symbol, market.timeframe):
+        return StoredCandles()
+    return CcxtCandles(market.exchange)

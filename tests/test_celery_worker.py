@@ -17,7 +17,8 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from automation.models import Bot, CycleRun, Heartbeat
-from automation.services import bot_run_now, bot_start
+from automation.run_now import bot_run_now
+from automation.services import bot_start
 from automation.tasks import heartbeat_task
 from learning.models import AILearningData
 from tradingai.settings.base import BASE_DIR

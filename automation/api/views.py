@@ -11,14 +11,8 @@ from rest_framework.views import APIView
 
 from accounts.services import trading_halt_set
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
-from automation.services import (
-    BotActionError,
-    QueueUnavailableError,
-    RunNowLimitError,
-    bot_run_now,
-    bot_start,
-    bot_stop,
-)
+from automation.run_now import bot_run_now
+from automation.services import BotActionError, QueueUnavailableError, RunNowLimitError, bot_start, bot_stop
 from core.api_filters import UtcDateTimeFilter, own_bots
 from core.api_pagination import LongListPagination
 from learning.policy import describe_policy, pin

@@ -9,7 +9,8 @@ from accounts.models import Plan
 from automation.cycle import offset_of
 from automation.forms import BotForm
 from automation.models import AutomationSession, Bot
-from automation.services import BotActionError, bot_pause, bot_run_now, bot_start, bot_stop
+from automation.run_now import bot_run_now
+from automation.services import BotActionError, bot_pause, bot_start, bot_stop
 from market.importers import Bar, store_bars
 from tests.factories import BotFactory, ExchangeAccountFactory
 

@@ -16,7 +16,8 @@ from accounts.models import Plan
 from automation.cycle import Outside, run_cycle
 from automation.models import Bot, CycleRun, RunNowRequest
 from automation.replay import ReplaySpec, replay
-from automation.services import BotActionError, RunNowLimitError, bot_run_now, bot_start, bot_stop
+from automation.run_now import bot_run_now
+from automation.services import BotActionError, RunNowLimitError, bot_start, bot_stop
 from learning.models import AILearningData
 from tests.api.conftest import client_of
 from tests.automation.test_cycle import HOUR, SLOT, FakeAnalyst, _candles, fakes  # noqa: F401 (a fixture)

@@ -25,7 +25,8 @@ from rest_framework.test import APIClient
 from accounts.models import ApiToken, ExchangeAccount
 from automation.cycle import Outside, run_cycle
 from automation.models import AutomationSession, Bot, CycleRun
-from automation.services import bot_run_now, bot_start
+from automation.run_now import bot_run_now
+from automation.services import bot_start
 from learning import ml
 from learning.models import AILearningData, LearnedPolicy
 from learning.policy import pin
