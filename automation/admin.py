@@ -10,7 +10,7 @@ from django.utils.text import Truncator
 
 from core.admin_base import ViewOnlyAdmin
 
-from .models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
+from .models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch, RunNowRequest
 from .services import BotActionError, bot_pause, bot_save, bot_start, bot_stop, kill_switch_set
 
 
@@ -181,6 +181,17 @@ class CycleRunAdmin(ViewOnlyAdmin):
             return "-"
         url = reverse("admin:learning_ailearningdata_change", args=[analysis.pk])
         return format_html('<a href="{}">{}</a>', url, analysis)
+
+
+@admin.register(RunNowRequest)
+class RunNowRequestAdmin(ViewOnlyAdmin):
+    """The run-nows counted against users' plans (automation.quotas): what an operator reads when a user
+    asks why run-now was refused."""
+
+    list_display = ("at", "user", "bot")
+    list_select_related = ("user", "bot")
+    search_fields = ("user__email", "bot__name")
+    date_hierarchy = "at"
 
 
 @admin.register(Heartbeat)

@@ -17,7 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.audit import record
 from accounts.models import ApiToken, AuditEvent, Plan
-from automation.models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch
+from automation.models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch, RunNowRequest
 from learning.models import (
     AILearningData,
     InsightCounter,
@@ -98,6 +98,7 @@ def one_of_each(alice, alice_bot, alice_account):
         alice_bot,
         session,
         run,
+        RunNowRequest.objects.create(user=alice, bot=alice_bot),
         Heartbeat.objects.create(name="worker", seen_at=now),
         KillSwitch.objects.create(engaged=False),
         prompt,
