@@ -24,7 +24,7 @@ from learning.insights import latest as latest_insights
 from learning.insights import snapshot
 from learning.ml import active_model
 from learning.models import AILearningData, InsightSnapshot
-from learning.policy import learn_policy
+from learning.policy import keep_policy, latest_policy, policy_counters, policy_window
 from learning.prompt import prompt_version
 from learning.resolution import awaiting, due_at, settle
 from market.exchanges import CcxtCandles, has_stored_candles
@@ -243,8 +243,17 @@ class DatabaseLedger:
     def snapshot(self) -> None:
         snapshot(self.bot.owner, bot=self.bot)
 
-    def learn_policy(self) -> None:
-        learn_policy(self.bot)
+    def policy_counters(self) -> tuple[list[int], list[dict]]:
+        return policy_counters(self.bot)
+
+    def policy_window(self, bot_ids: list[int]) -> dict:
+        return policy_window(bot_ids)
+
+    def policy_counts_changed(self) -> bool:
+        return True  # not tracked here: learned again whenever something resolved
+
+    def keep_policy(self, policy, new: bool) -> None:
+        keep_policy(policy, new)
 
     def realised(self) -> Decimal:
         return accounting.realised(self.bot)
@@ -269,7 +278,7 @@ class DatabaseLedger:
         return halted_by(self.bot)
 
     def latest_policy(self):
-        return None  # effective_policy reads it
+        return latest_policy(self.bot)
 
     def outcome_model(self):
         return active_model(self.bot.owner)

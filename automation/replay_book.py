@@ -40,7 +40,7 @@ from learning.counters import (
 from learning.insights import Scope, insights_from, summed_counters, trades_figures, version_names
 from learning.ml import active_model
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter, PromptVersion
-from learning.policy import next_policy, policy_calls, policy_from
+from learning.policy import policy_calls
 from learning.prompt import prompt_text, prompt_version
 from learning.resolution import awaiting, due_at, traded_fields
 from market.indicators import Indicators, compute
@@ -259,24 +259,25 @@ class Book:
         )
         self.insights_data, self.snapshot_count = data, self.resolved
 
-    def learn_policy(self) -> None:
-        # What the policy learns from are its totals and their data window, which only a resolved BUY/SELL
-        # call changes: without one, learning again would store what it has.
-        if self.policy is not None and not self.policy_stale:
-            return
-        self.policy_stale = False
-        values, sizes, bot_ids = policy_from(self.bot, self.alike, list(self.policy_totals.values()))
+    def policy_counters(self) -> tuple[list[int], list[dict]]:
+        return self.alike, list(self.policy_totals.values())
+
+    def policy_window(self, bot_ids: list[int]) -> dict:
         spans = [self.windows[pk] for pk in bot_ids if pk in self.windows]
-        window = {
+        return {
             "data_from": min((first for first, _ in spans), default=None),
             "data_to": max((last for _, last in spans), default=None),
         }
-        policy, new = next_policy(self.bot, self.policy, values, sizes, window)
+
+    def policy_counts_changed(self) -> bool:
+        return self.policy_stale
+
+    def keep_policy(self, policy: LearnedPolicy, new: bool) -> None:
         if new:
             self.new_policies.append(policy)
         elif policy.pk:
             self.changed_policies[policy.pk] = policy
-        self.policy = policy
+        self.policy, self.policy_stale = policy, False
 
     def realised(self) -> Decimal:
         return self.realised_pnl

@@ -21,7 +21,7 @@ import pandas as pd
 
 from learning.ml import reward_risk_of, verdict
 from learning.models import AILearningData, LearnedPolicy, PromptVersion, TrainedModel
-from learning.policy import effective_policy
+from learning.policy import effective_policy, relearn
 from learning.prompt import insights_section
 from learning.resolution import resolve_due
 from market.errors import MarketDataError
@@ -66,7 +66,10 @@ class Ledger(Protocol):
     def resolved_count(self) -> int: ...
     def snapshot_resolved(self) -> int: ...
     def snapshot(self) -> None: ...
-    def learn_policy(self) -> None: ...
+    def policy_counters(self) -> tuple[list[int], list[dict]]: ...
+    def policy_window(self, bot_ids: list[int]) -> dict: ...
+    def policy_counts_changed(self) -> bool: ...
+    def keep_policy(self, policy: LearnedPolicy, new: bool) -> None: ...
 
     # decide: the situation's figures, the policy, the outcome model
     def realised(self) -> Decimal: ...
@@ -121,7 +124,16 @@ def learn(ledger: Ledger, candles: pd.DataFrame, clock: datetime) -> None:
     resolve_due(ledger.awaiting(), candles, ledger.market.period, clock, ledger.settle, ledger.forget)
     if ledger.resolved_count() != ledger.snapshot_resolved():
         ledger.snapshot()
-        ledger.learn_policy()
+        learn_policy(ledger)
+
+
+def learn_policy(ledger: Ledger) -> None:
+    """`learning.policy.learn_policy` on the ledger's policy totals. What it learns from are those totals and
+    their data window, which only a resolved BUY/SELL call changes: without one it would store what it has."""
+    current = ledger.latest_policy()
+    if current is not None and not ledger.policy_counts_changed():
+        return
+    ledger.keep_policy(*relearn(ledger.bot, current, *ledger.policy_counters(), ledger.policy_window))
 
 
 def situation_of(ledger: Ledger, run: CycleRun, clock: datetime) -> Situation:

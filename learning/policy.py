@@ -36,13 +36,13 @@ class Policy:
         return next((c for c in self.avoid_conditions if conditions.get(c["field"]) == c["value"]), None)
 
 
-def _latest(bot) -> LearnedPolicy | None:
+def latest_policy(bot) -> LearnedPolicy | None:
     return LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
 
 
 def effective_policy(bot, latest: LearnedPolicy | None = None) -> Policy:
     """`latest`: the bot's latest LearnedPolicy, when the caller has it already."""
-    latest = latest or _latest(bot)
+    latest = latest or latest_policy(bot)
     if latest is None:
         return Policy(min_confidence=float(bot.min_confidence))
     values = {
@@ -58,6 +58,20 @@ def learn_policy(bot) -> LearnedPolicy:
     owner's other bots (`pool`), read from their running totals (PolicyCounter), so that learning costs the
     same on the thousandth day as on the first; store it if it differs from the latest, else bring the
     latest's data window and sample sizes up to date."""
+    with transaction.atomic():
+        return keep_policy(*relearn(bot, latest_policy(bot), *policy_counters(bot), policy_window))
+
+
+def relearn(bot, current: LearnedPolicy | None, alike: list[int], counters: list[dict], window_of):
+    """(the policy to keep, whether it is new) from the policy counters of the owner's bots `alike` with the
+    bot, wherever they are kept (the database, a replay's books); `window_of(bot_ids)` is the data window
+    of the bots it learned from (`policy_window`)."""
+    values, sizes, bot_ids = policy_from(bot, alike, counters)
+    return next_policy(bot, current, values, sizes, window_of(bot_ids))
+
+
+def policy_counters(bot) -> tuple[list[int], list[dict]]:
+    """The owner's bots with the bot's analyst, and their PolicyCounter rows: what `policy_from` pools."""
     alike = list(
         type(bot).objects.filter(owner_id=bot.owner_id, analyst=bot.analyst).values_list("pk", flat=True)
     )
@@ -66,17 +80,23 @@ def learn_policy(bot) -> LearnedPolicy:
             "bot_id", "bucket", "regime", "market_sentiment", *POLICY_SUMS
         )
     )
-    values, sizes, bot_ids = policy_from(bot, alike, counters)
-    window = policy_calls(bot_id__in=bot_ids).aggregate(
+    return alike, counters
+
+
+def policy_window(bot_ids: list[int]) -> dict:
+    """The earliest and the latest resolved call of the bots a policy learned from: its data window."""
+    return policy_calls(bot_id__in=bot_ids).aggregate(
         data_from=Min("resolved_at"), data_to=Max("resolved_at")
     )
-    with transaction.atomic():
-        policy, new = next_policy(bot, _latest(bot), values, sizes, window)
-        if new:
-            policy.save()
-        else:
-            policy.save(update_fields=["avoid_conditions", "sample_sizes", *window])
-        return policy
+
+
+def keep_policy(policy: LearnedPolicy, new: bool) -> LearnedPolicy:
+    """Store what `next_policy` gave: a new version, or the latest's evidence and window made current."""
+    if new:
+        policy.save()
+    else:
+        policy.save(update_fields=["avoid_conditions", "sample_sizes", "data_from", "data_to"])
+    return policy
 
 
 def policy_from(bot, alike: list[int], counters: list[dict]) -> tuple[dict, dict, list[int]]:
@@ -179,7 +199,7 @@ def _same_decisions(policy: LearnedPolicy, values: dict) -> bool:
 
 def describe_policy(bot) -> dict:
     """The policy the bot's decisions use now, with where it came from and the owner's pins."""
-    latest = _latest(bot)
+    latest = latest_policy(bot)
     policy = effective_policy(bot, latest)
     return {
         "min_confidence": policy.min_confidence,
@@ -216,7 +236,7 @@ def pin(bot, **values) -> LearnedPolicy:
         errors = list(filter(None, map(avoid_condition_error, values["avoid_conditions"])))
         if errors:
             raise ValueError(errors[0])
-    current = _latest(bot)
+    current = latest_policy(bot)
     if current is None:
         current = LearnedPolicy.objects.create(bot=bot, min_confidence=float(bot.min_confidence))
     pins = {**current.pins, **values}
