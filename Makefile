@@ -28,6 +28,7 @@ run: demo
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 # Speed figures against the targets of the issues (never asserted in tests).

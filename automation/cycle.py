@@ -11,10 +11,9 @@ it (the chart, the analysis) stays."""
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,8 +25,8 @@ from learning.ml import active_model
 from learning.models import AILearningData, InsightSnapshot
 from learning.policy import keep_policy, latest_policy, policy_counters, policy_window
 from learning.prompt import prompt_version
-from learning.resolution import awaiting, due_at, settle
-from market.exchanges import CcxtCandles, has_stored_candles
+from learning.resolution import awaiting, due_at, resolve_traded, settle
+from market.exchanges import source_for
 from market.sources import Market, MarketDataSource, StoredCandles
 from trades import accounting, entries
 from trades.brokers.base import Broker, BrokerError, BrokerTemporaryError, Fill, OrderRequest
@@ -41,17 +40,12 @@ from .analysts.service import get_analyst
 from .charts.tradingview import shared_capture
 from .models import AutomationSession, Bot, CycleRun
 from .quotas import cycle_refusal
+from .schedule import LATE_SHARE, STALE_RUN, offset_of
 from .services import bot_pause
 from .steps import halted_by, new_trade, order_for, paper_broker, run_steps
 
 logger = logging.getLogger(__name__)
 
-# A slot that could not start within this share of its period is skipped, not run late: a decision on
-# stale candles is worse than none, and the next slot comes soon.
-LATE_SHARE = 0.5
-# A run RUNNING for longer than this died with its worker (the task's hard time limit is shorter), so a
-# redelivered task may take the slot over, and automation.recovery marks it failed.
-STALE_RUN = timedelta(seconds=settings.CYCLE_STALE_RUN_SECONDS)
 # Seconds between asking the broker again about an order whose fate it could not tell; well inside the
 # task's time limit.
 PLACE_RETRY_WAITS = (2, 10, 30)
@@ -66,20 +60,6 @@ class Outside:
     broker: Broker | None = None
     chart: ChartMaker | None = None  # None: the bot's own chart source (chart_for)
     draw_chart: bool = True  # False for an analyst that reads numbers only, in a replay
-
-
-def slot_of(bot: Bot, moment: datetime) -> datetime:
-    """Start of the timeframe period that contains `moment`."""
-    period = Market(bot.exchange, bot.symbol, bot.timeframe).period
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return moment - (moment - epoch) % period
-
-
-def offset_of(bot: Bot) -> timedelta:
-    """How far into each period the bot's cycle is due: whole minutes, stable per bot, spread evenly (a
-    multiplicative hash of the id), so that a thousand bots do not call the analyst in the same second."""
-    minutes = int(Market(bot.exchange, bot.symbol, bot.timeframe).period.total_seconds() // 60)
-    return timedelta(minutes=(bot.pk * 2654435761) % 2**32 % minutes)
 
 
 def claim(bot: Bot, slot: datetime) -> tuple[CycleRun, bool]:
@@ -218,7 +198,7 @@ class DatabaseLedger:
         return record
 
     def monitor(self, candles) -> None:
-        monitor_trades(self.bot, candles, self.market.period)
+        monitor_trades(self.bot, candles, self.market.period, resolve=resolve_traded)
 
     def awaiting(self) -> list:
         period = self.market.period
@@ -300,12 +280,6 @@ def chart_for(bot: Bot) -> ChartMaker | None:
         return None
     url = bot.tradingview_url
     return lambda candles, market, indicators: shared_capture().capture(url)
-
-
-def source_for(market: Market) -> MarketDataSource:
-    if has_stored_candles(market.exchange, market.symbol, market.timeframe):
-        return StoredCandles()
-    return CcxtCandles(market.exchange)
 
 
 def _execute(

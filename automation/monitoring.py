@@ -2,6 +2,7 @@
 
 import logging
 
+from learning.resolution import resolve_traded
 from market.errors import MarketDataError
 from market.exchanges import source_for
 from market.sources import Market
@@ -24,7 +25,7 @@ def monitor_running_bots() -> int:
         # One bot's exchange failing must not keep the others' trades from being watched.
         try:
             candles = source_for(market).candles(market, limit=LOOKBACK)
-            closed += len(monitor_trades(bot, candles, market.period))
+            closed += len(monitor_trades(bot, candles, market.period, resolve=resolve_traded))
         except (MarketDataError, BrokerError) as e:
             logger.warning("monitor: bot %s: %s", bot.pk, e)
     return closed

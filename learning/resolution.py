@@ -11,11 +11,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from core.values import Outcome
 from market.sources import position
+from trades.outcomes import accuracy_score, first_exit, outcome_of
 
 from .counters import count_policy, count_resolved
 from .models import AILearningData
-from .outcomes import LOSS, WIN, accuracy_score, first_exit, outcome_of
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: time
         actual = last_close
         band = float(conditions.get("atr") or 0.0)
         fields |= {
-            "outcome": WIN if abs(actual - reference) <= band else LOSS,
+            "outcome": Outcome.WIN if abs(actual - reference) <= band else Outcome.LOSS,
             "actual_price": Decimal(str(actual)),
         }
     fields["accuracy_score"] = accuracy_score(

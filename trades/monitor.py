@@ -14,12 +14,11 @@ from django.conf import settings
 from django.db import transaction
 
 from accounts.audit import record_live_close
-from learning.outcomes import Exit, first_exit, trade_result
-from learning.resolution import resolve_traded
 
 from .brokers.base import Broker, OrderRequest
 from .entries import settle_pending
 from .models import Trade
+from .outcomes import Exit, first_exit, trade_result
 
 PRICE_STEP = Decimal("0.000000000001")
 
@@ -30,16 +29,17 @@ def find_exit(trade: Trade, candles: pd.DataFrame, period, max_candles: int) -> 
     )
 
 
-def close_trade(trade: Trade, exit: Exit, exit_fee: Decimal) -> bool:
-    """Close an open trade at `exit`, with its outcome, and resolve the analysis behind it. Compare-and-swap
-    on the status: False if someone closed it first."""
+def close_trade(trade: Trade, exit: Exit, exit_fee: Decimal, resolve) -> bool:
+    """Close an open trade at `exit`, with its outcome, and resolve the analysis behind it (`resolve(trade)`,
+    learning's, passed in: learning sits above trades) in the same transaction. Compare-and-swap on the
+    status: False if someone closed it first."""
     with transaction.atomic():
         closed = Trade.objects.filter(pk=trade.pk, status=Trade.Status.OPEN).update(
             **closing_fields(trade, exit, exit_fee)
         )
         if closed:
             trade.refresh_from_db()
-            resolve_traded(trade)
+            resolve(trade)
             if not trade.is_simulated:
                 record_live_close(trade)
     return closed == 1
@@ -113,10 +113,13 @@ def exit_of(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tupl
     return _exit_fill(trade, exit, broker)
 
 
-def monitor_trades(bot, candles: pd.DataFrame, period, broker: Broker | None = None) -> list[Trade]:
-    """Close every open trade of the bot whose exit the candles (or the exchange) show; returns the trades
-    closed. Live entries left PENDING by an ended cycle are settled from the exchange first, so that a
-    position it filled is watched from this pass on."""
+def monitor_trades(
+    bot, candles: pd.DataFrame, period, broker: Broker | None = None, *, resolve
+) -> list[Trade]:
+    """Close every open trade of the bot whose exit the candles (or the exchange) show, each with its
+    analysis resolved by `resolve(trade)` (see close_trade); returns the trades closed. Live entries left
+    PENDING by an ended cycle are settled from the exchange first, so that a position it filled is watched
+    from this pass on."""
     if Trade.objects.filter(bot=bot, status=Trade.Status.PENDING, is_simulated=False).exists():
         settle_pending(bot, broker)
     open_trades = (
@@ -133,7 +136,7 @@ def monitor_trades(bot, candles: pd.DataFrame, period, broker: Broker | None = N
             broker = LiveBroker(bot.exchange_account)
         return broker
 
-    return watch(open_trades, candles, period, broker_for, close_trade)
+    return watch(open_trades, candles, period, broker_for, lambda *closing: close_trade(*closing, resolve))
 
 
 def watch(open_trades, candles: pd.DataFrame, period, broker_for, close) -> list[Trade]:

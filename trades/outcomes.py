@@ -1,6 +1,8 @@
-"""What happened after an analysis, as numbers (SPEC §2, formulas in docs/learning.md): where a position
-exits, and what that result was. Pure functions over plain values and candles, so each is pinned by a test
-with a known answer (the seed's example trade among them)."""
+"""What happened after an analysis, as numbers (formulas in docs/learning.md): where a position exits, and
+what that result was. Pure functions over plain values and candles, so each is pinned by a test with a
+known answer (the example trade of docs/learning.md among them). The exit rule is shared by the monitor,
+which closes trades, and by learning, which scores the calls that were not traded, so it lives here, below
+learning."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -8,9 +10,8 @@ from decimal import Decimal
 
 import pandas as pd
 
+from core.values import Outcome
 from market.sources import EPOCH, float_columns, position
-
-WIN, LOSS, BREAKEVEN = "WIN", "LOSS", "BREAKEVEN"
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,8 @@ def first_exit(
 def outcome_of(pnl_percent: Decimal, band_pct: Decimal) -> str:
     """WIN or LOSS outside a band around zero, BREAKEVEN inside it (fees make a tiny win a loss of time)."""
     if abs(pnl_percent) <= band_pct:
-        return BREAKEVEN
-    return WIN if pnl_percent > 0 else LOSS
+        return Outcome.BREAKEVEN
+    return Outcome.WIN if pnl_percent > 0 else Outcome.LOSS
 
 
 def trade_result(

@@ -17,9 +17,10 @@ from django_celery_beat.models import PeriodicTask
 from accounts.audit import record
 from accounts.models import AuditEvent, ExchangeAccount
 from accounts.services import exchange_account_delete
-from automation.cycle import Outside, run_cycle, slot_of
+from automation.cycle import Outside, run_cycle
 from automation.models import AutomationSession, Bot
 from automation.monitoring import monitor_running_bots
+from automation.schedule import slot_of
 from automation.services import bot_pause, bot_start, bot_stop
 from tests.automation.test_bots import VALID
 from tests.automation.test_cycle import FakeAnalyst

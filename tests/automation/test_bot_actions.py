@@ -6,10 +6,10 @@ from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
 from accounts.models import Plan
-from automation.cycle import offset_of
 from automation.forms import BotForm
 from automation.models import AutomationSession, Bot
 from automation.run_now import bot_run_now
+from automation.schedule import offset_of
 from automation.services import BotActionError, bot_pause, bot_start, bot_stop
 from market.importers import Bar, store_bars
 from tests.factories import BotFactory, ExchangeAccountFactory

@@ -11,8 +11,9 @@ from django.utils import timezone
 
 from automation.analysts.base import AnalystResult, AnalystTemporaryError
 from automation.analysts.schema import Analysis
-from automation.cycle import STALE_RUN, Outside, run_cycle, slot_of
+from automation.cycle import Outside, run_cycle
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
+from automation.schedule import STALE_RUN, slot_of
 from learning.models import AILearningData
 from market.sources import Market, StoredCandles
 from tests.factories import BotFactory, import_eurusd
@@ -279,6 +280,7 @@ def test_slots_follow_the_timeframe(bot):
 
 
 def test_a_live_trade_is_closed_by_an_order_on_the_exchange(bot):
+    from learning.resolution import resolve_traded
     from trades.monitor import monitor_trades
 
     class RecordingBroker:
@@ -296,7 +298,7 @@ def test_a_live_trade_is_closed_by_an_order_on_the_exchange(bot):
         stop_loss=entry - Decimal("0.0001"), status="OPEN", is_simulated=False, execution_time=SLOT,
     )  # fmt: skip
     broker = RecordingBroker()
-    assert monitor_trades(bot, candles, HOUR, broker=broker) == [trade]
+    assert monitor_trades(bot, candles, HOUR, broker=broker, resolve=resolve_traded) == [trade]
     [order] = broker.orders
     assert (order.side, order.amount, order.client_order_id) == (
         "SELL",
@@ -306,5 +308,5 @@ def test_a_live_trade_is_closed_by_an_order_on_the_exchange(bot):
     trade.refresh_from_db()
     assert (trade.status, trade.exit_price, trade.fees) == ("CLOSED", Decimal("1.1"), Decimal("0.5"))
     assert trade.learning_data["exit_reason"] == "STOP_LOSS"
-    assert monitor_trades(bot, candles, HOUR, broker=broker) == []
+    assert monitor_trades(bot, candles, HOUR, broker=broker, resolve=resolve_traded) == []
     assert len(broker.orders) == 1

@@ -8,9 +8,10 @@ from decimal import ROUND_DOWN, Decimal
 import pytest
 from django.utils import timezone
 
-from automation.cycle import Outside, run_cycle, slot_of
+from automation.cycle import Outside, run_cycle
 from automation.models import AutomationSession, Bot
 from automation.monitoring import monitor_running_bots
+from automation.schedule import slot_of
 from tests.factories import BotFactory, ExchangeAccountFactory
 from trades.models import Trade
 

@@ -21,7 +21,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from automation import cycle
+from automation import cycle, schedule
 from automation.cycle import run_cycle
 from automation.models import AutomationSession, Bot, CycleRun
 from automation.recovery import recover_lost_runs
@@ -457,7 +457,7 @@ def test_a_worker_killed_while_its_analyst_waits_leaves_a_run_failed_at_its_step
 def test_the_sweep_fails_only_runs_older_than_the_limit_at_their_last_step(paper_bot, settings):
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "automation.tasks.recover_lost_runs_task" in scheduled
-    long_ago = timezone.now() - cycle.STALE_RUN - HOUR
+    long_ago = timezone.now() - schedule.STALE_RUN - HOUR
 
     def run(hours, status, **fields):
         made = CycleRun.objects.create(bot=paper_bot, slot=SLOT + hours * HOUR, status=status, **fields)
@@ -466,7 +466,7 @@ def test_the_sweep_fails_only_runs_older_than_the_limit_at_their_last_step(paper
 
     lost = run(0, "RUNNING", started_at=long_ago, step="chart")
     never_started = run(1, "CLAIMED", started_at=long_ago)
-    running = run(2, "RUNNING", started_at=timezone.now() - cycle.STALE_RUN + HOUR / 60, step="analysis")
+    running = run(2, "RUNNING", started_at=timezone.now() - schedule.STALE_RUN + HOUR / 60, step="analysis")
     done = run(3, "SUCCEEDED", started_at=long_ago, step="decide")
     assert recover_lost_runs() == 2
     assert recover_lost_runs() == 0
@@ -478,8 +478,8 @@ def test_the_sweep_fails_only_runs_older_than_the_limit_at_their_last_step(paper
         done.pk: ("SUCCEEDED", ""),
     }
     assert CycleRun.objects.get(pk=lost.pk).error == (
-        f"the worker running it stopped (lost) during chart: still RUNNING after {cycle.STALE_RUN}, longer "
-        "than a cycle may take"
+        "the worker running it stopped (lost) during chart: still RUNNING after "
+        f"{schedule.STALE_RUN}, longer than a cycle may take"
     )
 
 

@@ -24,8 +24,9 @@ from rest_framework.test import APIClient
 
 from accounts import crypto
 from accounts.models import ExchangeAccount, User
-from automation.cycle import Outside, run_cycle, slot_of
+from automation.cycle import Outside, run_cycle
 from automation.models import Bot, CycleRun
+from automation.schedule import slot_of
 from tests.automation.test_cycle import FakeAnalyst
 from tests.factories import force_login_verified, two_factor_device
 from tests.market import conftest as market

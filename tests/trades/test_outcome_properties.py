@@ -9,8 +9,9 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from core.values import Outcome
 from learning.insights import stat, wilson
-from learning.outcomes import BREAKEVEN, LOSS, WIN, accuracy_score, first_exit, trade_result
+from trades.outcomes import accuracy_score, first_exit, trade_result
 
 # Derandomized, so that CI sees the same cases on every run; raise max_examples locally to explore further.
 PROPERTY = settings(derandomize=True, database=None, max_examples=500)
@@ -128,10 +129,10 @@ def test_the_outcome_agrees_with_the_sign_of_the_result_and_the_breakeven_band(
     )  # fmt: skip
 
     pnl = result.pnl_percent
-    assert result.outcome in (WIN, LOSS, BREAKEVEN)
-    if result.outcome == WIN:
+    assert result.outcome in Outcome.values
+    if result.outcome == Outcome.WIN:
         assert pnl >= band and pnl >= 0
-    elif result.outcome == LOSS:
+    elif result.outcome == Outcome.LOSS:
         assert pnl <= -band and pnl <= 0
     else:
         assert abs(pnl) <= band

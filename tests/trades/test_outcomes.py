@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from learning.models import AILearningData
-from learning.outcomes import Exit, accuracy_score, first_exit, outcome_of, trade_result
+from learning.resolution import resolve_traded
 from tests.factories import BotFactory
 from trades.models import Trade
 from trades.monitor import close_trade
+from trades.outcomes import Exit, accuracy_score, first_exit, outcome_of, trade_result
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2024, 3, 1, 10, tzinfo=UTC)
@@ -97,7 +98,10 @@ def test_closing_the_seed_trade_resolves_its_analysis(alice):
     )  # fmt: skip
 
     assert close_trade(
-        trade, Exit(Decimal("151.20"), T0 + 5 * HOUR, "TAKE_PROFIT", Decimal("146.00")), Decimal(0)
+        trade,
+        Exit(Decimal("151.20"), T0 + 5 * HOUR, "TAKE_PROFIT", Decimal("146.00")),
+        Decimal(0),
+        resolve_traded,
     )
 
     trade.refresh_from_db()
@@ -117,4 +121,4 @@ def test_closing_the_seed_trade_resolves_its_analysis(alice):
     assert analysis.outcome_r == pytest.approx(1.6041)
     assert analysis.resolved_at == T0 + 5 * HOUR
     # Closed once: a second close changes nothing.
-    assert not close_trade(trade, Exit(Decimal(140), T0 + 6 * HOUR, "STOP_LOSS"), Decimal(0))
+    assert not close_trade(trade, Exit(Decimal(140), T0 + 6 * HOUR, "STOP_LOSS"), Decimal(0), resolve_traded)

@@ -16,9 +16,10 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from automation.cycle import Outside, run_cycle, slot_of
+from automation.cycle import Outside, run_cycle
 from automation.monitoring import monitor_running_bots
 from automation.recovery import recover_lost_runs
+from automation.schedule import slot_of
 from learning.models import AILearningData
 from tests.automation.test_cycle import FailingBroker, FakeAnalyst
 from tests.automation.test_live_cycle import live_bot

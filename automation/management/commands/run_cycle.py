@@ -3,8 +3,9 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from automation.cycle import run_cycle, slot_of
+from automation.cycle import run_cycle
 from automation.models import Bot
+from automation.schedule import slot_of
 from core.cli import iso_time
 
 
