@@ -8,13 +8,13 @@ read: the books hold it instead (the open and closed trades, the analyses waitin
 insights' and the policy's running totals, the latest insights and policy, the outcome model, the runs'
 slots) and write each chunk's new and changed rows in a few bulk statements.
 
-Every decision and every figure comes from the cycle's own functions: the analyst and the indicators
-(`analyse_market`), `new_record`, `decision_for` and `decide`, the paper broker, `new_trade`, the monitor's
-`exit_of` and `closing_fields`, the outcomes' `traded_fields`, `due_window` and `untraded_fields`, the
-counters' `resolved_figures` and `policy_row`, `insights_from`, `insights_section`, `policy_from` and
-`next_policy`, the model's `verdict`. Only the bookkeeping between them is the books'.
-tests/automation/test_replay.py replays the same hours through `run_cycle` and through the books and finds
-the same rows."""
+The books are the steps' second ledger (`automation.steps.Ledger`; the database's is
+`automation.cycle.DatabaseLedger`): a replay's cycle is `run_steps` on them, the function `run_cycle` calls,
+and everything that decides lives there and in what it calls (the situation, the monitor's pass, resolving
+the untraded calls, learning the policy, the decision, the paper broker). The books only keep rows and
+totals, hand them over and write them. tests/automation/test_ledger_contract.py holds both ledgers to the
+same behaviour; tests/automation/test_replay.py replays the same hours through `run_cycle` and through the
+books and finds the same rows."""
 
 import bisect
 import logging
