@@ -28,10 +28,10 @@ from automation.recovery import recover_lost_runs
 from automation.tasks import recover_lost_runs_task, run_cycle_task
 from learning.models import AILearningData
 from market.sources import Market, StoredCandles
+from tests.automation.test_celery_worker import url_of_test_database, wait_for
 from tests.automation.test_cycle import HOUR, SLOT, FakeAnalyst, fakes
 from tests.factories import BotFactory, import_eurusd
 from tests.stand_ins.openai_server import OpenAIStandIn
-from tests.test_celery_worker import url_of_test_database, wait_for
 from trades.models import Trade
 from tradingai.celery import app
 from tradingai.settings.base import BASE_DIR, REDIS_BROKER_TRANSPORT_OPTIONS

@@ -126,7 +126,7 @@ def test_run_now_runs_a_whole_cycle_on_the_worker(celery_env, tmp_path):
     assert (run.status, run.slot.isoformat()) == ("SUCCEEDED", slot), run.error
     analysis = AILearningData.objects.get(cycle_run=run)
     assert analysis.analyst == "technical"
-    assert analysis.screenshot.name.startswith("charts/EURUSD_1h_")
+    assert analysis.screenshot.name.startswith("charts/rendered/sample/EURUSD_1h_")
 
 
 @pytest.mark.worker
