@@ -1,5 +1,5 @@
-"""Steps 1-4 of the cycle (SPEC §1): market data, indicators, chart, analysis. Each step is timed, so a
-cycle run can say where its time went."""
+"""Steps 1-4 of the cycle (docs/architecture.md): market data, indicators, chart, analysis. Each step is
+timed, so a cycle run can say where its time went."""
 
 import threading
 import time

@@ -49,7 +49,7 @@ class Bot(models.Model):
     analyst = models.CharField(max_length=10, choices=Analyst.choices, default=Analyst.TECHNICAL)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.STOPPED)
 
-    # Risk settings: the hard limits the policy works within (SPEC §1.6).
+    # Risk settings: the hard limits the policy works within (docs/architecture.md, "Steps 5-8").
     starting_balance = models.DecimalField(
         max_digits=20,
         decimal_places=8,

@@ -19,7 +19,7 @@ from market.indicators import compute  # noqa: E402
 from market.sources import Market, frame  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "EURUSD_1h.csv"
-CHART_TARGET_P50 = 0.300  # seconds, from issue 3
+CHART_TARGET_P50 = 0.300  # seconds: the chart step's target (docs/architecture.md)
 RUNS = 30
 
 

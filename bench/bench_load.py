@@ -1,4 +1,4 @@
-"""The platform under load (issue 9): gunicorn (4 sync workers) and a Celery worker (queues default and io)
+"""The platform under load: gunicorn (4 sync workers) and a Celery worker (queues default and io)
 on a throwaway PostgreSQL database and Redis, 100 running paper bots of 10 users whose cycles (technical
 analyst, offline) are sent slot after slot all through a 60 s load of the REST API at 32 connections over
 real HTTP with the users' API tokens: bots list and detail, analyses, trades, runs, insights, and a bot

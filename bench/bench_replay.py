@@ -1,7 +1,7 @@
 """Replay throughput: the whole loop (technical analyst, policy, paper broker, monitor, outcomes, insights,
 policy learning, the outcome model's daily check and retraining) over the 5,000 shipped EUR/USD hours, into
 a fresh SQLite database (the embedded default), with the peak memory of the process and of the worker that
-computes the technical analyses ahead (automation/replay_ahead.py). Target (issue 8): at least 250 cycles a
+computes the technical analyses ahead (automation/replay_ahead.py). Target: at least 250 cycles a
 second, i.e. 5,000 candles in 20 s or less.
 
 Run: .venv/bin/python -m bench.bench_replay (or `make bench`). The replay runs in a child process of its own,

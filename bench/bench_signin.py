@@ -4,7 +4,8 @@ lockout on and with it off (AXES_ENABLED), in alternating rounds of the same run
 machine. A right password (the lockout checks the pair, logs the access and clears the pair's failures) and a
 wrong one (it records the failure and counts the pair's and the address's). The password hash is the same
 work both ways and would drown the difference (PBKDF2 takes hundreds of milliseconds on purpose), so the
-users here have MD5 hashes; what is left is the lockout's own cost. Target (issue 15): at most 5 ms more.
+users here have MD5 hashes; what is left is the lockout's own cost. Target (docs/security.md): at most 5 ms
+more.
 
 Run: .venv/bin/python -m bench.bench_signin (or `make bench`).
 Needs PostgreSQL (trust auth, user postgres) on 127.0.0.1; creates and drops the database

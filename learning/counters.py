@@ -21,7 +21,7 @@ POLICY_KEY = ("user_id", "bot_id", "bucket", "regime", "market_sentiment")
 
 
 def confidence_bucket(confidence: float) -> str:
-    """The seed's low, middling and high confidence."""
+    """Low, middling and high confidence (docs/learning.md)."""
     return "<50" if confidence < 50 else "50-75" if confidence <= 75 else ">75"
 
 

@@ -1,4 +1,4 @@
-"""What a user's analyses and trades say so far (SPEC §2, seed "Dynamic Learning Insights"), computed by the
+"""What a user's analyses and trades say so far (docs/learning.md), computed by the
 database: one SUM ... GROUP BY over the running totals the resolutions keep (learning.counters) and one
 aggregate over the closed trades; Python only turns the few grouped rows into rates, 95 % Wilson intervals
 and sentences. Each figure carries its n; nothing is ranked, cited or recommended on fewer than
@@ -21,7 +21,7 @@ from .models import InsightCounter, InsightSnapshot, PromptVersion
 
 Z95 = 1.959963984540054
 DIMENSIONS = ("timeframe", "sentiment", "symbol", "regime", "prompt_version")
-CONFIDENCE_BUCKETS = ("<50", "50-75", ">75")  # the seed's: low, middling and high confidence
+CONFIDENCE_BUCKETS = ("<50", "50-75", ">75")  # low, middling and high confidence
 
 
 def wilson(hits: int, n: int) -> tuple[float, float]:

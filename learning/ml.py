@@ -1,4 +1,4 @@
-"""The outcome model (SPEC §2, beyond the seed): a scikit-learn model of what an analysis saw and said,
+"""The outcome model (docs/learning.md): a scikit-learn model of what an analysis saw and said,
 predicting whether a BUY/SELL call comes out a WIN, pooled over a user's bots and symbols; evaluated on
 time-ordered splits against the analyst's own confidence, and used by the decision as a gate only while it
 beats that confidence out of sample. Rules and reasons: docs/learning.md, "The outcome model and its gate"."""

@@ -19,7 +19,7 @@ class PromptVersion(models.Model):
 
 
 class AILearningData(models.Model):
-    """One analysis and, once known, what happened after it. The seed's fields, plus the bot, the prompt
+    """One analysis and, once known, what happened after it. Its fields, the bot, the prompt
     version, the analyst and its cost; sentiment, recommendation and regime are columns as well as part of
     `analysis_data` so that insights can group by them in the database."""
 

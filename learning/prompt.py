@@ -1,5 +1,5 @@
-"""The self-improving part of the analyst's prompt (SPEC §2, seed "Self-Improving Prompts"): what the bot's
-resolved analyses say, in the seed's words, citing only figures with enough samples. Each distinct prompt
+"""The self-improving part of the analyst's prompt (docs/learning.md): what the bot's resolved
+analyses say, citing only figures with enough samples. Each distinct prompt
 (the instructions with this section, figures masked) is stored once as a PromptVersion, by its hash, and
 every analysis points at the version it was given and keeps the exact section, so versions can be compared."""
 

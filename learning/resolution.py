@@ -1,6 +1,6 @@
-"""Steps 9-10 of the cycle (SPEC §1): every analysis gets an outcome. A traded one when its trade closes; an
-untraded one (HOLD, below the threshold, refused by a risk limit) once its horizon has passed, against what
-the price did, so that learning is not limited to, and biased by, the trades taken."""
+"""Steps 9-10 of the cycle (docs/learning.md): every analysis gets an outcome. A traded one when its trade
+closes; an untraded one (HOLD, below the threshold, refused by a risk limit) once its horizon has passed,
+against what the price did, so that learning is not limited to, and biased by, the trades taken."""
 
 import logging
 from datetime import datetime, timedelta

@@ -8,7 +8,7 @@ MONEY = {"max_digits": 28, "decimal_places": 12}
 
 
 class Trade(models.Model):
-    """A position a bot (or its owner) opened: the seed's fields plus ownership, order ids and status."""
+    """A position a bot (or its owner) opened: what was traded, ownership, order ids, status and outcome."""
 
     Side = values.Side
 

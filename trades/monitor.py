@@ -1,7 +1,7 @@
-"""Open trades against the candles since their entry (SPEC §1.8): stop-loss or take-profit touched by a
-candle's low or high closes the trade at that level; when one candle touches both, the stop counts (we
-cannot know which came first, and the conservative reading keeps the learning honest); after
-MAX_HOLDING_CANDLES the trade closes at that candle's close.
+"""Open trades against the candles since their entry (docs/architecture.md, "Steps 5-8"): stop-loss or
+take-profit touched by a candle's low or high closes the trade at that level; when one candle touches both,
+the stop counts (we cannot know which came first, and the conservative reading keeps the learning honest);
+after MAX_HOLDING_CANDLES the trade closes at that candle's close.
 
 A live trade whose stop-loss and take-profit the exchange holds (an OCO list, trades.brokers.live) closes
 when the exchange filled one of them, at that fill; the candles then only decide the time exit, for which

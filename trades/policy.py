@@ -1,5 +1,5 @@
-"""The decision (SPEC §1.6): whether an analysis becomes a trade, and how big. A pure function over plain
-data, so every risk limit is a formula a test can pin down; the cycle gathers the data.
+"""The decision (docs/architecture.md, "Steps 5-8"): whether an analysis becomes a trade, and how big. A pure
+function over plain data, so every risk limit is a formula a test can pin down; the cycle gathers the data.
 
 The learned values (minimum confidence, size factor, the avoid-condition met) come from learning.policy, the
 outcome model's verdict from learning.ml."""

@@ -1,4 +1,5 @@
-"""An analysis whose levels contradict its own recommendation is kept but not traded (SPEC §1.4)."""
+"""An analysis whose levels contradict its own recommendation is kept but not traded (docs/architecture.md,
+"Steps 1-4 of the cycle")."""
 
 from .schema import Analysis
 

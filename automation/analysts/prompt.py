@@ -28,7 +28,7 @@ def context_text(request: AnalysisRequest) -> str:
 
 
 def build_prompt(request: AnalysisRequest) -> str:
-    """The user message's text. The insights section comes first, as in the seed, so the model reads what
+    """The user message's text. The insights section comes first, so the model reads what
     worked before it reads the chart; it is left out while there is nothing learned to say."""
     parts = []
     if request.insights.strip():

@@ -1,4 +1,4 @@
-"""The one structure every analyst returns (SPEC §1.4). It is also the JSON schema sent to OpenAI's
+"""The one structure every analyst returns. It is also the JSON schema sent to OpenAI's
 structured outputs in strict mode, so every field is required (nullable where it may be absent) and the
 ranges are checked by validators rather than by schema keywords strict mode may not accept."""
 

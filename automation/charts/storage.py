@@ -1,6 +1,6 @@
-"""Chart images go through Django's storage API (local files by default, any storage backend in
-production) under names a human can read, and that carry everything that decides the picture (issue 15,
-finding 2: a name without the exchange or the source let one bot's chart become another's):
+"""Chart images go through Django's storage API (local files by default, any storage backend in production)
+under names a human can read, and that carry everything that decides the picture (docs/security.md, charts: a
+name without the exchange or the source let one bot's chart become another's):
 
 - a chart TradingAI renders depends on its market's candles only, so it is shared by every bot on the
   market: `charts/rendered/<exchange>/<SYMBOL>_<timeframe>_<candle time>_<key digest>.png`;

@@ -4,7 +4,7 @@ Starting Chromium costs about a second, so each process keeps one browser (`shar
 it, replacing it when it dies. Loading and rendering a page are bounded by the capture timeout, and so is
 the wait for the browser while another bot's capture holds it.
 
-The URL is the bot owner's, so the browser is kept to TradingView three times over (issue 15, finding 1):
+The URL is the bot owner's, so the browser is kept to TradingView three times over (docs/security.md):
 the URL is checked as the browser reads it (`urls.checked_tradingview_url`), Chromium resolves no host name
 but TradingView's (`CHART_CAPTURE_HOST_RULES`; IP literals fail too), and a page that ends up anywhere else
 is not photographed."""

@@ -2,7 +2,7 @@
 
 A URL is read here by the WHATWG URL rules that Chromium follows (the `ada` parser, which Node.js uses), not
 by `urllib.parse`: the two disagree on inputs such as `http://127.0.0.1:18999\\@www.tradingview.com/`, where
-`urlparse` finds tradingview.com and the browser opens 127.0.0.1 (issue 15, finding 1). On top of the parse,
+`urlparse` finds tradingview.com and the browser opens 127.0.0.1 (docs/security.md). On top of the parse,
 anything a browser would quietly repair or reinterpret is refused outright rather than trusted to parse the
 same way everywhere: backslashes, white space and control characters, user-info, another port."""
 
