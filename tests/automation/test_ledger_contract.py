@@ -18,7 +18,8 @@ from learning.models import AILearningData, LearnedPolicy
 from learning.policy import pin
 from market.sources import StoredCandles
 from tests.automation.test_cycle import HOUR, SLOT, FakeAnalyst, _candles  # noqa: F401 (a fixture)
-from tests.factories import BotFactory
+from tests.automation.test_replay import everything
+from tests.factories import BotFactory, UserFactory
 from tests.learning.test_ml import T0, calls, confidence_wins, informative, sells_win
 from trades.models import Trade
 from trades.policy import COOLDOWN_CYCLES
@@ -216,3 +217,20 @@ def test_an_unexpected_error_keeps_its_traceback_in_the_log(ledger, alice, caplo
     # else is a fault to find, with where it happened.
     assert (logged.exc_info is not None) is traceback
     assert logged.levelname == ("ERROR" if traceback else "WARNING")
+
+
+def test_both_ledgers_write_the_same_rows_for_a_users_pooled_bots(db, settings):
+    """The pooled scenario above, once on each ledger, for two owners: every run, analysis, trade, policy,
+    snapshot and counter of both bots the same."""
+    settings.LEARNING_MIN_SAMPLES = 5
+    written = {}
+    for ledger in ("database", "memory"):
+        owner = UserFactory()
+        veteran, newcomer = make_bot(owner, max_open_trades=1), make_bot(owner, max_open_trades=1)
+        cycles(ledger, veteran, hours(SLOT, 30))
+        cycles(ledger, newcomer, hours(SLOT + 30 * HOUR, 12))
+        written[ledger] = [everything(veteran), everything(newcomer)]
+    assert LearnedPolicy.objects.count() >= 4, "no policy learned: a weak test"
+    for rows in written.values():
+        assert rows[1]["policies"][-1][5]["pooling"]["source"] == "pooled"
+    assert written["memory"] == written["database"]
