@@ -6,6 +6,8 @@ event never stands for an action that did not happen. Paper trading risks no mon
 
 from decimal import Decimal
 
+from core.values import Side
+
 from .models import AuditEvent
 
 Action = AuditEvent.Action
@@ -25,7 +27,7 @@ def record_live_order(trade) -> None:
     # The figures as stored (rounded to the columns' places), not the unrounded ones the trade was made with.
     trade.refresh_from_db(fields=["amount", "price", "fees", "stop_loss", "take_profit"])
     bot = trade.bot
-    verb = "bought" if trade.side == "BUY" else "sold"
+    verb = "bought" if trade.side == Side.BUY else "sold"
     _record_trade(
         trade,
         Action.LIVE_ORDER_PLACED,

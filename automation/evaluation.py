@@ -20,6 +20,7 @@ from django.contrib.staticfiles import finders
 from django.db.models import Count
 from django.template.loader import render_to_string
 
+from core.values import BUY_OR_SELL, Outcome, Side
 from learning import plots
 from learning.insights import stat
 from learning.models import AILearningData
@@ -70,7 +71,7 @@ def evaluate(bot, *, start: datetime | None = None, end: datetime | None = None)
                 [
                     r
                     for r in rows
-                    if r["recommendation"] in ("BUY", "SELL")
+                    if r["recommendation"] in BUY_OR_SELL
                     and r["outcome_r"] is not None
                     and (r["confidence_score"] or 0) >= float(bot.min_confidence)
                 ],
@@ -145,12 +146,12 @@ def _run_counts(runs) -> dict:
 
 
 def _hits(rows: list[dict], **extra) -> dict:
-    return stat(sum(r["outcome"] == "WIN" for r in rows), len(rows), **extra)
+    return stat(sum(r["outcome"] == Outcome.WIN for r in rows), len(rows), **extra)
 
 
 def _scored(rows: list[dict]) -> list[tuple[float, int]]:
     return [
-        (r["confidence_score"] / 100, r["outcome"] == "WIN")
+        (r["confidence_score"] / 100, r["outcome"] == Outcome.WIN)
         for r in rows
         if r["confidence_score"] is not None
     ]
@@ -275,7 +276,7 @@ def _account(bot, runs) -> dict:
         "max_drawdown": round(drawdown, 6),
         "pnl": round(balance - start, 2),
         "expectancy_pct": round(sum(pnl_pct) / len(pnl_pct), 4) if pnl_pct else None,
-        "win_rate": stat(sum(t.outcome == "WIN" for t in trades), len(curve)),
+        "win_rate": stat(sum(t.outcome == Outcome.WIN for t in trades), len(curve)),
         "equity": curve,
     }
 
@@ -309,7 +310,7 @@ def _buy_and_hold(bot, slots: list[datetime]) -> dict:
 
 def _long_short(rows: list[dict]) -> dict:
     out = {}
-    for side in ("BUY", "SELL"):
+    for side in Side.values:
         taken = [
             r for r in rows if r["trade__pk"] and r["recommendation"] == side and r["outcome_r"] is not None
         ]

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
+from core.values import Outcome
 from trades.models import Trade
 
 from .models import Bot, CycleRun, Heartbeat
@@ -33,7 +34,7 @@ def dashboard_bots(user):
             open_price=Subquery(open_trade.values("price")[:1]),
             pnl=Sum("trades__pnl", filter=closed),
             closed_count=Count("trades", filter=closed),
-            wins=Count("trades", filter=closed & Q(trades__outcome="WIN")),
+            wins=Count("trades", filter=closed & Q(trades__outcome=Outcome.WIN)),
         )
         .order_by("name")
     )

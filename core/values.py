@@ -39,3 +39,8 @@ class Regime(models.TextChoices):
     RANGE_HIGH_VOL = "RANGE_HIGH_VOL", "Range, high volatility"
     RANGE_LOW_VOL = "RANGE_LOW_VOL", "Range, low volatility"
     UNKNOWN = "UNKNOWN", "Unknown"
+
+
+# The recommendations that trade, as plain strings: read in the hot paths of the cycle and the replay, where
+# `Side.values` would build its list again on every use.
+BUY_OR_SELL = (Side.BUY.value, Side.SELL.value)

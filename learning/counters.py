@@ -12,6 +12,8 @@ from django.db import connection, transaction
 from django.db.models import Case, CharField, Count, F, FloatField, IntegerField, Q, Sum, Value, When
 from django.db.models.functions import Cast, Coalesce, Floor, TruncWeek
 
+from core.values import BUY_OR_SELL, Outcome
+
 from .models import AILearningData, InsightCounter, PolicyCounter
 
 SUMS = ("n", "hits", "scored", "confidence_sum", "squared_error")
@@ -49,7 +51,7 @@ def count_resolved(analysis: AILearningData) -> None:
 
 def resolved_figures(a: AILearningData) -> list[tuple]:
     """What a resolved analysis adds: (dimension, value, *SUMS) for every figure it belongs to."""
-    hit = 1 if a.outcome == "WIN" else 0
+    hit = 1 if a.outcome == Outcome.WIN else 0
     confidence = a.confidence_score
     if confidence is None:
         scored, total, squared = 0, 0.0, 0.0
@@ -83,7 +85,7 @@ def policy_row(a: AILearningData) -> tuple | None:
     """(*POLICY_KEY, *POLICY_SUMS) of a resolved analysis, None unless it is a BUY/SELL call with a result
     in R and a confidence."""
     r = a.outcome_r
-    if a.recommendation not in ("BUY", "SELL") or r is None or a.confidence_score is None:
+    if a.recommendation not in BUY_OR_SELL or r is None or a.confidence_score is None:
         return None
     key = (a.user_id, a.bot_id or 0, policy_bucket(a.confidence_score), a.regime, a.market_sentiment)
     return (*key, 1, r, r * r, int(r > 0), r if r > 0 else 0.0, int(r < 0), r if r < 0 else 0.0)
@@ -163,7 +165,7 @@ def rebuild(user) -> int:
             ),
         ),
     ]
-    hit = Case(When(outcome="WIN", then=Value(1.0)), default=Value(0.0), output_field=FloatField())
+    hit = Case(When(outcome=Outcome.WIN, then=Value(1.0)), default=Value(0.0), output_field=FloatField())
     p = F("confidence_score") / Value(100.0)
     counters = []
     for dimension, rows, value in figures:
@@ -172,7 +174,7 @@ def rebuild(user) -> int:
             .values("bot_id", "symbol", "timeframe", "figure")
             .annotate(
                 n=Count("pk"),
-                hits=Count("pk", filter=Q(outcome="WIN")) if dimension != "recorded" else Value(0),
+                hits=Count("pk", filter=Q(outcome=Outcome.WIN)) if dimension != "recorded" else Value(0),
                 scored=Count("confidence_score") if dimension != "recorded" else Value(0),
                 confidence_sum=Coalesce(Sum("confidence_score"), Value(0.0)),
                 squared_error=Coalesce(Sum((p - hit) * (p - hit)), Value(0.0)),
@@ -206,7 +208,7 @@ def _policy_counters(user, resolved) -> list[PolicyCounter]:
     r = F("outcome_r")
     zero = Value(0.0)
     calls = resolved.filter(
-        recommendation__in=("BUY", "SELL"), outcome_r__isnull=False, confidence_score__isnull=False
+        recommendation__in=BUY_OR_SELL, outcome_r__isnull=False, confidence_score__isnull=False
     )
     grouped = (
         calls.annotate(bucket=Cast(Floor(F("confidence_score") / Value(5.0)) * Value(5), IntegerField()))

@@ -14,6 +14,7 @@ from django.db.models import Avg, Count, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.values import Outcome
 from trades.models import Trade
 
 from .counters import SUMS
@@ -228,7 +229,7 @@ def _trades(scope: Scope) -> dict:
     return trades_figures(
         **scope.trades().aggregate(
             n=Count("pk"),
-            wins=Count("pk", filter=Q(outcome="WIN")),
+            wins=Count("pk", filter=Q(outcome=Outcome.WIN)),
             expectancy_pct=Avg("pnl_percent"),
             expectancy_r=Avg("actual_rr"),
             gains=Coalesce(Sum("pnl", filter=Q(pnl__gt=0)), zero),

@@ -29,6 +29,8 @@ from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from core.values import BUY_OR_SELL, Recommendation
+
 from .models import AILearningData, Outcome, TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ def features(record: AILearningData) -> dict:
     EUR/USD and a dollar on BTC mean the same. The levels are the analyst's own where it named any on a
     side, else the swing pivots the indicators found (which the technical analyst names anyway)."""
     m, a = record.market_conditions, record.analysis_data
-    d = -1 if record.recommendation == "SELL" else 1
+    d = -1 if record.recommendation == Recommendation.SELL else 1
     close, atr, rsi, macd_hist = (m.get(k) for k in ("close", "atr", "rsi", "macd_hist"))
     levels = a.get("key_levels") or {}
     support = levels.get("support") or m.get("support") or []
@@ -130,7 +132,7 @@ def reward_risk_of(record: AILearningData) -> float | None:
 def _calls(**filters):
     """Resolved BUY/SELL analyses with a stated confidence (the baseline the model must beat)."""
     return AILearningData.objects.filter(
-        recommendation__in=("BUY", "SELL"),
+        recommendation__in=BUY_OR_SELL,
         outcome__in=Outcome.values,
         confidence_score__isnull=False,
         **filters,
@@ -373,14 +375,14 @@ def gate(user, record: AILearningData, reward_risk: float | None) -> dict | None
     """The active model's verdict on a BUY/SELL call; None without an active model (or for a HOLD). It
     passes when the call's expectancy in R is positive at the model's p: p·rr - (1 - p) > 0, that is
     p > 1/(1 + rr); without a stop and a target to take rr from, p > 0.5."""
-    if record.recommendation not in ("BUY", "SELL"):
+    if record.recommendation not in BUY_OR_SELL:
         return None
     return verdict(active_model(user), record, reward_risk)
 
 
 def verdict(model: TrainedModel | None, record: AILearningData, reward_risk: float | None) -> dict | None:
     """`gate` with the model in hand."""
-    if model is None or record.recommendation not in ("BUY", "SELL"):
+    if model is None or record.recommendation not in BUY_OR_SELL:
         return None
     p = probability(model, record)
     needed = 1 / (1 + reward_risk) if reward_risk is not None else 0.5

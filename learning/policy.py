@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min
 
-from core.values import Regime, Sentiment
+from core.values import BUY_OR_SELL, Regime, Sentiment
 
 from .counters import POLICY_SUMS
 from .insights import Z95
@@ -136,7 +136,7 @@ def next_policy(bot, current: LearnedPolicy | None, values: dict, sizes: dict, w
 def policy_calls(**scope):
     """The resolved calls a policy learns from: BUY/SELL with a result in R and a stated confidence."""
     return AILearningData.objects.filter(
-        **scope, recommendation__in=("BUY", "SELL"), outcome_r__isnull=False, confidence_score__isnull=False
+        **scope, recommendation__in=BUY_OR_SELL, outcome_r__isnull=False, confidence_score__isnull=False
     )
 
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from core.values import Outcome
+from core.values import BUY_OR_SELL, Outcome, Recommendation
 from market.sources import position
 from trades.outcomes import accuracy_score, first_exit, outcome_of
 
@@ -143,7 +143,7 @@ def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: time
     last_close = float(window["close"].iat[-1])
     fields = {"untraded": True, "resolved_at": (window.index[-1] + period).to_pydatetime()}
     recommendation = analysis.recommendation
-    if recommendation in ("BUY", "SELL") and a.get("stop_loss") is not None:
+    if recommendation in BUY_OR_SELL and a.get("stop_loss") is not None:
         # As if it had been traded at the close it saw, by the monitor's rule, for at most its horizon.
         exit = first_exit(
             recommendation,
@@ -155,7 +155,7 @@ def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: time
             horizon_of(analysis),
         )
         exit_price = float(exit.price) if exit else last_close
-        direction = 1 if recommendation == "BUY" else -1
+        direction = 1 if recommendation == Recommendation.BUY else -1
         fee_pct = float(settings.SIMULATION_FEE_PCT) * 2  # in and out
         pnl_pct = direction * (exit_price - reference) / reference * 100 - fee_pct
         risk_pct = abs(reference - float(a["stop_loss"])) / reference * 100

@@ -7,6 +7,8 @@ from decimal import Decimal
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 
+from core.values import Outcome
+
 from .models import Trade
 
 ZERO = Decimal(0)
@@ -45,7 +47,7 @@ def streak_of(outcomes) -> int:
     """Losses in a row at the head of `outcomes`, the latest closed trades' outcomes, newest first."""
     streak = 0
     for outcome in outcomes:
-        if outcome != "LOSS":
+        if outcome != Outcome.LOSS:
             break
         streak += 1
     return streak

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from core.values import Outcome
+from core.values import Outcome, Recommendation, Side
 from market.sources import EPOCH, float_columns, position
 
 
@@ -45,7 +45,7 @@ def first_exit(
     (learning.resolution): one rule for both."""
     # From the candle the entry fell in: the one that opened at the entry floored to the period.
     after = candles.iloc[position(candles.index, entered_at - (entered_at - EPOCH) % period) :]
-    buy = side == "BUY"
+    buy = side == Side.BUY
     worst = None  # the most adverse price so far, as a float: ordered as its exact decimal is
     # Plain floats rather than rows of a frame: the monitor and the outcomes walk candles every cycle.
     lows, highs, closes = (c.tolist() for c in float_columns(after, "low", "high", "close"))
@@ -85,7 +85,7 @@ def trade_result(
     band_pct: Decimal = Decimal("0.1"),
 ) -> TradeResult:
     """`worst` is the most adverse price between entry and exit (the lowest low of a long), if known."""
-    direction = 1 if side == "BUY" else -1
+    direction = 1 if side == Side.BUY else -1
     cost = entry * amount
     pnl = direction * (exit - entry) * amount - fees
     pnl_percent = pnl / cost * 100
@@ -105,7 +105,7 @@ def entry_accuracy(side: str, entry: Decimal, stop: Decimal | None, worst: Decim
     thirds, POOR beyond (or stopped out). Unknown without a stop or the path: FAIR."""
     if stop is None or worst is None or stop == entry:
         return "FAIR"
-    adverse = max(Decimal(0), (entry - worst) if side == "BUY" else (worst - entry))
+    adverse = max(Decimal(0), (entry - worst) if side == Side.BUY else (worst - entry))
     share = adverse / abs(entry - stop)
     return "GOOD" if share < Decimal(1) / 3 else "FAIR" if share < Decimal(2) / 3 else "POOR"
 
@@ -131,7 +131,7 @@ def accuracy_score(
     at 0. Seed: reference 146.50, predicted 152.43, actual 151.20 -> 0.5 + 0.5 * (1 - 1.23 / 5.93) = 0.896.
     HOLD (or no predicted move): 1 - |actual - reference| / (2 * hold_band), floored at 0: full marks when
     the price stayed put, none once it moved twice the band (an ATR) either way."""
-    if recommendation == "HOLD" or predicted is None or predicted == reference:
+    if recommendation == Recommendation.HOLD or predicted is None or predicted == reference:
         return max(0.0, 1 - abs(actual - reference) / (2 * hold_band)) if hold_band > 0 else 0.0
     direction = 1.0 if (actual - reference) * (predicted - reference) > 0 else 0.0
     distance = max(0.0, 1 - abs(actual - predicted) / abs(predicted - reference))

@@ -7,6 +7,8 @@ outcome model's verdict from learning.ml."""
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
+from core.values import Recommendation
+
 # Consecutive losses after which a bot waits before trading again, and for how many cycles.
 COOLDOWN_AFTER_LOSSES = 3
 COOLDOWN_CYCLES = 3
@@ -60,7 +62,7 @@ def decide(
             f"daily loss {now.day_loss:.2f} reached the {limits.daily_loss_limit_pct}% limit",
             pause_bot=True,
         )
-    if recommendation == "HOLD":
+    if recommendation == Recommendation.HOLD:
         return Decision(False, "the analysis says HOLD")
     if confidence < limits.min_confidence:
         return Decision(False, f"confidence {confidence:g} below the minimum {limits.min_confidence:g}")

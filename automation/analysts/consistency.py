@@ -1,6 +1,8 @@
 """An analysis whose levels contradict its own recommendation is kept but not traded (docs/architecture.md,
 "Steps 1-4 of the cycle")."""
 
+from core.values import Recommendation
+
 from .schema import Analysis
 
 
@@ -12,11 +14,11 @@ def level_problem(analysis: Analysis) -> str | None:
         analysis.stop_loss,
         analysis.take_profit,
     )
-    if rec == "HOLD":
+    if rec == Recommendation.HOLD:
         return None
     if entry is None or stop is None or target is None:
         return f"{rec} without entry, stop-loss and take-profit"
-    if rec == "BUY":
+    if rec == Recommendation.BUY:
         if stop >= entry:
             return f"BUY with stop-loss {stop} not below entry {entry}"
         if target <= entry:

@@ -2,6 +2,7 @@
 It is the default without an OpenAI key and the analyst of tests and replays, so it must be reproducible:
 the same candles give the same analysis, always."""
 
+from core.values import Recommendation
 from market.indicators import Indicators
 
 from .base import AnalysisRequest, AnalystResult
@@ -63,8 +64,8 @@ def analyse_indicators(ind: Indicators) -> Analysis:
 
     entry = stop = target = None
     predicted = ind.close
-    if recommendation != "HOLD":
-        direction = 1 if recommendation == "BUY" else -1
+    if recommendation != Recommendation.HOLD:
+        direction = 1 if recommendation == Recommendation.BUY else -1
         entry = ind.close
         stop = round(entry - direction * STOP_ATR * ind.atr, 10)
         target = round(entry + direction * TARGET_ATR * ind.atr, 10)
@@ -74,7 +75,7 @@ def analyse_indicators(ind: Indicators) -> Analysis:
 
     # Confidence that the call works out: a strong score makes a trade likelier to work and a HOLD (one the
     # RSI vetoed, say) less likely to be the right call.
-    confidence = round(50 + 45 * abs(s)) if recommendation != "HOLD" else round(50 - 30 * abs(s))
+    confidence = round(50 + 45 * abs(s)) if recommendation != Recommendation.HOLD else round(50 - 30 * abs(s))
     regime = ind.regime.lower().replace("_", " ")
     described = ", ".join(f"{name} {vote:+.2f}" for name, vote in votes.items())
     return Analysis(

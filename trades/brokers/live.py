@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 
 from accounts.models import ExchangeAccount
+from core.values import Side
 from market import exchanges
 from market.errors import MarketDataError, OrderNotFoundError, TemporaryMarketDataError
 
@@ -187,7 +188,7 @@ class LiveBroker:
             "sl": {"Type": "STOP_LOSS", "StopPrice": stop},
         }
         # A long's target is above the price and its stop below; a short's the other way round.
-        above, below = ("tp", "sl") if order.side == "BUY" else ("sl", "tp")
+        above, below = ("tp", "sl") if order.side == Side.BUY else ("sl", "tp")
         params = {
             "symbol": market["id"],
             "side": "SELL" if order.side == "BUY" else "BUY",

@@ -7,6 +7,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
+from core.values import Side
+
 from .base import BrokerError, Fill, OrderRequest
 
 PRICE_STEP = Decimal("0.000000000001")
@@ -27,7 +29,7 @@ class SimulationBroker:
         self.fee_rate = (settings.SIMULATION_FEE_PCT if fee_pct is None else fee_pct) / 100
 
     def place(self, order: OrderRequest) -> Fill:
-        direction = 1 if order.side == "BUY" else -1
+        direction = 1 if order.side == Side.BUY else -1
         price = (order.price * (1 + direction * self.slippage)).quantize(PRICE_STEP)
         notional = price * order.amount
         fee = (notional * self.fee_rate).quantize(PRICE_STEP)
