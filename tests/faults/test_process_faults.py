@@ -96,16 +96,16 @@ def postgresql():
 
 
 def dropping_before(real):
-    def step(*args):
+    def step(*args, **kwargs):
         drop_this_connection()
-        return real(*args)
+        return real(*args, **kwargs)
 
     return step
 
 
 def dropping_after(real):
-    def step(*args):
-        result = real(*args)
+    def step(*args, **kwargs):
+        result = real(*args, **kwargs)
         drop_this_connection()
         return result
 
