@@ -18,6 +18,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import Q
 from django.utils import timezone
 
+from core.values import Outcome
 from learning.counters import count_recorded
 from learning.insights import latest as latest_insights
 from learning.insights import snapshot
@@ -248,7 +249,7 @@ class DatabaseLedger:
         return accounting.latest_outcomes(self.bot)
 
     def last_loss(self) -> datetime | None:
-        losses = Trade.objects.filter(bot=self.bot, outcome="LOSS").order_by("-closed_at")
+        losses = Trade.objects.filter(bot=self.bot, outcome=Outcome.LOSS).order_by("-closed_at")
         return losses.values_list("closed_at", flat=True).first()
 
     def runs_after(self, moment: datetime, run: CycleRun) -> int:

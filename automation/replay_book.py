@@ -28,6 +28,7 @@ from django.db import connection, models
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from core.values import Outcome
 from learning.counters import (
     POLICY_SUMS,
     RECORDED,
@@ -370,11 +371,13 @@ class Book:
     def _closed(self, trade: Trade) -> None:
         bisect.insort(self.closed, trade, key=lambda t: t.closed_at)
         self.realised_pnl += trade.pnl
-        if trade.outcome == "LOSS" and (self.last_loss_at is None or trade.closed_at > self.last_loss_at):
+        if trade.outcome == Outcome.LOSS and (
+            self.last_loss_at is None or trade.closed_at > self.last_loss_at
+        ):
             self.last_loss_at = trade.closed_at
         sums = self.trade_sums
         sums["n"] += 1
-        sums["wins"] += trade.outcome == "WIN"
+        sums["wins"] += trade.outcome == Outcome.WIN
         if trade.pnl_percent is not None:
             sums["pct"] += trade.pnl_percent
             sums["pct_n"] += 1
