@@ -78,6 +78,14 @@ class FakeAnalyst:
         )
 
 
+class SeeingAnalyst(FakeAnalyst):
+    """Keeps the chart it was shown."""
+
+    def analyse(self, request):
+        self.seen = request.chart_png
+        return super().analyse(request)
+
+
 class FailingBroker:
     """Cannot tell whether it placed the order, `times` times (always, by default), then fills it."""
 

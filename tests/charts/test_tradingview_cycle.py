@@ -9,19 +9,11 @@ from PIL import Image
 from automation.cycle import Outside, run_cycle
 from automation.models import AutomationSession, Bot
 from learning.models import AILearningData
-from tests.automation.test_cycle import FakeAnalyst
+from tests.automation.test_cycle import FakeAnalyst, SeeingAnalyst
 from tests.charts.conftest import BACKGROUND, tagged_processes
 from tests.factories import BotFactory, import_eurusd
 
 pytestmark = pytest.mark.browser
-
-
-class SeeingAnalyst(FakeAnalyst):
-    """Keeps the chart it was shown."""
-
-    def analyse(self, request):
-        self.seen = request.chart_png
-        return super().analyse(request)
 
 
 def running_tradingview_bot(owner, url: str) -> Bot:

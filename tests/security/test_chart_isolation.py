@@ -13,19 +13,11 @@ from automation.cycle import Outside, run_cycle
 from automation.models import AutomationSession, Bot
 from learning.models import AILearningData
 from market.models import Candle
-from tests.automation.test_cycle import FakeAnalyst
+from tests.automation.test_cycle import SeeingAnalyst
 from tests.factories import BotFactory, UserFactory, import_eurusd
 
 SLOT = datetime(2017, 10, 2, 10, tzinfo=UTC)
 CAPTURE = b"\x89PNG alice's private TradingView capture"
-
-
-class SeeingAnalyst(FakeAnalyst):
-    """Keeps the chart it was shown."""
-
-    def analyse(self, request):
-        self.seen = request.chart_png
-        return super().analyse(request)
 
 
 def running_bot(owner, **fields):
