@@ -1,0 +1,46 @@
+"""The market conditions a call is described by, for the policy's patterns ("RSI < 30 AND sentiment BULLISH →
+…", the seed's words): each a field with a few values, read from what the analysis recorded. One place, so
+that the policy, its counters, the prompt and the learning benchmark (bench/bench_learning.py) cut the same
+bands."""
+
+# RSI in the bands a trader reads it in: oversold, weak, strong, overbought.
+RSI_BANDS = ("<30", "30-50", "50-70", ">=70")
+# Stated confidence in the bands the patterns use (the threshold itself is learned in fives).
+CONFIDENCE_BANDS = ("<60", "60-70", "70-80", ">=80")
+FIELDS = ("regime", "market_sentiment", "rsi_band", "confidence_band", "symbol", "timeframe")
+
+
+def rsi_band(rsi: float | None) -> str:
+    if rsi is None:
+        return ""
+    return "<30" if rsi < 30 else "30-50" if rsi < 50 else "50-70" if rsi < 70 else ">=70"
+
+
+def confidence_band(confidence: float | None) -> str:
+    if confidence is None:
+        return ""
+    return "<60" if confidence < 60 else "60-70" if confidence < 70 else "70-80" if confidence < 80 else ">=80"
+
+
+def conditions_of(record) -> dict[str, str]:
+    """The fields of FIELDS for a recorded analysis (an AILearningData, saved or not)."""
+    return {
+        "regime": record.regime,
+        "market_sentiment": record.market_sentiment,
+        "rsi_band": rsi_band((record.market_conditions or {}).get("rsi")),
+        "confidence_band": confidence_band(record.confidence_score),
+        "symbol": record.symbol,
+        "timeframe": record.timeframe,
+    }
+
+
+def matches(conditions: dict, pattern: dict) -> bool:
+    """Whether a call with `conditions` (conditions_of, plus its "confidence") falls inside `pattern`: every
+    field of the pattern has the call's value; "min_confidence" is a floor on the stated confidence."""
+    for name, value in pattern.items():
+        if name == "min_confidence":
+            if (conditions.get("confidence") or 0) < value:
+                return False
+        elif conditions.get(name) != value:
+            return False
+    return True
