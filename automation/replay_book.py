@@ -41,7 +41,7 @@ from learning.counters import (
 from learning.insights import Scope, insights_from, summed_counters, trades_figures, version_names
 from learning.ml import active_model
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter, PromptVersion
-from learning.policy import policy_calls
+from learning.policy import POLICY_ROW, REFRESHED, policy_calls
 from learning.prompt import prompt_text, prompt_version
 from learning.resolution import awaiting, due_at, traded_fields
 from market.indicators import Indicators, compute
@@ -60,7 +60,6 @@ from .steps import halted_by, new_trade, order_for, paper_broker, run_steps
 
 logger = logging.getLogger(__name__)
 
-POLICY_ROW = ("bot_id", "bucket", "regime", "market_sentiment")
 OUTCOME_FIELDS = ["outcome", "actual_price", "accuracy_score", "outcome_r", "untraded", "resolved_at"]
 CLOSING_FIELDS = ["status", "exit_price", "fees", "pnl", "pnl_percent", "actual_rr", "outcome", "closed_at"]
 
@@ -115,20 +114,23 @@ class Book:
         self.resolved = AILearningData.objects.filter(bot=bot).exclude(outcome="").count()
         self.figures = summed_counters(self.scope)
         self.version_names: dict[int, str] = {}  # the prompt versions' hashes by id, as insights show them
-        self.alike = list(
-            Bot.objects.filter(owner_id=bot.owner_id, analyst=bot.analyst).values_list("pk", flat=True)
-        )
+        self.alike = {
+            pk: (symbol, timeframe)
+            for pk, symbol, timeframe in Bot.objects.filter(
+                owner_id=bot.owner_id, analyst=bot.analyst
+            ).values_list("pk", "symbol", "timeframe")
+        }
         # (bot, bucket, regime, sentiment) -> the row as learn_policy reads it from PolicyCounter
         self.policy_totals = {
             tuple(row[name] for name in POLICY_ROW): row
-            for row in PolicyCounter.objects.filter(user_id=bot.owner_id, bot_id__in=self.alike).values(
+            for row in PolicyCounter.objects.filter(user_id=bot.owner_id, bot_id__in=list(self.alike)).values(
                 *POLICY_ROW, *POLICY_SUMS
             )
         }
         # Each bot's earliest and latest resolved call: the policy's data window.
         self.windows = {
             row["bot_id"]: [row["first"], row["last"]]
-            for row in policy_calls(bot_id__in=self.alike)
+            for row in policy_calls(bot_id__in=list(self.alike))
             .values("bot_id")
             .annotate(first=Min("resolved_at"), last=Max("resolved_at"))
             .order_by()
@@ -163,7 +165,7 @@ class Book:
         self.changed_trades: dict[int, Trade] = {}
         self.changed_policies: dict[int, LearnedPolicy] = {}
         self.insight_deltas: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0, 0.0])
-        self.policy_deltas: dict[tuple, list] = defaultdict(lambda: [0, 0.0, 0.0, 0, 0.0, 0, 0.0])
+        self.policy_deltas: dict[tuple, list] = defaultdict(lambda: [0] * len(POLICY_SUMS))
 
     # --- the cycle ------------------------------------------------------------------------------------------
     def cycle(self, slot: datetime) -> CycleRun:
@@ -344,11 +346,11 @@ class Book:
         row = policy_row(analysis)
         if row:
             self.policy_stale = True
-            key, sums = row[1:5], row[5:]
+            key, sums = row[1 : len(POLICY_ROW) + 1], row[len(POLICY_ROW) + 1 :]
             totals = self.policy_totals.setdefault(
                 key, {**dict(zip(POLICY_ROW, key, strict=True)), **dict.fromkeys(POLICY_SUMS, 0)}
             )
-            delta = self.policy_deltas[row[:5]]
+            delta = self.policy_deltas[row[: len(POLICY_ROW) + 1]]
             for i, name in enumerate(POLICY_SUMS):
                 totals[name] += sums[i]
                 delta[i] += sums[i]
@@ -425,7 +427,7 @@ class Book:
         _update(
             LearnedPolicy,
             self.changed_policies.values(),
-            ["avoid_conditions", "sample_sizes", "data_from", "data_to"],
+            REFRESHED,
         )
         add_totals(self.insight_deltas, self.policy_deltas)
         self._clear()

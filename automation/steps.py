@@ -18,7 +18,9 @@ from decimal import Decimal
 from typing import Protocol
 
 import pandas as pd
+from django.conf import settings
 
+from learning.conditions import conditions_of
 from learning.ml import reward_risk_of, verdict
 from learning.models import AILearningData, LearnedPolicy, PromptVersion, TrainedModel
 from learning.policy import effective_policy, relearn
@@ -128,12 +130,18 @@ def learn(ledger: Ledger, candles: pd.DataFrame, clock: datetime) -> None:
 
 
 def learn_policy(ledger: Ledger) -> None:
-    """`learning.policy.learn_policy` on the ledger's policy totals. What it learns from are those totals and
-    their data window, which only a resolved BUY/SELL call changes: without one it would store what it has."""
+    """`learning.policy.learn_policy` on the ledger's policy totals, once POLICY_RELEARN_CALLS more BUY/SELL
+    calls resolved than the policy in force learned from: one more call moves the evidence by little, and
+    learning again costs a pass over every candidate condition."""
     current = ledger.latest_policy()
     if current is not None and not ledger.policy_counts_changed():
         return
-    ledger.keep_policy(*relearn(ledger.bot, current, *ledger.policy_counters(), ledger.policy_window))
+    alike, counters = ledger.policy_counters()
+    if current is not None:
+        calls = sum(row["n"] for row in counters)
+        if calls - current.sample_sizes.get("calls", 0) < settings.POLICY_RELEARN_CALLS:
+            return
+    ledger.keep_policy(*relearn(ledger.bot, current, alike, counters, ledger.policy_window))
 
 
 def situation_of(ledger: Ledger, run: CycleRun, clock: datetime) -> Situation:
@@ -175,7 +183,7 @@ def decision_for(
     """The decision on a recorded analysis under the bot's policy, the outcome model's verdict and the
     account's situation, noted on the record's feedback (not saved)."""
     a = done.result.analysis
-    avoided = policy.avoids({"regime": record.regime, "market_sentiment": record.market_sentiment})
+    avoided = policy.refusal({**conditions_of(record), "confidence": a.confidence})
     decision = decide(
         a.recommendation,
         a.confidence,
@@ -200,6 +208,7 @@ def decision_for(
             "min_confidence": policy.min_confidence,
             "size_factor": policy.size_factor,
             "learned": policy.learned,
+            "patterns": len(policy.patterns),
         },
         **({"ml_gate": verdict} if verdict else {}),
     }

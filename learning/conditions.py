@@ -19,7 +19,9 @@ def rsi_band(rsi: float | None) -> str:
 def confidence_band(confidence: float | None) -> str:
     if confidence is None:
         return ""
-    return "<60" if confidence < 60 else "60-70" if confidence < 70 else "70-80" if confidence < 80 else ">=80"
+    if confidence < 60:
+        return "<60"
+    return "60-70" if confidence < 70 else "70-80" if confidence < 80 else ">=80"
 
 
 def conditions_of(record) -> dict[str, str]:

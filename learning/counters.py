@@ -8,18 +8,22 @@ analyses with grouped aggregates: after a bulk import, and in the tests, which c
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, CharField, Count, F, FloatField, IntegerField, Q, Sum, Value, When
+from django.db.models import Case, CharField, Count, F, FloatField, Q, Sum, Value, When
 from django.db.models.functions import Cast, Coalesce, Floor, TruncWeek
 
 from core.values import BUY_OR_SELL, Outcome
+from market.sources import EPOCH
+from market.timeframes import TIMEFRAME_PERIODS
 
+from .conditions import rsi_band
 from .models import AILearningData, InsightCounter, PolicyCounter
 
 SUMS = ("n", "hits", "scored", "confidence_sum", "squared_error")
 KEY = ("user_id", "bot_id", "symbol", "timeframe", "dimension", "value")
-POLICY_SUMS = ("n", "r_sum", "r_squares", "wins", "win_r", "losses", "loss_r")
-POLICY_KEY = ("user_id", "bot_id", "bucket", "regime", "market_sentiment")
+POLICY_SUMS = ("n", "r_sum", "r_squares", "wins", "win_r", "losses", "loss_r", "hold_sum")
+POLICY_KEY = ("user_id", "bot_id", "bucket", "regime", "market_sentiment", "rsi_band", "block")
 
 
 def confidence_bucket(confidence: float) -> str:
@@ -87,8 +91,25 @@ def policy_row(a: AILearningData) -> tuple | None:
     r = a.outcome_r
     if a.recommendation not in BUY_OR_SELL or r is None or a.confidence_score is None:
         return None
-    key = (a.user_id, a.bot_id or 0, policy_bucket(a.confidence_score), a.regime, a.market_sentiment)
-    return (*key, 1, r, r * r, int(r > 0), r if r > 0 else 0.0, int(r < 0), r if r < 0 else 0.0)
+    period = TIMEFRAME_PERIODS[a.timeframe]
+    resolved = a.resolved_at or a.created_at
+    made = a.market_conditions.get("as_of")
+    key = (
+        a.user_id,
+        a.bot_id or 0,
+        policy_bucket(a.confidence_score),
+        a.regime,
+        a.market_sentiment,
+        rsi_band(a.market_conditions.get("rsi")),
+        policy_block(resolved, period),
+    )
+    hold = max(1.0, (resolved - datetime.fromisoformat(made)) / period) if made else 1.0
+    return (*key, 1, r, r * r, int(r > 0), r if r > 0 else 0.0, int(r < 0), r if r < 0 else 0.0, hold)
+
+
+def policy_block(moment: datetime, period: timedelta) -> int:
+    """The block of POLICY_BLOCK_CANDLES candles of `period` that `moment` falls in, counted from 1970."""
+    return int((moment - EPOCH) // (period * settings.POLICY_BLOCK_CANDLES))
 
 
 def policy_bucket(confidence: float) -> int:
@@ -205,28 +226,25 @@ def rebuild(user) -> int:
 
 
 def _policy_counters(user, resolved) -> list[PolicyCounter]:
-    r = F("outcome_r")
-    zero = Value(0.0)
+    """The policy's totals summed in Python over the calls' rows (`policy_row`), rather than in SQL: their key
+    reads the RSI out of a JSON column and their block the timeframe's length, which the two databases spell
+    differently; rebuilding is rare."""
     calls = resolved.filter(
         recommendation__in=BUY_OR_SELL, outcome_r__isnull=False, confidence_score__isnull=False
-    )
-    grouped = (
-        calls.annotate(bucket=Cast(Floor(F("confidence_score") / Value(5.0)) * Value(5), IntegerField()))
-        .values("bot_id", "bucket", "regime", "market_sentiment")
-        .annotate(
-            n=Count("pk"),
-            r_sum=Sum(r),
-            r_squares=Sum(r * r),
-            wins=Count("pk", filter=Q(outcome_r__gt=0)),
-            win_r=Coalesce(Sum(r, filter=Q(outcome_r__gt=0)), zero),
-            losses=Count("pk", filter=Q(outcome_r__lt=0)),
-            loss_r=Coalesce(Sum(r, filter=Q(outcome_r__lt=0)), zero),
-        )
-        .order_by()
-    )
+    ).only(
+        "user_id", "bot_id", "recommendation", "outcome_r", "confidence_score", "regime", "market_sentiment",
+        "market_conditions", "timeframe", "resolved_at",
+    )  # fmt: skip
+    totals: dict[tuple, list] = {}
+    for call in calls.iterator(chunk_size=2000):
+        row = policy_row(call)
+        sums = totals.setdefault(row[: len(POLICY_KEY)], [0] * len(POLICY_SUMS))
+        for i, value in enumerate(row[len(POLICY_KEY) :]):
+            sums[i] += value
+    names = ("user_id", *POLICY_KEY[1:])
     return [
-        PolicyCounter(user=user, **{**row, "bot_id": row["bot_id"] or 0, "bucket": int(row["bucket"])})
-        for row in grouped
+        PolicyCounter(**dict(zip(names, key, strict=True)), **dict(zip(POLICY_SUMS, sums, strict=True)))
+        for key, sums in totals.items()
     ]
 
 

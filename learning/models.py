@@ -128,16 +128,22 @@ class InsightCounter(models.Model):
 
 
 class PolicyCounter(models.Model):
-    """Running totals of a bot's resolved BUY/SELL calls in R, by stated confidence (in fives), regime and
-    sentiment: what the adaptive policy learns from (learning.policy), summed in Python from the few rows of
-    a bot instead of aggregating its whole history on every cycle. Kept in step with the resolutions
-    (learning.counters.count_policy); `learning.counters.rebuild` recomputes them."""
+    """Running totals of a bot's resolved BUY/SELL calls in R, by stated confidence (in fives), regime,
+    sentiment, RSI band and when they resolved: what the adaptive policy learns from (learning.policy),
+    summed from the rows of a bot instead of aggregating its whole history on every cycle. Kept in step
+    with the resolutions (learning.counters.count_policy); `learning.counters.rebuild` recomputes them."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     bot_id = models.BigIntegerField(default=0)
     bucket = models.PositiveSmallIntegerField(help_text="The stated confidence, floored to a multiple of 5.")
     regime = models.CharField(max_length=30, blank=True)
     market_sentiment = models.CharField(max_length=8, blank=True)
+    rsi_band = models.CharField(max_length=5, blank=True, help_text="learning.conditions.RSI_BANDS")
+    block = models.IntegerField(
+        default=0,
+        help_text="When the calls resolved, in blocks of POLICY_BLOCK_CANDLES of the bot's timeframe since "
+        "1970: what weighs recent evidence more (docs/learning.md).",
+    )
     n = models.BigIntegerField(default=0)
     r_sum = models.FloatField(default=0.0)
     r_squares = models.FloatField(default=0.0)
@@ -145,11 +151,13 @@ class PolicyCounter(models.Model):
     win_r = models.FloatField(default=0.0)
     losses = models.BigIntegerField(default=0, help_text="Calls with a negative R.")
     loss_r = models.FloatField(default=0.0)
+    hold_sum = models.FloatField(default=0.0, help_text="Candles from the call to its outcome, summed.")
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["user", "bot_id", "bucket", "regime", "market_sentiment"], name="one_policy_counter"
+                fields=["user", "bot_id", "bucket", "regime", "market_sentiment", "rsi_band", "block"],
+                name="one_policy_counter_by_block",
             )
         ]
 
@@ -185,6 +193,11 @@ class LearnedPolicy(models.Model):
     min_confidence = models.FloatField()
     size_factor = models.FloatField(default=1.0)
     avoid_conditions = models.JSONField(default=list, blank=True)
+    patterns = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The conditions learned to trade inside of, or to avoid, each with its evidence.",
+    )
     pins = models.JSONField(default=dict, blank=True, help_text="Values the owner fixed by hand.")
     data_from = models.DateTimeField(null=True, blank=True)
     data_to = models.DateTimeField(null=True, blank=True)

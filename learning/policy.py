@@ -2,20 +2,31 @@
 learned with database aggregates and stored with its provenance; the owner's pins override any of it.
 Formulas: docs/learning.md."""
 
+import itertools
 import math
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min
+from scipy import stats
 
 from core.values import BUY_OR_SELL, Regime, Sentiment
+from market.timeframes import TIMEFRAME_PERIODS
 
-from .counters import POLICY_SUMS
+from .conditions import confidence_band, matches
+from .counters import POLICY_KEY, POLICY_SUMS
 from .insights import Z95
 from .models import AILearningData, LearnedPolicy, PolicyCounter
 
 THRESHOLDS = tuple(range(50, 95, 5))  # the minimum confidences tried
+POLICY_ROW = POLICY_KEY[1:]  # a counter's key within its user
+# At most this many conditions to trade inside of: each must add R of its own beyond what the others cover.
+MAX_PATTERNS = 4
+# A new Kelly stake within this share of the one in force does not change the policy.
+SIZE_STEADY = 0.25
 # The conditions a policy can learn (or be pinned) to stay out of, each with the values it can take.
 AVOIDABLE = {"regime": tuple(Regime.values), "market_sentiment": tuple(Sentiment.values)}
 PINNABLE = ("min_confidence", "size_factor", "avoid_conditions")
@@ -30,10 +41,38 @@ class Policy:
     size_factor: float = 1.0
     avoid_conditions: list[dict] = field(default_factory=list)
     learned: bool = False
+    patterns: list[dict] = field(default_factory=list)
 
-    def avoids(self, conditions: dict) -> dict | None:
-        """The avoid-condition these market conditions fall under, if any."""
-        return next((c for c in self.avoid_conditions if conditions.get(c["field"]) == c["value"]), None)
+    def refusal(self, conditions: dict) -> dict | None:
+        """Why the policy's conditions keep a call out (`conditions`: learning.conditions.conditions_of, with
+        its "confidence"), or None: an avoid-condition it falls under (as stored: pinned without evidence,
+        learned with it), or a learned pattern to avoid, or being outside every pattern it trades inside
+        of."""
+        single = next((c for c in self.avoid_conditions if conditions.get(c["field"]) == c["value"]), None)
+        if single:
+            return single
+        for p in self.patterns:
+            if p["action"] == "avoid" and matches(conditions, p["conditions"]):
+                return {"reason": f"learned to avoid {describe(p['conditions'])} ({evidence_text(p)})"}
+        inside = [p for p in self.patterns if p["action"] == "trade"]
+        if inside and not any(matches(conditions, p["conditions"]) for p in inside):
+            edges = "; ".join(describe(p["conditions"]) for p in inside)
+            return {"reason": f"outside the conditions it learned to trade in: {edges}"}
+        return None
+
+
+def describe(conditions: dict) -> str:
+    """A pattern's conditions as a trader reads them: "regime TREND_HIGH_VOL and RSI 50-70"."""
+    names = {"min_confidence": "confidence ≥", "market_sentiment": "sentiment", "rsi_band": "RSI",
+             "confidence_band": "confidence"}  # fmt: skip
+    return " and ".join(f"{names.get(name, name)} {value}" for name, value in conditions.items())
+
+
+def evidence_text(p: dict) -> str:
+    return (
+        f"{p['expectancy_r']:+.2f} R a call, 95% CI {p['low']:+.2f} to {p['high']:+.2f}, "
+        f"n={p['n']}, q={p['q_value']:.3f}"
+    )
 
 
 def latest_policy(bot) -> LearnedPolicy | None:
@@ -44,13 +83,17 @@ def effective_policy(bot, latest: LearnedPolicy | None = None) -> Policy:
     """`latest`: the bot's latest LearnedPolicy, when the caller has it already."""
     latest = latest or latest_policy(bot)
     if latest is None:
-        return Policy(min_confidence=float(bot.min_confidence))
+        return Policy(min_confidence=float(bot.min_confidence), size_factor=settings.POLICY_PROBE_SIZE)
     values = {
         "min_confidence": latest.min_confidence,
         "size_factor": latest.size_factor,
         "avoid_conditions": latest.avoid_conditions,
     }
-    return Policy(**{**values, **latest.pins}, learned=bool(latest.sample_sizes.get("learned")))
+    return Policy(
+        **{**values, **latest.pins},
+        learned=bool(latest.sample_sizes.get("learned")),
+        patterns=latest.patterns,
+    )
 
 
 def learn_policy(bot) -> LearnedPolicy:
@@ -62,22 +105,26 @@ def learn_policy(bot) -> LearnedPolicy:
         return keep_policy(*relearn(bot, latest_policy(bot), *policy_counters(bot), policy_window))
 
 
-def relearn(bot, current: LearnedPolicy | None, alike: list[int], counters: list[dict], window_of):
+def relearn(bot, current: LearnedPolicy | None, alike: dict, counters: list[dict], window_of):
     """(the policy to keep, whether it is new) from the policy counters of the owner's bots `alike` with the
     bot, wherever they are kept (the database, a replay's books); `window_of(bot_ids)` is the data window
     of the bots it learned from (`policy_window`)."""
-    values, sizes, bot_ids = policy_from(bot, alike, counters)
+    values, sizes, bot_ids = policy_from(bot, alike, counters, current)
     return next_policy(bot, current, values, sizes, window_of(bot_ids))
 
 
-def policy_counters(bot) -> tuple[list[int], list[dict]]:
-    """The owner's bots with the bot's analyst, and their PolicyCounter rows: what `policy_from` pools."""
-    alike = list(
-        type(bot).objects.filter(owner_id=bot.owner_id, analyst=bot.analyst).values_list("pk", flat=True)
-    )
+def policy_counters(bot) -> tuple[dict[int, tuple[str, str]], list[dict]]:
+    """The owner's bots with the bot's analyst (id -> symbol and timeframe), and their PolicyCounter rows:
+    what `policy_from` pools."""
+    alike = {
+        pk: (symbol, timeframe)
+        for pk, symbol, timeframe in type(bot)
+        .objects.filter(owner_id=bot.owner_id, analyst=bot.analyst)
+        .values_list("pk", "symbol", "timeframe")
+    }
     counters = list(
-        PolicyCounter.objects.filter(user_id=bot.owner_id, bot_id__in=alike).values(
-            "bot_id", "bucket", "regime", "market_sentiment", *POLICY_SUMS
+        PolicyCounter.objects.filter(user_id=bot.owner_id, bot_id__in=list(alike)).values(
+            *POLICY_ROW, *POLICY_SUMS
         )
     )
     return alike, counters
@@ -90,42 +137,258 @@ def policy_window(bot_ids: list[int]) -> dict:
     )
 
 
+REFRESHED = ["avoid_conditions", "patterns", "sample_sizes", "data_from", "data_to"]
+
+
 def keep_policy(policy: LearnedPolicy, new: bool) -> LearnedPolicy:
     """Store what `next_policy` gave: a new version, or the latest's evidence and window made current."""
     if new:
         policy.save()
     else:
-        policy.save(update_fields=["avoid_conditions", "sample_sizes", "data_from", "data_to"])
+        policy.save(update_fields=REFRESHED)
     return policy
 
 
-def policy_from(bot, alike: list[int], counters: list[dict]) -> tuple[dict, dict, list[int]]:
+def policy_from(
+    bot, alike: dict[int, tuple[str, str]], counters: list[dict], current: LearnedPolicy | None = None
+) -> tuple[dict, dict, list[int]]:
     """The policy's values and their evidence from the PolicyCounter rows of the owner's bots with the
-    bot's analyst (`alike`), and the bots whose calls it learned from."""
+    bot's analyst (`alike`: id -> (symbol, timeframe)), and the bots whose calls it learned from. `current`,
+    the policy in force, is what the hysteresis keeps unless the evidence turned against it."""
     minimum = settings.LEARNING_MIN_SAMPLES
-    rows, bot_ids, pooling = pool(bot, alike, counters, minimum)
-    table = [{"threshold": t, **_expectancy([r for r in rows if r["bucket"] >= t])} for t in THRESHOLDS]
-    usable = [row for row in table if row["n"] >= minimum]
-    learned = bool(usable)
-    values = {"min_confidence": float(bot.min_confidence), "size_factor": 1.0, "avoid_conditions": []}
-    total = sum(r["n"] for r in rows)
-    sizes = {"learned": learned, "resolved": total, "thresholds": table, "pooling": pooling}
-    if learned:
-        # The best expectancy; on a tie the lower threshold, which trades, and learns, more.
-        best = max(usable, key=lambda row: (row["expectancy_r"], -row["threshold"]))
-        taken = [r for r in rows if r["bucket"] >= best["threshold"]]
-        values["min_confidence"] = float(best["threshold"])
-        values["size_factor"], sizes["kelly"] = _size_factor(taken, bot)
-        values["avoid_conditions"] = _avoid_conditions(taken, minimum)
-        sizes["at_threshold"] = best["n"]
+    rows, bot_ids, pooling = pool(bot, list(alike), counters, minimum)
+    values = {
+        "min_confidence": float(bot.min_confidence),
+        "size_factor": settings.POLICY_PROBE_SIZE,
+        "avoid_conditions": [],
+        "patterns": [],
+    }
+    sizes = {
+        "learned": False,
+        "resolved": sum(r["n"] for r in rows),
+        "calls": sum(r["n"] for r in counters),  # the pool's, learned from or not: when to learn again
+        "pooling": pooling,
+        "candidates": 0,
+    }
+    if not rows:
+        return values, sizes, bot_ids
+    evidence = Evidence(rows, alike, TIMEFRAME_PERIODS[bot.timeframe])
+    trade, traded, tried, eligible = evidence.edges(_kept(current, "trade"), minimum)
+    avoid, avoided, tried_avoid = evidence.carve_outs(traded, _kept(current, "avoid"), minimum)
+    sizes |= {"candidates": tried + tried_avoid, "eligible": eligible, "learned": eligible > 0}
+    if not eligible:
+        return values, sizes, bot_ids
+    taken = traded & ~avoided
+    values["patterns"] = trade + avoid
+    values["avoid_conditions"] = [
+        {"field": field, "value": value, "n": p["n"], "expectancy_r": p["expectancy_r"]}
+        for p in avoid
+        if len(p["conditions"]) == 1
+        for field, value in p["conditions"].items()
+        if field in AVOIDABLE
+    ]
+    if trade:
+        values["min_confidence"] = float(min(p["conditions"].get("min_confidence", 0) for p in trade))
+        factor, sizes["kelly"] = _size_factor(evidence.totals(taken), bot)
+        values["size_factor"] = _steady(current, factor)
+        sizes["traded"] = evidence.summary(taken)
+    else:
+        values["size_factor"] = 0.0
     return values, sizes, bot_ids
+
+
+def _kept(current: LearnedPolicy | None, action: str) -> list[dict]:
+    """The conditions of the policy in force with this action: what the hysteresis starts from."""
+    if current is None:
+        return []
+    return [p["conditions"] for p in current.patterns if p["action"] == action]
+
+
+def _steady(current: LearnedPolicy | None, factor: float) -> float:
+    """The new size factor, unless it is within SIZE_STEADY of the one in force (and both trade): then that
+    one, so that the policy does not take a new version with every resolution's small move of the Kelly
+    stake."""
+    if current is None or not factor or not current.size_factor:
+        return factor
+    if abs(factor - current.size_factor) <= SIZE_STEADY * max(factor, current.size_factor):
+        return current.size_factor
+    return factor
+
+
+class Evidence:
+    """The pooled counters as arrays, one entry per counter row, with each row's weight in the long window
+    (what a condition is adopted on) and the recent one (what drops it), and the candidates' statistics as
+    matrix products over them (docs/learning.md, "The adaptive policy")."""
+
+    def __init__(self, rows: list[dict], alike: dict[int, tuple[str, str]], period: timedelta):
+        self.sums = {name: np.fromiter((r[name] for r in rows), float, len(rows)) for name in POLICY_SUMS}
+        self.bucket = np.fromiter((r["bucket"] for r in rows), float, len(rows))
+        bots = [alike.get(r["bot_id"], ("", "1h")) for r in rows]
+        self.values = {
+            "regime": np.array([r["regime"] for r in rows]),
+            "market_sentiment": np.array([r["market_sentiment"] for r in rows]),
+            "rsi_band": np.array([r["rsi_band"] for r in rows]),
+            "confidence_band": np.array([confidence_band(r["bucket"]) for r in rows]),
+            "symbol": np.array([symbol for symbol, _ in bots]),
+            "timeframe": np.array([timeframe for _, timeframe in bots]),
+        }
+        # When each row's block ended, in the learner's candles; the latest row is now.
+        block_seconds = settings.POLICY_BLOCK_CANDLES * np.fromiter(
+            (TIMEFRAME_PERIODS[timeframe].total_seconds() for _, timeframe in bots), float, len(rows)
+        )
+        ends = (np.fromiter((r["block"] for r in rows), float, len(rows)) + 1) * block_seconds
+        age = (ends.max() - ends) / period.total_seconds()
+        self.long = 0.5 ** (age / settings.POLICY_HALF_LIFE_CANDLES)
+        self.recent = 0.5 ** (age / settings.POLICY_RECENT_HALF_LIFE_CANDLES)
+
+    def candidates(self, with_thresholds: bool) -> list[dict]:
+        """Every condition the policy tries: the confidence thresholds, each field's values, and every pair of
+        values of two fields that occur together; a field with one value only says nothing."""
+        present = {
+            name: sorted(set(column.tolist()) - {""})
+            for name, column in self.values.items()
+            if len(set(column.tolist()) - {""}) > 1
+        }
+        found = [{"min_confidence": t} for t in THRESHOLDS] if with_thresholds else []
+        found += [{name: value} for name, values in present.items() for value in values]
+        for first, second in itertools.combinations(present, 2):
+            pairs = set(zip(self.values[first].tolist(), self.values[second].tolist(), strict=True))
+            found += [{first: a, second: b} for a, b in sorted(pairs) if a and b]
+        return found
+
+    def mask(self, conditions: dict) -> np.ndarray:
+        inside = np.ones(len(self.bucket), bool)
+        for name, value in conditions.items():
+            inside &= self.bucket >= value if name == "min_confidence" else self.values[name] == value
+        return inside
+
+    def stats(self, masks: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """For each row of `masks` (candidates by counter rows): weighted n, mean R, its standard error and
+        one-sided p-values. Calls resolved close together overlap (a call every candle, held for several):
+        the effective n is divided by the mean holding time in candles, the design effect of that overlap."""
+        m = masks.astype(float)
+        n = m @ (weights * self.sums["n"])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.where(n > 0, (m @ (weights * self.sums["r_sum"])) / n, 0.0)
+            variance = np.maximum((m @ (weights * self.sums["r_squares"])) / n - mean**2, 1e-12)
+            overlap = np.maximum(1.0, (m @ (weights * self.sums["hold_sum"])) / n)
+            effective = n * n / (m @ (weights**2 * self.sums["n"])) / overlap
+            se = np.sqrt(variance / effective)
+            t = mean / se
+        df = np.maximum(effective - 1, 1)
+        return {
+            "n": np.nan_to_num(n),
+            "raw_n": m @ self.sums["n"],
+            "mean": np.nan_to_num(mean),
+            "se": np.nan_to_num(se, nan=np.inf),
+            "effective": np.nan_to_num(effective),
+            "p_above": np.nan_to_num(stats.t.sf(t, df), nan=1.0),
+            "p_below": np.nan_to_num(stats.t.cdf(t, df), nan=1.0),
+        }
+
+    def edges(self, kept: list[dict], minimum: int) -> tuple[list[dict], np.ndarray, int, int]:
+        """The conditions to trade inside of: those kept from the policy in force while their recent
+        evidence stays positive, then, greedily, the adopted ones (Benjamini-Hochberg across every candidate
+        at POLICY_FDR, and a positive recent mean) that add the most R over the calls not covered yet,
+        while what they add is itself positive beyond a standard error. Returns the patterns, the rows they
+        cover, how many candidates were tried and how many had the minimum n."""
+        candidates = self.candidates(with_thresholds=True)
+        masks = np.array([self.mask(c) for c in candidates])
+        long, recent = self.stats(masks, self.long), self.stats(masks, self.recent)
+        eligible = long["n"] >= minimum
+        q = np.ones(len(candidates))
+        if eligible.any():
+            q[eligible] = stats.false_discovery_control(long["p_above"][eligible], method="bh")
+        holds = recent["mean"] > 0
+        keep = {_key(c) for c in kept}
+        allowed = eligible & holds & ((q <= settings.POLICY_FDR) | [(_key(c) in keep) for c in candidates])
+        # Kept ones first, in the order they were, so that the set does not reshuffle with each resolution.
+        order = sorted(np.flatnonzero(allowed), key=lambda i: _key(candidates[i]) not in keep)
+        chosen, covered = [], np.zeros(len(self.bucket), bool)
+        for i in order:
+            if _key(candidates[i]) in keep:
+                chosen.append(i)
+                covered |= masks[i]
+        adoptable = [i for i in order if _key(candidates[i]) not in keep]
+        while adoptable and len(chosen) < MAX_PATTERNS:
+            added = self.stats(masks[adoptable] & ~covered, self.long)
+            gain = np.where(
+                (added["n"] >= minimum) & (added["mean"] > added["se"]), added["mean"] * added["n"], -np.inf
+            )
+            best = int(np.argmax(gain))
+            if not np.isfinite(gain[best]):
+                break
+            chosen.append(adoptable.pop(best))
+            covered |= masks[chosen[-1]]
+        patterns = [self._pattern(candidates[i], "trade", long, recent, q, i) for i in chosen]
+        return patterns, covered, len(candidates), int(eligible.sum())
+
+    def carve_outs(self, traded: np.ndarray, kept: list[dict], minimum: int) -> tuple[list, np.ndarray, int]:
+        """The conditions to avoid inside the traded calls: a field's value or a pair whose calls there lose,
+        by the same test (Benjamini-Hochberg at POLICY_FDR, and a negative recent mean), or an avoided one
+        whose recent mean is still negative. Tested inside the traded calls only: where nothing is traded
+        there is nothing to carve out, and a market without an edge learns no avoid-conditions."""
+        if not traded.any():
+            return [], np.zeros(len(self.bucket), bool), 0
+        candidates = self.candidates(with_thresholds=False)
+        if not candidates:
+            return [], np.zeros(len(self.bucket), bool), 0
+        masks = np.array([self.mask(c) & traded for c in candidates])
+        long, recent = self.stats(masks, self.long), self.stats(masks, self.recent)
+        eligible = long["n"] >= minimum
+        q = np.ones(len(candidates))
+        if eligible.any():
+            q[eligible] = stats.false_discovery_control(long["p_below"][eligible], method="bh")
+        keep = {_key(c) for c in kept}
+        chosen = [
+            i
+            for i, c in enumerate(candidates)
+            if eligible[i] and recent["mean"][i] < 0 and (q[i] <= settings.POLICY_FDR or _key(c) in keep)
+        ]
+        avoided = np.zeros(len(self.bucket), bool)
+        for i in chosen:
+            avoided |= masks[i]
+        patterns = [self._pattern(candidates[i], "avoid", long, recent, q, i) for i in chosen]
+        return patterns, avoided, len(candidates)
+
+    def totals(self, rows: np.ndarray) -> dict:
+        """The long-window weighted sums over `rows`, as the Kelly stake reads them."""
+        w = self.long * rows
+        return {name: float(w @ self.sums[name]) for name in ("n", "wins", "win_r", "losses", "loss_r")}
+
+    def summary(self, rows: np.ndarray) -> dict:
+        found = self.stats(rows[np.newaxis, :], self.long)
+        return {"n": int(found["raw_n"][0]), **_interval(found, 0)}
+
+    @staticmethod
+    def _pattern(conditions: dict, action: str, long: dict, recent: dict, q: np.ndarray, i: int) -> dict:
+        return {
+            "conditions": conditions,
+            "action": action,
+            "n": int(long["raw_n"][i]),
+            "effective_n": round(float(long["effective"][i]), 1),
+            **_interval(long, i),
+            "p_value": _round(long["p_above" if action == "trade" else "p_below"][i]),
+            "q_value": _round(q[i]),
+            "recent_r": _round(recent["mean"][i]),
+        }
+
+
+def _interval(found: dict, i: int) -> dict:
+    mean, se = float(found["mean"][i]), float(found["se"][i])
+    return {"expectancy_r": _round(mean), "low": _round(mean - Z95 * se), "high": _round(mean + Z95 * se)}
+
+
+def _key(conditions: dict) -> tuple:
+    return tuple(sorted(conditions.items()))
 
 
 def next_policy(bot, current: LearnedPolicy | None, values: dict, sizes: dict, window: dict):
     """(the policy to keep, whether it is new): the same decisions on more data update the latest's
     evidence and data window, in place; other decisions are a new version, keeping the owner's pins."""
     if current and _same_decisions(current, values):
-        current.avoid_conditions, current.sample_sizes = values["avoid_conditions"], sizes
+        current.avoid_conditions, current.patterns = values["avoid_conditions"], values["patterns"]
+        current.sample_sizes = sizes
         for name, value in window.items():
             setattr(current, name, value)
         return current, False
@@ -181,19 +444,18 @@ def _mean_r(rows: list[dict]) -> dict:
     return {"n": n, "mean_r": _round(mean), "variance": _round(max(variance, 0.0))}
 
 
-def _expectancy(rows: list[dict]) -> dict:
-    n = sum(r["n"] for r in rows)
-    return {"n": n, "expectancy_r": _round(sum(r["r_sum"] for r in rows) / n) if n else None}
-
-
 def _same_decisions(policy: LearnedPolicy, values: dict) -> bool:
     def avoided(conditions: list[dict]) -> set:
         return {(c["field"], c["value"]) for c in conditions}
+
+    def patterns(found: list[dict]) -> set:
+        return {(p["action"], _key(p["conditions"])) for p in found}
 
     return (
         policy.min_confidence == values["min_confidence"]
         and policy.size_factor == values["size_factor"]
         and avoided(policy.avoid_conditions) == avoided(values["avoid_conditions"])
+        and patterns(policy.patterns) == patterns(values["patterns"])
     )
 
 
@@ -205,6 +467,7 @@ def describe_policy(bot) -> dict:
         "min_confidence": policy.min_confidence,
         "size_factor": policy.size_factor,
         "avoid_conditions": policy.avoid_conditions,
+        "patterns": policy.patterns,
         "learned": policy.learned,
         "pins": latest.pins if latest else {},
         "data_from": latest.data_from if latest else None,
@@ -245,13 +508,15 @@ def pin(bot, **values) -> LearnedPolicy:
     return current
 
 
-def _size_factor(taken: list[dict], bot) -> tuple[float, dict]:
+def _size_factor(taken: dict, bot) -> tuple[float, dict]:
     """A fraction of the Kelly stake, over the bot's risk per trade, capped: 1.0 risks what the bot's setting
-    says, 0 means no edge. Kelly f* = p - (1 - p) / b, p the hit rate above the threshold and b the mean win
-    over the mean loss, both in R."""
-    n, wins, losses = (sum(r[name] for r in taken) for name in ("n", "wins", "losses"))
-    mean_win = sum(r["win_r"] for r in taken) / wins if wins else None
-    mean_loss = sum(r["loss_r"] for r in taken) / losses if losses else None
+    says, 0 means no edge. Kelly f* = p - (1 - p) / b, p the hit rate of the calls the policy trades and b
+    their mean win over their mean loss, both in R (`taken`: their weighted sums, Evidence.totals)."""
+    n, wins, losses = taken["n"], taken["wins"], taken["losses"]
+    if not n:
+        return 0.0, {"n": 0}
+    mean_win = taken["win_r"] / wins if wins else None
+    mean_loss = taken["loss_r"] / losses if losses else None
     p = wins / n
     if not mean_loss:
         kelly = 1.0 if mean_win else 0.0  # never lost: as much as the cap allows
@@ -262,23 +527,13 @@ def _size_factor(taken: list[dict], bot) -> tuple[float, dict]:
     base_risk = float(bot.risk_per_trade_pct) / 100
     factor = min(settings.SIZE_FACTOR_CAP, max(0.0, settings.KELLY_FRACTION * kelly / base_risk))
     evidence = {
-        "n": n,
+        "n": _round(n),
         "hit_rate": _round(p),
         "mean_win_r": _round(mean_win),
         "mean_loss_r": _round(mean_loss),
         "kelly": _round(kelly),
     }
     return round(factor, 4), evidence
-
-
-def _avoid_conditions(taken: list[dict], minimum: int) -> list[dict]:
-    avoid = []
-    for column in AVOIDABLE:
-        for value in sorted({r[column] for r in taken}):
-            found = _expectancy([r for r in taken if r[column] == value])
-            if found["n"] >= minimum and found["expectancy_r"] < 0:
-                avoid.append({"field": column, "value": value, **found})
-    return avoid
 
 
 def _round(value) -> float | None:

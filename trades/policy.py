@@ -22,7 +22,7 @@ class RiskLimits:
     max_open_trades: int
     daily_loss_limit_pct: Decimal
     size_factor: Decimal = Decimal(1)  # learned from the bot's history (learning.policy); 0: no edge
-    avoided: dict | None = None  # the learned avoid-condition the market is in now, if any
+    avoided: dict | None = None  # the avoid-condition or pattern that keeps this call out (learning.policy)
     ml_gate: dict | None = None  # the outcome model's verdict (learning.ml.gate), when one is active
 
 
@@ -68,6 +68,8 @@ def decide(
         return Decision(False, f"confidence {confidence:g} below the minimum {limits.min_confidence:g}")
     if limits.avoided:
         avoided = limits.avoided
+        if "reason" in avoided:  # a learned pattern, worded by the policy with its evidence
+            return Decision(False, avoided["reason"])
         if "n" not in avoided:  # pinned by the owner, not learned: there is no evidence to quote
             return Decision(False, f"pinned to avoid {avoided['field']} {avoided['value']}")
         return Decision(

@@ -184,6 +184,7 @@ def test_a_trade_is_held_to_its_time_limit(ledger, alice, settings):
 
 def test_a_users_bots_learn_pooled(ledger, alice, settings):
     settings.LEARNING_MIN_SAMPLES = 5
+    settings.POLICY_RELEARN_CALLS = 1  # learned again on every resolved call: the latest saw them all
     veteran, newcomer = make_bot(alice, max_open_trades=1), make_bot(alice, max_open_trades=1)
     cycles(ledger, veteran, hours(SLOT, 30))
     cycles(ledger, newcomer, hours(SLOT + 30 * HOUR, 12))

@@ -279,6 +279,18 @@ LEARNING_MIN_SAMPLES = env.int("TRADINGAI_LEARNING_MIN_SAMPLES", default=30)
 # The size factor is this fraction of the Kelly stake over the bot's risk per trade, capped.
 KELLY_FRACTION = env.float("TRADINGAI_KELLY_FRACTION", default=0.1)
 SIZE_FACTOR_CAP = env.float("TRADINGAI_SIZE_FACTOR_CAP", default=1.5)
+# The adaptive policy adapts only on evidence (docs/learning.md, "The adaptive policy"): the false discovery
+# rate it allows across all the conditions it tries (Benjamini-Hochberg), the half-lives (in candles of the
+# bot's timeframe) of the evidence it adopts a condition on and of the evidence that drops it, the blocks its
+# totals are kept in, and how many more resolved calls it waits for before it learns again.
+POLICY_FDR = env.float("TRADINGAI_POLICY_FDR", default=0.05)
+POLICY_HALF_LIFE_CANDLES = env.int("TRADINGAI_POLICY_HALF_LIFE_CANDLES", default=2000)
+POLICY_RECENT_HALF_LIFE_CANDLES = env.int("TRADINGAI_POLICY_RECENT_HALF_LIFE_CANDLES", default=200)
+POLICY_BLOCK_CANDLES = env.int("TRADINGAI_POLICY_BLOCK_CANDLES", default=50)
+POLICY_RELEARN_CALLS = env.int("TRADINGAI_POLICY_RELEARN_CALLS", default=10)
+# Before a bot has the evidence to learn from, it trades at this fraction of its risk per trade: enough to
+# show what it does, too little to lose much while nothing is known.
+POLICY_PROBE_SIZE = env.float("TRADINGAI_POLICY_PROBE_SIZE", default=1.0)
 # The outcome model (learning/ml.py) is trained once a user has this many resolved BUY/SELL calls: with
 # five time-ordered splits, its first window then learns from 20 and tests on 20 (four times the 30 above).
 ML_MIN_SAMPLES = env.int("TRADINGAI_ML_MIN_SAMPLES", default=120)
