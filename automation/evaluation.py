@@ -1,20 +1,22 @@
 """Does the learning work? The evaluation of one bot's history (a replay's, usually): accuracy, calibration
 and Brier score by week and month, the learned policy over time, and the adaptive policy against the same
 analyses under the static default policy, buy-and-hold and no trade. Everything is read from the database,
-so the report says what the database holds; every figure carries its n, and a comparison is only stated
-when both sides have at least LEARNING_MIN_SAMPLES.
+so the report says what the database holds; every figure carries its n, and a comparison or a Sharpe ratio
+is only claimed when its test passes at 5 % (docs/architecture.md, "Replay and evaluation").
 
 Two views of the adaptive policy: the paper account (the trades it made, with fees, slippage and its limit
-on open trades) and, like for like with the static policy, the R view: each analysis's result in units of
-its risk (`outcome_r`, net of fees), compounded at the bot's risk per trade, times the size factor the
-policy gave it. The static policy takes every BUY or SELL at or above the bot's own minimum confidence at
-size 1, also as if each were the only position open."""
+on open trades) and, like for like with the static policy, the R view: each trade's result in units of its
+risk (`outcome_r`, net of fees), compounded at the bot's risk per trade, times the size factor the policy
+gave it, booked when it resolved. The static policy takes a BUY or SELL at or above the bot's own minimum
+confidence at size 1 when fewer than the bot's `max_open_trades` calls it took are still open, as the
+adaptive policy's broker would."""
 
 import json
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.db.models import Count
@@ -23,7 +25,7 @@ from django.template.loader import render_to_string
 from core.values import BUY_OR_SELL, Outcome, Side
 from learning import plots
 from learning.insights import stat
-from learning.models import AILearningData
+from learning.models import AILearningData, LearnedPolicy
 from market.models import Candle
 from market.timeframes import TIMEFRAME_PERIODS
 from trades.models import Trade
@@ -42,13 +44,21 @@ def evaluate(bot, *, start: datetime | None = None, end: datetime | None = None)
         .order_by("cycle_run__slot")
         .values(
             "cycle_run__slot", "recommendation", "confidence_score", "outcome", "outcome_r", "untraded",
-            "feedback_data", "prompt_tokens", "completion_tokens", "cost_usd", "trade__pk",
+            "feedback_data", "prompt_tokens", "completion_tokens", "cost_usd", "trade__pk", "resolved_at",
         )
     )  # fmt: skip
     resolved = [r for r in rows if r["outcome"]]
     minimum = settings.LEARNING_MIN_SAMPLES
     risk = float(bot.risk_per_trade_pct) / 100
     slots = [r["cycle_run__slot"] for r in rows]
+    adaptive, static = _adaptive(rows), _static(bot, rows)
+    curves = {
+        "adaptive": _curve(
+            adaptive, risk, size=lambda r: r["feedback_data"].get("policy", {}).get("size_factor", 1.0)
+        ),
+        "static": _curve(static, risk, size=lambda r: 1.0),
+        "buy_and_hold": _held(bot, slots),
+    }
     figures = {
         "market": f"{bot.exchange} {bot.symbol} {bot.timeframe}",
         "analyst": bot.analyst.lower(),
@@ -65,22 +75,15 @@ def evaluate(bot, *, start: datetime | None = None, end: datetime | None = None)
         "halves": _halves(resolved),
         "policy_over_time": _policy_over_time(rows),
         "strategies": {
-            "adaptive": _adaptive(bot, rows, risk),
+            "adaptive": _summary(curves["adaptive"], adaptive),
             "adaptive_account": _account(bot, runs),
-            "static": _compounded(
-                [
-                    r
-                    for r in rows
-                    if r["recommendation"] in BUY_OR_SELL
-                    and r["outcome_r"] is not None
-                    and (r["confidence_score"] or 0) >= float(bot.min_confidence)
-                ],
-                risk,
-                size=lambda r: 1.0,
-            ),
-            "buy_and_hold": _buy_and_hold(bot, slots),
+            "static": _summary(curves["static"], static),
+            "buy_and_hold": _buy_and_hold(curves["buy_and_hold"]),
             "no_trade": {"trades": 0, "return": 0.0, "max_drawdown": 0.0, "equity": []},
         },
+        "statistics": statistics(
+            daily_returns(curves, [slot.date() for slot in slots]), trials=_trials(bot, start, end)
+        ),
         "long_short": _long_short(rows),
         "llm": _llm(rows),
     }
@@ -232,29 +235,56 @@ def _policy_over_time(rows: list[dict]) -> list[dict]:
     return changes
 
 
-def _compounded(rows: list[dict], risk: float, size) -> dict:
-    equity, peak, drawdown, curve = 1.0, 1.0, 0.0, []
+def _adaptive(rows: list[dict]) -> list[dict]:
+    """The calls the adaptive policy traded, as they resolved."""
+    traded = [r for r in rows if r["trade__pk"] and r["outcome_r"] is not None and r["resolved_at"]]
+    return sorted(traded, key=lambda r: r["resolved_at"])
+
+
+def _static(bot, rows: list[dict]) -> list[dict]:
+    """The static default policy with the adaptive one's limit on open positions: a call at or above the
+    bot's minimum confidence is taken only while fewer than `max_open_trades` taken calls are unresolved
+    at its slot. A taken call whose outcome is still unknown stays open to the end, as a trade would."""
+    taken, resolved = [], []
+    for r in rows:
+        if r["recommendation"] not in BUY_OR_SELL or (r["confidence_score"] or 0) < float(bot.min_confidence):
+            continue
+        slot = r["cycle_run__slot"]
+        if sum(t["resolved_at"] is None or t["resolved_at"] > slot for t in taken) >= bot.max_open_trades:
+            continue
+        taken.append(r)
+        if r["outcome_r"] is not None and r["resolved_at"]:
+            resolved.append(r)
+    return sorted(resolved, key=lambda r: r["resolved_at"])
+
+
+def _curve(rows: list[dict], risk: float, size) -> list[tuple[datetime, float]]:
+    """Equity (start 1) after each trade, compounded at the bot's risk per trade, when the trade resolved."""
+    equity, curve = 1.0, []
     for r in rows:
         equity *= 1 + r["outcome_r"] * risk * size(r)
+        curve.append((r["resolved_at"], equity))
+    return curve
+
+
+def _drawdown(curve: list[tuple[datetime, float]]) -> float:
+    peak, drawdown = 1.0, 0.0
+    for _, equity in curve:
         peak = max(peak, equity)
         drawdown = max(drawdown, (peak - equity) / peak)
-        curve.append((r["cycle_run__slot"], round(equity, 6)))
+    return drawdown
+
+
+def _summary(curve: list[tuple[datetime, float]], rows: list[dict]) -> dict:
     results = [r["outcome_r"] for r in rows]
     return {
         "trades": len(rows),
-        "return": round(equity - 1, 6),
-        "max_drawdown": round(drawdown, 6),
+        "return": round(curve[-1][1] - 1 if curve else 0.0, 6),
+        "max_drawdown": round(_drawdown(curve), 6),
         "expectancy_r": round(sum(results) / len(results), 4) if results else None,
         "win_rate": stat(sum(x > 0 for x in results), len(results)),
-        "equity": curve,
+        "equity": [(t, round(e, 6)) for t, e in curve],
     }
-
-
-def _adaptive(bot, rows: list[dict], risk: float) -> dict:
-    traded = [r for r in rows if r["trade__pk"] and r["outcome_r"] is not None]
-    return _compounded(
-        traded, risk, size=lambda r: r["feedback_data"].get("policy", {}).get("size_factor", 1.0)
-    )
 
 
 def _account(bot, runs) -> dict:
@@ -281,9 +311,10 @@ def _account(bot, runs) -> dict:
     }
 
 
-def _buy_and_hold(bot, slots: list[datetime]) -> dict:
+def _held(bot, slots: list[datetime]) -> list[tuple[datetime, float]]:
+    """Buy-and-hold's equity (start 1) at each slot: the close over the first slot's close."""
     if not slots:
-        return {"trades": 0, "return": None, "max_drawdown": None, "equity": []}
+        return []
     period = TIMEFRAME_PERIODS[bot.timeframe]  # a slot is a close; its candle opened one period before
     closes = dict(
         Candle.objects.filter(
@@ -292,19 +323,17 @@ def _buy_and_hold(bot, slots: list[datetime]) -> dict:
         ).values_list("open_time", "close")
     )  # fmt: skip
     series = [(slot, float(closes[slot - period])) for slot in slots if slot - period in closes]
-    if not series:
+    return [(slot, close / series[0][1]) for slot, close in series]
+
+
+def _buy_and_hold(curve: list[tuple[datetime, float]]) -> dict:
+    if not curve:
         return {"trades": 0, "return": None, "max_drawdown": None, "equity": []}
-    first, peak, drawdown, curve = series[0][1], 0.0, 0.0, []
-    for slot, close in series:
-        equity = close / first
-        peak = max(peak, equity)
-        drawdown = max(drawdown, (peak - equity) / peak)
-        curve.append((slot, round(equity, 6)))
     return {
         "trades": 1,
         "return": round(curve[-1][1] - 1, 6),
-        "max_drawdown": round(drawdown, 6),
-        "equity": curve,
+        "max_drawdown": round(_drawdown(curve), 6),
+        "equity": [(t, round(e, 6)) for t, e in curve],
     }
 
 
@@ -333,6 +362,97 @@ def _llm(rows: list[dict]) -> dict:
     }
 
 
+# --- statistics ------------------------------------------------------------------------------------------
+SIGNIFICANCE = 0.05
+# The SPA test's bootstrap draws from a fixed generator, so one database gives one report.
+SPA_SEED, SPA_REPS = 17, 1000
+COMPARED = ("static", "buy_and_hold")
+LABELS = {
+    "adaptive": "the adaptive policy",
+    "static": "the static default policy",
+    "buy_and_hold": "buy-and-hold",
+}
+
+
+def daily_returns(curves: dict[str, list[tuple[datetime, float]]], days: list[date]) -> dict:
+    """Each strategy's return on each day (of equity at the day's last point over the day before's), on one
+    calendar: the days with a slot, and any later day a trade resolved on; 0 on a day without a change."""
+    calendar = sorted({*days, *(moment.date() for curve in curves.values() for moment, _ in curve)})
+    out = {"days": calendar}
+    for name, curve in curves.items():
+        closing = {moment.date(): equity for moment, equity in curve}  # the curves are in time order
+        equity, returns = 1.0, []
+        for day in calendar:
+            returns.append(closing.get(day, equity) / equity - 1)
+            equity = closing.get(day, equity)
+        out[name] = np.array(returns)
+    return out
+
+
+def _trials(bot, start: datetime | None, end: datetime | None) -> int:
+    """The policy versions the bot tried up to the window's end: the trials the deflated Sharpe counts."""
+    versions = LearnedPolicy.objects.filter(bot=bot)
+    if end:
+        versions = versions.exclude(data_to__gt=end)
+    return max(versions.count(), 1)
+
+
+def statistics(returns: dict, trials: int) -> dict:
+    """Per-day Sharpe ratios with their probabilistic (PSR, against 0) and, for the adaptive policy, deflated
+    (DSR, over `trials` policy versions) forms, from skfolio; and Hansen's SPA test (arch) of the adaptive
+    policy against each other strategy, in both directions."""
+    # skfolio imports scikit-learn and cvxpy: a second, paid by the report only.
+    from skfolio.measures import (
+        expected_max_sharpe_ratio,
+        mean,
+        probabilistic_sharpe_ratio,
+        standard_deviation,
+    )
+
+    n = len(returns["days"])
+    out = {"period": "day", "n": n, "trials": trials, "sharpe": {}, "spa": {}}
+    for name in ("adaptive", *COMPARED):
+        r = returns[name]
+        spread = standard_deviation(r) if n >= 3 else 0.0
+        sharpe = float(mean(r) / spread) if spread > 0 else None
+        psr = _number(probabilistic_sharpe_ratio(r)) if sharpe is not None else None
+        figures = {"n": n, "sharpe": _round(sharpe), "psr": _round(psr)}
+        if name == "adaptive":
+            # Trials whose true Sharpe is 0 scatter by the estimate's standard error, 1/sqrt(n - 1).
+            benchmark = expected_max_sharpe_ratio(trials, 1 / np.sqrt(n - 1)) if n > 1 else 0.0
+            dsr = _number(probabilistic_sharpe_ratio(r, benchmark)) if sharpe is not None else None
+            figures.update(trials=trials, expected_max_sharpe=_round(benchmark), dsr=_round(dsr))
+        out["sharpe"][name] = figures
+    for name in COMPARED:
+        out["spa"][name] = {
+            "n": n,
+            "p_better": _spa(returns[name], returns["adaptive"]),
+            "p_worse": _spa(returns["adaptive"], returns[name]),
+        }
+    return out
+
+
+def _spa(benchmark: np.ndarray, model: np.ndarray) -> float | None:
+    """The consistent p-value of SPA's null that `model` earns no more than `benchmark` (losses: -returns)."""
+    from arch.bootstrap import SPA
+
+    if len(benchmark) < 3:
+        return None
+    if np.ptp(model - benchmark) == 0:
+        return 1.0  # the same returns every day (both flat, usually): nothing to test
+    spa = SPA(-benchmark, -model[:, None], reps=SPA_REPS, bootstrap="stationary", seed=SPA_SEED)
+    spa.compute()
+    return _round(float(spa.pvalues["consistent"]))
+
+
+def _number(value) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
 def _claims(f: dict, minimum: int) -> list[dict]:
     """What the figures allow one to say, each with its n; what they do not, withheld and said so."""
     claims = []
@@ -352,34 +472,113 @@ def _claims(f: dict, minimum: int) -> list[dict]:
         elif second["high"] < first["low"]:
             verdict = "worsened beyond noise"
         else:
-            verdict = "did not change beyond noise"
+            verdict = "did not change beyond noise (not significant: the 95% intervals overlap)"
         claims.append(
             {
                 "text": f"Accuracy {verdict} from the first half of the history to the second: "
-                f"{first['rate']:.0%} (n={first['n']}) then {second['rate']:.0%} (n={second['n']}).",
+                f"{first['rate']:.0%} (n={first['n']}, 95% CI {first['low']:.0%}-{first['high']:.0%}) then "
+                f"{second['rate']:.0%} (n={second['n']}, 95% CI {second['low']:.0%}-{second['high']:.0%}).",
                 "n": first["n"] + second["n"],
+                "test": "Wilson 95% intervals apart",
+                "compared": ["first half", "second half"],
+                "p_value": None,
+                "significant": "beyond" in verdict and "not" not in verdict,
             }
         )
     else:
         claims.append(
             {"text": f"Too few resolved analyses to compare the halves (needs {minimum} each).", "n": 0}
         )
-    adaptive, static = f["strategies"]["adaptive"], f["strategies"]["static"]
-    if min(adaptive["trades"], static["trades"]) >= minimum:
+    stats = f["statistics"]
+    if stats["n"] < minimum:
         claims.append(
             {
-                "text": f"Adaptive policy: {adaptive['expectancy_r']} R a trade over {adaptive['trades']} "
-                f"trades, return {adaptive['return']:.2%}; static default: {static['expectancy_r']} R over "
-                f"{static['trades']}, return {static['return']:.2%}.",
-                "n": adaptive["trades"] + static["trades"],
+                "text": f"No test of the strategies' returns: {stats['n']} days, {minimum} needed.",
+                "n": stats["n"],
             }
         )
-    else:
-        claims.append(
-            {
-                "text": f"No comparison of the adaptive and the static policy: {adaptive['trades']} and "
-                f"{static['trades']} trades, {minimum} needed on each side.",
-                "n": 0,
-            }
-        )
+        return claims
+    for name in COMPARED:
+        claims.append(_comparison(f["strategies"], name, stats["spa"][name]))
+    for name, sharpe in stats["sharpe"].items():
+        claims.append(_sharpe(name, sharpe))
     return claims
+
+
+def _p(value: float) -> str:
+    return "p<0.001" if value < 0.001 else f"p={value:.3f}"
+
+
+def _described(name: str, s: dict) -> str:
+    if name == "buy_and_hold":
+        return f"buy-and-hold returned {s['return']:.2%}"
+    return (
+        f"{name} {s['expectancy_r']} R a trade over {s['trades']} trades, return {s['return']:.2%}"
+        if s["trades"]
+        else f"{name} made no trade"
+    )
+
+
+def _comparison(strategies: dict, name: str, spa: dict) -> dict:
+    """Adaptive against `name` by the SPA test, one side at a time: better, worse, or not significant."""
+    label = LABELS[name]
+    figures = f"{_described('adaptive', strategies['adaptive'])}; {_described(name, strategies[name])}"
+    claim = {"n": spa["n"], "test": "SPA", "compared": ["adaptive", name]}
+    for direction, key in (("more", "p_better"), ("less", "p_worse")):
+        if spa[key] < SIGNIFICANCE:
+            return {
+                **claim,
+                "text": f"The adaptive policy earned {direction} than {label}: Hansen's SPA test on "
+                f"n={spa['n']} daily returns, {_p(spa[key])} ({figures}).",
+                "p_value": spa[key],
+                "significant": True,
+            }
+    return {
+        **claim,
+        "text": f"The adaptive policy and {label} differ by no more than chance (not significant: SPA test "
+        f"on n={spa['n']} daily returns, {_p(spa['p_better'])} that it earned more, "
+        f"{_p(spa['p_worse'])} that it earned less; {figures}).",
+        "p_value": min(spa["p_better"], spa["p_worse"]),
+        "significant": False,
+    }
+
+
+def _sharpe(name: str, s: dict) -> dict:
+    """A Sharpe ratio above (or below) zero, by the deflated Sharpe ratio for the adaptive policy (its policy
+    versions were tried on these days) and the probabilistic one for the others."""
+    label = LABELS[name]
+    if s["sharpe"] is None or s["psr"] is None:
+        return {
+            "text": f"No Sharpe ratio for {label}: its daily returns (n={s['n']}) do not vary enough.",
+            "n": 0,
+        }
+    deflated = "dsr" in s and s["dsr"] is not None
+    above = s["dsr"] if deflated else s["psr"]
+    test = f"DSR over {s['trials']} policy versions" if deflated else "PSR"
+    claim = {"n": s["n"], "test": test, "compared": [name, "zero"]}
+    figure = f"{label[0].upper()}{label[1:]}'s Sharpe ratio, {s['sharpe']:.3f} a day (n={s['n']} days)"
+    if 1 - above < SIGNIFICANCE:
+        return {
+            **claim,
+            "text": f"{figure}, is above zero: {test} {above:.3f}, {_p(1 - above)}.",
+            "p_value": round(1 - above, 6),
+            "significant": True,
+        }
+    if s["psr"] < SIGNIFICANCE:
+        return {
+            **claim,
+            "test": "PSR",
+            "text": f"{figure}, is below zero: PSR {s['psr']:.3f}, {_p(s['psr'])}.",
+            "p_value": s["psr"],
+            "significant": True,
+        }
+    return {
+        **claim,
+        "text": f"{figure}, is not significantly different from zero: {test} {above:.3f}, {_p(1 - above)} "
+        f"that it is above; PSR {s['psr']:.3f}, {_p(s['psr'])} that it is below."
+        if deflated
+        else f"{figure}, is not significantly different from zero: PSR {s['psr']:.3f}, "
+        f"{_p(1 - above)} that it is above, {_p(s['psr'])} that it is below.",
+        "p_value": round(1 - above, 6),
+        "significant": False,
+    }
