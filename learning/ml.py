@@ -1,7 +1,8 @@
 """The outcome model (docs/learning.md): a scikit-learn model of what an analysis saw and said,
 predicting whether a BUY/SELL call comes out a WIN, pooled over a user's bots and symbols; evaluated on
-time-ordered splits against the analyst's own confidence, and used by the decision as a gate only while it
-beats that confidence out of sample. Rules and reasons: docs/learning.md, "The outcome model and its gate"."""
+time-ordered splits against the analyst's calibrated confidence, and used by the decision as a gate only
+while, out of sample, it beats that confidence and ranks WINs above LOSSes with evidence. Rules and
+reasons: docs/learning.md, "The outcome model and its gate"."""
 
 import hashlib
 import json
@@ -21,6 +22,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import CharField, Count
 from django.db.models.functions import Cast
+from scipy.stats import mannwhitneyu
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -31,6 +33,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from core.values import BUY_OR_SELL, Recommendation
 
+from .calibration import Calibration, fit_calibration
 from .models import AILearningData, Outcome, TrainedModel
 
 logger = logging.getLogger(__name__)
@@ -52,6 +55,9 @@ CATEGORICAL = ("analyst", "recommendation", "regime", "sentiment_vs_call", "time
 # of them, and five sixths of the rows are predicted out of sample.
 SPLITS = 5
 ALGORITHM = f"scikit-learn {sklearn.__version__} LogisticRegression"
+# The one-sided p-value below which a model's AUC counts as evidence that it ranks better than chance. A
+# model that ranks no better only moves probabilities around, and the gate would refuse calls by noise.
+AUC_ALPHA = 0.05
 # What training and the checks read of an analysis; the analyst's prose stays in the database.
 FIELDS = (
     "analysis_data",
@@ -216,10 +222,32 @@ def _brier(won: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean((p - won) ** 2))
 
 
+def _ranking(won: np.ndarray, p: np.ndarray) -> dict:
+    """AUC of `p` for `won`, and the one-sided Mann-Whitney p-value of "WINs get higher p than LOSSes"
+    (AUC = U/(n1·n0)); without both outcomes there is no ranking to judge, and no AUC."""
+    n1, n0 = int(won.sum()), int(len(won) - won.sum())
+    if not n1 or not n0:
+        return {"n1": n1, "n0": n0}
+    test = mannwhitneyu(p[won == 1], p[won == 0], alternative="greater")
+    return {"n1": n1, "n0": n0, "auc": float(test.statistic) / (n1 * n0), "auc_p_value": float(test.pvalue)}
+
+
+def _beats(metrics: dict, brier: str) -> bool:
+    """The gate's condition: a lower Brier score than the calibrated confidence's, and an AUC above 0.5
+    with evidence (docs/learning.md)."""
+    return (
+        metrics[brier] < metrics["baseline_brier"]
+        and metrics.get("auc", 0) > 0.5
+        and metrics["auc_p_value"] < AUC_ALPHA
+    )
+
+
 def _evaluate(x: pd.DataFrame, won: np.ndarray, made: np.ndarray, resolved: np.ndarray) -> dict | None:
-    """Out-of-sample predictions over expanding time-ordered windows, against the stated confidence on the
-    same rows. None when no window had both outcomes to learn from."""
-    predicted, held = [], []
+    """Out-of-sample predictions over expanding time-ordered windows, against the stated confidence
+    calibrated on each window's training rows, on the same rows. None when no window had both outcomes to
+    learn from."""
+    stated = x["confidence"].to_numpy(dtype=float)
+    predicted, baseline, held = [], [], []
     for fit_on, test_on in TimeSeriesSplit(n_splits=SPLITS).split(x):
         # Purged: a row whose outcome came after the first test call was made could not have been learned
         # from at the time of that call.
@@ -228,26 +256,36 @@ def _evaluate(x: pd.DataFrame, won: np.ndarray, made: np.ndarray, resolved: np.n
             continue  # a window of one outcome has nothing to learn; its rows are not counted
         fitted = _pipeline().fit(x.iloc[fit_on], won[fit_on])
         predicted.append(fitted.predict_proba(x.iloc[test_on])[:, 1])
+        baseline.append(fit_calibration(stated[fit_on], won[fit_on]).probabilities(stated[test_on]))
         held.append(test_on)
     if not held:
         return None
-    p, rows = np.concatenate(predicted), np.concatenate(held)
-    truth, baseline = won[rows], x["confidence"].to_numpy()[rows] / 100
+    p, rows, calibrated = np.concatenate(predicted), np.concatenate(held), np.concatenate(baseline)
+    truth = won[rows]
+    ranking = _ranking(truth, p)
     metrics = {
         "oos_brier": _brier(truth, p),
-        "baseline_brier": _brier(truth, baseline),
+        "baseline_brier": _brier(truth, calibrated),
+        "stated_brier": _brier(truth, stated[rows] / 100),
         "log_loss": log_loss(truth, p, labels=[0, 1]),
-        "baseline_log_loss": log_loss(truth, baseline, labels=[0, 1]),
+        "baseline_log_loss": log_loss(truth, calibrated, labels=[0, 1]),
+        **{k: ranking[k] for k in ("auc", "auc_p_value") if k in ranking},
     }
-    if len(set(truth)) == 2:
-        metrics |= {"auc": roc_auc_score(truth, p), "baseline_auc": roc_auc_score(truth, baseline)}
-    return {"n_oos": len(rows), **{name: round(float(value), 6) for name, value in metrics.items()}}
+    if "auc" in ranking:
+        metrics["baseline_auc"] = roc_auc_score(truth, calibrated)
+    return {
+        "n_oos": len(rows),
+        "n1": ranking["n1"],
+        "n0": ranking["n0"],
+        **{name: round(float(value), 6) for name, value in metrics.items()},
+    }
 
 
 def train(user, *, until: datetime) -> TrainedModel | None:
     """Train the user's outcome model on the calls resolved before `until` (no lookahead: the replay passes
-    its simulated clock), evaluate it out of sample, store it, active only if it beats the confidence.
-    None when there are too few calls, or nothing to learn."""
+    its simulated clock), evaluate it out of sample, store it, active only if it beats the calibrated
+    confidence and ranks better than chance with evidence. None when there are too few calls, or nothing to
+    learn."""
     calls = sorted(resolved_calls(_calls(user=user, resolved_at__lt=until)), key=lambda c: (c.made, c.pk))
     if len(calls) < settings.ML_MIN_SAMPLES:
         return None
@@ -266,6 +304,9 @@ def train(user, *, until: datetime) -> TrainedModel | None:
         "wins": int(won.sum()),
         "splits": SPLITS,
         "until": until.isoformat(),
+        # The baseline the switch-off check measures the model against: the confidence calibrated on the
+        # same rows.
+        "calibration": fit_calibration(x["confidence"].to_numpy(dtype=float), won).to_json(),
     }
     with transaction.atomic():
         existing = TrainedModel.objects.filter(user=user, version=version).first()
@@ -282,7 +323,7 @@ def train(user, *, until: datetime) -> TrainedModel | None:
             trained_from=resolved.min(),
             trained_to=trained_to,
             metrics=metrics,
-            is_active=evaluated["oos_brier"] < evaluated["baseline_brier"],
+            is_active=_beats(evaluated, "oos_brier"),
         )
         model.artifact.save(f"{user.pk}-{version}.json", ContentFile(body), save=False)
         model.save()
@@ -345,8 +386,9 @@ def active_model(user) -> TrainedModel | None:
 
 def still_beats_baseline(model: TrainedModel, *, until: datetime) -> bool:
     """Check the model on the calls resolved since its training data ends and before `until`, which it
-    never saw; once there are LEARNING_MIN_SAMPLES of them and its Brier score there is no better than the
-    stated confidence's, switch it off, with the evidence in its metrics."""
+    never saw; once there are LEARNING_MIN_SAMPLES of them and it no longer meets the gate's condition
+    there (a lower Brier score than the confidence calibrated on its training rows, and an AUC above 0.5
+    with evidence), switch it off, with the evidence in its metrics."""
     if not model.is_active:
         return False
     fresh = resolved_calls(
@@ -356,19 +398,36 @@ def still_beats_baseline(model: TrainedModel, *, until: datetime) -> bool:
     if len(fresh) < settings.LEARNING_MIN_SAMPLES:
         return True
     won = np.array([c.won for c in fresh], dtype=int)
-    params = _parameters(model.artifact.name)
+    stated = np.array([c.confidence for c in fresh], dtype=float)
+    p = _probabilities(_parameters(model.artifact.name), [c.inputs for c in fresh])
+    ranking = _ranking(won, p)
     evidence = {
         "n": len(fresh),
-        "brier": round(_brier(won, _probabilities(params, [c.inputs for c in fresh])), 6),
-        "baseline_brier": round(_brier(won, np.array([c.confidence for c in fresh]) / 100), 6),
+        "n1": ranking["n1"],
+        "n0": ranking["n0"],
+        "brier": round(_brier(won, p), 6),
+        "baseline_brier": round(_brier(won, _calibration(model).probabilities(stated)), 6),
+        "stated_brier": round(_brier(won, stated / 100), 6),
+        **{k: round(ranking[k], 6) for k in ("auc", "auc_p_value") if k in ranking},
         "at": until.isoformat(),
     }
-    beats = evidence["brier"] < evidence["baseline_brier"]
+    beats = _beats(evidence, "brier")
     metrics = {**model.metrics, "fresh": evidence, **({} if beats else {"switched_off": evidence})}
     # Only an active model is switched: a retraining that retired it meanwhile keeps its own word.
     TrainedModel.objects.filter(pk=model.pk, is_active=True).update(is_active=beats, metrics=metrics)
     model.is_active, model.metrics = beats, metrics
     return beats
+
+
+def _calibration(model: TrainedModel) -> Calibration:
+    """The stated confidence calibrated on the model's training rows: stored with it since models carry
+    one; for one trained before, fitted again on the calls resolved by the end of its training data."""
+    if "calibration" in model.metrics:
+        return Calibration.from_json(model.metrics["calibration"])
+    rows = _calls(user=model.user_id, resolved_at__lte=model.trained_to).values_list(
+        "confidence_score", "outcome"
+    )
+    return fit_calibration([c for c, _ in rows], [int(o == Outcome.WIN) for _, o in rows])
 
 
 def gate(user, record: AILearningData, reward_risk: float | None) -> dict | None:

@@ -162,6 +162,59 @@ def test_a_model_that_beats_the_confidence_is_stored_active_with_its_window(alic
     assert ml.train(alice, until=until + HOUR).metrics["n"] == 241
 
 
+def test_a_model_that_only_beats_a_miscalibrated_confidence_is_not_switched_on(alice):
+    """Issue 17: the analyst says 90 and is right 40 % of the time, and nothing else says anything. The
+    model learns the 40 %, which beats the stated 90 % by far, but ranks WINs no better than chance."""
+    calls(alice, 240, win=lambda *a: 0.4, confidence=lambda rng: 90)
+
+    model = ml.train(alice, until=T0 + 1000 * HOUR)
+
+    assert not model.is_active
+    assert ml.active_model(alice) is None
+    m = model.metrics
+    assert m["oos_brier"] < m["stated_brier"] - 0.2  # the old gate's condition, met by far
+    assert m["baseline_brier"] < m["stated_brier"] - 0.2  # the calibrated confidence knows the 40 % too
+    assert m["auc_p_value"] >= ml.AUC_ALPHA
+    assert m["n1"] + m["n0"] == m["n_oos"] == 200
+
+
+def confidence_turns(user):
+    """240 calls whose stated confidence is right for the first 120 and reversed for the rest."""
+    calls(user, 120, win=confidence_wins, confidence=informative)
+    calls(
+        user,
+        120,
+        hour=120,
+        seed=2,
+        win=lambda side, momentum, stated: 1 - stated / 100,
+        confidence=informative,
+    )
+
+
+def test_a_model_that_beats_even_the_calibrated_confidence_but_ranks_by_chance_is_not_switched_on(alice):
+    confidence_turns(alice)
+
+    model = ml.train(alice, until=T0 + 1000 * HOUR)
+
+    assert not model.is_active
+    m = model.metrics
+    assert m["oos_brier"] < m["baseline_brier"] < m["stated_brier"]
+    assert (m["auc"], m["auc_p_value"]) == pytest.approx((0.5, 0.5), abs=0.05)
+
+
+def test_the_calibrated_confidence_is_fitted_on_earlier_calls_only(alice):
+    confidence_turns(alice)
+
+    m = ml.train(alice, until=T0 + 1000 * HOUR).metrics
+
+    # The windows that predict the reversed calls learned mostly from the right ones: their baseline ranks
+    # the wrong way round. Fitted on the rows it predicts, it would have been about flat (as the stored
+    # one, fitted on all rows, is), with a Brier score near 0.25.
+    assert m["baseline_brier"] > 0.3
+    assert m["baseline_auc"] < 0.5
+    assert m["calibration"]["values"][0] == pytest.approx(m["calibration"]["values"][-1], abs=0.2)
+
+
 def test_too_few_calls_train_nothing(alice, settings):
     calls(alice, settings.ML_MIN_SAMPLES - 1)
     assert ml.train(alice, until=T0 + 1000 * HOUR) is None
