@@ -11,6 +11,7 @@ BENCHMARKS = [
     "bench.bench_api",
     "bench.bench_load",
     "bench.bench_replay",
+    "bench.bench_learning",
     "bench.bench_signin",
 ]
 

@@ -1,0 +1,48 @@
+"""The learning benchmark's markets (bench/bench_learning.py): the same for the same seed, and planted on the
+calls the replay's analyst really makes, so that its oracle and its figures are about the product's calls."""
+
+import pandas as pd
+import pytest
+
+from automation.replay import ReplaySpec, replay
+from bench.bench_learning import (
+    PLANTED_REGIMES,
+    WARM_UP,
+    check_calls,
+    generate,
+    replayed_calls,
+    store_candles,
+)
+
+CANDLES = WARM_UP + 150  # below the replay's AHEAD_FROM slots: no worker process to start
+
+
+def test_a_market_is_the_same_for_the_same_seed_and_another_for_another():
+    first, again, other = (
+        generate("strong", 1, CANDLES),
+        generate("strong", 1, CANDLES),
+        generate("strong", 2, CANDLES),
+    )
+    pd.testing.assert_frame_equal(first.frame, again.frame)
+    assert first.calls == again.calls
+    assert not first.frame["close"].equals(other.frame["close"])
+    # The plant is on the calls' conditions: in the strong market, the planted regimes follow through.
+    assert first.calls and all(
+        (call.weight > 0) == (call.conditions["regime"] in PLANTED_REGIMES) for call in first.calls.values()
+    )
+
+
+@pytest.mark.django_db
+def test_the_replay_makes_the_calls_the_generator_planted_on():
+    generated = generate("conjunction", 1, CANDLES)
+    store_candles(generated, "CONJUNCTION1/USD")
+    calls = replayed_calls(replay(ReplaySpec("sample", "CONJUNCTION1/USD", "1h")))
+
+    checked, differing = check_calls(generated, calls)
+    assert (checked, differing) == (CANDLES - WARM_UP + 1, 0)
+    assert len(generated.calls) > 50
+
+    # The check sees a call that differs.
+    as_of, call = next(iter(generated.calls.items()))
+    calls[as_of] = {**calls[as_of], "recommendation": "SELL" if call.recommendation == "BUY" else "BUY"}
+    assert check_calls(generated, calls) == (checked, 1)
