@@ -79,6 +79,8 @@ def summary(figures: dict) -> str:
                 for name, s in figures["strategies"].items()
                 if name != "adaptive"
             ),
+            "What the figures say:",
+            *(f"  - {claim['text']}" for claim in figures["claims"]),
         ]
     )
 
