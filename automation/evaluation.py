@@ -490,10 +490,10 @@ def _claims(f: dict, minimum: int) -> list[dict]:
             {"text": f"Too few resolved analyses to compare the halves (needs {minimum} each).", "n": 0}
         )
     stats = f["statistics"]
-    if stats["n"] < minimum:
+    if stats["n"] < max(minimum, 3):  # fewer than 3 days have no spread, skewness or bootstrap
         claims.append(
             {
-                "text": f"No test of the strategies' returns: {stats['n']} days, {minimum} needed.",
+                "text": f"No test of the strategies' returns: {stats['n']} days, {max(minimum, 3)} needed.",
                 "n": stats["n"],
             }
         )
