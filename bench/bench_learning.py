@@ -322,7 +322,13 @@ def child(market: str, seed: int, candles: int) -> dict:
             first_correct = entry["resolved"]
             if first_correct is None:  # not watched: the calls resolved by the version's data window
                 to = entry["policy"].data_to
-                first_correct = sum(1 for r in records if r["resolved_at"] and r["resolved_at"] <= to)
+                first_correct = sum(
+                    1
+                    for r in records
+                    if r["recommendation"] in ("BUY", "SELL")
+                    and r["outcome_r"] is not None
+                    and r["resolved_at"] <= to
+                )
         candidates = max(candidates, entry.get("candidates") or 0)
     for p in versions:
         for action, conditions in patterns_of(p):
@@ -337,13 +343,8 @@ def child(market: str, seed: int, candles: int) -> dict:
         generated.calls.get(r["market_conditions"]["as_of"]) for r in records if r["pk"] in traded_ids
     ]
     dead = [c.index - flip_index for c in traded_calls if c and c.weight < 0 and c.index >= flip_index]
-    cells = None
-    if market == "conjunction":
-        counts = {"A∧B": 0, "A∧¬B": 0, "¬A∧B": 0, "¬A∧¬B": 0}
-        for call in generated.calls.values():
-            a, b = conjunction_cell(call.conditions)
-            counts[("A" if a else "¬A") + "∧" + ("B" if b else "¬B")] += 1
-        cells = counts
+    on_plant = sum(1 for c in traded_calls if c and c.weight > 0)
+    cells = conjunction_cells(generated, by_as_of) if market == "conjunction" else None
     return {
         "market": market,
         "seed": seed,
@@ -354,6 +355,8 @@ def child(market: str, seed: int, candles: int) -> dict:
         "planted_calls": len(planted),
         "oracle": {"r": sum(oracle), "trades": len(oracle)},
         "adaptive": {"r": sum(adaptive), "trades": len(adaptive)},
+        "traded": len(traded_ids),
+        "traded_on_plant": on_plant,
         "first_correct": first_correct,
         "spurious": sum(seen.values()),
         "learned": len(seen),
@@ -369,6 +372,22 @@ def child(market: str, seed: int, candles: int) -> dict:
         "flip_cycles": max(dead, default=0) if market == "flip" else None,
         "cells": cells,
     }
+
+
+def conjunction_cells(generated: Generated, by_as_of: dict) -> dict[str, list]:
+    """Per cell of CONJUNCTION, and for A and B alone: [calls, sum of their outcome_r, calls resolved]."""
+    cells = {name: [0, 0.0, 0] for name in ("A∧B", "A∧¬B", "¬A∧B", "¬A∧¬B", "A", "B")}
+    for as_of, call in generated.calls.items():
+        a, b = conjunction_cell(call.conditions)
+        r = (by_as_of.get(as_of) or {}).get("outcome_r")
+        names = [("A" if a else "¬A") + "∧" + ("B" if b else "¬B")] + ["A"] * a + ["B"] * b
+        for name in names:
+            cell = cells[name]
+            cell[0] += 1
+            if r is not None:
+                cell[1] += r
+                cell[2] += 1
+    return cells
 
 
 def store_candles(generated: Generated, symbol: str) -> None:
@@ -503,6 +522,7 @@ def summarise(market: str, runs: list[dict]) -> dict:
     captures = [r["adaptive"]["r"] / r["oracle"]["r"] for r in ok if r["oracle"]["r"] > 0]
     oracle_n = sum(r["oracle"]["trades"] for r in ok)
     adaptive_n = sum(r["adaptive"]["trades"] for r in ok)
+    traded = sum(r["traded"] for r in ok)
     return {
         "market": market,
         "seeds": len(ok),
@@ -514,6 +534,7 @@ def summarise(market: str, runs: list[dict]) -> dict:
         "adaptive_trades": adaptive_n / len(ok) if ok else None,
         "adaptive_mean": sum(r["adaptive"]["r"] for r in ok) / adaptive_n if adaptive_n else None,
         "capture": _mean(captures),
+        "on_plant": sum(r["traded_on_plant"] for r in ok) / traded if traded else None,
         "first_correct": [r["first_correct"] for r in ok],
         "spurious": sum(r["spurious"] for r in ok),
         "candidates": sum(r["candidates"] for r in ok),
@@ -532,8 +553,8 @@ def summarise(market: str, runs: list[dict]) -> dict:
 
 COLUMNS = (
     ("market", 12), ("seeds", 6), ("oracle R", 9), ("n", 5), ("R/tr", 6), ("adapt. R", 9), ("n", 5),
-    ("R/tr", 6), ("capture", 8), ("1st adapt.", 16), ("spurious", 10), ("ver/1k", 7), ("models", 7),
-    ("AUC", 5), ("active", 7), ("gated", 6), ("P&L %", 7),
+    ("R/tr", 6), ("capture", 8), ("planted", 8), ("1st adapt.", 16), ("spurious", 10), ("ver/1k", 7),
+    ("models", 7), ("AUC", 5), ("active", 7), ("gated", 6), ("P&L %", 7),
 )  # fmt: skip
 
 
@@ -560,6 +581,7 @@ def report(summaries: dict[str, dict]) -> list[str]:
                     _f(s["adaptive_trades"], ".0f"),
                     _f(s["adaptive_mean"]),
                     _f(s["capture"]),
+                    _f(s["on_plant"], ".0%"),
                     firsts,
                     f"{s['spurious']}/{s['candidates']}",
                     _f(s["versions_per_1000"], ".1f"),
@@ -573,7 +595,8 @@ def report(summaries: dict[str, dict]) -> list[str]:
         )
     lines.append(
         "  (means over seeds. oracle R, adapt. R: summed outcome_r of the oracle's and the bot's trades; "
-        "n: trades per seed; R/tr: mean R per trade over all seeds' trades; 1st adapt.: resolved calls "
+        "n: trades per seed; R/tr: mean R per trade over all seeds' trades; planted: the share of the bot's "
+        "trades made on planted-positive calls; 1st adapt.: resolved calls "
         "before the first correct adaptation, per seed; spurious: spurious patterns / candidates tried, all "
         "seeds; ver/1k: policy versions per 1,000 cycles; models: outcome models trained; AUC: the last "
         "one's out of sample; active: seeds where one was ever active; gated: calls it refused, all seeds; "
@@ -585,8 +608,16 @@ def report(summaries: dict[str, dict]) -> list[str]:
     for s in summaries.values():
         for e in s["errors"]:
             lines.append(f"  {s['market']} seed {e['seed']} failed: {' '.join(e['error'])}")
-        for cells in s["cells"]:
-            lines.append("  conjunction cells (calls): " + ", ".join(f"{k} {v}" for k, v in cells.items()))
+    if "conjunction" in summaries and summaries["conjunction"]["cells"]:
+        every = summaries["conjunction"]["cells"]
+        a, b = (" and ".join(f"{k} {v}" for k, v in part.items()) for part in CONJUNCTION)
+        cells = []
+        for name in every[0]:
+            calls, r_sum, resolved = (sum(c[name][i] for c in every) for i in range(3))
+            cells.append(f"{name} {calls} ({_f(r_sum / resolved if resolved else None)})")
+        lines.append(
+            f"  conjunction, A = {a}, B = {b}; calls in all seeds (mean outcome_r): {', '.join(cells)}"
+        )
     if "flip" in summaries:
         cycles = _f(summaries["flip"]["flip_cycles"], ".0f")
         lines.append(f"  flip: the last trade on the dead condition {cycles} cycles after the flip")
