@@ -229,7 +229,9 @@ def _ranking(won: np.ndarray, p: np.ndarray) -> dict:
     if not n1 or not n0:
         return {"n1": n1, "n0": n0}
     test = mannwhitneyu(p[won == 1], p[won == 0], alternative="greater")
-    return {"n1": n1, "n0": n0, "auc": float(test.statistic) / (n1 * n0), "auc_p_value": float(test.pvalue)}
+    # The p-value to three significant digits: six decimals would write the strongest evidence as 0.
+    auc, p_value = float(test.statistic) / (n1 * n0), float(f"{test.pvalue:.3g}")
+    return {"n1": n1, "n0": n0, "auc": round(auc, 6), "auc_p_value": p_value}
 
 
 def _beats(metrics: dict, brier: str) -> bool:
@@ -269,14 +271,12 @@ def _evaluate(x: pd.DataFrame, won: np.ndarray, made: np.ndarray, resolved: np.n
         "stated_brier": _brier(truth, stated[rows] / 100),
         "log_loss": log_loss(truth, p, labels=[0, 1]),
         "baseline_log_loss": log_loss(truth, calibrated, labels=[0, 1]),
-        **{k: ranking[k] for k in ("auc", "auc_p_value") if k in ranking},
     }
     if "auc" in ranking:
         metrics["baseline_auc"] = roc_auc_score(truth, calibrated)
     return {
         "n_oos": len(rows),
-        "n1": ranking["n1"],
-        "n0": ranking["n0"],
+        **ranking,
         **{name: round(float(value), 6) for name, value in metrics.items()},
     }
 
@@ -403,12 +403,10 @@ def still_beats_baseline(model: TrainedModel, *, until: datetime) -> bool:
     ranking = _ranking(won, p)
     evidence = {
         "n": len(fresh),
-        "n1": ranking["n1"],
-        "n0": ranking["n0"],
+        **ranking,
         "brier": round(_brier(won, p), 6),
         "baseline_brier": round(_brier(won, _calibration(model).probabilities(stated)), 6),
         "stated_brier": round(_brier(won, stated / 100), 6),
-        **{k: round(ranking[k], 6) for k in ("auc", "auc_p_value") if k in ranking},
         "at": until.isoformat(),
     }
     beats = _beats(evidence, "brier")

@@ -301,8 +301,9 @@ def test_the_model_is_switched_off_on_fresh_calls_where_it_stops_beating_the_con
     model.refresh_from_db()
     off = model.metrics["switched_off"]
     assert not model.is_active
-    assert off["n"] == 100
+    assert off["n"] == off["n1"] + off["n0"] == 100
     assert off["brier"] >= off["baseline_brier"]
+    assert off["auc_p_value"] >= ml.AUC_ALPHA  # momentum says nothing any more: nor does the model
     assert off["at"] == later.isoformat()
     assert ml.active_model(alice) is None
     assert ml.gate(alice, AILearningData.objects.last(), 2.0) is None
