@@ -275,8 +275,8 @@ def everything(bot) -> dict:
 def test_the_books_decide_and_write_what_the_cycle_does(candles, settings, monkeypatch):
     # Long enough for trades opened and closed, policies learned and changed, the outcome model trained.
     settings.LEARNING_MIN_SAMPLES, settings.ML_MIN_SAMPLES = 40, 60
-    # Every model gates: on these 400 hours none ranks better than chance with evidence, and what is tested
-    # here is that the books reproduce the gate, not the gate's condition (tests/learning/test_ml.py).
+    # Every model gates: on these 400 hours none meets the gate's condition (docs/learning.md), and what is
+    # tested here is that the books reproduce the gate, not the condition (tests/learning/test_ml.py).
     monkeypatch.setattr("learning.ml._beats", lambda metrics, brier: True)
     # The analyses worked out ahead by a worker process, as in a long replay.
     monkeypatch.setattr("automation.replay.AHEAD_FROM", 1)
