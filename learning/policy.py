@@ -25,6 +25,8 @@ THRESHOLDS = tuple(range(50, 95, 5))  # the minimum confidences tried
 POLICY_ROW = POLICY_KEY[1:]  # a counter's key within its user
 # At most this many conditions to trade inside of: each must add R of its own beyond what the others cover.
 MAX_PATTERNS = 4
+# A condition joins the ones traded only if it makes them worth this share more R a candle.
+VALUE_GAIN = 0.05
 # A new Kelly stake within this share of the one in force does not change the policy.
 SIZE_STEADY = 0.25
 # The conditions a policy can learn (or be pinned) to stay out of, each with the values it can take.
@@ -172,7 +174,7 @@ def policy_from(
     }
     if not rows:
         return values, sizes, bot_ids
-    evidence = Evidence(rows, alike, TIMEFRAME_PERIODS[bot.timeframe])
+    evidence = Evidence(rows, alike, TIMEFRAME_PERIODS[bot.timeframe], bot.max_open_trades)
     trade, traded, tried, eligible = evidence.edges(_kept(current, "trade"), minimum)
     avoid, avoided, tried_avoid = evidence.carve_outs(traded, _kept(current, "avoid"), minimum)
     sizes |= {"candidates": tried + tried_avoid, "eligible": eligible, "learned": eligible > 0}
@@ -220,7 +222,10 @@ class Evidence:
     (what a condition is adopted on) and the recent one (what drops it), and the candidates' statistics as
     matrix products over them (docs/learning.md, "The adaptive policy")."""
 
-    def __init__(self, rows: list[dict], alike: dict[int, tuple[str, str]], period: timedelta):
+    def __init__(
+        self, rows: list[dict], alike: dict[int, tuple[str, str]], period: timedelta, capacity: int = 1
+    ):
+        self.capacity = capacity
         self.sums = {name: np.fromiter((r[name] for r in rows), float, len(rows)) for name in POLICY_SUMS}
         self.bucket = np.fromiter((r["bucket"] for r in rows), float, len(rows))
         bots = [alike.get(r["bot_id"], ("", "1h")) for r in rows]
@@ -240,6 +245,11 @@ class Evidence:
         age = (ends.max() - ends) / period.total_seconds()
         self.long = 0.5 ** (age / settings.POLICY_HALF_LIFE_CANDLES)
         self.recent = 0.5 ** (age / settings.POLICY_RECENT_HALF_LIFE_CANDLES)
+        # The candles the long window spans, each weighted as a row of its age is (a geometric sum over the
+        # blocks from the oldest to now), per bot: how often a set of calls comes up (`value`).
+        block, half_life = settings.POLICY_BLOCK_CANDLES, settings.POLICY_HALF_LIFE_CANDLES
+        ratio, blocks = 0.5 ** (block / half_life), age.max() // block + 1
+        self.candles = block * (1 - ratio**blocks) / (1 - ratio) * len({r["bot_id"] for r in rows})
 
     def candidates(self, with_thresholds: bool) -> list[dict]:
         """Every condition the policy tries: the confidence thresholds, each field's values, and every pair of
@@ -271,7 +281,8 @@ class Evidence:
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = np.where(n > 0, (m @ (weights * self.sums["r_sum"])) / n, 0.0)
             variance = np.maximum((m @ (weights * self.sums["r_squares"])) / n - mean**2, 1e-12)
-            overlap = np.maximum(1.0, (m @ (weights * self.sums["hold_sum"])) / n)
+            hold = (m @ (weights * self.sums["hold_sum"])) / n
+            overlap = np.maximum(1.0, hold)
             effective = n * n / (m @ (weights**2 * self.sums["n"])) / overlap
             se = np.sqrt(variance / effective)
             t = mean / se
@@ -282,6 +293,7 @@ class Evidence:
             "mean": np.nan_to_num(mean),
             "se": np.nan_to_num(se, nan=np.inf),
             "effective": np.nan_to_num(effective),
+            "hold": np.nan_to_num(hold, nan=1.0),
             "p_above": np.nan_to_num(stats.t.sf(t, df), nan=1.0),
             "p_below": np.nan_to_num(stats.t.cdf(t, df), nan=1.0),
         }
@@ -289,9 +301,9 @@ class Evidence:
     def edges(self, kept: list[dict], minimum: int) -> tuple[list[dict], np.ndarray, int, int]:
         """The conditions to trade inside of: those kept from the policy in force while their recent
         evidence stays positive, then, greedily, the adopted ones (Benjamini-Hochberg across every candidate
-        at POLICY_FDR, and a positive recent mean) that add the most R over the calls not covered yet,
-        while what they add is itself positive beyond a standard error. Returns the patterns, the rows they
-        cover, how many candidates were tried and how many had the minimum n."""
+        at POLICY_FDR, and a positive recent mean) that make the traded set worth the most R a candle
+        (`value`), while what each adds is itself positive beyond a standard error. Returns the patterns,
+        the rows they cover, how many candidates were tried and how many had the minimum n."""
         candidates = self.candidates(with_thresholds=True)
         masks = np.array([self.mask(c) for c in candidates])
         long, recent = self.stats(masks, self.long), self.stats(masks, self.recent)
@@ -310,18 +322,28 @@ class Evidence:
                 chosen.append(i)
                 covered |= masks[i]
         adoptable = [i for i in order if _key(candidates[i]) not in keep]
+        worth = self.value(self.stats(covered[np.newaxis, :], self.long))[0] if chosen else 0.0
         while adoptable and len(chosen) < MAX_PATTERNS:
             added = self.stats(masks[adoptable] & ~covered, self.long)
-            gain = np.where(
-                (added["n"] >= minimum) & (added["mean"] > added["se"]), added["mean"] * added["n"], -np.inf
-            )
-            best = int(np.argmax(gain))
-            if not np.isfinite(gain[best]):
+            value = self.value(self.stats(masks[adoptable] | covered, self.long))
+            value[(added["n"] < minimum) | (added["mean"] <= added["se"])] = -np.inf
+            best = int(np.argmax(value))
+            if not value[best] > worth * (1 + VALUE_GAIN):
                 break
             chosen.append(adoptable.pop(best))
             covered |= masks[chosen[-1]]
+            worth = value[best]
         patterns = [self._pattern(candidates[i], "trade", long, recent, q, i) for i in chosen]
         return patterns, covered, len(candidates), int(eligible.sum())
+
+    def value(self, found: dict) -> np.ndarray:
+        """R a candle from trading a set of calls (`stats` of it) at most `capacity` at once: its calls come
+        up `rate` a candle; one is taken when a place is free, which, held `hold` candles each, is a share
+        1 / (1 + rate · hold / capacity) of the time; each earns its mean R. A broad set that takes the place
+        of better calls, or a narrow one that leaves the places empty, is worth less than the calls that
+        carry the edge."""
+        rate = found["n"] / self.candles
+        return found["mean"] * rate / (1 + rate * found["hold"] / self.capacity)
 
     def carve_outs(self, traded: np.ndarray, kept: list[dict], minimum: int) -> tuple[list, np.ndarray, int]:
         """The conditions to avoid inside the traded calls: a field's value or a pair whose calls there lose,
