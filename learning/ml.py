@@ -236,12 +236,19 @@ def _ranking(won: np.ndarray, p: np.ndarray) -> dict:
 
 def _beats(metrics: dict, brier: str) -> bool:
     """The gate's condition: a lower Brier score than the calibrated confidence's, and an AUC above 0.5
-    with evidence (docs/learning.md)."""
+    with evidence (docs/learning.md), at the level the training's turn spent (`auc_alpha`)."""
     return (
         metrics[brier] < metrics["baseline_brier"]
         and metrics.get("auc", 0) > 0.5
-        and metrics["auc_p_value"] < AUC_ALPHA
+        and metrics["auc_p_value"] < metrics.get("auc_alpha", AUC_ALPHA)
     )
+
+
+def alpha_spent(turn: int) -> float:
+    """The AUC test's level for a user's `turn`-th training: AUC_ALPHA · 6 / (π² · turn²), which sums to
+    AUC_ALPHA over every training there will ever be. A model retrained twenty times and tested at 5 % each
+    time would switch on by chance one time in three or so; spent this way, at most one in twenty."""
+    return AUC_ALPHA * 6 / (math.pi**2 * turn**2)
 
 
 def _evaluate(x: pd.DataFrame, won: np.ndarray, made: np.ndarray, resolved: np.ndarray) -> dict | None:
@@ -298,6 +305,7 @@ def train(user, *, until: datetime) -> TrainedModel | None:
     body = json.dumps(_parameters_of(_pipeline().fit(x, won)), sort_keys=True).encode()
     trained_to = resolved.max()
     version = f"{trained_to:%Y%m%d%H%M}-{hashlib.sha256(body).hexdigest()[:12]}"
+    evaluated["auc_alpha"] = float(f"{alpha_spent(TrainedModel.objects.filter(user=user).count() + 1):.3g}")
     metrics = {
         **evaluated,
         "n": len(calls),

@@ -282,7 +282,7 @@ class Evidence:
             mean = np.where(n > 0, (m @ (weights * self.sums["r_sum"])) / n, 0.0)
             variance = np.maximum((m @ (weights * self.sums["r_squares"])) / n - mean**2, 1e-12)
             hold = (m @ (weights * self.sums["hold_sum"])) / n
-            overlap = np.maximum(1.0, hold)
+            overlap = np.maximum(1.0, hold) ** settings.POLICY_OVERLAP_POWER
             effective = n * n / (m @ (weights**2 * self.sums["n"])) / overlap
             se = np.sqrt(variance / effective)
             t = mean / se

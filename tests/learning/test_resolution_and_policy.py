@@ -239,7 +239,7 @@ def test_too_few_samples_keep_the_defaults(alice, settings):
     rs(bot, 29, 29, 3.0, 80)
     policy = learn_policy(bot)
     # Its own settings, at the probe size: too little is known to risk its whole stake.
-    assert (policy.min_confidence, policy.size_factor, policy.avoid_conditions) == (70, 0.25, [])
+    assert (policy.min_confidence, policy.size_factor, policy.avoid_conditions) == (70, 0.1, [])
     assert effective_policy(bot).learned is False
     assert effective_policy(BotFactory(owner=alice, min_confidence=75)).min_confidence == 75
 

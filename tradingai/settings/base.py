@@ -287,10 +287,14 @@ POLICY_FDR = env.float("TRADINGAI_POLICY_FDR", default=0.05)
 POLICY_HALF_LIFE_CANDLES = env.int("TRADINGAI_POLICY_HALF_LIFE_CANDLES", default=2000)
 POLICY_RECENT_HALF_LIFE_CANDLES = env.int("TRADINGAI_POLICY_RECENT_HALF_LIFE_CANDLES", default=200)
 POLICY_BLOCK_CANDLES = env.int("TRADINGAI_POLICY_BLOCK_CANDLES", default=50)
+# Calls a candle apart share most of their path: the effective n of a set of calls is its n over its mean
+# holding time (in candles) to this power; 1 treats every call held h candles as h copies of one, 0 as
+# independent (docs/learning.md; bench/bench_learning.py measures the choice on its no-edge controls).
+POLICY_OVERLAP_POWER = env.float("TRADINGAI_POLICY_OVERLAP_POWER", default=0.5)
 POLICY_RELEARN_CALLS = env.int("TRADINGAI_POLICY_RELEARN_CALLS", default=10)
 # Before a bot has the evidence to learn from, it trades at this fraction of its risk per trade: enough to
 # show what it does, too little to lose much while nothing is known.
-POLICY_PROBE_SIZE = env.float("TRADINGAI_POLICY_PROBE_SIZE", default=0.25)
+POLICY_PROBE_SIZE = env.float("TRADINGAI_POLICY_PROBE_SIZE", default=0.1)
 # The outcome model (learning/ml.py) is trained once a user has this many resolved BUY/SELL calls: with
 # five time-ordered splits, its first window then learns from 20 and tests on 20 (four times the 30 above).
 ML_MIN_SAMPLES = env.int("TRADINGAI_ML_MIN_SAMPLES", default=120)
