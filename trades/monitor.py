@@ -1,7 +1,9 @@
 """Open trades against the candles since their entry (docs/architecture.md, "Steps 5-8"): stop-loss or
 take-profit touched by a candle's low or high closes the trade at that level; when one candle touches both,
 the stop counts (we cannot know which came first, and the conservative reading keeps the learning honest);
-after MAX_HOLDING_CANDLES the trade closes at that candle's close.
+at its time limit (the call's horizon, at most MAX_HOLDING_CANDLES: `outcomes.time_limit`) the trade closes
+at that candle's close. A paper trade leaves with the paper costs (`brokers.simulation.paper_costs`): by
+this rule, its call is scored the same had it not been traded (`outcomes.paper_trade`).
 
 A live trade whose stop-loss and take-profit the exchange holds (an OCO list, trades.brokers.live) closes
 when the exchange filled one of them, at that fill; the candles then only decide the time exit, for which
@@ -16,16 +18,16 @@ from django.db import transaction
 from accounts.audit import record_live_close
 
 from .brokers.base import Broker, OrderRequest
+from .brokers.simulation import paper_costs
 from .entries import settle_pending
 from .models import Trade
-from .outcomes import Exit, first_exit, trade_result
-
-PRICE_STEP = Decimal("0.000000000001")
+from .outcomes import PRICE_STEP, Exit, first_exit, time_limit, trade_result
 
 
-def find_exit(trade: Trade, candles: pd.DataFrame, period, max_candles: int) -> Exit | None:
+def find_exit(trade: Trade, candles: pd.DataFrame, period) -> Exit | None:
+    limit = time_limit(trade.learning_data.get("horizon"), settings.MAX_HOLDING_CANDLES)
     return first_exit(
-        trade.side, trade.stop_loss, trade.take_profit, trade.execution_time, candles, period, max_candles
+        trade.side, trade.stop_loss, trade.take_profit, trade.execution_time, candles, period, limit
     )
 
 
@@ -82,7 +84,7 @@ def _exit_fill(trade: Trade, exit: Exit, broker: Broker) -> tuple[Exit, Decimal]
     """Paper trades leave at the exit level with the taker fee; live ones by a market order on the exchange,
     at the price it fills (its client order id makes a retried close find the first one)."""
     if trade.is_simulated:
-        return exit, (exit.price * trade.amount * settings.SIMULATION_FEE_PCT / 100).quantize(PRICE_STEP)
+        return exit, paper_costs().fee(exit.price, trade.amount)
     fill = broker.place(
         OrderRequest(
             symbol=trade.symbol,
@@ -103,7 +105,7 @@ def exit_of(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tupl
     if state and state.fill:
         fill = state.fill
         return Exit(fill.price, fill.filled_at, state.exit_reason), fill.fee
-    exit = find_exit(trade, candles, period, settings.MAX_HOLDING_CANDLES)
+    exit = find_exit(trade, candles, period)
     if exit is None:
         return None
     if state and state.resting:

@@ -1,8 +1,8 @@
 """What happened after an analysis, as numbers (formulas in docs/learning.md): where a position exits, and
 what that result was. Pure functions over plain values and candles, so each is pinned by a test with a
-known answer (the example trade of docs/learning.md among them). The exit rule is shared by the monitor,
-which closes trades, and by learning, which scores the calls that were not traded, so it lives here, below
-learning."""
+known answer (the example trade of docs/learning.md among them). One rule scores every call, traded or
+not: the monitor closes paper trades by it, and learning scores the calls that were not traded by the paper
+trade they would have been (`paper_trade`), so it lives here, below learning."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +12,9 @@ import pandas as pd
 
 from core.values import Outcome, Recommendation, Side
 from market.sources import EPOCH, float_columns, position
+
+PRICE_STEP = Decimal("0.000000000001")
+ONE_UNIT = Decimal(1)
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,29 @@ class Exit:
     worst: Decimal | None = None  # the most adverse price on the way (lowest low of a long), if known
 
 
+@dataclass(frozen=True)
+class Costs:
+    """What a paper fill costs: the taker fee on each fill, and the entry moved against the order by the
+    slippage. Exits are not slipped: a stop or a target fills at its level, a time exit at the candle's
+    close. `trades.brokers.simulation.paper_costs` says what they are (one place, for per-market costs)."""
+
+    fee_pct: Decimal  # of the fill's value, on entry and on exit
+    slippage_pct: Decimal  # of the price, against the order
+
+    def fill_price(self, side: str, price: Decimal) -> Decimal:
+        direction = 1 if side == Side.BUY else -1
+        return (price * (1 + direction * self.slippage_pct / 100)).quantize(PRICE_STEP)
+
+    def fee(self, price: Decimal, amount: Decimal) -> Decimal:
+        return (price * amount * self.fee_pct / 100).quantize(PRICE_STEP)
+
+
+def time_limit(horizon: int | None, max_candles: int) -> int:
+    """The most candles a position is held: the call's horizon, at most `max_candles`; `max_candles` for a
+    trade without one (opened by hand)."""
+    return min(int(horizon), max_candles) if horizon else max_candles
+
+
 def first_exit(
     side: str,
     stop: Decimal | None,
@@ -41,8 +67,7 @@ def first_exit(
     max_candles: int,
 ) -> Exit | None:
     """The first exit among `candles` opened at or after the entry, or None while the position stays open:
-    the monitor's rule for open trades (trades.monitor), and how untraded analyses are scored
-    (learning.resolution): one rule for both."""
+    the monitor's rule for open trades (trades.monitor), and so `paper_trade`'s."""
     # From the candle the entry fell in: the one that opened at the entry floored to the period.
     after = candles.iloc[position(candles.index, entered_at - (entered_at - EPOCH) % period) :]
     buy = side == Side.BUY
@@ -63,6 +88,38 @@ def first_exit(
             continue
         return Exit(price, (open_time + period).to_pydatetime(), reason, Decimal(str(worst)))
     return None
+
+
+def paper_trade(
+    side: str,
+    reference: Decimal,
+    stop: Decimal | None,
+    target: Decimal | None,
+    entered_at: datetime,
+    candles: pd.DataFrame,
+    period,
+    max_candles: int,
+    costs: Costs,
+    band_pct: Decimal,
+) -> tuple[Exit, TradeResult] | None:
+    """The paper trade of a call made at `reference` (the close it saw), as the cycle opens it (the paper
+    broker's fill) and the monitor closes it (`first_exit`, the fee out): its exit and what it wrote, per
+    unit (the amount cancels out of the percentage and R); None while it would still be open."""
+    entry = costs.fill_price(side, reference)
+    exit = first_exit(side, stop, target, entered_at, candles, period, max_candles)
+    if exit is None:
+        return None
+    return exit, trade_result(
+        side=side,
+        entry=entry,
+        exit=exit.price,
+        amount=ONE_UNIT,
+        fees=costs.fee(entry, ONE_UNIT) + costs.fee(exit.price, ONE_UNIT),
+        stop=stop,
+        exit_reason=exit.reason,
+        worst=exit.worst,
+        band_pct=band_pct,
+    )
 
 
 def outcome_of(pnl_percent: Decimal, band_pct: Decimal) -> str:

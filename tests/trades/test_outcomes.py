@@ -11,7 +11,16 @@ from learning.resolution import resolve_traded
 from tests.factories import BotFactory
 from trades.models import Trade
 from trades.monitor import close_trade
-from trades.outcomes import Exit, accuracy_score, first_exit, outcome_of, trade_result
+from trades.outcomes import (
+    Costs,
+    Exit,
+    accuracy_score,
+    first_exit,
+    outcome_of,
+    paper_trade,
+    time_limit,
+    trade_result,
+)
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2024, 3, 1, 10, tzinfo=UTC)
@@ -83,6 +92,33 @@ def test_a_candle_touching_stop_and_target_counts_the_stop():
     exit = first_exit("BUY", Decimal("143.57"), Decimal("152.43"), T0, bars, HOUR, 48)
     assert (exit.reason, exit.price, exit.at) == ("STOP_LOSS", Decimal("143.57"), T0 + 2 * HOUR)
     assert exit.worst == Decimal("143.0")
+
+
+def test_the_seed_calls_paper_trade_with_the_paper_costs():
+    # The seed's call at the close it saw, 146.50; the target reached in the second candle.
+    bars = candles((146.5, 148.0, 146.0, 147.8), (147.8, 152.5, 147.5, 152.0), (152.0, 153.0, 151.0, 151.2))
+    call = ("BUY", Decimal("146.50"), Decimal("143.57"), Decimal("152.43"), T0, bars, HOUR, 10)
+    band = Decimal("0.1")
+    # Without slippage: 5.93 to the target less 0.1465 + 0.15243 of fees, over 2.93 of risk.
+    exit, result = paper_trade(*call, Costs(fee_pct=Decimal("0.1"), slippage_pct=Decimal(0)), band)
+    assert (exit.reason, exit.price, exit.at) == ("TAKE_PROFIT", Decimal("152.43"), T0 + 2 * HOUR)
+    assert (result.outcome, result.pnl_percent, result.actual_rr) == (
+        "WIN",
+        Decimal("3.8437"),
+        Decimal("1.9219"),
+    )
+    # Filled 0.05 % higher, at 146.57325: 5.85675 to the target, less 0.14657325 + 0.15243 of fees, over
+    # 3.00325 of risk.
+    _, slipped = paper_trade(*call, Costs(fee_pct=Decimal("0.1"), slippage_pct=Decimal("0.05")), band)
+    assert (slipped.pnl_percent, slipped.actual_rr) == (Decimal("3.7918"), Decimal("1.8506"))
+    # Without a target, without costs, held to the time limit: the seed trade, out at the third close.
+    _, held = paper_trade(*call[:3], None, *call[4:7], 3, Costs(Decimal(0), Decimal(0)), band)
+    assert (held.actual_rr, held.market_behavior) == (Decimal("1.6041"), "PARTIAL")
+    assert paper_trade(*call[:3], None, T0, bars, HOUR, 4, Costs(Decimal(0), Decimal(0)), band) is None
+
+
+def test_the_time_limit_is_the_calls_horizon_at_most_the_holding_limit():
+    assert (time_limit(10, 48), time_limit(60, 48), time_limit(None, 48)) == (10, 48, 48)
 
 
 def test_closing_the_seed_trade_resolves_its_analysis(alice):

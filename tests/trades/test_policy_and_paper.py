@@ -104,10 +104,11 @@ def candles(*bars):
     return pd.DataFrame(bars, columns=["open", "high", "low", "close", "volume"], index=index, dtype=float)
 
 
-def trade(side="BUY", stop=95, target=110):
+def trade(side="BUY", stop=95, target=110, horizon=None):
     return Trade(
-        side=side, price=D(100), amount=D(1), stop_loss=D(stop), take_profit=D(target), execution_time=T0
-    )
+        side=side, price=D(100), amount=D(1), stop_loss=D(stop), take_profit=D(target), execution_time=T0,
+        learning_data={"horizon": horizon} if horizon else {},
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -122,12 +123,18 @@ def trade(side="BUY", stop=95, target=110):
 )
 def test_exits_from_candle_highs_and_lows(side, bars, expected):
     t = trade(side, *((105, 90) if side == "SELL" else ()))
-    found = find_exit(t, candles(*bars), HOUR, max_candles=48)
+    found = find_exit(t, candles(*bars), HOUR)
     assert (found.reason, found.price, found.at) == (expected[0], expected[1], T0 + expected[2] * HOUR)
 
 
-def test_time_exit_after_the_holding_limit_and_none_before():
+def test_time_exit_at_the_calls_horizon_at_most_the_holding_limit_and_none_before(settings):
+    settings.MAX_HOLDING_CANDLES = 4
     bars = [(100, 101, 99, 100 + i, 1) for i in range(3)]
-    assert find_exit(trade(), candles(*bars), HOUR, max_candles=4) is None
-    found = find_exit(trade(), candles(*bars), HOUR, max_candles=3)
-    assert (found.reason, found.price) == ("TIME_EXIT", D(102))
+    assert find_exit(trade(horizon=4), candles(*bars), HOUR) is None
+    assert find_exit(trade(horizon=10), candles(*bars), HOUR) is None  # held 4 candles, the limit
+    found = find_exit(trade(horizon=3), candles(*bars), HOUR)
+    assert (found.reason, found.price, found.at) == ("TIME_EXIT", D(102), T0 + 3 * HOUR)
+    # Opened by hand, without a horizon: the limit.
+    assert find_exit(trade(), candles(*bars), HOUR) is None
+    settings.MAX_HOLDING_CANDLES = 3
+    assert find_exit(trade(), candles(*bars), HOUR).reason == "TIME_EXIT"

@@ -7,11 +7,14 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
-from core.values import Side
-
+from ..outcomes import Costs
 from .base import BrokerError, Fill, OrderRequest
 
-PRICE_STEP = Decimal("0.000000000001")
+
+def paper_costs() -> Costs:
+    """What paper fills cost: the paper broker's, the monitor's exit fee and the scoring of untraded calls
+    (learning.resolution) all read them here."""
+    return Costs(fee_pct=settings.SIMULATION_FEE_PCT, slippage_pct=settings.SIMULATION_SLIPPAGE_PCT)
 
 
 class SimulationBroker:
@@ -25,14 +28,16 @@ class SimulationBroker:
     ):
         self.cash = cash
         self.at = at  # the market clock: a replay fills at the slot's time, not the wall clock's
-        self.slippage = (settings.SIMULATION_SLIPPAGE_PCT if slippage_pct is None else slippage_pct) / 100
-        self.fee_rate = (settings.SIMULATION_FEE_PCT if fee_pct is None else fee_pct) / 100
+        costs = paper_costs()
+        self.costs = Costs(
+            fee_pct=costs.fee_pct if fee_pct is None else fee_pct,
+            slippage_pct=costs.slippage_pct if slippage_pct is None else slippage_pct,
+        )
 
     def place(self, order: OrderRequest) -> Fill:
-        direction = 1 if order.side == Side.BUY else -1
-        price = (order.price * (1 + direction * self.slippage)).quantize(PRICE_STEP)
+        price = self.costs.fill_price(order.side, order.price)
         notional = price * order.amount
-        fee = (notional * self.fee_rate).quantize(PRICE_STEP)
+        fee = self.costs.fee(price, order.amount)
         # A paper short reserves its notional like a purchase would: the balance can never go negative.
         if notional + fee > self.cash:
             raise BrokerError(
