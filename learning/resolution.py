@@ -1,6 +1,8 @@
 """Steps 9-10 of the cycle (docs/learning.md): every analysis gets an outcome. A traded one when its trade
-closes; an untraded one (HOLD, below the threshold, refused by a risk limit) once its horizon has passed,
-against what the price did, so that learning is not limited to, and biased by, the trades taken."""
+closes; an untraded one (HOLD, below the threshold, refused by a risk limit) once its time limit has passed,
+against what the price did, so that learning is not limited to, and biased by, the trades taken. An
+untraded BUY or SELL is scored by the paper trade it would have been, so that traded or not a call says
+what trading it earns."""
 
 import logging
 from datetime import datetime, timedelta
@@ -11,9 +13,10 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
-from core.values import BUY_OR_SELL, Outcome, Recommendation
+from core.values import BUY_OR_SELL, Outcome
 from market.sources import position
-from trades.outcomes import accuracy_score, first_exit, outcome_of
+from trades.brokers.simulation import paper_costs
+from trades.outcomes import accuracy_score, paper_trade, time_limit
 
 from .counters import count_policy, count_resolved
 from .models import AILearningData
@@ -61,17 +64,18 @@ def settle(analysis: AILearningData, fields: dict) -> bool:
 
 
 def resolve_untraded(bot, candles: pd.DataFrame, period: timedelta, now: datetime) -> int:
-    """Resolve the bot's untraded analyses whose horizon has passed by `now`, from `candles` (which must
+    """Resolve the bot's untraded analyses whose time limit has passed by `now`, from `candles` (which must
     reach back to the oldest of them; those it does not cover wait). Returns how many were resolved."""
     waiting = [(analysis, due_at(analysis, period)) for analysis in awaiting(bot).order_by("created_at")]
     return resolve_due(waiting, candles, period, now, settle)
 
 
 def resolve_due(waiting, candles: pd.DataFrame, period: timedelta, now: datetime, settle, forget=None) -> int:
-    """Settle each of `waiting`, (analysis, when its horizon passes) pairs wherever they are kept (the
-    database, a replay's books), whose horizon `candles` cover by `now`, with `settle(analysis, fields)`
-    (which returns whether it wrote them); one older than the candles is handed to `forget`, when given:
-    the look-back only moves on, so this caller will never resolve it. Returns how many were resolved."""
+    """Settle each of `waiting`, (analysis, when its time limit passes at the earliest) pairs wherever they
+    are kept (the database, a replay's books), whose time limit `candles` cover by `now`, with
+    `settle(analysis, fields)` (which returns whether it wrote them); one older than the candles is handed
+    to `forget`, when given: the look-back only moves on, so this caller will never resolve it. Returns how
+    many were resolved."""
     if candles.empty:
         return 0
     first_open = candles.index[0].to_pydatetime()
@@ -83,7 +87,7 @@ def resolve_due(waiting, candles: pd.DataFrame, period: timedelta, now: datetime
         if window is None:
             if forget is not None and out_of_reach(analysis, first_open):
                 forget(analysis)
-            # Else its horizon fell in a market's pause, and the candles after it are still to come.
+            # Else its time limit fell in a market's pause, and the candles after it are still to come.
         elif settle(analysis, untraded_fields(analysis, window, period)):
             resolved += 1
     return resolved
@@ -101,24 +105,15 @@ def awaiting(bot):
 def due_window(
     analysis: AILearningData, candles: pd.DataFrame, first_open, period, now
 ) -> pd.DataFrame | None:
-    """The candles of the analysis's horizon, once it has passed by `now` and `candles` (which start at
-    `first_open`) cover it; else None."""
-    due = due_at(analysis, period)
-    if due > now or out_of_reach(analysis, first_open):
+    """The candles of the analysis's time limit (`limit_of`), once they have all closed by `now` and
+    `candles` (which start at `first_open`) hold them; else None."""
+    if due_at(analysis, period) > now or out_of_reach(analysis, first_open):
         return None  # not due; or older than the candles at hand: a monitor pass with a longer look-back
-    # Fewer candles than the horizon where the market paused (a currency pair's weekend): scored on what
-    # there is.
-    # The candles opened at or after as_of and before due.
+    # Counted in candles, as the monitor counts a trade's: where the market paused (a currency pair's
+    # weekend) the limit runs on in the candles after the pause, and the call waits for them.
     start = position(candles.index, datetime.fromisoformat(analysis.market_conditions["as_of"]))
-    window = candles.iloc[start : position(candles.index, due)]
-    if window.empty:
-        # The whole horizon fell in a pause (a call made on Friday evening for a few hours): on the clock
-        # there was nothing to score it on, and it waited for ever. The market's time stood still, so the
-        # horizon is counted in the candles that came: the first `horizon` after the pause, once all closed.
-        window = candles.iloc[start : start + horizon_of(analysis)]
-        if len(window) < horizon_of(analysis):
-            return None
-    return window
+    window = candles.iloc[start : start + limit_of(analysis)]
+    return window if len(window) == limit_of(analysis) else None
 
 
 def out_of_reach(analysis: AILearningData, first_open) -> bool:
@@ -128,51 +123,50 @@ def out_of_reach(analysis: AILearningData, first_open) -> bool:
 
 
 def due_at(analysis: AILearningData, period: timedelta) -> datetime:
-    """When the analysis's horizon has passed."""
-    return datetime.fromisoformat(analysis.market_conditions["as_of"]) + horizon_of(analysis) * period
+    """The earliest its time limit can have passed: later where the market paused (`due_window`)."""
+    return datetime.fromisoformat(analysis.market_conditions["as_of"]) + limit_of(analysis) * period
 
 
-def horizon_of(analysis: AILearningData) -> int:
-    return int(analysis.analysis_data.get("horizon") or 1)
+def limit_of(analysis: AILearningData) -> int:
+    """How many candles the call is scored over: its trade's time limit (`trades.outcomes.time_limit`)."""
+    return time_limit(analysis.analysis_data.get("horizon"), settings.MAX_HOLDING_CANDLES)
 
 
 def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: timedelta) -> dict:
-    """The outcome fields of an untraded analysis over the candles of its horizon (`due_window`)."""
+    """The outcome fields of an untraded analysis over the candles of its time limit (`due_window`)."""
     a, conditions = analysis.analysis_data, analysis.market_conditions
     reference = float(conditions["close"])
-    last_close = float(window["close"].iat[-1])
     fields = {"untraded": True, "resolved_at": (window.index[-1] + period).to_pydatetime()}
     recommendation = analysis.recommendation
     if recommendation in BUY_OR_SELL and a.get("stop_loss") is not None:
-        # As if it had been traded at the close it saw, by the monitor's rule, for at most its horizon.
-        exit = first_exit(
+        # What its paper trade would have written (`trades.outcomes.paper_trade`): the window ends at the
+        # time limit, so there is an exit.
+        exit, result = paper_trade(
             recommendation,
+            Decimal(str(conditions["close"])),
             Decimal(str(a["stop_loss"])),
             _decimal(a.get("take_profit")),
             datetime.fromisoformat(conditions["as_of"]),
             window,
             period,
-            horizon_of(analysis),
+            limit_of(analysis),
+            paper_costs(),
+            settings.BREAKEVEN_BAND_PCT,
         )
-        exit_price = float(exit.price) if exit else last_close
-        direction = 1 if recommendation == Recommendation.BUY else -1
-        fee_pct = float(settings.SIMULATION_FEE_PCT) * 2  # in and out
-        pnl_pct = direction * (exit_price - reference) / reference * 100 - fee_pct
-        risk_pct = abs(reference - float(a["stop_loss"])) / reference * 100
         fields |= {
-            "resolved_at": exit.at if exit else fields["resolved_at"],
-            "outcome": outcome_of(Decimal(str(round(pnl_pct, 6))), settings.BREAKEVEN_BAND_PCT),
-            "actual_price": Decimal(str(exit_price)),
-            "outcome_r": round(pnl_pct / risk_pct, 4) if risk_pct else None,
+            "resolved_at": exit.at,
+            "outcome": result.outcome,
+            "actual_price": exit.price,
+            "outcome_r": _float(result.actual_rr),
             "feedback_data": {
                 **analysis.feedback_data,
-                "exit_reason": exit.reason if exit else "HORIZON",
-                "pnl_percent": round(pnl_pct, 4),
+                "exit_reason": exit.reason,
+                "pnl_percent": float(result.pnl_percent),
             },
         }
     else:
         # HOLD said the price would not move much: right if it ended within one ATR of where it was.
-        actual = last_close
+        actual = float(window["close"].iat[-1])
         band = float(conditions.get("atr") or 0.0)
         fields |= {
             "outcome": Outcome.WIN if abs(actual - reference) <= band else Outcome.LOSS,

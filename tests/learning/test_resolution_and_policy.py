@@ -54,10 +54,25 @@ def test_an_untraded_buy_is_scored_as_if_traded_by_the_monitors_rule(alice):
     buy.refresh_from_db()
     assert (buy.outcome, buy.untraded, buy.actual_price) == ("WIN", True, Decimal("102.0"))
     assert buy.feedback_data["exit_reason"] == "TAKE_PROFIT"
-    # +2 % less 0.2 % of fees, over a 1 % risk: 1.8 R
-    assert buy.outcome_r == pytest.approx(1.8)
+    # As the paper broker fills it: at 100.05 (0.05 % slippage), 1.05 above the stop. Per unit, 1.95 to the
+    # target less the fees in and out (0.1 % of 100.05 and of 102): 1.74795, over 1.05: 1.6647 R.
+    assert buy.outcome_r == pytest.approx(1.6647)
+    assert buy.feedback_data["pnl_percent"] == pytest.approx(1.7471)  # 1.74795 / 100.05
     assert buy.accuracy_score == 1.0
     assert buy.resolved_at == AS_OF + 2 * HOUR
+
+
+def test_an_untraded_call_is_held_to_the_time_limit_as_its_trade_would_be(alice, settings):
+    settings.MAX_HOLDING_CANDLES = 2
+    bot = BotFactory(owner=alice)
+    sell = untraded(bot, "SELL", horizon=10, stop=105.0, target=90.0)
+    # Due after two candles, not ten: left at the second close, 99.0, from an entry at 99.95.
+    assert resolve_untraded(bot, candles([100.5, 99.0]), HOUR, AS_OF + 2 * HOUR) == 1
+    sell.refresh_from_db()
+    assert (sell.outcome, sell.actual_price, sell.resolved_at) == ("WIN", Decimal("99.0"), AS_OF + 2 * HOUR)
+    assert sell.feedback_data["exit_reason"] == "TIME_EXIT"
+    # (0.95 - 0.09995 - 0.099) / 5.05 of risk
+    assert sell.outcome_r == pytest.approx(0.1488, abs=1e-4)
 
 
 def test_an_untraded_hold_is_right_when_the_price_stayed_within_an_atr(alice):
