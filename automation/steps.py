@@ -99,7 +99,8 @@ def run_steps(
     the analyst, the chart). Returns the error that stopped them, logged, or None: the caller records it on
     the run."""
     try:
-        section = timer.step("prompt", insights_section, ledger.insights())
+        policy = ledger.latest_policy()
+        section = timer.step("prompt", insights_section, ledger.insights(), policy.patterns if policy else [])
         done = analyse_market(ledger.market, until=clock, insights=section, timer=timer, **analysis)
         record = timer.step("record", _record, ledger, run, done, section)
         timer.step("monitor", ledger.monitor, done.candles)

@@ -46,3 +46,19 @@ def matches(conditions: dict, pattern: dict) -> bool:
         elif conditions.get(name) != value:
             return False
     return True
+
+
+def describe(conditions: dict) -> str:
+    """A pattern's conditions as a trader reads them: "regime TREND_HIGH_VOL and RSI 50-70"."""
+    names = {"min_confidence": "confidence ≥", "market_sentiment": "sentiment", "rsi_band": "RSI",
+             "confidence_band": "confidence"}  # fmt: skip
+    return " and ".join(f"{names.get(name, name)} {value}" for name, value in conditions.items())
+
+
+def evidence_text(pattern: dict) -> str:
+    """A learned pattern's evidence: its expectancy with the interval, n and the q-value of its test."""
+    p = pattern
+    return (
+        f"{p['expectancy_r']:+.2f} R a call, 95% CI {p['low']:+.2f} to {p['high']:+.2f}, "
+        f"n={p['n']}, q={p['q_value']:.3f}"
+    )

@@ -16,7 +16,7 @@ from scipy import stats
 from core.values import BUY_OR_SELL, Regime, Sentiment
 from market.timeframes import TIMEFRAME_PERIODS
 
-from .conditions import confidence_band, matches
+from .conditions import confidence_band, describe, evidence_text, matches
 from .counters import POLICY_KEY, POLICY_SUMS
 from .insights import Z95
 from .models import AILearningData, LearnedPolicy, PolicyCounter
@@ -61,20 +61,6 @@ class Policy:
             edges = "; ".join(describe(p["conditions"]) for p in inside)
             return {"reason": f"outside the conditions it learned to trade in: {edges}"}
         return None
-
-
-def describe(conditions: dict) -> str:
-    """A pattern's conditions as a trader reads them: "regime TREND_HIGH_VOL and RSI 50-70"."""
-    names = {"min_confidence": "confidence ≥", "market_sentiment": "sentiment", "rsi_band": "RSI",
-             "confidence_band": "confidence"}  # fmt: skip
-    return " and ".join(f"{names.get(name, name)} {value}" for name, value in conditions.items())
-
-
-def evidence_text(p: dict) -> str:
-    return (
-        f"{p['expectancy_r']:+.2f} R a call, 95% CI {p['low']:+.2f} to {p['high']:+.2f}, "
-        f"n={p['n']}, q={p['q_value']:.3f}"
-    )
 
 
 def latest_policy(bot) -> LearnedPolicy | None:

@@ -8,6 +8,7 @@ import re
 
 from django.db import IntegrityError, transaction
 
+from .conditions import describe, evidence_text
 from .models import PromptVersion
 
 # The analyst's instructions, the fixed part of every prompt. Defined here, with the versions that hash it
@@ -26,8 +27,9 @@ Rules:
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
-def insights_section(insights: dict | None) -> str:
-    """Empty until there is something learned to say."""
+def insights_section(insights: dict | None, patterns: list[dict] = ()) -> str:
+    """Empty until there is something learned to say. `patterns`: the policy's (LearnedPolicy.patterns),
+    cited with their evidence, since they decide which calls are traded."""
     if not insights:
         return ""
     minimum = insights["min_samples"]
@@ -62,6 +64,9 @@ def insights_section(insights: dict | None) -> str:
         lines.append(f"- Focus on these successful patterns: {'; '.join(worked)}.")
     for failure in insights.get("failures", [])[:3]:
         lines.append(f"- Weak spot: {failure['text']}.")
+    for p in patterns:
+        verb = "Your calls are traded when" if p["action"] == "trade" else "Your calls are not traded when"
+        lines.append(f"- {verb} {describe(p['conditions'])} ({evidence_text(p)}).")
     return "\n".join(lines)
 
 

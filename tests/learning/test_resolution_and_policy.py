@@ -324,6 +324,16 @@ def test_the_prompt_carries_the_insights_and_changes_with_them(alice, settings):
     assert len(first.splitlines()) == len(second.splitlines())
     assert prompt_version(first) == prompt_version(second) == prompt_version(first)
     assert "Based on # previous analyses" in prompt_version(first).text
+    # The policy's patterns are cited with their evidence: they decide which calls are traded.
+    pattern = {
+        "conditions": {"rsi_band": "<30", "market_sentiment": "BULLISH"}, "action": "trade", "n": 64,
+        "expectancy_r": 0.71, "low": 0.22, "high": 1.2, "q_value": 0.004,
+    }  # fmt: skip
+    cited = insights_section(compute_insights(alice, bot=bot), [pattern]).splitlines()[-1]
+    assert cited == (
+        "- Your calls are traded when RSI <30 and sentiment BULLISH "
+        "(+0.71 R a call, 95% CI +0.22 to +1.20, n=64, q=0.004)."
+    )
     longer = prompt_version(f"{second}\n- Weak spot: regime RANGE_HIGH_VOL: accuracy 20% (n=40).")
     assert longer != prompt_version(first) and PromptVersion.objects.count() == 2
 
