@@ -196,7 +196,7 @@ def decision_for(
             max_position_pct=bot.max_position_pct,
             max_open_trades=bot.max_open_trades,
             daily_loss_limit_pct=bot.daily_loss_limit_pct,
-            size_factor=Decimal(str(policy.size_factor)),
+            size_factor=Decimal(str(policy.size_for(a.confidence))),
             avoided=avoided,
             ml_gate=verdict,
         ),
@@ -207,7 +207,7 @@ def decision_for(
         "decision": {"trade": decision.trade, "reason": decision.reason},
         "policy": {
             "min_confidence": policy.min_confidence,
-            "size_factor": policy.size_factor,
+            "size_factor": policy.size_for(a.confidence),
             "learned": policy.learned,
             "patterns": len(policy.patterns),
         },

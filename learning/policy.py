@@ -16,6 +16,7 @@ from scipy import stats
 from core.values import BUY_OR_SELL, Regime, Sentiment
 from market.timeframes import TIMEFRAME_PERIODS
 
+from .calibration import Calibration, fit_calibration
 from .conditions import confidence_band, describe, evidence_text, matches
 from .counters import POLICY_KEY, POLICY_SUMS
 from .insights import Z95
@@ -44,6 +45,22 @@ class Policy:
     avoid_conditions: list[dict] = field(default_factory=list)
     learned: bool = False
     patterns: list[dict] = field(default_factory=list)
+    kelly: dict | None = None  # the learned size's inputs (sample_sizes["kelly"]); None when it is pinned
+
+    def size_for(self, confidence: float) -> float:
+        """The size factor for a call of this stated confidence: the policy's, scaled by the Kelly stake at
+        the call's calibrated probability of a win over the stake at the traded calls' hit rate (at most
+        twice it, and the cap), so that where the stated confidence says something, the surer calls are
+        sized up and the others down."""
+        k = self.kelly or {}
+        known = "calibration" in k and k.get("mean_loss_r") and k.get("mean_win_r")
+        if not self.size_factor or not known:
+            return self.size_factor
+        b = k["mean_win_r"] / -k["mean_loss_r"]
+        at_rate = k["hit_rate"] - (1 - k["hit_rate"]) / b
+        p = Calibration.from_json(k["calibration"]).probability(confidence)
+        ratio = min(2.0, max(0.0, (p - (1 - p) / b) / at_rate)) if at_rate > 0 else 1.0
+        return round(min(settings.SIZE_FACTOR_CAP, self.size_factor * ratio), 4)
 
     def refusal(self, conditions: dict) -> dict | None:
         """Why the policy's conditions keep a call out (`conditions`: learning.conditions.conditions_of, with
@@ -81,6 +98,7 @@ def effective_policy(bot, latest: LearnedPolicy | None = None) -> Policy:
         **{**values, **latest.pins},
         learned=bool(latest.sample_sizes.get("learned")),
         patterns=latest.patterns,
+        kelly=None if "size_factor" in latest.pins else latest.sample_sizes.get("kelly"),
     )
 
 
@@ -177,9 +195,12 @@ def policy_from(
     ]
     if trade:
         values["min_confidence"] = float(min(p["conditions"].get("min_confidence", 0) for p in trade))
-        factor, sizes["kelly"] = _size_factor(evidence.totals(taken), bot)
-        values["size_factor"] = _steady(current, factor)
         sizes["traded"] = evidence.summary(taken)
+        factor, sizes["kelly"] = _size_factor(evidence.totals(taken), bot, sizes["traded"])
+        values["size_factor"] = _steady(current, factor)
+        calibration = evidence.calibration(taken)
+        if calibration is not None:
+            sizes["kelly"]["calibration"] = calibration.to_json()
     else:
         values["size_factor"] = 0.0
     return values, sizes, bot_ids
@@ -359,6 +380,16 @@ class Evidence:
         patterns = [self._pattern(candidates[i], "avoid", long, recent, q, i) for i in chosen]
         return patterns, avoided, len(candidates)
 
+    def calibration(self, rows: np.ndarray) -> Calibration | None:
+        """The stated confidence calibrated on the traded calls (`rows`): isotonic over their confidence
+        buckets, each its share of positive R weighted by its weighted n (learning.calibration)."""
+        w = self.long * rows * self.sums["n"]
+        buckets = np.unique(self.bucket[rows])
+        n = np.array([w[self.bucket == b].sum() for b in buckets])
+        wins = np.array([(self.long * rows * self.sums["wins"])[self.bucket == b].sum() for b in buckets])
+        keep = n > 0
+        return fit_calibration(buckets[keep] + 2.5, wins[keep] / n[keep], n[keep])  # a bucket's middle
+
     def totals(self, rows: np.ndarray) -> dict:
         """The long-window weighted sums over `rows`, as the Kelly stake reads them."""
         w = self.long * rows
@@ -516,10 +547,13 @@ def pin(bot, **values) -> LearnedPolicy:
     return current
 
 
-def _size_factor(taken: dict, bot) -> tuple[float, dict]:
+def _size_factor(taken: dict, bot, traded: dict) -> tuple[float, dict]:
     """A fraction of the Kelly stake, over the bot's risk per trade, capped: 1.0 risks what the bot's setting
     says, 0 means no edge. Kelly f* = p - (1 - p) / b, p the hit rate of the calls the policy trades and b
-    their mean win over their mean loss, both in R (`taken`: their weighted sums, Evidence.totals)."""
+    their mean win over their mean loss, both in R (`taken`: their weighted sums, Evidence.totals), shrunk
+    by how sure the edge is: times low / mean of their expectancy's 95 % interval (`traded`), 0 at the edge
+    of significance and near 1 when the interval is narrow, so that a condition adopted on thin evidence,
+    which may be noise that passed, is traded small."""
     n, wins, losses = taken["n"], taken["wins"], taken["losses"]
     if not n:
         return 0.0, {"n": 0}
@@ -532,14 +566,17 @@ def _size_factor(taken: dict, bot) -> tuple[float, dict]:
         kelly = 0.0
     else:
         kelly = p - (1 - p) / (mean_win / -mean_loss)
+    mean, low = traded["expectancy_r"], traded["low"]
+    sure = min(1.0, max(0.0, low / mean)) if mean and mean > 0 else 0.0
     base_risk = float(bot.risk_per_trade_pct) / 100
-    factor = min(settings.SIZE_FACTOR_CAP, max(0.0, settings.KELLY_FRACTION * kelly / base_risk))
+    factor = min(settings.SIZE_FACTOR_CAP, max(0.0, settings.KELLY_FRACTION * kelly * sure / base_risk))
     evidence = {
         "n": _round(n),
         "hit_rate": _round(p),
         "mean_win_r": _round(mean_win),
         "mean_loss_r": _round(mean_loss),
         "kelly": _round(kelly),
+        "sure": _round(sure),
     }
     return round(factor, 4), evidence
 

@@ -66,6 +66,8 @@ def decide(
         return Decision(False, "the analysis says HOLD")
     if confidence < limits.min_confidence:
         return Decision(False, f"confidence {confidence:g} below the minimum {limits.min_confidence:g}")
+    if limits.size_factor <= 0:
+        return Decision(False, "the learned size factor is 0: no condition with an edge beyond noise yet")
     if limits.avoided:
         avoided = limits.avoided
         if "reason" in avoided:  # a learned pattern, worded by the policy with its evidence
@@ -84,8 +86,6 @@ def decide(
             f"the outcome model {verdict['model']} gives p(win) {verdict['p_win']:.2f}, below the "
             f"{verdict['needed']:.2f} a positive expectancy at this reward/risk needs",
         )
-    if limits.size_factor <= 0:
-        return Decision(False, "the learned size factor is 0: no edge at any confidence yet")
     if now.open_trades >= limits.max_open_trades:
         return Decision(
             False, f"{now.open_trades} open trade(s), the most allowed is {limits.max_open_trades}"

@@ -134,7 +134,9 @@ def known(alice, settings):
     calls at confidence 70-80 (40 calls, 44 R). The policy trades inside the one that earns the most R, the
     last; what the others would add (the 30 ranging calls, -6 R; the 40 at 55, -8 R) loses. Inside it:
     p = 28 / 40 = 0.7, b = 2 / 1, Kelly = p - (1 - p) / b = 0.55; a tenth of Kelly over the bot's 5 % risk
-    per trade is a size factor of 0.1 · 0.55 / 0.05 = 1.1."""
+    per trade is 0.1 · 0.55 / 0.05 = 1.1, shrunk by how sure the edge is: the mean 1.1 R has a standard
+    deviation of √(3.1 - 1.21) = 1.3748 over 40 calls held a candle, a 95 % interval from 1.1 - 1.96 ·
+    1.3748 / √40 = 0.6740, and 1.1 · 0.6740 / 1.1 = 0.6740."""
     settings.LEARNING_MIN_SAMPLES = 30
     settings.KELLY_FRACTION = 0.1
     bot = BotFactory(owner=alice, risk_per_trade_pct=Decimal(5), min_confidence=70)
@@ -152,8 +154,9 @@ def test_the_policy_trades_inside_the_condition_with_the_evidence(known):
     assert edge["expectancy_r"] == pytest.approx(1.1, abs=1e-4) and edge["low"] > 0
     assert edge["q_value"] <= 0.05 and edge["p_value"] <= edge["q_value"]
     assert policy.min_confidence == 0  # the pattern, not a threshold, says which calls to take
-    assert policy.size_factor == pytest.approx(1.1, abs=1e-4)
+    assert policy.size_factor == pytest.approx(0.674, abs=1e-4)
     assert policy.sample_sizes["kelly"]["kelly"] == pytest.approx(0.55, abs=1e-4)
+    assert policy.sample_sizes["traded"]["low"] == pytest.approx(0.674, abs=1e-4)
     assert policy.sample_sizes["candidates"] > 10 and policy.sample_sizes["learned"]
     assert policy.data_from is not None and policy.data_to >= policy.data_from
 
@@ -189,6 +192,25 @@ def test_inside_what_it_trades_the_policy_learns_what_to_avoid(alice, settings):
         {"regime": "TREND_LOW_VOL", "market_sentiment": "BEARISH", "confidence": 75}
     )
     assert refused["field"] == "market_sentiment"
+
+
+def test_the_calibrated_confidence_sizes_each_call(alice, settings):
+    """Among the traded calls the confident ones win more (80 % at 85 against 50 % at 70, +2 R or -1 R):
+    calibrated, the stated confidence sizes each call by the Kelly stake at its own probability. (Five
+    trades at once: room for both, so the policy trades both.)"""
+    settings.LEARNING_MIN_SAMPLES = 30
+    bot = BotFactory(owner=alice, risk_per_trade_pct=Decimal(1), min_confidence=70, max_open_trades=5)
+    rs(bot, 60, 30, 2.0, 70)
+    rs(bot, 60, 48, 2.0, 85)
+    learn_policy(bot)
+    policy = effective_policy(bot)
+    calibration = policy.kelly["calibration"]
+    assert calibration["values"][0] == pytest.approx(0.5) and calibration["values"][-1] == pytest.approx(0.8)
+    # Kelly at the hit rate 0.65 is 0.475; at 0.5, 0.25; at 0.8, 0.7.
+    assert policy.size_for(70) == pytest.approx(policy.size_factor * 0.25 / 0.475, abs=1e-3)
+    assert policy.size_for(85) == pytest.approx(min(1.5, policy.size_factor * 0.7 / 0.475), abs=1e-3)
+    pin(bot, size_factor=0.5)
+    assert effective_policy(bot).size_for(85) == 0.5  # a pinned size is the size
 
 
 def test_noise_teaches_no_pattern_however_many_are_tried(alice, settings):
@@ -297,7 +319,7 @@ def test_the_decision_follows_the_learned_policy():
     )
     assert (no_edge.trade, no_edge.reason) == (
         False,
-        "the learned size factor is 0: no edge at any confidence yet",
+        "the learned size factor is 0: no condition with an edge beyond noise yet",
     )
 
 
@@ -347,7 +369,7 @@ def test_a_new_bot_learns_from_its_owners_other_bots(known, alice, charlie):
     # What `known` learned from the same 110 calls (the fixture's docstring works it out).
     trending = {"regime": "TREND_LOW_VOL", "confidence_band": "70-80"}
     assert [p["conditions"] for p in policy.patterns] == [trending]
-    assert policy.size_factor == pytest.approx(1.1, abs=1e-4)
+    assert policy.size_factor == pytest.approx(0.674, abs=1e-4)
 
     # Another user's history, or another analyst's, is not pooled.
     theirs = BotFactory(owner=charlie, min_confidence=70)
