@@ -16,10 +16,15 @@ weight, where weight is the market's plant (planted_weight) over the call's cond
 (learning.conditions' fields). Each child checks that every call the replay recorded after the warm-up is the
 generator's, at the same slot with the same recommendation, regime, sentiment and confidence.
 
-- strong, weak: calls in PLANTED_REGIMES follow through (weight 1), others have no drift.
-- confidence: calls with a stated confidence of at least CONFIDENCE_FLOOR follow through.
-- conjunction: CONJUNCTION's A∧B follows through; A∧¬B and ¬A∧B reverse (weights -REVERSE_A, -REVERSE_B,
-  set so that A alone and B alone come out near the costs); ¬A∧¬B has no drift. The four cells' counts print.
+- strong, weak: calls in PLANTED_REGIMES follow through (weight 1), others have no drift; mu is set for an
+  oracle's mean of about +0.6 R and +0.2 R a trade net of costs (ORACLE_AIM; printed beside the oracle's).
+- confidence: calls with a stated confidence of at least CONFIDENCE_FLOOR (80) follow through. 80, not 75:
+  the adaptation it counts as correct is a threshold of at least the floor - 5, and 70 is the bot's default.
+- conjunction: CONJUNCTION's A∧B (sentiment BULLISH and regime RANGE_HIGH_VOL) follows through; A∧¬B and
+  ¬A∧B reverse (weights -REVERSE_A, -REVERSE_B), ¬A∧¬B has no drift. Not RSI band and sentiment: for this
+  analyst both are the call's direction (a BUY is BULLISH and has an RSI of 50-70), so two of their cells
+  stay nearly empty. The cells' counts and mean outcome_r print, and A's and B's alone: a reversal loses at
+  most about 1 R (the stop), so B alone ends a little above the costs.
 - flip: strong, reversed from the middle candle on (planted-positive before, planted-negative after).
 - wrong: every call reverses. noise, noise2: no drift at all (noise2 at a higher volatility).
 
@@ -82,9 +87,9 @@ CONJUNCTION = ({"market_sentiment": "BULLISH"}, {"regime": "RANGE_HIGH_VOL"})
 # How much the two half-cells reverse, relative to A∧B's follow-through, so that A alone and B alone come out
 # near the costs: A∧¬B is the larger cell (about 1,200 calls against A∧B's 500 in 5,000 candles).
 REVERSE_A, REVERSE_B = 0.25, 1.0
+ORACLE_AIM = {"strong": 0.6, "weak": 0.2}  # the oracle's mean R per trade the plants are set for
 CONTROLS = ("noise", "noise2", "wrong")
 REGIMES, SENTIMENTS = 5, 3  # what the old policy could avoid: its candidates
-STARTING_BALANCE = 10_000
 
 
 @dataclass(frozen=True)
@@ -94,12 +99,12 @@ class Plant:
 
 
 MARKETS = {
-    "strong": Plant(0.25),
-    "weak": Plant(0.16),
-    "confidence": Plant(0.25),
-    "conjunction": Plant(0.4),
-    "flip": Plant(0.25),
-    "wrong": Plant(0.25),
+    "strong": Plant(0.31),
+    "weak": Plant(0.15),
+    "confidence": Plant(0.3),
+    "conjunction": Plant(0.45),
+    "flip": Plant(0.31),
+    "wrong": Plant(0.31),
     "noise": Plant(0.0),
     "noise2": Plant(0.0, sigma=0.012),
 }
@@ -368,7 +373,7 @@ def child(market: str, seed: int, candles: int) -> dict:
         "last_auc": (models[-1].metrics or {}).get("auc") if models else None,
         "model_active": bool(verdicts) or any(m.is_active for m in models),
         "gated": sum(1 for v in verdicts if v.get("pass") is False),
-        "pnl_pct": pnl / STARTING_BALANCE * 100,
+        "pnl_pct": pnl / float(bot.starting_balance) * 100,
         "flip_cycles": max(dead, default=0) if market == "flip" else None,
         "cells": cells,
     }
@@ -545,6 +550,7 @@ def summarise(market: str, runs: list[dict]) -> dict:
         "gated": sum(r["gated"] for r in ok),
         "pnl_pct": _mean(r["pnl_pct"] for r in ok),
         "flip_cycles": _mean(r["flip_cycles"] for r in ok),
+        "flip_per_seed": [r["flip_cycles"] for r in ok],
         "mismatched": sum(r["calls_mismatched"] for r in ok),
         "checked": sum(r["calls_checked"] for r in ok),
         "cells": [r["cells"] for r in ok if r["cells"]],
@@ -553,7 +559,7 @@ def summarise(market: str, runs: list[dict]) -> dict:
 
 COLUMNS = (
     ("market", 12), ("seeds", 6), ("oracle R", 9), ("n", 5), ("R/tr", 6), ("adapt. R", 9), ("n", 5),
-    ("R/tr", 6), ("capture", 8), ("planted", 8), ("1st adapt.", 16), ("spurious", 10), ("ver/1k", 7),
+    ("R/tr", 6), ("capture", 8), ("planted", 8), ("1st adapt.", 18), ("spurious", 10), ("ver/1k", 7),
     ("models", 7), ("AUC", 5), ("active", 7), ("gated", 6), ("P&L %", 7),
 )  # fmt: skip
 
@@ -619,8 +625,19 @@ def report(summaries: dict[str, dict]) -> list[str]:
             f"  conjunction, A = {a}, B = {b}; calls in all seeds (mean outcome_r): {', '.join(cells)}"
         )
     if "flip" in summaries:
-        cycles = _f(summaries["flip"]["flip_cycles"], ".0f")
-        lines.append(f"  flip: the last trade on the dead condition {cycles} cycles after the flip")
+        flip = summaries["flip"]
+        seeds = ", ".join(str(c) for c in flip["flip_per_seed"])
+        lines.append(
+            f"  flip: the last trade on the dead condition {_f(flip['flip_cycles'], '.0f')} cycles after the "
+            f"flip (mean; per seed {seeds})"
+        )
+    aims = [
+        f"{m} {_f(summaries[m]['oracle_mean'])} (aim {aim:+.1f})"
+        for m, aim in ORACLE_AIM.items()
+        if m in summaries
+    ]
+    if aims:
+        lines.append(f"  the plant's size, the oracle's mean R per trade: {', '.join(aims)}")
     return lines
 
 
