@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test lint migrate demo bench lock clean
+.PHONY: run test lint migrate demo bench bench-learning lock clean
 
 # Reinstall only when the pinned set changes.
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -34,6 +34,10 @@ test: install
 # Speed figures against the targets of the issues (never asserted in tests).
 bench: install
 	$(PY) -m bench.run
+
+# The learning benchmark alone (bench/bench_learning.py), e.g. `make bench-learning ARGS=--quick`.
+bench-learning: install
+	$(PY) -m bench.bench_learning $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .
