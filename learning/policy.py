@@ -28,6 +28,8 @@ POLICY_ROW = POLICY_KEY[1:]  # a counter's key within its user
 MAX_PATTERNS = 4
 # A condition joins the ones traded only if it makes them worth this share more R a candle.
 VALUE_GAIN = 0.05
+# What a condition in force is worth more than another in the choice of what to trade (the hysteresis).
+KEEP_MARGIN = 0.2
 # A new Kelly stake within this share of the one in force does not change the policy.
 SIZE_STEADY = 0.25
 # The conditions a policy can learn (or be pinned) to stay out of, each with the values it can take.
@@ -249,6 +251,9 @@ class Evidence:
             (TIMEFRAME_PERIODS[timeframe].total_seconds() for _, timeframe in bots), float, len(rows)
         )
         ends = (np.fromiter((r["block"] for r in rows), float, len(rows)) + 1) * block_seconds
+        # Each row's cluster (`stats`), as a one-hot matrix: rows by clusters.
+        cluster = ends // (settings.POLICY_CLUSTER_CANDLES * period.total_seconds())
+        self.clusters = np.unique(cluster, return_inverse=True)[1][:, None] == np.arange(len(set(cluster)))
         age = (ends.max() - ends) / period.total_seconds()
         self.long = 0.5 ** (age / settings.POLICY_HALF_LIFE_CANDLES)
         self.recent = 0.5 ** (age / settings.POLICY_RECENT_HALF_LIFE_CANDLES)
@@ -256,7 +261,8 @@ class Evidence:
         # blocks from the oldest to now), per bot: how often a set of calls comes up (`value`).
         block, half_life = settings.POLICY_BLOCK_CANDLES, settings.POLICY_HALF_LIFE_CANDLES
         ratio, blocks = 0.5 ** (block / half_life), age.max() // block + 1
-        self.candles = block * (1 - ratio**blocks) / (1 - ratio) * len({r["bot_id"] for r in rows})
+        span = block * (1 - ratio**blocks) / (1 - ratio) if ratio < 1 else block * blocks
+        self.candles = span * len({r["bot_id"] for r in rows})
 
     def candidates(self, with_thresholds: bool) -> list[dict]:
         """Every condition the policy tries: the confidence thresholds, each field's values, and every pair of
@@ -281,36 +287,41 @@ class Evidence:
 
     def stats(self, masks: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
         """For each row of `masks` (candidates by counter rows): weighted n, mean R, its standard error and
-        one-sided p-values. Calls resolved close together overlap (a call every candle, held for several):
-        the effective n is divided by the mean holding time in candles, the design effect of that overlap."""
+        one-sided p-values. Calls are not independent: made a candle apart they share most of their path,
+        and a trend lifts every call that follows it. The standard error is cluster-robust, with the
+        POLICY_CLUSTER_CANDLES around each call as its cluster (Liang-Zeger, the mean's sandwich estimate):
+        var(m) = G/(G-1) · Σ_g (S_g - m·N_g)² / N², S_g and N_g the weighted R and n of cluster g, and
+        Student's t with G - 1 degrees of freedom."""
         m = masks.astype(float)
-        n = m @ (weights * self.sums["n"])
+        wn, wr = weights * self.sums["n"], weights * self.sums["r_sum"]
+        n = m @ wn
+        by_cluster_n, by_cluster_r = m @ (self.clusters * wn[:, None]), m @ (self.clusters * wr[:, None])
+        groups = (by_cluster_n > 0).sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean = np.where(n > 0, (m @ (weights * self.sums["r_sum"])) / n, 0.0)
-            variance = np.maximum((m @ (weights * self.sums["r_squares"])) / n - mean**2, 1e-12)
-            hold = (m @ (weights * self.sums["hold_sum"])) / n
-            overlap = np.maximum(1.0, hold) ** settings.POLICY_OVERLAP_POWER
-            effective = n * n / (m @ (weights**2 * self.sums["n"])) / overlap
-            se = np.sqrt(variance / effective)
+            mean = np.where(n > 0, (m @ wr) / n, 0.0)
+            spread = ((by_cluster_r - mean[:, None] * by_cluster_n) ** 2).sum(axis=1)
+            se = np.where(groups > 1, np.sqrt(spread / n**2 * groups / (groups - 1)), np.inf)
             t = mean / se
-        df = np.maximum(effective - 1, 1)
+            hold = (m @ (weights * self.sums["hold_sum"])) / n
+        df = np.maximum(groups - 1, 1)
         return {
             "n": np.nan_to_num(n),
             "raw_n": m @ self.sums["n"],
             "mean": np.nan_to_num(mean),
             "se": np.nan_to_num(se, nan=np.inf),
-            "effective": np.nan_to_num(effective),
+            "clusters": groups,
             "hold": np.nan_to_num(hold, nan=1.0),
             "p_above": np.nan_to_num(stats.t.sf(t, df), nan=1.0),
             "p_below": np.nan_to_num(stats.t.cdf(t, df), nan=1.0),
         }
 
     def edges(self, kept: list[dict], minimum: int) -> tuple[list[dict], np.ndarray, int, int]:
-        """The conditions to trade inside of: those kept from the policy in force while their recent
-        evidence stays positive, then, greedily, the adopted ones (Benjamini-Hochberg across every candidate
-        at POLICY_FDR, and a positive recent mean) that make the traded set worth the most R a candle
-        (`value`), while what each adds is itself positive beyond a standard error. Returns the patterns,
-        the rows they cover, how many candidates were tried and how many had the minimum n."""
+        """The conditions to trade inside of: greedily, among those adopted (Benjamini-Hochberg across every
+        candidate at POLICY_FDR, and a positive recent mean) or in force (while their recent mean stays
+        positive), the one that makes the traded set worth the most R a candle (`value`; those in force
+        with a head start), while that grows by VALUE_GAIN and what it adds is itself positive beyond a
+        standard error. Returns the patterns, the rows they cover, how many candidates were tried and how
+        many had the minimum n."""
         candidates = self.candidates(with_thresholds=True)
         masks = np.array([self.mask(c) for c in candidates])
         long, recent = self.stats(masks, self.long), self.stats(masks, self.recent)
@@ -321,23 +332,21 @@ class Evidence:
         holds = recent["mean"] > 0
         keep = {_key(c) for c in kept}
         allowed = eligible & holds & ((q <= settings.POLICY_FDR) | [(_key(c) in keep) for c in candidates])
-        # Kept ones first, in the order they were, so that the set does not reshuffle with each resolution.
-        order = sorted(np.flatnonzero(allowed), key=lambda i: _key(candidates[i]) not in keep)
-        chosen, covered = [], np.zeros(len(self.bucket), bool)
-        for i in order:
-            if _key(candidates[i]) in keep:
-                chosen.append(i)
-                covered |= masks[i]
-        adoptable = [i for i in order if _key(candidates[i]) not in keep]
-        worth = self.value(self.stats(covered[np.newaxis, :], self.long))[0] if chosen else 0.0
-        while adoptable and len(chosen) < MAX_PATTERNS:
-            added = self.stats(masks[adoptable] & ~covered, self.long)
-            value = self.value(self.stats(masks[adoptable] | covered, self.long))
+        remaining = list(np.flatnonzero(allowed))
+        # The conditions in force compete with a head start, so that the set does not reshuffle with each
+        # resolution: another must be worth KEEP_MARGIN more to take a kept one's place.
+        start = np.array([1 + KEEP_MARGIN if _key(candidates[i]) in keep else 1.0 for i in remaining])
+        chosen, covered, worth = [], np.zeros(len(self.bucket), bool), 0.0
+        while remaining and len(chosen) < MAX_PATTERNS:
+            added = self.stats(masks[remaining] & ~covered, self.long)
+            value = self.value(self.stats(masks[remaining] | covered, self.long))
             value[(added["n"] < minimum) | (added["mean"] <= added["se"])] = -np.inf
-            best = int(np.argmax(value))
-            if not value[best] > worth * (1 + VALUE_GAIN):
+            score = np.where(value > 0, value * start, value)
+            best = int(np.argmax(score))
+            if not score[best] > worth * (1 + VALUE_GAIN):
                 break
-            chosen.append(adoptable.pop(best))
+            chosen.append(remaining.pop(best))
+            start = np.delete(start, best)
             covered |= masks[chosen[-1]]
             worth = value[best]
         patterns = [self._pattern(candidates[i], "trade", long, recent, q, i) for i in chosen]
@@ -405,7 +414,7 @@ class Evidence:
             "conditions": conditions,
             "action": action,
             "n": int(long["raw_n"][i]),
-            "effective_n": round(float(long["effective"][i]), 1),
+            "clusters": int(long["clusters"][i]),
             **_interval(long, i),
             "p_value": _round(long["p_above" if action == "trade" else "p_below"][i]),
             "q_value": _round(q[i]),

@@ -1,17 +1,19 @@
 """Untraded analyses resolved against the price; the adaptive policy on a data set whose right answer is
 known; the prompt's insights section following the insights."""
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from learning.counters import rebuild
 from learning.insights import compute_insights
 from learning.models import AILearningData, LearnedPolicy, PromptVersion
-from learning.policy import effective_policy, learn_policy, pin
+from learning.policy import Evidence, effective_policy, learn_policy, pin, policy_counters
 from learning.prompt import insights_section, prompt_version
 from learning.resolution import resolve_untraded
 from tests.factories import BotFactory
@@ -100,8 +102,9 @@ def test_an_analysis_whose_horizon_has_not_passed_waits(alice):
 
 
 # --- the adaptive policy --------------------------------------------------------------------------------
-def rs(bot, n, wins, win_r, confidence, **fields):
-    """n resolved BUYs, `wins` of them +win_r R and the rest -1 R."""
+def rs(bot, n, wins, win_r, confidence, every=timedelta(hours=100), **fields):
+    """n resolved BUYs, `wins` of them +win_r R and the rest -1 R, resolved `every` apart: by default a
+    policy cluster (TRADINGAI_POLICY_CLUSTER_CANDLES) apart, as independent calls."""
     resolved(
         bot.owner,
         wins,
@@ -110,6 +113,7 @@ def rs(bot, n, wins, win_r, confidence, **fields):
         recommendation="BUY",
         confidence_score=confidence,
         outcome_r=win_r,
+        every=every,
         **fields,
     )
     resolved(
@@ -120,12 +124,20 @@ def rs(bot, n, wins, win_r, confidence, **fields):
         recommendation="BUY",
         confidence_score=confidence,
         outcome_r=-1.0,
+        every=every,
+        after=wins * every,
         **fields,
     )
 
 
 @pytest.fixture
-def known(alice, settings):
+def lasting(settings):
+    """Evidence that does not age: every call weighs the same, however long ago it resolved."""
+    settings.POLICY_HALF_LIFE_CANDLES = settings.POLICY_RECENT_HALF_LIFE_CANDLES = math.inf
+
+
+@pytest.fixture
+def known(alice, settings, lasting):
     """At confidence 55: 40 BUYs, 16 at +1 R, 24 at -1 R (expectancy -0.2 R).
     At confidence 75, trending: 40 BUYs, 28 at +2 R, 12 at -1 R (1.1 R); ranging and volatile: 30 BUYs,
     8 at +2 R, 22 at -1 R (-0.2 R).
@@ -134,9 +146,10 @@ def known(alice, settings):
     calls at confidence 70-80 (40 calls, 44 R). The policy trades inside the one that earns the most R, the
     last; what the others would add (the 30 ranging calls, -6 R; the 40 at 55, -8 R) loses. Inside it:
     p = 28 / 40 = 0.7, b = 2 / 1, Kelly = p - (1 - p) / b = 0.55; a tenth of Kelly over the bot's 5 % risk
-    per trade is 0.1 · 0.55 / 0.05 = 1.1, shrunk by how sure the edge is: the mean 1.1 R has a standard
-    deviation of √(3.1 - 1.21) = 1.3748 over 40 calls held a candle, a 95 % interval from 1.1 - 1.96 ·
-    1.3748 / √40 = 0.6740, and 1.1 · 0.6740 / 1.1 = 0.6740."""
+    per trade is 0.1 · 0.55 / 0.05 = 1.1, shrunk by how sure the edge is: the 40 calls, each in a cluster of
+    its own, deviate from their mean 1.1 R by Σ(r - m)² = 28 · 0.81 + 12 · 4.41 = 75.6, a standard error of
+    √(75.6 / 40² · 40 / 39) = 0.22014 and a 95 % interval from 1.1 - 1.96 · 0.22014 = 0.6685: a factor of
+    1.1 · 0.6685 / 1.1 = 0.6685."""
     settings.LEARNING_MIN_SAMPLES = 30
     settings.KELLY_FRACTION = 0.1
     bot = BotFactory(owner=alice, risk_per_trade_pct=Decimal(5), min_confidence=70)
@@ -154,9 +167,9 @@ def test_the_policy_trades_inside_the_condition_with_the_evidence(known):
     assert edge["expectancy_r"] == pytest.approx(1.1, abs=1e-4) and edge["low"] > 0
     assert edge["q_value"] <= 0.05 and edge["p_value"] <= edge["q_value"]
     assert policy.min_confidence == 0  # the pattern, not a threshold, says which calls to take
-    assert policy.size_factor == pytest.approx(0.674, abs=1e-4)
+    assert policy.size_factor == pytest.approx(0.6685, abs=1e-4)
     assert policy.sample_sizes["kelly"]["kelly"] == pytest.approx(0.55, abs=1e-4)
-    assert policy.sample_sizes["traded"]["low"] == pytest.approx(0.674, abs=1e-4)
+    assert policy.sample_sizes["traded"]["low"] == pytest.approx(0.6685, abs=1e-4)
     assert policy.sample_sizes["candidates"] > 10 and policy.sample_sizes["learned"]
     assert policy.data_from is not None and policy.data_to >= policy.data_from
 
@@ -171,30 +184,31 @@ def test_the_policy_trades_inside_the_condition_with_the_evidence(known):
     }
 
 
-def test_inside_what_it_trades_the_policy_learns_what_to_avoid(alice, settings):
+def test_a_losing_pocket_of_what_it_trades_is_not_traded(alice, settings, lasting):
     settings.LEARNING_MIN_SAMPLES = 30
     settings.POLICY_RELEARN_CALLS = 1
     bot = BotFactory(owner=alice, risk_per_trade_pct=Decimal(1), min_confidence=70)
     rs(bot, 60, 42, 2.0, 75)  # 1.1 R a call
-    [edge] = learn_policy(bot).patterns
-    # Then, inside what it trades, the bearish calls lose: carved out, with their evidence, while the pattern
-    # in force (its recent mean still positive) is kept rather than reshuffled.
+    assert learn_policy(bot).patterns
+    # Then the bearish calls lose: the policy trades around them (the bullish calls) or avoids them.
     rs(bot, 40, 0, 2.0, 75, market_sentiment="BEARISH")
-    policy = learn_policy(bot)
-    trade = [p for p in policy.patterns if p["action"] == "trade"]
-    avoid = [p["conditions"] for p in policy.patterns if p["action"] == "avoid"]
-    assert [p["conditions"] for p in trade] == [edge["conditions"]]
-    assert {"market_sentiment": "BEARISH"} in avoid
-    assert {"field": "market_sentiment", "value": "BEARISH", "n": 40, "expectancy_r": -1.0} in (
-        policy.avoid_conditions
-    )
-    refused = effective_policy(bot).refusal(
-        {"regime": "TREND_LOW_VOL", "market_sentiment": "BEARISH", "confidence": 75}
-    )
-    assert refused["field"] == "market_sentiment"
+    learn_policy(bot)
+    policy = effective_policy(bot)
+    call = {"regime": "TREND_LOW_VOL", "market_sentiment": "BULLISH", "confidence": 75}
+    assert policy.refusal(call) is None
+    assert policy.refusal({**call, "market_sentiment": "BEARISH"}) is not None
+
+    # Inside a set it trades, such a pocket is carved out with its evidence.
+    alike, rows = policy_counters(bot)
+    evidence = Evidence(rows, alike, HOUR)
+    every = np.ones(len(rows), bool)
+    avoid, avoided, tried = evidence.carve_outs(every, [], settings.LEARNING_MIN_SAMPLES)
+    [pocket] = [p for p in avoid if p["conditions"] == {"market_sentiment": "BEARISH"}]
+    assert (pocket["n"], pocket["expectancy_r"], pocket["high"]) == (40, -1.0, -1.0)
+    assert tried > 1 and avoided.sum() == sum(r["market_sentiment"] == "BEARISH" for r in rows)
 
 
-def test_the_calibrated_confidence_sizes_each_call(alice, settings):
+def test_the_calibrated_confidence_sizes_each_call(alice, settings, lasting):
     """Among the traded calls the confident ones win more (80 % at 85 against 50 % at 70, +2 R or -1 R):
     calibrated, the stated confidence sizes each call by the Kelly stake at its own probability. (Five
     trades at once: room for both, so the policy trades both.)"""
@@ -213,7 +227,7 @@ def test_the_calibrated_confidence_sizes_each_call(alice, settings):
     assert effective_policy(bot).size_for(85) == 0.5  # a pinned size is the size
 
 
-def test_noise_teaches_no_pattern_however_many_are_tried(alice, settings):
+def test_noise_teaches_no_pattern_however_many_are_tried(alice, settings, lasting):
     """600 calls whose result is noise around the costs, spread over regimes, sentiments, RSI bands and
     confidences: some of the ~100 conditions tried look good by chance at 5 % each; none passes the
     multiple-testing bar, so nothing is traded and nothing is avoided."""
@@ -230,7 +244,7 @@ def test_noise_teaches_no_pattern_however_many_are_tried(alice, settings):
                 recommendation="BUY", outcome="WIN" if r > 0 else "LOSS", outcome_r=r,
                 confidence_score=rng.choice((60, 65, 70, 75, 80, 85)), regime=rng.choice(regimes),
                 market_sentiment=rng.choice(("BULLISH", "NEUTRAL", "BEARISH")),
-                market_conditions={"rsi": rng.uniform(20, 80)}, resolved_at=AS_OF + i * HOUR,
+                market_conditions={"rsi": rng.uniform(20, 80)}, resolved_at=AS_OF + i * 20 * HOUR,
             )
         )  # fmt: skip
     AILearningData.objects.bulk_create(calls)
@@ -244,11 +258,14 @@ def test_an_edge_that_turns_is_dropped_on_its_recent_evidence(alice, settings):
     settings.LEARNING_MIN_SAMPLES = 30
     settings.POLICY_RELEARN_CALLS = 1
     bot = BotFactory(owner=alice, risk_per_trade_pct=Decimal(1), min_confidence=70)
-    rs(bot, 60, 42, 2.0, 75)
+    # 1.1 R a call over 840 hours: 42 wins of +2 R every 20 hours, 18 losses among them every 46.
+    call = {"bot": bot, "recommendation": "BUY", "confidence_score": 75}
+    resolved(alice, 42, 42, outcome_r=2.0, every=timedelta(hours=20), **call)
+    resolved(alice, 18, 0, outcome_r=-1.0, every=timedelta(hours=46), after=timedelta(hours=10), **call)
     assert learn_policy(bot).patterns
-    # Four weeks on (672 hours, over three recent half-lives), the same calls lose: over the whole history
-    # their mean is still positive, recently it is not, and the policy stops trading them.
-    rs(bot, 40, 0, 2.0, 75, week=4)
+    # 1,500 hours on, the same calls lose, one every 5 hours: over the whole history their mean is still
+    # positive, over the last 200 hours (the recent half-life) it is not, and the policy stops trading them.
+    rs(bot, 40, 0, 2.0, 75, every=timedelta(hours=5), week=9)
     policy = learn_policy(bot)
     assert [p for p in policy.patterns if p["action"] == "trade"] == [] and policy.size_factor == 0
 
@@ -369,7 +386,7 @@ def test_a_new_bot_learns_from_its_owners_other_bots(known, alice, charlie):
     # What `known` learned from the same 110 calls (the fixture's docstring works it out).
     trending = {"regime": "TREND_LOW_VOL", "confidence_band": "70-80"}
     assert [p["conditions"] for p in policy.patterns] == [trending]
-    assert policy.size_factor == pytest.approx(0.674, abs=1e-4)
+    assert policy.size_factor == pytest.approx(0.6685, abs=1e-4)
 
     # Another user's history, or another analyst's, is not pooled.
     theirs = BotFactory(owner=charlie, min_confidence=70)

@@ -287,10 +287,8 @@ POLICY_FDR = env.float("TRADINGAI_POLICY_FDR", default=0.05)
 POLICY_HALF_LIFE_CANDLES = env.int("TRADINGAI_POLICY_HALF_LIFE_CANDLES", default=2000)
 POLICY_RECENT_HALF_LIFE_CANDLES = env.int("TRADINGAI_POLICY_RECENT_HALF_LIFE_CANDLES", default=200)
 POLICY_BLOCK_CANDLES = env.int("TRADINGAI_POLICY_BLOCK_CANDLES", default=50)
-# Calls a candle apart share most of their path: the effective n of a set of calls is its n over its mean
-# holding time (in candles) to this power; 1 treats every call held h candles as h copies of one, 0 as
-# independent (docs/learning.md; bench/bench_learning.py measures the choice on its no-edge controls).
-POLICY_OVERLAP_POWER = env.float("TRADINGAI_POLICY_OVERLAP_POWER", default=0.5)
+# The span of time whose calls count as one cluster in the policy's standard errors (docs/learning.md).
+POLICY_CLUSTER_CANDLES = env.int("TRADINGAI_POLICY_CLUSTER_CANDLES", default=100)
 POLICY_RELEARN_CALLS = env.int("TRADINGAI_POLICY_RELEARN_CALLS", default=10)
 # Before a bot has the evidence to learn from, it trades at this fraction of its risk per trade: enough to
 # show what it does, too little to lose much while nothing is known.
