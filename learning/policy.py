@@ -2,6 +2,7 @@
 learned with database aggregates and stored with its provenance; the owner's pins override any of it.
 Formulas: docs/learning.md."""
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min
-from scipy import stats
+from scipy import special, stats
 
 from core.values import BUY_OR_SELL, Regime, Sentiment
 from market.timeframes import TIMEFRAME_PERIODS
@@ -235,25 +236,30 @@ class Evidence:
         self, rows: list[dict], alike: dict[int, tuple[str, str]], period: timedelta, capacity: int = 1
     ):
         self.capacity = capacity
-        self.sums = {name: np.fromiter((r[name] for r in rows), float, len(rows)) for name in POLICY_SUMS}
-        self.bucket = np.fromiter((r["bucket"] for r in rows), float, len(rows))
+        numbers = np.array(
+            [[r["bucket"], r["block"], *(r[name] for name in POLICY_SUMS)] for r in rows], float
+        )
+        self.bucket, block_of = numbers[:, 0], numbers[:, 1]
+        self.sums = {name: numbers[:, 2 + i] for i, name in enumerate(POLICY_SUMS)}
         bots = [alike.get(r["bot_id"], ("", "1h")) for r in rows]
         self.values = {
-            "regime": np.array([r["regime"] for r in rows]),
-            "market_sentiment": np.array([r["market_sentiment"] for r in rows]),
-            "rsi_band": np.array([r["rsi_band"] for r in rows]),
-            "confidence_band": np.array([confidence_band(r["bucket"]) for r in rows]),
-            "symbol": np.array([symbol for symbol, _ in bots]),
-            "timeframe": np.array([timeframe for _, timeframe in bots]),
+            name: np.array([r[name] for r in rows]) for name in ("regime", "market_sentiment", "rsi_band")
         }
+        bands = {bucket: confidence_band(bucket) for bucket in set(self.bucket.tolist())}
+        self.values["confidence_band"] = np.array([bands[b] for b in self.bucket.tolist()])
+        self.values["symbol"] = np.array([symbol for symbol, _ in bots])
+        self.values["timeframe"] = np.array([timeframe for _, timeframe in bots])
         # When each row's block ended, in the learner's candles; the latest row is now.
-        block_seconds = settings.POLICY_BLOCK_CANDLES * np.fromiter(
-            (TIMEFRAME_PERIODS[timeframe].total_seconds() for _, timeframe in bots), float, len(rows)
+        seconds = {timeframe: TIMEFRAME_PERIODS[timeframe].total_seconds() for _, timeframe in set(bots)}
+        block_seconds = settings.POLICY_BLOCK_CANDLES * np.array(
+            [seconds[timeframe] for _, timeframe in bots]
         )
-        ends = (np.fromiter((r["block"] for r in rows), float, len(rows)) + 1) * block_seconds
+        ends = (block_of + 1) * block_seconds
         # Each row's cluster (`stats`), as a one-hot matrix: rows by clusters.
-        cluster = ends // (settings.POLICY_CLUSTER_CANDLES * period.total_seconds())
-        self.clusters = np.unique(cluster, return_inverse=True)[1][:, None] == np.arange(len(set(cluster)))
+        found, cluster = np.unique(
+            ends // (settings.POLICY_CLUSTER_CANDLES * period.total_seconds()), return_inverse=True
+        )
+        self.clusters = (cluster[:, None] == np.arange(len(found))).astype(float)
         age = (ends.max() - ends) / period.total_seconds()
         self.long = 0.5 ** (age / settings.POLICY_HALF_LIFE_CANDLES)
         self.recent = 0.5 ** (age / settings.POLICY_RECENT_HALF_LIFE_CANDLES)
@@ -280,39 +286,51 @@ class Evidence:
         return found
 
     def mask(self, conditions: dict) -> np.ndarray:
+        """The rows inside `conditions`; each field's value compared once per learning (`_equal`)."""
         inside = np.ones(len(self.bucket), bool)
         for name, value in conditions.items():
-            inside &= self.bucket >= value if name == "min_confidence" else self.values[name] == value
+            inside &= self._equal(name, value)
         return inside
 
-    def stats(self, masks: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
-        """For each row of `masks` (candidates by counter rows): weighted n, mean R, its standard error and
-        one-sided p-values. Calls are not independent: made a candle apart they share most of their path,
-        and a trend lifts every call that follows it. The standard error is cluster-robust, with the
-        POLICY_CLUSTER_CANDLES around each call as its cluster (Liang-Zeger, the mean's sandwich estimate):
-        var(m) = G/(G-1) · Σ_g (S_g - m·N_g)² / N², S_g and N_g the weighted R and n of cluster g, and
-        Student's t with G - 1 degrees of freedom."""
+    @functools.cache  # noqa: B019 - an Evidence lives for one learning, and its rows do not change
+    def _equal(self, name: str, value) -> np.ndarray:
+        return self.bucket >= value if name == "min_confidence" else self.values[name] == value
+
+    def stats(self, masks: np.ndarray, weights: np.ndarray, robust: bool = True) -> dict[str, np.ndarray]:
+        """For each row of `masks` (candidates by counter rows): weighted n, mean R and the mean holding
+        time; with `robust`, also the mean's standard error and one-sided p-values. Calls are not
+        independent: made a candle apart they share most of their path, and a trend lifts every call that
+        rides it. The standard error is cluster-robust, with the POLICY_CLUSTER_CANDLES around each call as
+        its cluster (Liang-Zeger, the mean's sandwich estimate): var(m) = G/(G-1) · Σ_g (S_g - m·N_g)² / N²,
+        S_g and N_g the weighted R and n of cluster g, and Student's t with G - 1 degrees of freedom."""
         m = masks.astype(float)
         wn, wr = weights * self.sums["n"], weights * self.sums["r_sum"]
         n = m @ wn
+        safe = np.where(n > 0, n, 1.0)
+        mean = np.where(n > 0, (m @ wr) / safe, 0.0)
+        found = {
+            "n": n,
+            "raw_n": m @ self.sums["n"],
+            "mean": mean,
+            "hold": np.where(n > 0, (m @ (weights * self.sums["hold_sum"])) / safe, 1.0),
+        }
+        if not robust:
+            return found
         by_cluster_n, by_cluster_r = m @ (self.clusters * wn[:, None]), m @ (self.clusters * wr[:, None])
         groups = (by_cluster_n > 0).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mean = np.where(n > 0, (m @ wr) / n, 0.0)
-            spread = ((by_cluster_r - mean[:, None] * by_cluster_n) ** 2).sum(axis=1)
-            se = np.where(groups > 1, np.sqrt(spread / n**2 * groups / (groups - 1)), np.inf)
-            t = mean / se
-            hold = (m @ (weights * self.sums["hold_sum"])) / n
+        spread = ((by_cluster_r - mean[:, None] * by_cluster_n) ** 2).sum(axis=1)
+        several = (groups > 1) & (n > 0)
+        se = np.full(len(n), np.inf)
+        se[several] = np.sqrt(spread[several] / n[several] ** 2 * groups[several] / (groups[several] - 1))
+        t = np.zeros(len(n))
+        t[several] = mean[several] / np.maximum(se[several], 1e-300)  # a spread of 0: certain, either way
         df = np.maximum(groups - 1, 1)
         return {
-            "n": np.nan_to_num(n),
-            "raw_n": m @ self.sums["n"],
-            "mean": np.nan_to_num(mean),
-            "se": np.nan_to_num(se, nan=np.inf),
+            **found,
+            "se": se,
             "clusters": groups,
-            "hold": np.nan_to_num(hold, nan=1.0),
-            "p_above": np.nan_to_num(stats.t.sf(t, df), nan=1.0),
-            "p_below": np.nan_to_num(stats.t.cdf(t, df), nan=1.0),
+            "p_above": np.where(several, special.stdtr(df, -t), 1.0),
+            "p_below": np.where(several, special.stdtr(df, t), 1.0),
         }
 
     def edges(self, kept: list[dict], minimum: int) -> tuple[list[dict], np.ndarray, int, int]:
@@ -324,7 +342,7 @@ class Evidence:
         many had the minimum n."""
         candidates = self.candidates(with_thresholds=True)
         masks = np.array([self.mask(c) for c in candidates])
-        long, recent = self.stats(masks, self.long), self.stats(masks, self.recent)
+        long, recent = self.stats(masks, self.long), self.stats(masks, self.recent, robust=False)
         eligible = long["n"] >= minimum
         q = np.ones(len(candidates))
         if eligible.any():
@@ -339,7 +357,7 @@ class Evidence:
         chosen, covered, worth = [], np.zeros(len(self.bucket), bool), 0.0
         while remaining and len(chosen) < MAX_PATTERNS:
             added = self.stats(masks[remaining] & ~covered, self.long)
-            value = self.value(self.stats(masks[remaining] | covered, self.long))
+            value = self.value(self.stats(masks[remaining] | covered, self.long, robust=False))
             value[(added["n"] < minimum) | (added["mean"] <= added["se"])] = -np.inf
             score = np.where(value > 0, value * start, value)
             best = int(np.argmax(score))
@@ -372,7 +390,7 @@ class Evidence:
         if not candidates:
             return [], np.zeros(len(self.bucket), bool), 0
         masks = np.array([self.mask(c) & traded for c in candidates])
-        long, recent = self.stats(masks, self.long), self.stats(masks, self.recent)
+        long, recent = self.stats(masks, self.long), self.stats(masks, self.recent, robust=False)
         eligible = long["n"] >= minimum
         q = np.ones(len(candidates))
         if eligible.any():
