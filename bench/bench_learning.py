@@ -343,6 +343,8 @@ def child(market: str, seed: int, candles: int) -> dict:
     models = list(TrainedModel.objects.filter(user=bot.owner).order_by("created_at", "pk"))
     verdicts = [r["feedback_data"].get("ml_gate") for r in records if r["feedback_data"].get("ml_gate")]
     cycles = CycleRun.objects.filter(bot=bot).count()
+    failed = CycleRun.objects.filter(bot=bot, status=CycleRun.Status.FAILED)
+    first_failure = failed.order_by("slot").values_list("error", flat=True).first()
 
     traded_calls = [
         generated.calls.get(r["market_conditions"]["as_of"]) for r in records if r["pk"] in traded_ids
@@ -368,6 +370,8 @@ def child(market: str, seed: int, candles: int) -> dict:
         "spurious_patterns": [f"{a} {dict(c)}" for (a, c), bad in seen.items() if bad][:20],
         "candidates": candidates,
         "cycles": cycles,
+        "failed_cycles": failed.count(),
+        "first_failure": first_failure,
         "versions": len(versions),
         "models": len(models),
         "last_auc": (models[-1].metrics or {}).get("auc") if models else None,
@@ -532,6 +536,9 @@ def summarise(market: str, runs: list[dict]) -> dict:
         "market": market,
         "seeds": len(ok),
         "errors": [r for r in runs if "error" in r],
+        "failed_cycles": [
+            (r["seed"], r["failed_cycles"], r["first_failure"]) for r in ok if r["failed_cycles"]
+        ],
         "oracle_r": oracle_r,
         "oracle_trades": oracle_n / len(ok) if ok else None,
         "oracle_mean": sum(r["oracle"]["r"] for r in ok) / oracle_n if oracle_n else None,
@@ -539,6 +546,7 @@ def summarise(market: str, runs: list[dict]) -> dict:
         "adaptive_trades": adaptive_n / len(ok) if ok else None,
         "adaptive_mean": sum(r["adaptive"]["r"] for r in ok) / adaptive_n if adaptive_n else None,
         "capture": _mean(captures),
+        "captures": captures,
         "on_plant": sum(r["traded_on_plant"] for r in ok) / traded if traded else None,
         "first_correct": [r["first_correct"] for r in ok],
         "spurious": sum(r["spurious"] for r in ok),
@@ -614,6 +622,8 @@ def report(summaries: dict[str, dict]) -> list[str]:
     for s in summaries.values():
         for e in s["errors"]:
             lines.append(f"  {s['market']} seed {e['seed']} failed: {' '.join(e['error'])}")
+        for seed, failed, first in s["failed_cycles"]:
+            lines.append(f"  {s['market']} seed {seed}: {failed} cycles failed, the first with {first}")
     if "conjunction" in summaries and summaries["conjunction"]["cells"]:
         every = summaries["conjunction"]["cells"]
         a, b = (" and ".join(f"{k} {v}" for k, v in part.items()) for part in CONJUNCTION)
@@ -649,14 +659,17 @@ def targets(summaries: dict[str, dict]) -> list[str]:
     lines = ["done when (means over seeds):"]
     for market, floor in (("strong", 0.7), ("weak", 0.4)):
         capture = summaries[market]["capture"] if market in summaries else None
+        value = _f(capture, ".3f")
+        if capture is not None:
+            value += f" (per seed {', '.join(_f(c, '.2f') for c in summaries[market]['captures'])})"
         lines.append(
-            line(f"{market} capture >= {floor}", _f(capture), None if capture is None else capture >= floor)
+            line(f"{market} capture >= {floor}", value, None if capture is None else capture >= floor)
         )
     if "conjunction" in summaries:
         s = summaries["conjunction"]
         found = sum(f is not None for f in s["first_correct"])
         ok = found == s["seeds"] > 0 and s["capture"] is not None and s["capture"] >= 0.5
-        value = f"found in {found} of {s['seeds']} seeds, capture {_f(s['capture'])}"
+        value = f"found in {found} of {s['seeds']} seeds, capture {_f(s['capture'], '.3f')}"
         lines.append(line("conjunction pattern found and used, capture >= 0.5", value, ok))
     else:
         lines.append(line("conjunction pattern found and used, capture >= 0.5", "-", None))
