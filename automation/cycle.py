@@ -24,7 +24,13 @@ from learning.insights import latest as latest_insights
 from learning.insights import snapshot
 from learning.ml import active_model
 from learning.models import AILearningData, InsightSnapshot
-from learning.policy import keep_policy, latest_policy, policy_counters, policy_window
+from learning.policy import (
+    keep_policy,
+    latest_policy,
+    policy_calls_resolved,
+    policy_counters,
+    policy_window,
+)
 from learning.prompt import prompt_version
 from learning.resolution import awaiting, due_at, resolve_traded, settle
 from market.exchanges import source_for
@@ -224,14 +230,14 @@ class DatabaseLedger:
     def snapshot(self) -> None:
         snapshot(self.bot.owner, bot=self.bot)
 
-    def policy_counters(self) -> tuple[list[int], list[dict]]:
+    def policy_counters(self) -> tuple[dict, list[dict]]:
         return policy_counters(self.bot)
 
     def policy_window(self, bot_ids: list[int]) -> dict:
         return policy_window(bot_ids)
 
-    def policy_counts_changed(self) -> bool:
-        return True  # not tracked here: learned again whenever something resolved
+    def policy_calls(self) -> int:
+        return policy_calls_resolved(self.bot)
 
     def keep_policy(self, policy, new: bool) -> None:
         keep_policy(policy, new)

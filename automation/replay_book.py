@@ -141,7 +141,7 @@ class Book:
         self.insights_data = snapshot.data if snapshot else None
         self.snapshot_count = snapshot.resolved_count if snapshot else 0
         self.policy = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
-        self.policy_stale = True  # whatever resolved since it was stored
+        self.calls = sum(row["n"] for row in self.policy_totals.values())  # the pool's resolved calls
 
     def new_day(self) -> None:
         """What can change between a replay's days from outside the books: the session (a paused bot
@@ -262,7 +262,7 @@ class Book:
         )
         self.insights_data, self.snapshot_count = data, self.resolved
 
-    def policy_counters(self) -> tuple[list[int], list[dict]]:
+    def policy_counters(self) -> tuple[dict, list[dict]]:
         return self.alike, list(self.policy_totals.values())
 
     def policy_window(self, bot_ids: list[int]) -> dict:
@@ -272,15 +272,15 @@ class Book:
             "data_to": max((last for _, last in spans), default=None),
         }
 
-    def policy_counts_changed(self) -> bool:
-        return self.policy_stale
+    def policy_calls(self) -> int:
+        return self.calls
 
     def keep_policy(self, policy: LearnedPolicy, new: bool) -> None:
         if new:
             self.new_policies.append(policy)
         elif policy.pk:
             self.changed_policies[policy.pk] = policy
-        self.policy, self.policy_stale = policy, False
+        self.policy = policy
 
     def realised(self) -> Decimal:
         return self.realised_pnl
@@ -345,7 +345,7 @@ class Book:
         self._count(analysis, resolved_figures(analysis))
         row = policy_row(analysis)
         if row:
-            self.policy_stale = True
+            self.calls += 1
             key, sums = row[1 : len(POLICY_ROW) + 1], row[len(POLICY_ROW) + 1 :]
             totals = self.policy_totals.setdefault(
                 key, {**dict(zip(POLICY_ROW, key, strict=True)), **dict.fromkeys(POLICY_SUMS, 0)}

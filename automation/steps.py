@@ -68,9 +68,9 @@ class Ledger(Protocol):
     def resolved_count(self) -> int: ...
     def snapshot_resolved(self) -> int: ...
     def snapshot(self) -> None: ...
-    def policy_counters(self) -> tuple[list[int], list[dict]]: ...
+    def policy_counters(self) -> tuple[dict, list[dict]]: ...
     def policy_window(self, bot_ids: list[int]) -> dict: ...
-    def policy_counts_changed(self) -> bool: ...
+    def policy_calls(self) -> int: ...
     def keep_policy(self, policy: LearnedPolicy, new: bool) -> None: ...
 
     # decide: the situation's figures, the policy, the outcome model
@@ -132,17 +132,14 @@ def learn(ledger: Ledger, candles: pd.DataFrame, clock: datetime) -> None:
 
 def learn_policy(ledger: Ledger) -> None:
     """`learning.policy.learn_policy` on the ledger's policy totals, once POLICY_RELEARN_CALLS more BUY/SELL
-    calls resolved than the policy in force learned from: one more call moves the evidence by little, and
-    learning again costs a pass over every candidate condition."""
+    calls resolved in the pool than the policy in force learned from: one more call moves the evidence by
+    little, and learning again costs a pass over every candidate condition."""
     current = ledger.latest_policy()
-    if current is not None and not ledger.policy_counts_changed():
-        return
-    alike, counters = ledger.policy_counters()
-    if current is not None:
-        calls = sum(row["n"] for row in counters)
-        if calls - current.sample_sizes.get("calls", 0) < settings.POLICY_RELEARN_CALLS:
-            return
-    ledger.keep_policy(*relearn(ledger.bot, current, alike, counters, ledger.policy_window))
+    due = current is None or (
+        ledger.policy_calls() - current.sample_sizes.get("calls", 0) >= settings.POLICY_RELEARN_CALLS
+    )
+    if due:
+        ledger.keep_policy(*relearn(ledger.bot, current, *ledger.policy_counters(), ledger.policy_window))
 
 
 def situation_of(ledger: Ledger, run: CycleRun, clock: datetime) -> Situation:

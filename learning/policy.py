@@ -11,7 +11,7 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, Sum
 from scipy import special, stats
 
 from core.values import BUY_OR_SELL, Regime, Sentiment
@@ -137,6 +137,14 @@ def policy_counters(bot) -> tuple[dict[int, tuple[str, str]], list[dict]]:
         )
     )
     return alike, counters
+
+
+def policy_calls_resolved(bot) -> int:
+    """The resolved calls in the policy totals of the owner's bots with the bot's analyst: what
+    `sample_sizes["calls"]` counts."""
+    alike = type(bot).objects.filter(owner_id=bot.owner_id, analyst=bot.analyst).values("pk")
+    found = PolicyCounter.objects.filter(user_id=bot.owner_id, bot_id__in=alike).aggregate(n=Sum("n"))
+    return found["n"] or 0
 
 
 def policy_window(bot_ids: list[int]) -> dict:
