@@ -1,6 +1,8 @@
 """The learning benchmark's markets (bench/bench_learning.py): the same for the same seed, and planted on the
 calls the replay's analyst really makes, so that its oracle and its figures are about the product's calls."""
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -42,7 +44,13 @@ def test_the_replay_makes_the_calls_the_generator_planted_on():
     assert (checked, differing) == (CANDLES - WARM_UP + 1, 0)
     assert len(generated.calls) > 50
 
-    # The check sees a call that differs.
-    as_of, call = next(iter(generated.calls.items()))
-    calls[as_of] = {**calls[as_of], "recommendation": "SELL" if call.recommendation == "BUY" else "BUY"}
-    assert check_calls(generated, calls) == (checked, 1)
+    # A market the generator did not see (one close moved by 3 % after it had called on it): the check finds
+    # the calls that differ from there on.
+    moved = generated.frame.copy()
+    moved.iloc[WARM_UP + 50, moved.columns.get_loc("close")] *= 1.03
+    moved["high"] = moved[["high", "close"]].max(axis=1)
+    store_candles(dataclasses.replace(generated, frame=moved), "MOVED/USD")
+    checked, differing = check_calls(
+        generated, replayed_calls(replay(ReplaySpec("sample", "MOVED/USD", "1h")))
+    )
+    assert differing > 0
