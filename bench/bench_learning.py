@@ -35,9 +35,11 @@ What it prints per market (means over seeds; each seed's in --json):
   them with: total R, trades, mean R per trade. The oracle's mean R is the check on the plant's size.
 - adaptive: the outcome_r of the analyses of the bot's closed trades: total R, trades, mean; capture =
   adaptive R ÷ oracle R (both unsized sums; only where the oracle's R is positive).
-- first adaptation: the resolved BUY/SELL calls before the first LearnedPolicy version holding a "trade"
-  pattern inside the planted-positive set (for confidence: also a min_confidence ≥ CONFIDENCE_FLOOR - 5), or
-  "never". Counted as the version is kept, by watching the replay's books.
+- first adaptation (not on the controls): the resolved BUY/SELL calls before the first policy kept (a new
+  version, or the latest updated in place) holding a "trade" pattern inside the planted-positive set (for
+  confidence: also a learned min_confidence ≥ CONFIDENCE_FLOOR - 5; for flip: kept before the flip), or
+  "never". Counted as the policy is kept, by watching the replay's books (automation.replay_book.Book's
+  cycle, settle and keep_policy); without those hooks, from the stored versions' data windows.
 - spurious: the distinct patterns ever learned (over every version, and each version's in-place updates)
   that contradict the plant: a "trade" pattern whose conditions do not imply the planted-positive set; an
   "avoid" pattern whose conditions are compatible with it (some planted-positive call could match it; in
@@ -51,6 +53,9 @@ What it prints per market (means over seeds; each seed's in --json):
 - the paper account's result: closed trades' P&L ÷ starting balance, in %.
 - flip: the cycles from the flip to the last trade on a call of the dead condition (planted-negative), 0 if
   none.
+- the check of the plant: the slots where the replay's call differs from the generator's (0 expected), and
+  each seed's failed cycles with the first error (a replay whose learning step fails looks like a bot that
+  learned nothing).
 
 Targets (the done-when of the learning work): strong capture ≥ 0.7, weak ≥ 0.4; conjunction: its pattern
 found (a first adaptation) and capture ≥ 0.5; flip ≤ 500 cycles; controls (noise, noise2, wrong): loss ≤ 0.5 %
@@ -323,7 +328,7 @@ def child(market: str, seed: int, candles: int) -> dict:
             and (entry.get("min_confidence") or 0) >= (CONFIDENCE_FLOOR - 5)
         ):
             correct = True
-        if correct and first_correct is None and market not in CONTROLS:
+        if correct and first_correct is None and market not in CONTROLS and (market != "flip" or before_flip):
             first_correct = entry["resolved"]
             if first_correct is None:  # not watched: the calls resolved by the version's data window
                 to = entry["policy"].data_to
