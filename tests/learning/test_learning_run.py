@@ -80,7 +80,8 @@ def test_cycles_over_real_candles_learn(alice, settings):
 def policy_counters(user) -> list[tuple]:
     """The policy's running totals, the float sums rounded: kept one resolution at a time or summed at once,
     they agree to rounding."""
-    rows = PolicyCounter.objects.filter(user=user).order_by("bot_id", "bucket", "regime", "market_sentiment")
-    exact = ("bot_id", "bucket", "regime", "market_sentiment", "n", "wins", "losses")
-    sums = ("r_sum", "r_squares", "win_r", "loss_r")
+    key = ("bot_id", "bucket", "regime", "market_sentiment", "rsi_band", "block")
+    rows = PolicyCounter.objects.filter(user=user).order_by(*key)
+    exact = (*key, "n", "wins", "losses")
+    sums = ("r_sum", "r_squares", "win_r", "loss_r", "hold_sum")
     return [(*(getattr(r, f) for f in exact), *(round(getattr(r, f), 9) for f in sums)) for r in rows]
