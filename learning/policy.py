@@ -541,7 +541,10 @@ def describe_policy(bot) -> dict:
         "min_confidence": policy.min_confidence,
         "size_factor": policy.size_factor,
         "avoid_conditions": policy.avoid_conditions,
-        "patterns": policy.patterns,
+        "patterns": [
+            {**p, "text": f"{p['action']}s when {describe(p['conditions'])} ({evidence_text(p)})"}
+            for p in policy.patterns
+        ],
         "learned": policy.learned,
         "pins": latest.pins if latest else {},
         "data_from": latest.data_from if latest else None,

@@ -63,6 +63,12 @@ class PolicySerializer(serializers.Serializer):
     min_confidence = serializers.FloatField(read_only=True)
     size_factor = serializers.FloatField(read_only=True)
     avoid_conditions = serializers.ListField(child=serializers.DictField(), read_only=True)
+    patterns = serializers.ListField(
+        child=serializers.DictField(),
+        read_only=True,
+        help_text="The conditions (one or two) it learned to trade inside of, or to avoid, each with its "
+        "evidence: n, expectancy in R with its 95% interval, p- and q-value (docs/learning.md).",
+    )
     learned = serializers.BooleanField(read_only=True, help_text="False while the defaults apply.")
     pins = serializers.DictField(read_only=True, help_text="The values you fixed; they override learning.")
     data_from = serializers.DateTimeField(read_only=True, allow_null=True)

@@ -17,9 +17,17 @@ def test_the_owner_pins_and_unpins_values(alice_client, alice):
     LearnedPolicy.objects.create(
         bot=bot, min_confidence=60, size_factor=0.5, sample_sizes={"learned": True, "resolved": 120},
         avoid_conditions=[{"field": "regime", "value": "RANGE_HIGH_VOL", "n": 40, "expectancy_r": -0.3}],
+        patterns=[{
+            "conditions": {"rsi_band": "<30", "market_sentiment": "BULLISH"}, "action": "trade", "n": 64,
+            "expectancy_r": 0.71, "low": 0.22, "high": 1.2, "q_value": 0.004,
+        }],
     )  # fmt: skip
     page = alice_client.get(f"/bots/{bot.pk}/").content.decode()
     assert "Learned from 120 resolved analyses" in page and "regime RANGE_HIGH_VOL (-0.30 R over 40)" in page
+    # The pattern it trades inside of, with its evidence.
+    assert (
+        "trades when RSI &lt;30 and sentiment BULLISH (+0.71 R a call, 95% CI +0.22 to +1.20, n=64, q=0.004)"
+    ) in page
 
     response = alice_client.post(f"/bots/{bot.pk}/policy/", {"min_confidence": "75", "size_factor": ""})
     assert response.status_code == 302
