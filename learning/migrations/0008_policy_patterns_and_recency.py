@@ -4,6 +4,12 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def clear(apps, schema_editor):
+    """Back to the old key, whose rows these would collide in: the totals are recounted by
+    `learning.counters.rebuild` (manage.py insights --rebuild)."""
+    apps.get_model("learning", "PolicyCounter").objects.all().delete()
+
+
 def recount(apps, schema_editor):
     """The policy's totals gained a key (RSI band, block): counted again from the resolved calls."""
     from learning.counters import POLICY_KEY, POLICY_SUMS, policy_row
@@ -64,5 +70,5 @@ class Migration(migrations.Migration):
             model_name='policycounter',
             constraint=models.UniqueConstraint(fields=('user', 'bot_id', 'bucket', 'regime', 'market_sentiment', 'rsi_band', 'block'), name='one_policy_counter_by_block'),
         ),
-        migrations.RunPython(recount, migrations.RunPython.noop),
+        migrations.RunPython(recount, clear),
     ]
