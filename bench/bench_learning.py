@@ -40,9 +40,10 @@ What it prints per market (means over seeds; each seed's in --json):
   "never". Counted as the policy is kept, by watching the replay's books (automation.replay_book.Book's
   cycle, settle and keep_policy); without those hooks, from the stored versions' data windows.
 - spurious: the distinct patterns ever learned (over every version, and each version's in-place updates)
-  that contradict the plant: a "trade" pattern whose conditions do not imply the planted-positive set; an
-  "avoid" pattern whose conditions are compatible with it (some planted-positive call could match it; in
-  flip, only those learned before the flip). On wrong no call is planted-positive: every "trade" pattern is
+  that contradict the plant: a "trade" pattern not inside the planted-positive set (it neither names the
+  plant's condition or a narrower one, nor are INSIDE_SHARE of the generated calls it matches
+  planted-positive); an "avoid" pattern that matches a planted-positive generated call (in flip, only those
+  learned before the flip). See Judge. On wrong no call is planted-positive: every "trade" pattern is
   spurious, no "avoid" pattern is; on noise and noise2 every pattern is spurious. The old policy's
   avoid-conditions are "avoid" patterns of one condition. Rate = spurious ÷ candidates tried (the policy's
   sample_sizes["candidates"] when present, else the old policy's avoidable conditions: regimes + sentiments).
@@ -93,6 +94,7 @@ CONJUNCTION = ({"market_sentiment": "BULLISH"}, {"regime": "RANGE_HIGH_VOL"})
 # loses at most about 1 R (the stop), so the small ¬A∧B cell cannot offset a large follow-through: the
 # conjunction's mu is kept moderate (its planted calls resolve near +0.4 R).
 REVERSE_A, REVERSE_B = 0.25, 1.2
+INSIDE_SHARE = 0.95  # of a "trade" pattern's calls planted-positive, for it to lie inside the plant (Judge)
 ORACLE_AIM = {"strong": 0.6, "weak": 0.2}  # the oracle's mean R per trade the plants are set for
 CONTROLS = ("noise", "noise2", "wrong")
 REGIMES, SENTIMENTS = 5, 3  # what the old policy could avoid: its candidates
@@ -222,12 +224,13 @@ def _band_floor(band: str) -> float:
     return {"<60": 0, "60-70": 60, "70-80": 70, ">=80": 80}.get(band, 0)
 
 
-def _band_ceiling(band: str) -> float:
-    return {"<60": 60, "60-70": 70, "70-80": 80, ">=80": math.inf}.get(band, math.inf)
+def planted_positive(market: str, conditions: dict) -> bool:
+    """Whether a call with `conditions` follows through under the market's plant (flip's before the flip)."""
+    return planted_weight("strong" if market == "flip" else market, conditions, 0, 1) > 0
 
 
-def inside(market: str, conditions: dict) -> bool:
-    """Whether every call matching `conditions` is planted-positive (before any flip)."""
+def inside_by_definition(market: str, conditions: dict) -> bool:
+    """Whether `conditions` name the plant's own condition, or a narrower one."""
     if market in ("strong", "weak", "flip"):
         return conditions.get("regime") in PLANTED_REGIMES
     if market == "confidence":
@@ -238,25 +241,50 @@ def inside(market: str, conditions: dict) -> bool:
     return False
 
 
-def overlaps(market: str, conditions: dict) -> bool:
-    """Whether some planted-positive call could match `conditions`."""
-    if market in ("strong", "weak", "flip"):
-        return conditions.get("regime", PLANTED_REGIMES[0]) in PLANTED_REGIMES
-    if market == "confidence":
-        return _band_ceiling(conditions.get("confidence_band", "")) > CONFIDENCE_FLOOR
-    if market == "conjunction":
-        return all(conditions.get(k, v) == v for part in CONJUNCTION for k, v in part.items())
-    return market in ("noise", "noise2")
+@dataclass(frozen=True)
+class Judge:
+    """What a learned pattern means for the plant of one generated market. A "trade" pattern lies inside the
+    planted-positive set when it names the plant's condition or a narrower one, or when at least
+    INSIDE_SHARE of the generated calls it matches are planted-positive (for this analyst "RSI 50-70" is
+    all but "BULLISH"); an "avoid" pattern overlaps it when it matches a planted-positive call."""
 
+    market: str
+    calls: tuple[tuple[dict, bool], ...]  # each generated call's conditions, and whether planted-positive
 
-def spurious(market: str, action: str, conditions: dict, before_flip: bool) -> bool:
-    if market in ("noise", "noise2"):
-        return True
-    if action == "trade":
-        return not inside(market, conditions)
-    if action == "avoid":
-        return overlaps(market, conditions) and (market != "flip" or before_flip)
-    return False
+    @classmethod
+    def of(cls, market: str, generated: Generated, symbol: str) -> "Judge":
+        return cls(
+            market,
+            tuple(
+                (
+                    {**c.conditions, "symbol": symbol, "timeframe": "1h"},
+                    planted_positive(market, c.conditions),
+                )
+                for c in generated.calls.values()
+            ),
+        )
+
+    def inside(self, conditions: dict) -> bool:
+        from learning.conditions import matches
+
+        if inside_by_definition(self.market, conditions):
+            return True
+        hits = [positive for call, positive in self.calls if matches(call, conditions)]
+        return bool(hits) and sum(hits) >= INSIDE_SHARE * len(hits)
+
+    def overlaps(self, conditions: dict) -> bool:
+        from learning.conditions import matches
+
+        return any(positive and matches(call, conditions) for call, positive in self.calls)
+
+    def spurious(self, action: str, conditions: dict, before_flip: bool) -> bool:
+        if self.market in ("noise", "noise2"):
+            return True
+        if action == "trade":
+            return not self.inside(conditions)
+        if action == "avoid":
+            return self.overlaps(conditions) and (self.market != "flip" or before_flip)
+        return False
 
 
 # --- one (market, seed), in a child process -----------------------------------------------------------------
@@ -314,6 +342,7 @@ def child(market: str, seed: int, candles: int) -> dict:
         {"new": True, "resolved": None, "index": None, "patterns": patterns_of(p), "policy": p}
         for p in versions
     ]
+    judge = Judge.of(market, generated, symbol)
     seen: dict[tuple, bool] = {}
     first_correct = None
     candidates = REGIMES + SENTIMENTS
@@ -321,8 +350,8 @@ def child(market: str, seed: int, candles: int) -> dict:
         before_flip = entry["index"] is None or entry["index"] < flip_index
         for action, conditions in entry["patterns"]:
             key = (action, tuple(sorted(conditions.items())))
-            seen[key] = seen.get(key, False) or spurious(market, action, conditions, before_flip)
-        correct = any(a == "trade" and inside(market, c) for a, c in entry["patterns"])
+            seen[key] = seen.get(key, False) or judge.spurious(action, conditions, before_flip)
+        correct = any(a == "trade" and judge.inside(c) for a, c in entry["patterns"])
         if (
             market == "confidence"
             and entry.get("learned")
@@ -344,7 +373,7 @@ def child(market: str, seed: int, candles: int) -> dict:
     for p in versions:
         for action, conditions in patterns_of(p):
             key = (action, tuple(sorted(conditions.items())))
-            seen.setdefault(key, spurious(market, action, conditions, True))
+            seen.setdefault(key, judge.spurious(action, conditions, True))
 
     models = list(TrainedModel.objects.filter(user=bot.owner).order_by("created_at", "pk"))
     verdicts = [r["feedback_data"].get("ml_gate") for r in records if r["feedback_data"].get("ml_gate")]
