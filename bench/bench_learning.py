@@ -49,7 +49,8 @@ What it prints per market (means over seeds; each seed's in --json):
   sample_sizes["candidates"] when present, else the old policy's avoidable conditions: regimes + sentiments).
 - policy versions per 1,000 cycles: LearnedPolicy rows ÷ cycle runs x 1,000.
 - the outcome model: models trained, the last one's out-of-sample AUC, whether one was ever active, and the
-  calls it refused (feedback_data["ml_gate"]["pass"] is False).
+  calls it refused: decided against by its verdict (the decision's reason is the gate's; a verdict against a
+  call that another rule had already refused, as a size of 0 does, refuses nothing).
 - the paper account's result: closed trades' P&L ÷ starting balance, in %.
 - flip: the cycles from the flip to the last trade on a call of the dead condition (planted-negative), 0 if
   none.
@@ -376,7 +377,7 @@ def child(market: str, seed: int, candles: int) -> dict:
             seen.setdefault(key, judge.spurious(action, conditions, True))
 
     models = list(TrainedModel.objects.filter(user=bot.owner).order_by("created_at", "pk"))
-    verdicts = [r["feedback_data"].get("ml_gate") for r in records if r["feedback_data"].get("ml_gate")]
+    reasons = [r["feedback_data"].get("decision", {}).get("reason", "") for r in records]
     cycles = CycleRun.objects.filter(bot=bot).count()
     failed = CycleRun.objects.filter(bot=bot, status=CycleRun.Status.FAILED)
     first_failure = failed.order_by("slot").values_list("error", flat=True).first()
@@ -410,8 +411,10 @@ def child(market: str, seed: int, candles: int) -> dict:
         "versions": len(versions),
         "models": len(models),
         "last_auc": (models[-1].metrics or {}).get("auc") if models else None,
-        "model_active": bool(verdicts) or any(m.is_active for m in models),
-        "gated": sum(1 for v in verdicts if v.get("pass") is False),
+        # A verdict is kept only while a model is active (learning.ml.verdict).
+        "model_active": any(r["feedback_data"].get("ml_gate") for r in records)
+        or any(m.is_active for m in models),
+        "gated": sum(reason.startswith("the outcome model") for reason in reasons),
         "pnl_pct": pnl / float(bot.starting_balance) * 100,
         "flip_cycles": max(dead, default=0) if market == "flip" else None,
         "cells": cells,
