@@ -58,7 +58,9 @@ def describe(conditions: dict) -> str:
 def evidence_text(pattern: dict) -> str:
     """A learned pattern's evidence: its expectancy with the interval, n and the q-value of its test."""
     p = pattern
-    return (
-        f"{p['expectancy_r']:+.2f} R a call, 95% CI {p['low']:+.2f} to {p['high']:+.2f}, "
-        f"n={p['n']}, q={p['q_value']:.3f}"
+    interval = (
+        f"95% CI {p['low']:+.2f} to {p['high']:+.2f}"
+        if p.get("low") is not None and p.get("high") is not None
+        else "no interval: one cluster of calls"
     )
+    return f"{p['expectancy_r']:+.2f} R a call, {interval}, n={p['n']}, q={p['q_value']:.3f}"

@@ -605,7 +605,7 @@ def _size_factor(taken: dict, bot, traded: dict) -> tuple[float, dict]:
     else:
         kelly = p - (1 - p) / (mean_win / -mean_loss)
     mean, low = traded["expectancy_r"], traded["low"]
-    sure = min(1.0, max(0.0, low / mean)) if mean and mean > 0 else 0.0
+    sure = min(1.0, max(0.0, low / mean)) if mean and mean > 0 and low is not None else 0.0
     base_risk = float(bot.risk_per_trade_pct) / 100
     factor = min(settings.SIZE_FACTOR_CAP, max(0.0, settings.KELLY_FRACTION * kelly * sure / base_risk))
     evidence = {
@@ -620,4 +620,6 @@ def _size_factor(taken: dict, bot, traded: dict) -> tuple[float, dict]:
 
 
 def _round(value) -> float | None:
-    return None if value is None else round(float(value), 4)
+    """4 places; None for nothing, or for no bound (a standard error from a single cluster is infinite, and
+    JSON has no infinity)."""
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
