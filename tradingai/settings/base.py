@@ -288,7 +288,7 @@ POLICY_HALF_LIFE_CANDLES = env.int("TRADINGAI_POLICY_HALF_LIFE_CANDLES", default
 POLICY_RECENT_HALF_LIFE_CANDLES = env.int("TRADINGAI_POLICY_RECENT_HALF_LIFE_CANDLES", default=200)
 POLICY_BLOCK_CANDLES = env.int("TRADINGAI_POLICY_BLOCK_CANDLES", default=50)
 # The span of time whose calls count as one cluster in the policy's standard errors (docs/learning.md).
-POLICY_CLUSTER_CANDLES = env.int("TRADINGAI_POLICY_CLUSTER_CANDLES", default=100)
+POLICY_CLUSTER_CANDLES = env.int("TRADINGAI_POLICY_CLUSTER_CANDLES", default=50)
 POLICY_RELEARN_CALLS = env.int("TRADINGAI_POLICY_RELEARN_CALLS", default=10)
 # Before a bot has the evidence to learn from, it trades at this fraction of its risk per trade: enough to
 # show what it does, too little to lose much while nothing is known.
