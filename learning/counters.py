@@ -233,19 +233,23 @@ def _policy_counters(user, resolved) -> list[PolicyCounter]:
         recommendation__in=BUY_OR_SELL, outcome_r__isnull=False, confidence_score__isnull=False
     ).only(
         "user_id", "bot_id", "recommendation", "outcome_r", "confidence_score", "regime", "market_sentiment",
-        "market_conditions", "timeframe", "resolved_at",
+        "market_conditions", "timeframe", "resolved_at", "created_at",
     )  # fmt: skip
+    return [
+        PolicyCounter(**dict(zip(POLICY_KEY, key, strict=True)), **dict(zip(POLICY_SUMS, sums, strict=True)))
+        for key, sums in policy_totals(calls.iterator(chunk_size=2000)).items()
+    ]
+
+
+def policy_totals(calls) -> dict[tuple, list]:
+    """The resolved BUY/SELL calls' `policy_row`s summed per key: {POLICY_KEY values: POLICY_SUMS}."""
     totals: dict[tuple, list] = {}
-    for call in calls.iterator(chunk_size=2000):
+    for call in calls:
         row = policy_row(call)
         sums = totals.setdefault(row[: len(POLICY_KEY)], [0] * len(POLICY_SUMS))
         for i, value in enumerate(row[len(POLICY_KEY) :]):
             sums[i] += value
-    names = ("user_id", *POLICY_KEY[1:])
-    return [
-        PolicyCounter(**dict(zip(names, key, strict=True)), **dict(zip(POLICY_SUMS, sums, strict=True)))
-        for key, sums in totals.items()
-    ]
+    return totals
 
 
 def _text(dimension: str, figure) -> str:

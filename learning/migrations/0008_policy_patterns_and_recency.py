@@ -12,19 +12,14 @@ def clear(apps, schema_editor):
 
 def recount(apps, schema_editor):
     """The policy's totals gained a key (RSI band, block): counted again from the resolved calls."""
-    from learning.counters import POLICY_KEY, POLICY_SUMS, policy_row
+    from learning.counters import POLICY_KEY, POLICY_SUMS, policy_totals
 
     counter = apps.get_model("learning", "PolicyCounter")
     calls = apps.get_model("learning", "AILearningData").objects.filter(
         recommendation__in=("BUY", "SELL"), outcome_r__isnull=False, confidence_score__isnull=False
-    ).exclude(resolved_at=None)
+    )
     counter.objects.all().delete()
-    totals: dict[tuple, list] = {}
-    for call in calls.iterator(chunk_size=2000):
-        row = policy_row(call)
-        sums = totals.setdefault(row[: len(POLICY_KEY)], [0] * len(POLICY_SUMS))
-        for i, value in enumerate(row[len(POLICY_KEY) :]):
-            sums[i] += value
+    totals = policy_totals(calls.iterator(chunk_size=2000))
     counter.objects.bulk_create(
         [
             counter(**dict(zip(POLICY_KEY, key, strict=True)), **dict(zip(POLICY_SUMS, sums, strict=True)))
