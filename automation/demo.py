@@ -24,8 +24,8 @@ DEMO_EMAIL = "demo@tradingai.local"
 SAMPLE_CSV = Path(settings.BASE_DIR) / "fixtures" / "EURUSD_1h.csv"
 SAMPLE_MARKET = {"exchange": "sample", "symbol": "EUR/USD", "timeframe": "1h"}
 # The history ends this long before the last shipped candle, so that the trades of its last cycles can
-# still reach their stop, their target or the time limit (MAX_HOLDING_CANDLES), and its last analyses
-# their horizon, on candles that exist.
+# still reach their stop, their target or their time limit (at most MAX_HOLDING_CANDLES), and its last
+# analyses theirs, on candles that exist.
 HISTORY_MARGIN = timedelta(hours=48)
 
 
