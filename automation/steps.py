@@ -182,6 +182,7 @@ def decision_for(
     account's situation, noted on the record's feedback (not saved)."""
     a = done.result.analysis
     avoided = policy.refusal({**conditions_of(record), "confidence": a.confidence})
+    size = policy.size_for(a.confidence)
     decision = decide(
         a.recommendation,
         a.confidence,
@@ -193,7 +194,7 @@ def decision_for(
             max_position_pct=bot.max_position_pct,
             max_open_trades=bot.max_open_trades,
             daily_loss_limit_pct=bot.daily_loss_limit_pct,
-            size_factor=Decimal(str(policy.size_for(a.confidence))),
+            size_factor=Decimal(str(size)),
             avoided=avoided,
             ml_gate=verdict,
         ),
@@ -204,7 +205,7 @@ def decision_for(
         "decision": {"trade": decision.trade, "reason": decision.reason},
         "policy": {
             "min_confidence": policy.min_confidence,
-            "size_factor": policy.size_for(a.confidence),
+            "size_factor": size,
             "learned": policy.learned,
             "patterns": len(policy.patterns),
         },

@@ -249,7 +249,7 @@ class Evidence:
         )
         self.bucket, block_of = numbers[:, 0], numbers[:, 1]
         self.sums = {name: numbers[:, 2 + i] for i, name in enumerate(POLICY_SUMS)}
-        bots = [alike.get(r["bot_id"], ("", "1h")) for r in rows]
+        bots = [alike[r["bot_id"]] for r in rows]
         self.values = {
             name: np.array([r[name] for r in rows]) for name in ("regime", "market_sentiment", "rsi_band")
         }
@@ -418,10 +418,10 @@ class Evidence:
     def calibration(self, rows: np.ndarray) -> Calibration | None:
         """The stated confidence calibrated on the traded calls (`rows`): isotonic over their confidence
         buckets, each its share of positive R weighted by its weighted n (learning.calibration)."""
-        w = self.long * rows * self.sums["n"]
-        buckets = np.unique(self.bucket[rows])
-        n = np.array([w[self.bucket == b].sum() for b in buckets])
-        wins = np.array([(self.long * rows * self.sums["wins"])[self.bucket == b].sum() for b in buckets])
+        weights = self.long[rows]
+        buckets, which = np.unique(self.bucket[rows], return_inverse=True)
+        n = np.bincount(which, weights * self.sums["n"][rows], len(buckets))
+        wins = np.bincount(which, weights * self.sums["wins"][rows], len(buckets))
         keep = n > 0
         return fit_calibration(buckets[keep] + 2.5, wins[keep] / n[keep], n[keep])  # a bucket's middle
 
