@@ -27,7 +27,7 @@ from .errors import (
 )
 from .importers import Bar
 from .models import Candle
-from .sources import Market, MarketDataSource, StoredCandles, frame
+from .sources import SAMPLE_EXCHANGE, Market, MarketDataSource, SampleCandles, StoredCandles, frame
 
 if TYPE_CHECKING:
     from accounts.models import ExchangeAccount
@@ -251,8 +251,9 @@ class CcxtCandles:
 
 
 def source_for(market: Market) -> MarketDataSource:
-    """Where a market's candles come from: the stored ones when any are (imported history, the demo), else
-    the exchange through ccxt."""
+    """Where a market's candles come from: the stored ones when any are (imported history; the demo's
+    `sample` exchange, whose stored candles go on past their end on the wall clock), else the exchange
+    through ccxt."""
     if has_stored_candles(market.exchange, market.symbol, market.timeframe):
-        return StoredCandles()
+        return SampleCandles() if market.exchange == SAMPLE_EXCHANGE else StoredCandles()
     return CcxtCandles(market.exchange)

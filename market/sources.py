@@ -8,6 +8,7 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from .errors import NotEnoughCandlesError
@@ -95,3 +96,48 @@ class StoredCandles:
             .values_list("open_time", *COLUMNS)[:limit]
         )
         return frame(reversed(list(rows)))
+
+
+# The exchange of the shipped demo market (automation.demo): stored candles that keep going (SampleCandles).
+SAMPLE_EXCHANGE = "sample"
+
+
+class SampleCandles(StoredCandles):
+    """The `sample` exchange's stored candles on the wall clock, so that a bot on it sees a market that moves.
+
+    Up to its last stored candle a market is its history, exactly as `StoredCandles` reads it (replays and
+    the demo's history run there). After it, every period of the wall clock gets the next candle of a loop
+    over the N stored candles that plays them backwards, then forwards, then backwards again: the j-th period
+    after the last stored candle (j = 1, 2, ...) gets the stored candle N - j (counted from 0) played
+    backwards while (j - 1) mod 2N < N, else the stored candle (j - 1) mod 2N - N as it is. A candle played
+    backwards swaps its open and close, so the loop turns around on the very price it reached, with no jump
+    at either seam (nor where the history ends); the other steps move as the history moved, weekend gaps
+    included. Deterministic: the same market and moment always give the same candles, with their times in
+    the present, one every period, the market's weekends and holidays too."""
+
+    def candles(self, market: Market, *, limit: int, until: datetime | None = None) -> pd.DataFrame:
+        until = until or timezone.now()
+        stored = Candle.objects.filter(
+            exchange=market.exchange, symbol=market.symbol, timeframe=market.timeframe
+        )
+        span = stored.aggregate(last=Max("open_time"), n=Count("pk"))
+        last, n = span["last"], span["n"]
+        # How many periods after the last stored candle had closed by `until`.
+        after = (until - market.period - last) // market.period if n else 0
+        looped = min(max(after, 0), limit)
+        history = super().candles(market, limit=limit - looped, until=until) if looped < limit else None
+        if not looped:
+            return history
+        steps = np.arange(after - looped + 1, after + 1)
+        turn = (steps - 1) % (2 * n)
+        backwards = turn < n
+        index = np.where(backwards, n - 1 - turn, turn - n)
+        # Consecutive periods take neighbouring stored candles, so they are one slice of the stored ones.
+        low, high = int(index.min()), int(index.max())
+        rows = stored.order_by("open_time").values_list(*COLUMNS)[low : high + 1]
+        values = np.array(list(rows), dtype=float).reshape(-1, len(COLUMNS))[index - low]
+        opens, closes = COLUMNS.index("open"), COLUMNS.index("close")
+        values[np.ix_(backwards, [opens, closes])] = values[np.ix_(backwards, [closes, opens])]
+        times = [last + int(step) * market.period for step in steps]
+        loop = frame((time, *row) for time, row in zip(times, values, strict=True))
+        return loop if history is None else pd.concat([history, loop])
