@@ -3,6 +3,7 @@ from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django_otp.admin import OTPAdminAuthenticationForm
 
 from market.exchanges import KeyPermissionsUnknownError, is_ccxt_exchange, key_permissions
+from market.names import normalise_exchange
 
 from .lockout import LockoutFormMixin
 from .models import AuditEvent, ExchangeAccount, User
@@ -55,7 +56,7 @@ class ExchangeAccountForm(forms.ModelForm):
         self.owner = owner
 
     def clean_exchange(self):
-        exchange = self.cleaned_data["exchange"].strip().lower()
+        exchange = normalise_exchange(self.cleaned_data["exchange"])
         if not is_ccxt_exchange(exchange):
             raise forms.ValidationError(
                 f"'{exchange}' is not an exchange TradingAI can trade on (a ccxt id)."

@@ -5,6 +5,7 @@ from accounts.models import ExchangeAccount
 from accounts.two_factor import LIVE_NEEDS_TWO_FACTOR, has_two_factor
 from learning.policy import AVOIDABLE, avoid_condition_error
 from market.exchanges import has_stored_candles, is_ccxt_exchange
+from market.names import normalise_exchange, normalise_symbol
 
 from .charts.urls import UnsafeChartUrlError, checked_tradingview_url
 from .models import Bot
@@ -66,10 +67,10 @@ class BotForm(forms.ModelForm):
         return name
 
     def clean_symbol(self):
-        return self.cleaned_data["symbol"].strip().upper()
+        return normalise_symbol(self.cleaned_data["symbol"])
 
     def clean_exchange(self):
-        return self.cleaned_data["exchange"].strip().lower()
+        return normalise_exchange(self.cleaned_data["exchange"])
 
     def clean(self):
         data = super().clean()

@@ -39,3 +39,15 @@ def own_bots(request):
     if request is None or not request.user.is_authenticated:
         return get_user_model()._meta.get_field("bots").related_model.objects.none()
     return request.user.bots.all()
+
+
+class NormalisedCharFilter(filters.CharFilter):
+    """A name compared as stored: `normalise` (market.names' for an exchange or a symbol) is applied to the
+    value first, so `?symbol=btc/usdt` finds BTC/USDT. Passed in, since core sits below market."""
+
+    def __init__(self, *args, normalise, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.normalise = normalise
+
+    def filter(self, qs, value):
+        return super().filter(qs, self.normalise(value) if value else value)

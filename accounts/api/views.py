@@ -1,4 +1,5 @@
 from django.db.models import ProtectedError
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.response import Response
@@ -8,7 +9,9 @@ from rest_framework.views import APIView
 from accounts.models import ApiToken, AuditEvent, ExchangeAccount
 from accounts.quotas import QuotaExceededError
 from accounts.services import exchange_account_delete
+from core.api_filters import NormalisedCharFilter
 from core.api_pagination import LongListPagination
+from market.names import normalise_exchange
 
 from .serializers import (
     ApiTokenSerializer,
@@ -66,6 +69,14 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.
         return ApiToken.objects.filter(user_id=self.request.user.pk)
 
 
+class ExchangeAccountFilter(filters.FilterSet):
+    exchange = NormalisedCharFilter(normalise=normalise_exchange)
+
+    class Meta:
+        model = ExchangeAccount
+        fields = ("exchange", "sandbox")
+
+
 class ExchangeAccountViewSet(
     mixins.CreateModelMixin,
     mixins.ListModelMixin,
@@ -78,7 +89,7 @@ class ExchangeAccountViewSet(
 
     serializer_class = ExchangeAccountSerializer
     pagination_class = None
-    filterset_fields = ("exchange", "sandbox")
+    filterset_class = ExchangeAccountFilter
     ordering_fields = ("label", "created_at")
     ordering = ("label",)
 

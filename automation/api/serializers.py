@@ -4,10 +4,12 @@ from automation.forms import BotForm
 from automation.models import AutomationSession, Bot, CycleRun
 from core.api_forms import FormValidatedSerializer, StrictBooleanField
 from learning.policy import AVOIDABLE, avoid_condition_error
+from market.names import normalise_exchange, normalise_symbol
 
 
 class BotSerializer(FormValidatedSerializer):
     form_class = BotForm
+    normalise = {"exchange": normalise_exchange, "symbol": normalise_symbol}
 
     class Meta:
         model = Bot

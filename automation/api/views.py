@@ -13,9 +13,10 @@ from accounts.services import trading_halt_set
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
 from automation.run_now import bot_run_now
 from automation.services import BotActionError, QueueUnavailableError, RunNowLimitError, bot_start, bot_stop
-from core.api_filters import UtcDateTimeFilter, own_bots
+from core.api_filters import NormalisedCharFilter, UtcDateTimeFilter, own_bots
 from core.api_pagination import LongListPagination
 from learning.policy import describe_policy, pin
+from market.names import normalise_exchange, normalise_symbol
 
 from .serializers import (
     ActionResultSerializer,
@@ -34,13 +35,22 @@ RUN_NOW_LIMIT = OpenApiResponse(
 )
 
 
+class BotFilter(filters.FilterSet):
+    exchange = NormalisedCharFilter(normalise=normalise_exchange)
+    symbol = NormalisedCharFilter(normalise=normalise_symbol)
+
+    class Meta:
+        model = Bot
+        fields = ("status", "mode", "exchange", "symbol", "timeframe")
+
+
 class BotViewSet(viewsets.ModelViewSet):
     """Your bots. Validation is the web form's: a live bot needs live trading on the server, an exchange
     account of yours on its exchange and your confirmation; market fields change only while stopped."""
 
     serializer_class = BotSerializer
     pagination_class = None
-    filterset_fields = ("status", "mode", "exchange", "symbol", "timeframe")
+    filterset_class = BotFilter
     ordering_fields = ("name", "created_at")
     ordering = ("name",)
 

@@ -8,16 +8,18 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api_filters import UtcDateTimeFilter, own_bots
+from core.api_filters import NormalisedCharFilter, UtcDateTimeFilter, own_bots
 from core.api_pagination import LongListPagination
 from learning.insights import compute_insights
 from learning.models import AILearningData
+from market.names import normalise_symbol
 
 from .serializers import AnalysisSerializer
 
 
 class AnalysisFilter(filters.FilterSet):
     bot = filters.ModelChoiceFilter(queryset=own_bots)
+    symbol = NormalisedCharFilter(normalise=normalise_symbol)
     created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     resolved = filters.BooleanFilter(method="_resolved", label="Resolved (outcome known)")
@@ -78,6 +80,9 @@ class ScopeSerializer(serializers.Serializer):
     bot = serializers.IntegerField(required=False, min_value=1, help_text="One of your bots.")
     symbol = serializers.CharField(required=False, max_length=31)
     timeframe = serializers.CharField(required=False, max_length=5)
+
+    def validate_symbol(self, value):
+        return normalise_symbol(value)
 
     def validate_bot(self, value):
         bot = self.context["request"].user.bots.filter(pk=value).first()

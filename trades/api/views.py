@@ -1,8 +1,9 @@
 from django_filters import rest_framework as filters
 from rest_framework import viewsets
 
-from core.api_filters import UtcDateTimeFilter, own_bots
+from core.api_filters import NormalisedCharFilter, UtcDateTimeFilter, own_bots
 from core.api_pagination import LongListPagination
+from market.names import normalise_symbol
 from trades.models import Trade
 
 from .serializers import TradeSerializer
@@ -10,6 +11,7 @@ from .serializers import TradeSerializer
 
 class TradeFilter(filters.FilterSet):
     bot = filters.ModelChoiceFilter(queryset=own_bots)
+    symbol = NormalisedCharFilter(normalise=normalise_symbol)
     created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 

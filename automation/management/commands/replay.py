@@ -9,6 +9,7 @@ from django.utils.dateparse import parse_datetime
 from automation.evaluation import evaluate, write_report
 from automation.replay import Progress, ReplaySpec, replay
 from market.models import Candle
+from market.names import normalise_market
 from market.timeframes import TIMEFRAME_PERIODS
 
 
@@ -45,6 +46,7 @@ class Command(BaseCommand):
     def handle(self, *args, exchange, symbol, timeframe, start, end, analyst, report, **options):
         if start and end and start > end:
             raise CommandError("--from is after --to")
+        exchange, symbol = normalise_market(exchange, symbol)
         if not Candle.objects.filter(exchange=exchange, symbol=symbol, timeframe=timeframe).exists():
             raise CommandError(
                 f"no stored candles for {exchange} {symbol} {timeframe}: load them with import_candles or "

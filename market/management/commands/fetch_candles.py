@@ -4,6 +4,7 @@ from core.cli import iso_time
 from market.errors import MarketDataError
 from market.exchanges import CcxtCandles
 from market.importers import store_bars
+from market.names import normalise_market
 from market.sources import Market
 from market.timeframes import TIMEFRAMES
 
@@ -24,7 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, exchange, symbol, timeframe, since, until, **options):
         if until and until <= since:
             raise CommandError(f"--until {until.isoformat()} is not after --since {since.isoformat()}")
-        market = Market(exchange.lower(), symbol.upper(), timeframe)
+        market = Market(*normalise_market(exchange, symbol), timeframe)
         try:
             bars = CcxtCandles(market.exchange).history(market, since, until)
         except MarketDataError as e:
