@@ -1,5 +1,9 @@
 """The demo account: a user and a simulation bot on real candles shipped with the repository, and, on
-request, a history of the bot's cycles over those candles."""
+request, a history of the bot's cycles over those candles.
+
+Their market, the `sample` exchange, goes on past the last shipped candle on the wall clock
+(`market.sources.SampleCandles`): started, the bot analyses the hour just closed, and its calls resolve
+hours later. The history (`seed_history`) is replayed on the shipped hours themselves, in 2017-2018."""
 
 import secrets
 from collections.abc import Callable
@@ -14,7 +18,7 @@ from django.db.models import Max
 from accounts.models import User
 from market.importers import parse_csv, store_bars
 from market.models import Candle
-from market.sources import Market
+from market.sources import SAMPLE_EXCHANGE, Market
 
 from .models import Bot, CycleRun
 from .replay import Progress, ReplaySpec, replay
@@ -22,7 +26,7 @@ from .replay import Progress, ReplaySpec, replay
 DEMO_EMAIL = "demo@tradingai.local"
 # EURUSD hourly candles, 2017-04-19 to 2018-02-07 (5,000 bars), from the `backtesting` package's test data.
 SAMPLE_CSV = Path(settings.BASE_DIR) / "fixtures" / "EURUSD_1h.csv"
-SAMPLE_MARKET = {"exchange": "sample", "symbol": "EUR/USD", "timeframe": "1h"}
+SAMPLE_MARKET = {"exchange": SAMPLE_EXCHANGE, "symbol": "EUR/USD", "timeframe": "1h"}
 # The history ends this long before the last shipped candle, so that the trades of its last cycles can
 # still reach their stop, their target or their time limit (at most MAX_HOLDING_CANDLES), and its last
 # analyses theirs, on candles that exist.

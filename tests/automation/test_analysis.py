@@ -181,6 +181,12 @@ def test_analyze_reports_bad_input_clearly(eurusd, args, message):
         call_command("analyze", *base, *args)
 
 
+def test_analyze_on_an_exchange_no_one_knows_is_a_clear_error(db):
+    args = ["--exchange", "nosuch", "--symbol", "EUR/USD", "--timeframe", "1h", "--analyst", "technical"]
+    with pytest.raises(CommandError, match="UnknownMarketError: 'nosuch' is not an exchange id ccxt knows"):
+        call_command("analyze", *args)
+
+
 def test_the_chart_is_served_to_its_owner_only(client, alice, charlie):
     record = AILearningData.objects.create(user=alice, analysis_data={}, symbol="EUR/USD", timeframe="1h")
     record.screenshot.save("EURUSD_1h_20180115_120000.png", ContentFile(b"\x89PNG\r\n\x1a\nfake"))

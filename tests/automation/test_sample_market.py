@@ -1,9 +1,13 @@
 """A bot on the demo's `sample` market, run on the wall clock: a new candle every hour, with that hour's time,
 and calls that resolve, by the cycle's learning and by the monitor between cycles."""
 
+import io
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from automation import cycle
@@ -100,3 +104,14 @@ def test_the_monitor_closes_a_sample_trade_on_the_hours_since_it_opened(bot):
     analysis = AILearningData.objects.get()
     assert (analysis.outcome, analysis.resolved_at) == (trade.outcome, trade.closed_at)
     assert analysis.untraded is False
+
+
+def test_analyze_on_sample_analyses_the_hour_just_closed(bot, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    before = slot_of(bot, timezone.now())
+    out = io.StringIO()
+    args = ["--exchange", "sample", "--symbol", "EUR/USD", "--timeframe", "1h", "--analyst", "technical"]
+    call_command("analyze", *args, "--json", stdout=out)
+    after = slot_of(bot, timezone.now())
+    chart = Path(json.loads(out.getvalue())["chart"]).name
+    assert any(chart.startswith(f"EURUSD_1h_{slot:%Y%m%d_%H%M%S}_") for slot in (before, after)), chart

@@ -8,9 +8,9 @@ from automation.analysts.base import AnalystError
 from automation.analysts.service import ANALYSTS, get_analyst
 from core.cli import iso_time
 from market.errors import MarketDataError
-from market.exchanges import has_stored_candles
+from market.exchanges import source_for
 from market.names import normalise_market
-from market.sources import Market, StoredCandles
+from market.sources import Market
 from market.timeframes import TIMEFRAMES
 
 
@@ -32,13 +32,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, exchange, symbol, timeframe, at, analyst, **options):
         market = Market(*normalise_market(exchange, symbol), timeframe)
-        if has_stored_candles(market.exchange, market.symbol, market.timeframe):
-            source = StoredCandles()
-        else:
-            from market.exchanges import CcxtCandles
-
-            source = CcxtCandles(market.exchange)
         try:
+            # The candles a bot on this market would read (the stored ones, the sample's loop, the exchange).
+            source = source_for(market)
             done = analyse_market(market, source=source, analyst=get_analyst(analyst), until=at)
         except (MarketDataError, AnalystError) as e:
             raise CommandError(f"{type(e).__name__}: {e}") from None
