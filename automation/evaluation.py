@@ -26,7 +26,7 @@ from core.values import BUY_OR_SELL, Outcome, Side
 from learning import plots
 from learning.insights import stat
 from learning.models import AILearningData, LearnedPolicy
-from market.models import Candle
+from market.models import Candle, StoredMarket
 from market.timeframes import TIMEFRAME_PERIODS
 from trades.models import Trade
 
@@ -86,12 +86,19 @@ def evaluate(bot, *, start: datetime | None = None, end: datetime | None = None)
         ),
         "long_short": _long_short(rows),
         "llm": _llm(rows),
+        "splits": _splits(bot),
     }
     llm, account = figures["llm"], figures["strategies"]["adaptive_account"]
     # The quote currency's P&L less the analyst's dollars: the same unit for USD-quoted markets only.
     llm["pnl_net_of_cost"] = round(account["pnl"] - llm["cost_usd"], 6)
     figures["claims"] = _claims(figures, minimum)
     return figures
+
+
+def _splits(bot) -> list[dict]:
+    """The splits the market's candles were back-adjusted for on import (StoredMarket), oldest first."""
+    market = StoredMarket.objects.filter(exchange=bot.exchange, symbol=bot.symbol).first()
+    return market.splits_for(bot.timeframe) if market else []
 
 
 def write_report(figures: dict, directory: Path) -> Path:

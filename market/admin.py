@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Candle, IndicatorSet
+from .models import Candle, IndicatorSet, StoredMarket
 
 
 @admin.register(Candle)
@@ -18,3 +18,11 @@ class IndicatorSetAdmin(admin.ModelAdmin):
     list_filter = ("exchange", "timeframe", "symbol")
     search_fields = ("symbol", "exchange")
     date_hierarchy = "open_time"
+
+
+@admin.register(StoredMarket)
+class StoredMarketAdmin(admin.ModelAdmin):
+    list_display = ("exchange", "symbol", "updated_at")
+    search_fields = ("symbol", "exchange")
+    # The splits say what was done to the stored candles on import; editing them here would not undo it.
+    readonly_fields = ("splits", "created_at", "updated_at")

@@ -86,6 +86,12 @@ def parse_csv(text: str) -> Iterator[Bar]:
     """The file's bars, in its order: times in UTC and each once, numbers finite, prices above zero with
     the open and close between the low and the high, volumes not negative. A BOM (Excel's "CSV UTF-8") is
     ignored; anything else wrong is a CandleFileError."""
+    for _, bar in parse_csv_lines(text):
+        yield bar
+
+
+def parse_csv_lines(text: str) -> Iterator[tuple[int, Bar]]:
+    """parse_csv's bars, each with the line of the file it was read from."""
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
     records = _records(reader)
     try:
@@ -121,7 +127,7 @@ def parse_csv(text: str) -> Iterator[Bar]:
                 f"line {line_no}: time {bar.open_time.isoformat()} repeats line {first_seen[bar.open_time]}"
             )
         first_seen[bar.open_time] = line_no
-        yield bar
+        yield line_no, bar
 
 
 @transaction.atomic

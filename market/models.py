@@ -54,3 +54,32 @@ class IndicatorSet(models.Model):
 
     def __str__(self):
         return f"indicators {self.exchange} {self.symbol} {self.timeframe} {self.open_time:%Y-%m-%d %H:%M}"
+
+
+class StoredMarket(models.Model):
+    """What is known about a market beyond its candles, kept with it for every timeframe: the splits its
+    stored candles were adjusted for on import (`import_candles --adjust-splits`), which the replay report
+    states."""
+
+    exchange = models.CharField(max_length=50)
+    symbol = models.CharField(max_length=30)
+    # Each {"date", "ratio" ("2:1": shares after per share before), "line" of the imported file, "timeframe"}.
+    splits = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The splits the candles were back-adjusted for on import, oldest first.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["exchange", "symbol"], name="stored_market_unique_per_market")
+        ]
+        ordering = ["exchange", "symbol"]
+
+    def __str__(self):
+        return f"{self.exchange} {self.symbol}"
+
+    def splits_for(self, timeframe: str) -> list[dict]:
+        return [s for s in self.splits if s["timeframe"] == timeframe]

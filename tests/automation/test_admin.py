@@ -27,7 +27,7 @@ from learning.models import (
     PromptVersion,
     TrainedModel,
 )
-from market.models import Candle, IndicatorSet
+from market.models import Candle, IndicatorSet, StoredMarket
 from tests.factories import BotFactory, UserFactory, force_login_verified
 from trades.models import Trade
 
@@ -136,6 +136,11 @@ def one_of_each(alice, alice_bot, alice_account):
             low=1,
             close=2,
             volume=3,
+        ),
+        StoredMarket.objects.create(
+            exchange="nyse",
+            symbol="ACME/USD",
+            splits=[{"date": "2005-02-02", "ratio": "2:1", "line": 32, "timeframe": "1d"}],
         ),
     ]
 

@@ -74,6 +74,7 @@ def summary(figures: dict) -> str:
             f"Replay of {figures['market']} ({figures['analyst']}): {runs['succeeded']} cycles, "
             f"{runs['failed']} failed, {figures['analyses']} analyses, {accuracy['n']} resolved",
             f"  accuracy {_pct(accuracy['rate'])} (n={accuracy['n']}), Brier {figures['brier']['score']}",
+            *([f"  candles adjusted for splits: {_splits(figures['splits'])}"] if figures["splits"] else []),
             f"  adaptive policy: {adaptive['trades']} trades, return {_pct(adaptive['return'])}, "
             f"max drawdown {_pct(adaptive['max_drawdown'])}",
             *(
@@ -85,6 +86,10 @@ def summary(figures: dict) -> str:
             *(f"  - {claim['text']}" for claim in figures["claims"]),
         ]
     )
+
+
+def _splits(splits: list[dict]) -> str:
+    return ", ".join(f"{s['ratio']} on {s['date']}" for s in splits)
 
 
 def _pct(value) -> str:
