@@ -4,11 +4,11 @@ A 2:1 split halves the price from one bar to the next and the price stays there;
 is followed by a market that goes on moving, and a bad tick jumps back. So a split is a move from one bar's
 close to the next bar's open (or close, for data whose open repeats the last close) that matches a split
 ratio within `TOLERANCE`, with the bars after it staying near the new level (within what the market's own
-volatility allows, never a third of the way back) and the bars before it not already there. Real volatility
-of the size of a ratio (a 50 % crash that recovers) is thus not taken for one, which the tests check on the
-shipped EUR/USD hours and on adjusted stock data. A real move that looks exactly like a split (a crash to
-half that holds) cannot be told from one by prices alone: the importer names it, and the user says which it
-is (`import_candles --adjust-splits` or `--no-split-check`)."""
+volatility allows, and never a third of the split's size away) and the bars before it not already there.
+Real volatility of the size of a ratio (a 50 % crash that recovers) is thus not taken for one, which the
+tests check on the shipped EUR/USD hours and on adjusted stock data. A real move that looks exactly like a
+split (a crash to half that holds) cannot be told from one by prices alone: the importer names it, and the
+user says which it is (`import_candles --adjust-splits` or `--no-split-check`)."""
 
 import itertools
 import math
@@ -18,8 +18,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from fractions import Fraction
 
-from .importers import Bar
-from .models import StoredMarket
+from django.db import transaction
+from django.db.models import F
+
+from .importers import Bar, store_bars
+from .models import Candle, IndicatorSet, StoredMarket
 
 # Shares after : shares before. Neighbours are at least 13 % apart (7:1 and 8:1), far more than TOLERANCE.
 FORWARD = ((3, 2), (2, 1), (5, 2), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1), (8, 1), (10, 1), (15, 1), (20, 1))
@@ -136,18 +139,60 @@ def _holds(closes: Sequence[float], i: int, level: float, ratio: Fraction, sigma
     )
 
 
-def splits_record(exchange: str, symbol: str, timeframe: str, bars: Sequence[Bar], splits: Sequence[Split]):
-    """Keep with the market the splits its candles of `timeframe` were adjusted for: those of this import,
-    in place of any recorded before within the imported span (whose candles it has just replaced)."""
+@transaction.atomic
+def store_with_splits(
+    exchange: str,
+    symbol: str,
+    timeframe: str,
+    bars: Sequence[Bar],
+    splits: Sequence[Split],
+    *,
+    adjusting: bool,
+) -> tuple[int, int]:
+    """Store the file's bars, back-adjusted for the splits found in them when `adjusting`, else as they are
+    (the moves are real), and keep the market's other candles of `timeframe` in the same units.
+
+    The market's record (StoredMarket.splits) says which splits its stored candles are adjusted for. A split
+    adjusted for and not yet recorded rescales the candles stored before it and is recorded; a recorded split
+    whose move this file shows and is told to keep (`adjusting` false) is taken out of them again and out of
+    the record. A recorded split the file does not show (its data already adjusted) stays. Returns (candles
+    stored from the file, stored candles before the file rescaled)."""
+    if not bars:
+        return 0, 0
     market = StoredMarket.objects.select_for_update().filter(exchange=exchange, symbol=symbol).first()
     if market is None:
-        if not splits:
-            return
         market = StoredMarket(exchange=exchange, symbol=symbol)
-    first, last = min(b.open_time for b in bars), max(b.open_time for b in bars)
-    kept = [s for s in market.splits if s["timeframe"] != timeframe or not first <= _time(s) <= last]
-    market.splits = sorted([*kept, *(s.record(timeframe) for s in splits)], key=_time)
-    market.save()
+    known = {_key(r) for r in market.splits_for(timeframe)}
+    if adjusting:
+        rescale = [(s.time, float(s.ratio)) for s in splits if _key(s.record(timeframe)) not in known]
+    else:
+        rescale = [(s.time, 1 / float(s.ratio)) for s in splits if _key(s.record(timeframe)) in known]
+    candles = Candle.objects.filter(exchange=exchange, symbol=symbol, timeframe=timeframe)
+    older = candles.filter(open_time__lt=min(b.open_time for b in bars)).count() if rescale else 0
+    for time, factor in rescale:
+        # The file's own candles among them are written over next.
+        candles.filter(open_time__lt=time).update(
+            open=F("open") / factor,
+            high=F("high") / factor,
+            low=F("low") / factor,
+            close=F("close") / factor,
+            volume=F("volume") * factor,
+        )
+    count = store_bars(exchange, symbol, timeframe, adjust(bars, splits) if adjusting else bars)
+    if splits:
+        # Found again (its line may differ) or kept as real: either way the old entry goes.
+        found = {_key(s.record(timeframe)) for s in splits}
+        kept = [r for r in market.splits if r["timeframe"] != timeframe or _key(r) not in found]
+        added = [s.record(timeframe) for s in splits] if adjusting else []
+        market.splits = sorted([*kept, *added], key=_time)
+        market.save()
+    if rescale:
+        IndicatorSet.objects.filter(exchange=exchange, symbol=symbol, timeframe=timeframe).delete()
+    return count, older
+
+
+def _key(record: dict) -> tuple[str, str]:
+    return record["date"], record["ratio"]
 
 
 def _time(record: dict) -> datetime:

@@ -111,6 +111,39 @@ def test_with_adjust_splits_the_prices_before_are_halved_the_volumes_doubled_and
     assert StoredMarket.objects.get().splits == []
 
 
+def test_candles_stored_before_the_file_are_rescaled_once_and_back_when_the_move_is_kept(db, tmp_path):
+    import_file(tmp_path, SPLIT[:10])  # ten days before the split, from an earlier file
+    later = SPLIT[10:]
+
+    out = import_file(tmp_path, later, "--adjust-splits")
+    assert "line 22: a 2:1 split on 2005-02-02" in out
+    assert "the 10 candles stored before the file rescaled to match" in out
+    first = Candle.objects.get(open_time=START)
+    assert (first.close, first.volume) == (pytest.approx(SPLIT[0][4] / 2, rel=1e-6), 2000)
+
+    # Imported again: the split is recorded, so the earlier candles are not halved a second time.
+    assert "rescaled" not in import_file(tmp_path, later, "--adjust-splits")
+    assert Candle.objects.get(open_time=START).close == pytest.approx(SPLIT[0][4] / 2, rel=1e-6)
+
+    # Told the move is real: the earlier candles are as they were, and nothing is recorded.
+    assert "the 10 candles stored before the file rescaled" in import_file(
+        tmp_path, later, "--no-split-check"
+    )
+    assert Candle.objects.get(open_time=START).close == pytest.approx(SPLIT[0][4], rel=1e-6)
+    assert StoredMarket.objects.get().splits == []
+
+
+def test_data_already_adjusted_across_a_recorded_split_keeps_the_record(db, tmp_path):
+    import_file(tmp_path, SPLIT, "--adjust-splits")
+    adjusted = [(t, *(p / 2 for p in prices), v * 2) for t, *prices, v in SPLIT[:30]] + SPLIT[30:]
+
+    out = import_file(tmp_path, adjusted)
+
+    assert "rescaled" not in out and "split" not in out
+    assert StoredMarket.objects.get().splits[0]["date"] == "2005-02-02"
+    assert Candle.objects.get(open_time=START).close == pytest.approx(SPLIT[0][4] / 2, rel=1e-6)
+
+
 def test_a_reverse_split_is_found_and_adjusted(db, tmp_path):
     # 1:10: a penny stock at 0.52 trades at 5.20 the next day and stays there.
     rows = days(wiggle(0.52, 20) + wiggle(5.2, 20))

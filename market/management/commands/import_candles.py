@@ -1,12 +1,10 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
-from market.importers import CandleFileError, parse_csv_lines, store_bars
-from market.models import IndicatorSet
+from market.importers import CandleFileError, parse_csv_lines
 from market.names import normalise_market
-from market.splits import adjust, find_splits, splits_record
+from market.splits import find_splits, store_with_splits
 from market.timeframes import TIMEFRAMES
 
 
@@ -47,20 +45,21 @@ class Command(BaseCommand):
         except CandleFileError as e:
             raise CommandError(f"{file}: {e}") from None
         bars = [bar for _, bar in lines]
-        splits = [] if options["no_split_check"] else find_splits(lines)
-        if splits and not options["adjust_splits"]:
+        splits = find_splits(lines)
+        adjusting = options["adjust_splits"]
+        if splits and not (adjusting or options["no_split_check"]):
             raise CommandError(
                 f"{file}: {'; '.join(map(str, splits))}; import with --adjust-splits to back-adjust, or with "
                 "--no-split-check if the move is a real one"
             )
-        with transaction.atomic():
-            count = store_bars(exchange, symbol, timeframe, adjust(bars, splits))
-            if bars:
-                splits_record(exchange, symbol, timeframe, bars, splits)
-            if splits:
-                # Computed from the prices before the adjustment.
-                IndicatorSet.objects.filter(exchange=exchange, symbol=symbol, timeframe=timeframe).delete()
-        adjusted = f", adjusted for {len(splits)} split(s): {', '.join(map(str, splits))}" if splits else ""
+        count, older = store_with_splits(exchange, symbol, timeframe, bars, splits, adjusting=adjusting)
+        done = (
+            f", adjusted for {len(splits)} split(s): {'; '.join(map(str, splits))}"
+            if adjusting and splits
+            else ""
+        )
+        if older:
+            done += f"; the {older} candles stored before the file rescaled to match"
         self.stdout.write(
-            self.style.SUCCESS(f"Stored {count} candles for {exchange} {symbol} {timeframe}{adjusted}.")
+            self.style.SUCCESS(f"Stored {count} candles for {exchange} {symbol} {timeframe}{done}.")
         )
