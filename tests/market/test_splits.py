@@ -9,14 +9,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
 from automation.evaluation import evaluate, write_report
 from automation.management.commands.replay import summary
-from market.importers import parse_csv_lines
+from market.importers import Bar, parse_csv_lines
 from market.models import Candle, IndicatorSet, StoredMarket
-from market.splits import find_splits
+from market.splits import RATIOS, find_splits
 from tests.factories import EURUSD_CSV, BotFactory
 
 START = datetime(2005, 1, 3, tzinfo=UTC)
@@ -210,3 +211,30 @@ def _divided(bar, ratio):
     return replace(
         bar, open=bar.open / ratio, high=bar.high / ratio, low=bar.low / ratio, close=bar.close / ratio
     )
+
+
+def walk(seed: int, sigma: float, n: int = 250) -> list[Bar]:
+    """A random walk of daily candles from 100, each close `sigma` (log) from the last, opening at it."""
+    rng = np.random.default_rng(seed)
+    closes = 100 * np.exp(np.cumsum(rng.normal(0, sigma, n)))
+    opens = np.concatenate([[100], closes[:-1]])
+    return [
+        Bar(START + timedelta(days=k), o, max(o, c), min(o, c), c, 1000.0)
+        for k, (o, c) in enumerate(zip(opens, closes, strict=True))
+    ]
+
+
+@pytest.mark.parametrize("sigma", [0.005, 0.01, 0.02, 0.04])
+def test_random_walks_have_no_splits(sigma):
+    for seed in range(20):
+        assert find_splits(list(enumerate(walk(seed, sigma), start=2))) == [], seed
+
+
+@pytest.mark.parametrize("ratio", RATIOS, ids=str)
+def test_every_ratio_put_into_a_random_walk_is_found(ratio):
+    for seed in range(10):
+        bars = walk(seed, 0.01)
+        at = 20 + 20 * seed
+        split = [bar if k < at else _divided(bar, float(ratio)) for k, bar in enumerate(bars)]
+        [found] = find_splits(list(enumerate(split, start=2)))
+        assert (found.line, found.ratio) == (at + 2, ratio), seed
