@@ -388,6 +388,8 @@ def child(market: str, seed: int, candles: int) -> dict:
     dead = [c.index - flip_index for c in traded_calls if c and c.weight < 0 and c.index >= flip_index]
     on_plant = sum(1 for c in traded_calls if c and c.weight > 0)
     cells = conjunction_cells(generated, by_as_of) if market == "conjunction" else None
+    if os.environ.get("BENCH_LEARNING_DUMP"):
+        dump_calls(Path(os.environ["BENCH_LEARNING_DUMP"]) / f"{market}-{seed}.json", generated, records)
     return {
         "market": market,
         "seed": seed,
@@ -435,6 +437,27 @@ def conjunction_cells(generated: Generated, by_as_of: dict) -> dict[str, list]:
                 cell[1] += r
                 cell[2] += 1
     return cells
+
+
+def dump_calls(path: Path, generated: Generated, records: list[dict]) -> None:
+    """The replay's resolved BUY/SELL calls with their plant, for studying the policy away from the replay
+    (`--dump DIR`): what learning.policy learns from, call by call."""
+    calls = [
+        {
+            "as_of": r["market_conditions"]["as_of"],
+            "resolved_at": r["resolved_at"].isoformat(),
+            "recommendation": r["recommendation"],
+            "regime": r["regime"],
+            "market_sentiment": r["market_sentiment"],
+            "rsi": r["market_conditions"].get("rsi"),
+            "confidence": r["confidence_score"],
+            "outcome_r": r["outcome_r"],
+            "weight": getattr(generated.calls.get(r["market_conditions"]["as_of"]), "weight", None),
+        }
+        for r in records
+        if r["recommendation"] in ("BUY", "SELL") and r["outcome_r"] is not None and r["resolved_at"]
+    ]
+    path.write_text(json.dumps(sorted(calls, key=lambda c: c["as_of"])))
 
 
 def store_candles(generated: Generated, symbol: str) -> None:
@@ -754,7 +777,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--candles", type=int)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--dump", type=Path, help="write each replay's resolved calls to DIR/<market>-<seed>.json"
+    )
     args = parser.parse_args(argv)
+    if args.dump:
+        args.dump.mkdir(parents=True, exist_ok=True)
+        os.environ["BENCH_LEARNING_DUMP"] = str(args.dump.resolve())
     seeds = args.seeds or (1 if args.quick else 3)
     candles = args.candles or (2000 if args.quick else 5000)
     markets = [m for m in args.markets.split(",") if m]

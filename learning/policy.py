@@ -343,11 +343,11 @@ class Evidence:
 
     def edges(self, kept: list[dict], minimum: int) -> tuple[list[dict], np.ndarray, int, int]:
         """The conditions to trade inside of: greedily, among those adopted (Benjamini-Hochberg across every
-        candidate at POLICY_FDR, and a positive recent mean) or in force (while their recent mean stays
-        positive), the one that makes the traded set worth the most R a candle (`value`; those in force
-        with a head start), while that grows by VALUE_GAIN and what it adds is itself positive beyond a
-        standard error. Returns the patterns, the rows they cover, how many candidates were tried and how
-        many had the minimum n."""
+        candidate at POLICY_FDR, and a positive recent mean over at least half the minimum n of recent calls)
+        or in force (while their recent mean stays positive), the one that makes the traded set worth the
+        most R a candle (`value`; those in force with a head start), while that grows by VALUE_GAIN and what
+        it adds is itself positive beyond a standard error. Returns the patterns, the rows they cover, how
+        many candidates were tried and how many had the minimum n."""
         candidates = self.candidates(with_thresholds=True)
         masks = np.array([self.mask(c) for c in candidates])
         long, recent = self.stats(masks, self.long), self.stats(masks, self.recent, robust=False)
@@ -357,7 +357,10 @@ class Evidence:
             q[eligible] = stats.false_discovery_control(long["p_above"][eligible], method="bh")
         holds = recent["mean"] > 0
         keep = {_key(c) for c in kept}
-        allowed = eligible & holds & ((q <= settings.POLICY_FDR) | [(_key(c) in keep) for c in candidates])
+        # Adopted only on recent calls enough to judge it by: the long window alone would adopt a condition on
+        # calls from before a change it has hardly been seen in since (an edge that flipped).
+        adopted = (q <= settings.POLICY_FDR) & (recent["n"] >= minimum / 2)
+        allowed = eligible & holds & (adopted | [(_key(c) in keep) for c in candidates])
         remaining = list(np.flatnonzero(allowed))
         # The conditions in force compete with a head start, so that the set does not reshuffle with each
         # resolution: another must be worth KEEP_MARGIN more to take a kept one's place.

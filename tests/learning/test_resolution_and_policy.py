@@ -270,6 +270,26 @@ def test_an_edge_that_turns_is_dropped_on_its_recent_evidence(alice, settings):
     assert [p for p in policy.patterns if p["action"] == "trade"] == [] and policy.size_factor == 0
 
 
+def test_an_edge_seen_only_long_ago_waits_for_recent_calls_before_it_is_adopted(alice, settings):
+    """150 trending calls at 1.1 R, then months later 40 ranging calls at -0.1 R: over the long window the
+    trending calls still pass the test, but hardly one was seen in the recent window, so they are not adopted
+    (an edge that flipped since would be traded on the old evidence) until recent ones agree."""
+    settings.LEARNING_MIN_SAMPLES = 30
+    bot = BotFactory(owner=alice, risk_per_trade_pct=Decimal(1), min_confidence=70)
+    call = {"bot": bot, "recommendation": "BUY", "confidence_score": 75}
+    resolved(alice, 105, 105, outcome_r=2.0, every=timedelta(hours=20), **call)
+    resolved(alice, 45, 0, outcome_r=-1.0, every=timedelta(hours=46), after=timedelta(hours=10), **call)
+    rs(bot, 40, 18, 1.0, 75, every=timedelta(hours=20), week=20, regime="RANGE_HIGH_VOL")
+    policy = learn_policy(bot)
+    assert policy.sample_sizes["learned"] and (policy.patterns, policy.size_factor) == ([], 0.0)
+
+    rs(bot, 20, 14, 2.0, 75, every=timedelta(hours=10), week=26)
+    learn_policy(bot)
+    policy = effective_policy(bot)
+    trending = {"regime": "TREND_LOW_VOL", "market_sentiment": "BULLISH", "confidence": 75}
+    assert policy.size_factor > 0 and policy.refusal({**trending, "confidence_band": "70-80"}) is None
+
+
 def test_relearning_the_same_data_keeps_one_policy_and_pins_win(known):
     learn_policy(known)
     learn_policy(known)
@@ -293,7 +313,7 @@ def test_too_few_samples_keep_the_defaults(alice, settings):
     rs(bot, 29, 29, 3.0, 80)
     policy = learn_policy(bot)
     # Its own settings, at the probe size: too little is known to risk its whole stake.
-    assert (policy.min_confidence, policy.size_factor, policy.avoid_conditions) == (70, 0.1, [])
+    assert (policy.min_confidence, policy.size_factor, policy.avoid_conditions) == (70, 0.05, [])
     assert effective_policy(bot).learned is False
     assert effective_policy(BotFactory(owner=alice, min_confidence=75)).min_confidence == 75
 

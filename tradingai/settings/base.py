@@ -292,7 +292,7 @@ POLICY_CLUSTER_CANDLES = env.int("TRADINGAI_POLICY_CLUSTER_CANDLES", default=50)
 POLICY_RELEARN_CALLS = env.int("TRADINGAI_POLICY_RELEARN_CALLS", default=10)
 # Before a bot has the evidence to learn from, it trades at this fraction of its risk per trade: enough to
 # show what it does, too little to lose much while nothing is known.
-POLICY_PROBE_SIZE = env.float("TRADINGAI_POLICY_PROBE_SIZE", default=0.1)
+POLICY_PROBE_SIZE = env.float("TRADINGAI_POLICY_PROBE_SIZE", default=0.05)
 # The outcome model (learning/ml.py) is trained once a user has this many resolved BUY/SELL calls: with
 # five time-ordered splits, its first window then learns from 20 and tests on 20 (four times the 30 above).
 ML_MIN_SAMPLES = env.int("TRADINGAI_ML_MIN_SAMPLES", default=120)
