@@ -515,8 +515,10 @@ def _mean_r(rows: list[dict]) -> dict:
     n = sum(r["n"] for r in rows)
     if not n:
         return {"n": 0, "mean_r": None, "variance": 0.0}
-    mean = sum(r["r_sum"] for r in rows) / n
-    squares = sum(r["r_squares"] for r in rows)
+    # Summed exactly (fsum): the rows come in another order from the database than from a replay's books,
+    # and a plain sum's last bit could then round a mean on a tie (0.35445) two ways.
+    mean = math.fsum(r["r_sum"] for r in rows) / n
+    squares = math.fsum(r["r_squares"] for r in rows)
     variance = (squares - n * mean * mean) / (n - 1) if n > 1 else 0.0
     return {"n": n, "mean_r": _round(mean), "variance": _round(max(variance, 0.0))}
 
