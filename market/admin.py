@@ -22,7 +22,10 @@ class IndicatorSetAdmin(admin.ModelAdmin):
 
 @admin.register(StoredMarket)
 class StoredMarketAdmin(admin.ModelAdmin):
-    list_display = ("exchange", "symbol", "updated_at")
+    list_display = ("exchange", "symbol", "asset_class", "fee_pct", "spread_pct", "updated_at")
+    list_filter = ("asset_class",)
     search_fields = ("symbol", "exchange")
-    # The splits say what was done to the stored candles on import; editing them here would not undo it.
+    # The costs are editable (paper trading reads them afresh within a minute, COSTS_CACHE_SECONDS in
+    # trades.brokers.simulation). The splits say what was done to the stored candles on import; editing
+    # them here would not undo it.
     readonly_fields = ("splits", "created_at", "updated_at")

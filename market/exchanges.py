@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
+from .costs import remember_exchange_fee
 from .errors import (
     ExchangeAuthError,
     MarketDataError,
@@ -184,6 +186,31 @@ def ccxt_errors(exchange_id: str, *, secrets: Iterable[str] = ()) -> Iterator[No
         raise MarketDataError(f"{exchange_id}: {_one_line(e, secrets)}") from e
 
 
+def taker_fee_pct(client, symbol: str, *, tier: bool = False) -> tuple[Decimal, str]:
+    """The taker fee of `symbol` on the client's exchange, in % of a fill, and where it comes from: the
+    account's tier when `tier` (the client signs with an account's keys) and ccxt can fetch it
+    (`fetch_trading_fees`), else the market's fee as ccxt gives it (`market['taker']`). Loads the markets
+    if the client has not; a failure to ask is a MarketDataError."""
+    exchange_id = client.id
+    with ccxt_errors(exchange_id):
+        markets = client.load_markets()
+        if symbol not in markets:
+            raise UnknownMarketError(f"{exchange_id} has no market '{symbol}'")
+        if tier and client.has.get("fetchTradingFees"):
+            fees = client.fetch_trading_fees().get(symbol) or {}
+            if fees.get("taker") is not None:
+                return _pct(fees["taker"]), f"{exchange_id}'s fee for the account"
+    taker = markets[symbol].get("taker")
+    if taker is None:
+        raise MarketDataError(f"{exchange_id} gives no taker fee for {symbol}")
+    return _pct(taker), f"{exchange_id}'s fee for the market"
+
+
+def _pct(fraction: float) -> Decimal:
+    # ccxt gives fees as fractions of the fill (0.001); costs are in %.
+    return (Decimal(str(fraction)) * 100).normalize()
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -210,6 +237,9 @@ class CcxtCandles:
         last_open_ms = _ms(until) // period_ms * period_ms - period_ms
         since = datetime.fromtimestamp((last_open_ms - (limit - 1) * period_ms) / 1000, tz=UTC)
         return frame(astuple(bar) for bar in self.history(market, since, until))
+
+    def open_at(self, market: Market, moment: datetime) -> float | None:
+        return None  # the candle opening now is still forming: an order fills at the last close's price
 
     def history(self, market: Market, since: datetime, until: datetime | None = None) -> list[Bar]:
         """Every candle opened at or after `since` and closed by `until` (now when None), ascending, each
@@ -244,6 +274,9 @@ class CcxtCandles:
             close = difflib.get_close_matches(market.symbol, list(markets), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UnknownMarketError(f"{self.exchange_id} has no market '{market.symbol}'{hint}")
+        if markets[market.symbol].get("taker") is not None:
+            # What paper trading on this market costs (market.costs), known now without another request.
+            remember_exchange_fee(market.exchange, market.symbol, *taker_fee_pct(self.client, market.symbol))
         if market.timeframe not in self.client.timeframes:
             raise MarketDataError(f"{self.exchange_id} does not offer {market.timeframe} candles")
         declared = ((self.client.features or {}).get("spot") or {}).get("fetchOHLCV") or {}

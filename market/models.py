@@ -1,4 +1,8 @@
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+# The most a fee or a spread may be, in %: past it a figure is a typo (0.1 typed as 10), not a market.
+MAX_COST_PCT = 10
 
 
 class Candle(models.Model):
@@ -59,7 +63,13 @@ class IndicatorSet(models.Model):
 class StoredMarket(models.Model):
     """What is known about a market beyond its candles, kept with it for every timeframe: the splits its
     stored candles were adjusted for on import (`import_candles --adjust-splits`), which the replay report
-    states."""
+    states, and what trading it costs (`import_candles --fee-pct --spread --asset-class`, or here; read by
+    market.costs, which says what applies when nothing is recorded)."""
+
+    class AssetClass(models.TextChoices):
+        CRYPTO = "crypto", "Crypto"
+        FX = "fx", "FX (currency pair)"
+        STOCK = "stock", "Stock"
 
     exchange = models.CharField(max_length=50)
     symbol = models.CharField(max_length=30)
@@ -68,6 +78,29 @@ class StoredMarket(models.Model):
         default=list,
         blank=True,
         help_text="The splits the candles were back-adjusted for on import, oldest first.",
+    )
+    asset_class = models.CharField(
+        max_length=10,
+        choices=AssetClass.choices,
+        blank=True,
+        help_text="Blank: taken from the names (two currencies are FX, a coin on either side is crypto).",
+    )
+    fee_pct = models.DecimalField(
+        max_digits=8,
+        decimal_places=5,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(MAX_COST_PCT)],
+        help_text="Taker fee, % of each fill's value. Blank: the asset class's default.",
+    )
+    spread_pct = models.DecimalField(
+        max_digits=8,
+        decimal_places=5,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(MAX_COST_PCT)],
+        help_text="Bid-ask spread, % of the price; a market order pays half of it. Blank: the asset class's "
+        "default.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

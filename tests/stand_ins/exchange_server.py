@@ -17,6 +17,8 @@ binance.py parses:
     DELETE /api/v3/orderList    signed: cancels both legs of an order list still resting
     GET  /sapi/v1/account/apiRestrictions  signed: what the key may do (`restrictions`; by default a key
                                 as it should be: reading and spot trading, IP-restricted, no withdrawals)
+    GET  /sapi/v1/asset/tradeFee  signed: the account's maker and taker fee per market (`taker_fee`, by
+                                default the 0.1 % every order is charged; a test lowers it as a VIP tier)
 
 Candles exist from LISTED up to the one open now, each a fixed function of its market, interval and open
 time, so every test sees the same prices. A market order fills at the close of the hourly candle open now,
@@ -50,7 +52,8 @@ MY_TRADES = "/api/v3/myTrades"
 ORDER_LIST = "/api/v3/orderList"
 OCO = "/api/v3/orderList/oco"
 API_RESTRICTIONS = "/sapi/v1/account/apiRestrictions"
-SIGNED = (ORDER, MY_TRADES, ORDER_LIST, OCO, API_RESTRICTIONS)
+TRADE_FEE = "/sapi/v1/asset/tradeFee"
+SIGNED = (ORDER, MY_TRADES, ORDER_LIST, OCO, API_RESTRICTIONS, TRADE_FEE)
 LISTED = datetime(2025, 1, 1, tzinfo=UTC)
 LISTED_MS = int(LISTED.timestamp() * 1000)
 INTERVALS_MS = {"15m": 900_000, "1h": 3_600_000, "4h": 14_400_000, "1d": 86_400_000}
@@ -322,6 +325,7 @@ class ExchangeStandIn:
             "enableSpotAndMarginTrading": True,
             "enablePortfolioMarginTrading": False,
         }
+        self.taker_fee = TAKER_COMMISSION  # the account's tier, as /sapi/v1/asset/tradeFee tells it
         self.requests: list[Received] = []
         self.orders: list[PlacedOrder] = []
         self.order_lists: list[OrderList] = []
@@ -449,6 +453,10 @@ class ExchangeStandIn:
             return self._cancel_order_list(params)
         if (method, path) == ("GET", API_RESTRICTIONS):
             return 200, dict(self.restrictions)
+        if (method, path) == ("GET", TRADE_FEE):
+            fee = str(self.taker_fee)
+            listed = self.listed.values()
+            return 200, [{"symbol": x.id, "makerCommission": fee, "takerCommission": fee} for x in listed]
         return 404, "<html><body><h1>404 Not Found</h1></body></html>"
 
     def _exchange_info(self, symbols: list[dict]) -> dict:
