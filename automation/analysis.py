@@ -37,6 +37,10 @@ class MarketAnalysis:
     as_of: datetime  # when the last candle closed: the moment the analysis is for
     chart: str  # storage name of the PNG
     result: AnalystResult
+    # The price an order on it fills at: the open of the next candle (opening at as_of, or after the
+    # market's pause) where the source has it (a replay, which acts after the candle closed as a live cycle
+    # does), else the last close.
+    price: float
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -101,6 +105,8 @@ def analyse_market(
     )
     indicators = timer.step("indicators", indicators_of, market, candles)
     as_of = (candles.index[-1] + market.period).to_pydatetime()
+    opened = source.open_at(market, as_of)
+    price = indicators.close if opened is None else opened
     if not draw_chart:
         png, name = b"", ""
     elif chart is None:  # the platform's rendered chart, shared by every bot on the market
@@ -112,7 +118,7 @@ def analyse_market(
     request = AnalysisRequest(market=market, indicators=indicators, chart_png=png, insights=insights)
     release_database_connection()
     result = timer.step("analysis", analyse, analyst, request)
-    return MarketAnalysis(market, candles, indicators, as_of, name, result, timer.timings)
+    return MarketAnalysis(market, candles, indicators, as_of, name, result, price, timer.timings)
 
 
 def release_database_connection() -> None:

@@ -78,6 +78,10 @@ class PreloadedCandles(StoredCandles):
         end = position(self.frame.index, until - market.period, side="right")
         return self.frame.iloc[max(0, end - limit) : end]
 
+    def open_at(self, market: Market, moment: datetime) -> float | None:
+        at = position(self.frame.index, moment)
+        return float(self.frame["open"].iat[at]) if at < len(self.frame) else None
+
 
 def replay_bot(spec: ReplaySpec) -> Bot:
     """The replay's own account and paper bot, made once per market and analyst; a second replay of the same

@@ -94,7 +94,7 @@ class Book:
 
     # --- loading --------------------------------------------------------------------------------------------
     def _load_trades(self) -> None:
-        trades = Trade.objects.filter(bot=self.bot).select_related("analysis")
+        trades = Trade.objects.filter(bot=self.bot).select_related("analysis", "bot")
         self.open = list(trades.filter(status=Trade.Status.OPEN).order_by("execution_time", "pk"))
         self.closed: list[Trade] = []
         self.realised_pnl = Decimal(0)

@@ -31,7 +31,7 @@ from market.sources import Market
 from trades import entries
 from trades.accounting import account_of, loss_of, streak_of
 from trades.brokers.base import BrokerError, Fill, OrderRequest
-from trades.brokers.simulation import SimulationBroker
+from trades.brokers.simulation import SimulationBroker, paper_costs
 from trades.models import Trade
 from trades.policy import Decision, RiskLimits, Situation, decide
 
@@ -124,7 +124,11 @@ def learn(ledger: Ledger, candles: pd.DataFrame, clock: datetime) -> None:
     """Resolve the untraded analyses whose horizon has passed; if anything was resolved since the bot's last
     insights (here, by a trade the monitor closed, or between cycles by the monitor task), store its insights
     and learn its policy again."""
-    resolve_due(ledger.awaiting(), candles, ledger.market.period, clock, ledger.settle, ledger.forget)
+    market, bot = ledger.market, ledger.bot
+    # A live bot's calls are scored at its account's fee tier, a paper bot's at the market's costs.
+    account = bot.exchange_account if bot.mode == bot.Mode.LIVE else None
+    costs = paper_costs(market.exchange, market.symbol, account)
+    resolve_due(ledger.awaiting(), candles, market.period, clock, ledger.settle, costs, ledger.forget)
     if ledger.resolved_count() != ledger.snapshot_resolved():
         ledger.snapshot()
         learn_policy(ledger)
@@ -249,7 +253,7 @@ def order_for(bot: Bot, run: CycleRun, done: MarketAnalysis, decision: Decision)
         symbol=bot.symbol,
         side=a.recommendation,
         amount=decision.amount,
-        price=Decimal(str(done.indicators.close)),
+        price=Decimal(str(done.price)),
         client_order_id=f"tai-{run.pk}-open",
         stop_loss=_dec(a.stop_loss),
         take_profit=_dec(a.take_profit),
@@ -257,9 +261,9 @@ def order_for(bot: Bot, run: CycleRun, done: MarketAnalysis, decision: Decision)
 
 
 def paper_broker(ledger: Ledger, clock: datetime) -> SimulationBroker:
-    """The paper broker of a paper bot's order, with the cash the account has."""
+    """The paper broker of a paper bot's order, with the cash the account has, at the market's costs."""
     cash = account_of(ledger.bot.starting_balance, ledger.realised(), ledger.holding()).cash
-    return SimulationBroker(cash, at=clock)
+    return SimulationBroker(cash, paper_costs(ledger.market.exchange, ledger.market.symbol), at=clock)
 
 
 def new_trade(
@@ -293,7 +297,7 @@ def new_trade(
         client_order_id=order.client_order_id,
     )
     if fill is not None:
-        for name, value in entries.fill_fields(trade.learning_data, fill).items():
+        for name, value in entries.fill_fields(trade, fill).items():
             setattr(trade, name, value)
     return trade
 

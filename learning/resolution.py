@@ -16,7 +16,7 @@ from django.db.models import Q
 from core.values import BUY_OR_SELL, Outcome
 from market.sources import position
 from trades.brokers.simulation import paper_costs
-from trades.outcomes import accuracy_score, paper_trade, time_limit
+from trades.outcomes import Costs, accuracy_score, paper_trade, time_limit
 
 from .counters import count_policy, count_resolved
 from .models import AILearningData
@@ -35,6 +35,7 @@ def traded_fields(analysis: AILearningData, trade) -> dict:
     """The outcome fields an analysis takes from its closed trade."""
     conditions = analysis.market_conditions
     return dict(
+        feedback_data={**analysis.feedback_data, "cost_r": trade.learning_data.get("cost_r")},
         outcome=trade.outcome,
         actual_price=trade.exit_price,
         accuracy_score=accuracy_score(
@@ -67,15 +68,17 @@ def resolve_untraded(bot, candles: pd.DataFrame, period: timedelta, now: datetim
     """Resolve the bot's untraded analyses whose time limit has passed by `now`, from `candles` (which must
     reach back to the oldest of them; those it does not cover wait). Returns how many were resolved."""
     waiting = [(analysis, due_at(analysis, period)) for analysis in awaiting(bot).order_by("created_at")]
-    return resolve_due(waiting, candles, period, now, settle)
+    return resolve_due(waiting, candles, period, now, settle, paper_costs(bot.exchange, bot.symbol))
 
 
-def resolve_due(waiting, candles: pd.DataFrame, period: timedelta, now: datetime, settle, forget=None) -> int:
+def resolve_due(
+    waiting, candles: pd.DataFrame, period: timedelta, now: datetime, settle, costs: Costs, forget=None
+) -> int:
     """Settle each of `waiting`, (analysis, when its time limit passes at the earliest) pairs wherever they
     are kept (the database, a replay's books), whose time limit `candles` cover by `now`, with
-    `settle(analysis, fields)` (which returns whether it wrote them); one older than the candles is handed
-    to `forget`, when given: the look-back only moves on, so this caller will never resolve it. Returns how
-    many were resolved."""
+    `settle(analysis, fields)` (which returns whether it wrote them), scoring a BUY or SELL at the market's
+    `costs`; one older than the candles is handed to `forget`, when given: the look-back only moves on, so
+    this caller will never resolve it. Returns how many were resolved."""
     if candles.empty:
         return 0
     first_open = candles.index[0].to_pydatetime()
@@ -88,7 +91,7 @@ def resolve_due(waiting, candles: pd.DataFrame, period: timedelta, now: datetime
             if forget is not None and out_of_reach(analysis, first_open):
                 forget(analysis)
             # Else its time limit fell in a market's pause, and the candles after it are still to come.
-        elif settle(analysis, untraded_fields(analysis, window, period)):
+        elif settle(analysis, untraded_fields(analysis, window, period, costs)):
             resolved += 1
     return resolved
 
@@ -132,8 +135,9 @@ def limit_of(analysis: AILearningData) -> int:
     return time_limit(analysis.analysis_data.get("horizon"), settings.MAX_HOLDING_CANDLES)
 
 
-def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: timedelta) -> dict:
-    """The outcome fields of an untraded analysis over the candles of its time limit (`due_window`)."""
+def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: timedelta, costs: Costs) -> dict:
+    """The outcome fields of an untraded analysis over the candles of its time limit (`due_window`), a BUY or
+    SELL scored at the market's `costs`."""
     a, conditions = analysis.analysis_data, analysis.market_conditions
     reference = float(conditions["close"])
     fields = {"untraded": True, "resolved_at": (window.index[-1] + period).to_pydatetime()}
@@ -143,14 +147,13 @@ def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: time
         # time limit, so there is an exit.
         exit, result = paper_trade(
             recommendation,
-            Decimal(str(conditions["close"])),
             Decimal(str(a["stop_loss"])),
             _decimal(a.get("take_profit")),
             datetime.fromisoformat(conditions["as_of"]),
             window,
             period,
             limit_of(analysis),
-            paper_costs(),
+            costs,
             settings.BREAKEVEN_BAND_PCT,
         )
         fields |= {
@@ -162,6 +165,7 @@ def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: time
                 **analysis.feedback_data,
                 "exit_reason": exit.reason,
                 "pnl_percent": float(result.pnl_percent),
+                "cost_r": _float(result.cost_r),
             },
         }
     else:

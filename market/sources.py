@@ -34,6 +34,12 @@ class MarketDataSource(Protocol):
         """The last `limit` candles that had closed by `until` (now when None)."""
         ...
 
+    def open_at(self, market: Market, moment: datetime) -> float | None:
+        """The open of the first candle that opened at or after `moment` (after it where the market paused,
+        a currency pair's weekend), if the source has it: the price an order placed then fills at (a replay
+        acts at the next candle's open); None when it does not (a live market's candle still forming)."""
+        ...
+
 
 def frame(rows, columns=("time", *COLUMNS)) -> pd.DataFrame:
     """Rows of (time, open, high, low, close, volume) as the DataFrame every source returns."""
@@ -96,6 +102,14 @@ class StoredCandles:
             .values_list("open_time", *COLUMNS)[:limit]
         )
         return frame(reversed(list(rows)))
+
+    def open_at(self, market: Market, moment: datetime) -> float | None:
+        stored = Candle.objects.filter(
+            exchange=market.exchange, symbol=market.symbol, timeframe=market.timeframe
+        )
+        return (
+            stored.filter(open_time__gte=moment).order_by("open_time").values_list("open", flat=True).first()
+        )
 
 
 # The exchange of the shipped demo market (automation.demo): stored candles that keep going (SampleCandles).

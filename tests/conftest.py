@@ -22,6 +22,17 @@ def _fresh_cache(request, django_db_blocker):
             caches["default"].clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_costs():
+    """A market's costs are read once a minute per process (trades.brokers.simulation), and what exchanges
+    said their fees are is remembered (market.costs): each test reads its own markets' costs afresh."""
+    from market import costs
+    from trades.brokers import simulation
+
+    simulation._cached.clear()
+    costs._exchange_fees.clear()
+
+
 @pytest.fixture
 def alice(db):
     return UserFactory(email="alice@example.com")

@@ -39,8 +39,11 @@ PENDING_GRACE = timedelta(minutes=5)
 RUN_IN_PROGRESS = ("CLAIMED", "RUNNING")
 
 
-def fill_fields(learning_data: dict, fill: Fill) -> dict:
-    """What a fill writes on its trade: it is OPEN, at the fill's amount, price, fee and time."""
+def fill_fields(trade: Trade, fill: Fill) -> dict:
+    """What a fill writes on its trade, decided at `trade.price`: it is OPEN, at the fill's amount, price,
+    fee and time, with what the fill lost against the decided price (its slippage, a cost of the trade)."""
+    direction = 1 if trade.side == Trade.Side.BUY else -1
+    slippage = direction * (fill.price - trade.price) * fill.amount
     return dict(
         status=Trade.Status.OPEN,
         amount=fill.amount,
@@ -49,7 +52,8 @@ def fill_fields(learning_data: dict, fill: Fill) -> dict:
         exchange_order_id=fill.exchange_order_id,
         execution_time=fill.filled_at,
         learning_data={
-            **learning_data,
+            **trade.learning_data,
+            "entry_slippage": format(slippage.normalize(), "f"),
             "protected_on_exchange": fill.protected_on_exchange,
             "protection_id": fill.protection_id,
             "base_fee": str(fill.base_fee),
@@ -62,7 +66,7 @@ def record_fill(trade: Trade, fill: Fill) -> bool:
     # Its own savepoint: a failed write leaves a caller's transaction usable to record why.
     with transaction.atomic():
         filled = Trade.objects.filter(pk=trade.pk, status=Trade.Status.PENDING).update(
-            **fill_fields(trade.learning_data, fill), updated_at=timezone.now()
+            **fill_fields(trade, fill), updated_at=timezone.now()
         )
     trade.refresh_from_db()
     if filled:

@@ -1,9 +1,11 @@
 """Open trades against the candles since their entry (docs/architecture.md, "Steps 5-8"): stop-loss or
-take-profit touched by a candle's low or high closes the trade at that level; when one candle touches both,
-the stop counts (we cannot know which came first, and the conservative reading keeps the learning honest);
-at its time limit (the call's horizon, at most MAX_HOLDING_CANDLES: `outcomes.time_limit`) the trade closes
-at that candle's close. A paper trade leaves with the paper costs (`brokers.simulation.paper_costs`): by
-this rule, its call is scored the same had it not been traded (`outcomes.paper_trade`).
+take-profit touched by a candle's low or high closes the trade (`outcomes.first_exit`: a target at its
+level, a stop at its level or at the open that gapped through it, less the slippage); when one candle
+touches both, the stop counts (we cannot know which came first, and the conservative reading keeps the
+learning honest); at its time limit (the call's horizon, at most MAX_HOLDING_CANDLES:
+`outcomes.time_limit`) the trade closes at that candle's close, less the slippage. A paper trade leaves
+with its market's paper costs (`brokers.simulation.paper_costs`): by this rule, its call is scored the same
+had it not been traded (`outcomes.paper_trade`).
 
 A live trade whose stop-loss and take-profit the exchange holds (an OCO list, trades.brokers.live) closes
 when the exchange filled one of them, at that fill; the candles then only decide the time exit, for which
@@ -21,13 +23,27 @@ from .brokers.base import Broker, OrderRequest
 from .brokers.simulation import paper_costs
 from .entries import settle_pending
 from .models import Trade
-from .outcomes import PRICE_STEP, Exit, first_exit, time_limit, trade_result
+from .outcomes import PRICE_STEP, Costs, Exit, first_exit, time_limit, trade_result
 
 
-def find_exit(trade: Trade, candles: pd.DataFrame, period) -> Exit | None:
+def costs_of(trade: Trade) -> Costs:
+    """The paper costs of the trade's market (a live trade's exit is the exchange's fill: these only set
+    the price its closing order is placed at)."""
+    return paper_costs(trade.bot.exchange, trade.symbol)
+
+
+def find_exit(trade: Trade, candles: pd.DataFrame, period, costs: Costs) -> Exit | None:
+    """The trade's exit by `outcomes.first_exit` at the market's `costs`, or None while it stays open."""
     limit = time_limit(trade.learning_data.get("horizon"), settings.MAX_HOLDING_CANDLES)
     return first_exit(
-        trade.side, trade.stop_loss, trade.take_profit, trade.execution_time, candles, period, limit
+        trade.side,
+        trade.stop_loss,
+        trade.take_profit,
+        trade.execution_time,
+        candles,
+        period,
+        limit,
+        costs,
     )
 
 
@@ -48,7 +64,8 @@ def close_trade(trade: Trade, exit: Exit, exit_fee: Decimal, resolve) -> bool:
 
 
 def closing_fields(trade: Trade, exit: Exit, exit_fee: Decimal) -> dict:
-    """What closing the trade at `exit` writes on it: status, exit, fees, P&L and outcome."""
+    """What closing the trade at `exit` writes on it: status, exit, fees, P&L and outcome, and its costs
+    (the fees and what the entry and the exit lost to slippage) in money and in R."""
     fees = trade.fees + exit_fee
     result = trade_result(
         side=trade.side,
@@ -60,6 +77,8 @@ def closing_fields(trade: Trade, exit: Exit, exit_fee: Decimal) -> dict:
         exit_reason=exit.reason,
         worst=exit.worst,
         band_pct=settings.BREAKEVEN_BAND_PCT,
+        slippage=Decimal(trade.learning_data.get("entry_slippage", 0))
+        + exit.slippage(trade.side, trade.amount),
     )
     direction = 1 if trade.side == Trade.Side.BUY else -1
     return dict(
@@ -76,15 +95,17 @@ def closing_fields(trade: Trade, exit: Exit, exit_fee: Decimal) -> dict:
             "exit_reason": exit.reason,
             "entry_accuracy": result.entry_accuracy,
             "market_behavior": result.market_behavior,
+            "costs": format(result.costs.normalize(), "f"),
+            "cost_r": float(result.cost_r) if result.cost_r is not None else None,
         },
     )
 
 
-def _exit_fill(trade: Trade, exit: Exit, broker: Broker) -> tuple[Exit, Decimal]:
-    """Paper trades leave at the exit level with the taker fee; live ones by a market order on the exchange,
-    at the price it fills (its client order id makes a retried close find the first one)."""
+def _exit_fill(trade: Trade, exit: Exit, broker: Broker, costs: Costs) -> tuple[Exit, Decimal]:
+    """Paper trades leave at the exit's price with the taker fee; live ones by a market order on the
+    exchange, at the price it fills (its client order id makes a retried close find the first one)."""
     if trade.is_simulated:
-        return exit, paper_costs().fee(exit.price, trade.amount)
+        return exit, costs.fee(exit.price, trade.amount)
     fill = broker.place(
         OrderRequest(
             symbol=trade.symbol,
@@ -95,7 +116,7 @@ def _exit_fill(trade: Trade, exit: Exit, broker: Broker) -> tuple[Exit, Decimal]
             client_order_id=f"tai-trade-{trade.pk}-close",
         )
     )
-    return Exit(fill.price, fill.filled_at, exit.reason, exit.worst), fill.fee
+    return Exit(fill.price, fill.filled_at, exit.reason, exit.worst, exit.level), fill.fee
 
 
 def exit_of(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tuple[Exit, Decimal] | None:
@@ -105,14 +126,15 @@ def exit_of(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tupl
     if state and state.fill:
         fill = state.fill
         return Exit(fill.price, fill.filled_at, state.exit_reason), fill.fee
-    exit = find_exit(trade, candles, period)
+    costs = costs_of(trade)
+    exit = find_exit(trade, candles, period, costs)
     if exit is None:
         return None
     if state and state.resting:
         if exit.reason != "TIME_EXIT":
             return None  # the exchange holds this level: its fill, not the candle, says what happened
         broker.cancel_protection(trade.symbol, trade.client_order_id)
-    return _exit_fill(trade, exit, broker)
+    return _exit_fill(trade, exit, broker, costs)
 
 
 def monitor_trades(

@@ -24,21 +24,33 @@ class TradeResult:
     actual_rr: Decimal | None  # the move in units of the initial risk (entry to stop), net of fees
     entry_accuracy: str  # GOOD / FAIR / POOR: how far the price went against the entry first
     market_behavior: str  # AS_EXPECTED / REVERSED / PARTIAL / STALLED / AGAINST
+    costs: Decimal = Decimal(0)  # the fees and the slippage, in the quote currency
+    cost_r: Decimal | None = None  # the same in units of the initial risk: actual_rr + cost_r is the gross R
 
 
 @dataclass(frozen=True)
 class Exit:
-    price: Decimal
+    price: Decimal  # the fill: `level`, less the slippage for a stop's or a time exit's market order
     at: datetime  # close time of the candle that triggered it
     reason: str  # STOP_LOSS, TAKE_PROFIT or TIME_EXIT
     worst: Decimal | None = None  # the most adverse price on the way (lowest low of a long), if known
+    level: Decimal | None = None  # the price before slippage: the stop (or the open that gapped through
+    # it), the target, the close; None when only the fill is known (an exchange's)
+
+    def slippage(self, side: str, amount: Decimal) -> Decimal:
+        """What the exit lost to slippage against the level, for a position of `side` and `amount`."""
+        if self.level is None:
+            return Decimal(0)
+        direction = 1 if side == Side.BUY else -1
+        return direction * (self.level - self.price) * amount
 
 
 @dataclass(frozen=True)
 class Costs:
-    """What a paper fill costs: the taker fee on each fill, and the entry moved against the order by the
-    slippage. Exits are not slipped: a stop or a target fills at its level, a time exit at the candle's
-    close. `trades.brokers.simulation.paper_costs` says what they are (one place, for per-market costs)."""
+    """What a paper fill costs (`trades.brokers.simulation.paper_costs` says how much, per market): the taker
+    fee on each fill, and a market order's price moved against it by the slippage (half the market's spread).
+    The entry and a stop's or a time exit's order are market orders; a target is a limit order and fills at
+    its level."""
 
     fee_pct: Decimal  # of the fill's value, on entry and on exit
     slippage_pct: Decimal  # of the price, against the order
@@ -57,6 +69,11 @@ def time_limit(horizon: int | None, max_candles: int) -> int:
     return min(int(horizon), max_candles) if horizon else max_candles
 
 
+def from_entry(candles: pd.DataFrame, entered_at: datetime, period) -> pd.DataFrame:
+    """The candles from the one the entry fell in: the one that opened at the entry floored to the period."""
+    return candles.iloc[position(candles.index, entered_at - (entered_at - EPOCH) % period) :]
+
+
 def first_exit(
     side: str,
     stop: Decimal | None,
@@ -65,34 +82,40 @@ def first_exit(
     candles: pd.DataFrame,
     period,
     max_candles: int,
+    costs: Costs,
 ) -> Exit | None:
     """The first exit among `candles` opened at or after the entry, or None while the position stays open:
-    the monitor's rule for open trades (trades.monitor), and so `paper_trade`'s."""
-    # From the candle the entry fell in: the one that opened at the entry floored to the period.
-    after = candles.iloc[position(candles.index, entered_at - (entered_at - EPOCH) % period) :]
+    the monitor's rule for open trades (trades.monitor), and so `paper_trade`'s. A stop fills at the stop, or
+    at the candle's open when the price gapped through it (the open already beyond the stop), less the
+    slippage; a target fills at the target; the time exit at the close, less the slippage."""
+    after = from_entry(candles, entered_at, period)
     buy = side == Side.BUY
+    leaving = Side.SELL if buy else Side.BUY  # the side of the order that closes the position
     worst = None  # the most adverse price so far, as a float: ordered as its exact decimal is
     # Plain floats rather than rows of a frame: the monitor and the outcomes walk candles every cycle.
-    lows, highs, closes = (c.tolist() for c in float_columns(after, "low", "high", "close"))
-    bars = zip(after.index, lows, highs, closes, strict=True)
-    for count, (open_time, low, high, close) in enumerate(bars, start=1):
+    opens, lows, highs, closes = (c.tolist() for c in float_columns(after, "open", "low", "high", "close"))
+    bars = zip(after.index, opens, lows, highs, closes, strict=True)
+    for count, (open_time, open_, low, high, close) in enumerate(bars, start=1):
         extreme = low if buy else high
         worst = extreme if worst is None else min(worst, extreme) if buy else max(worst, extreme)
         if stop is not None and (low <= stop if buy else high >= stop):
-            reason, price = "STOP_LOSS", stop
+            gapped = open_ <= stop if buy else open_ >= stop
+            reason, level = "STOP_LOSS", Decimal(str(open_)) if gapped else stop
+            price = costs.fill_price(leaving, level)
         elif target is not None and (high >= target if buy else low <= target):
-            reason, price = "TAKE_PROFIT", target
+            reason, level = "TAKE_PROFIT", target
+            price = target
         elif count >= max_candles:
-            reason, price = "TIME_EXIT", Decimal(str(close))
+            reason, level = "TIME_EXIT", Decimal(str(close))
+            price = costs.fill_price(leaving, level)
         else:
             continue
-        return Exit(price, (open_time + period).to_pydatetime(), reason, Decimal(str(worst)))
+        return Exit(price, (open_time + period).to_pydatetime(), reason, Decimal(str(worst)), level)
     return None
 
 
 def paper_trade(
     side: str,
-    reference: Decimal,
     stop: Decimal | None,
     target: Decimal | None,
     entered_at: datetime,
@@ -102,13 +125,16 @@ def paper_trade(
     costs: Costs,
     band_pct: Decimal,
 ) -> tuple[Exit, TradeResult] | None:
-    """The paper trade of a call made at `reference` (the close it saw), as the cycle opens it (the paper
-    broker's fill) and the monitor closes it (`first_exit`, the fee out): its exit and what it wrote, per
-    unit (the amount cancels out of the percentage and R); None while it would still be open."""
-    entry = costs.fill_price(side, reference)
-    exit = first_exit(side, stop, target, entered_at, candles, period, max_candles)
+    """The paper trade of a call acted on at `entered_at` (when the candle it saw closed), as the replay's
+    cycle opens it (at the open of the candle then starting, plus the slippage: the paper broker's fill) and
+    the monitor closes it (`first_exit`, the fee out): its exit and what it wrote, per unit (the amount
+    cancels out of the percentage and R); None while it would still be open."""
+    exit = first_exit(side, stop, target, entered_at, candles, period, max_candles, costs)
     if exit is None:
         return None
+    opened = Decimal(str(from_entry(candles, entered_at, period)["open"].iat[0]))
+    entry = costs.fill_price(side, opened)
+    direction = 1 if side == Side.BUY else -1
     return exit, trade_result(
         side=side,
         entry=entry,
@@ -119,6 +145,7 @@ def paper_trade(
         exit_reason=exit.reason,
         worst=exit.worst,
         band_pct=band_pct,
+        slippage=direction * (entry - opened) + exit.slippage(side, ONE_UNIT),
     )
 
 
@@ -140,20 +167,25 @@ def trade_result(
     exit_reason: str,
     worst: Decimal | None = None,
     band_pct: Decimal = Decimal("0.1"),
+    slippage: Decimal = Decimal(0),
 ) -> TradeResult:
-    """`worst` is the most adverse price between entry and exit (the lowest low of a long), if known."""
+    """`worst` is the most adverse price between entry and exit (the lowest low of a long), if known;
+    `slippage` what the fills lost against the prices they were placed at, with the fees the trade's costs."""
     direction = 1 if side == Side.BUY else -1
     cost = entry * amount
     pnl = direction * (exit - entry) * amount - fees
     pnl_percent = pnl / cost * 100
     risk = abs(entry - stop) * amount if stop is not None and stop != entry else None
     actual_rr = pnl / risk if risk else None
+    costs = fees + slippage
     return TradeResult(
         outcome=outcome_of(pnl_percent, band_pct),
         pnl_percent=pnl_percent.quantize(Decimal("0.0001")),
         actual_rr=actual_rr.quantize(Decimal("0.0001")) if actual_rr is not None else None,
         entry_accuracy=entry_accuracy(side, entry, stop, worst),
         market_behavior=market_behavior(exit_reason, pnl_percent, band_pct),
+        costs=costs.quantize(PRICE_STEP),
+        cost_r=(costs / risk).quantize(Decimal("0.0001")) if risk else None,
     )
 
 

@@ -1,8 +1,9 @@
 """Issue 17, "One scoring rule": a call is scored by what its paper trade earns, traded or not. The same
-entry (the reference close as the paper broker fills it), the same exit rule (stop, target, time limit), the
-same time limit and the same costs; so the learner learns from what trading earns. Before, untraded calls
-were scored over the analyst's horizon with no slippage and trades held up to MAX_HOLDING_CANDLES: 19 of 83
-trades of one replay flipped between WIN and LOSS when scored the untraded way."""
+entry (the next candle's open as the paper broker fills it), the same exit rule (stop, target, time limit;
+a stop gapped through at the open), the same time limit and the same costs; so the learner learns from what
+trading earns. Before, untraded calls were scored over the analyst's horizon with no slippage and trades
+held up to MAX_HOLDING_CANDLES: 19 of 83 trades of one replay flipped between WIN and LOSS when scored the
+untraded way."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -19,6 +20,7 @@ from market.importers import Bar, store_bars
 from market.sources import Market
 from tests.automation.test_ledger_contract import cycles, hours, make_bot
 from tests.factories import UserFactory, import_eurusd
+from trades.brokers.simulation import paper_costs
 from trades.models import Trade
 
 HOUR = timedelta(hours=1)
@@ -30,7 +32,8 @@ def scored_untraded(analysis: AILearningData, candles: pd.DataFrame) -> dict:
         analysis, candles, candles.index[0].to_pydatetime(), HOUR, datetime.max.replace(tzinfo=UTC)
     )
     assert window is not None, "the candles end before the call's time limit"
-    return untraded_fields(analysis, window, HOUR)
+    bot = analysis.bot
+    return untraded_fields(analysis, window, HOUR, paper_costs(bot.exchange, bot.symbol))
 
 
 def disagreements(trades, candles: pd.DataFrame) -> list[tuple]:

@@ -26,10 +26,12 @@ AS_OF = datetime(2024, 3, 1, 10, tzinfo=UTC)
 
 
 def candles(closes, highs=None, lows=None) -> pd.DataFrame:
+    """The candles after the analysis, each opening where the one before closed: the first at the close the
+    analysis saw, 100."""
     index = pd.DatetimeIndex([AS_OF + i * HOUR for i in range(len(closes))])
     return pd.DataFrame(
         {
-            "open": closes,
+            "open": [100.0, *closes[:-1]],
             "high": highs or [c + 0.1 for c in closes],
             "low": lows or [c - 0.1 for c in closes],
             "close": closes,
@@ -56,8 +58,10 @@ def test_an_untraded_buy_is_scored_as_if_traded_by_the_monitors_rule(alice):
     buy.refresh_from_db()
     assert (buy.outcome, buy.untraded, buy.actual_price) == ("WIN", True, Decimal("102.0"))
     assert buy.feedback_data["exit_reason"] == "TAKE_PROFIT"
-    # As the paper broker fills it: at 100.05 (0.05 % slippage), 1.05 above the stop. Per unit, 1.95 to the
-    # target less the fees in and out (0.1 % of 100.05 and of 102): 1.74795, over 1.05: 1.6647 R.
+    # As the paper broker fills it: at the next candle's open, 100, plus 0.05 % slippage: 100.05, 1.05 above
+    # the stop. Per unit, 1.95 to the target less the fees in and out (0.1 % of 100.05 and of 102): 1.74795,
+    # over 1.05: 1.6647 R. Its costs: 0.05 of slippage (a target fills at its level) and 0.20205 of fees.
+    assert buy.feedback_data["cost_r"] == pytest.approx(0.2400, abs=1e-4)  # 0.25205 / 1.05
     assert buy.outcome_r == pytest.approx(1.6647)
     assert buy.feedback_data["pnl_percent"] == pytest.approx(1.7471)  # 1.74795 / 100.05
     assert buy.accuracy_score == 1.0
@@ -68,13 +72,15 @@ def test_an_untraded_call_is_held_to_the_time_limit_as_its_trade_would_be(alice,
     settings.MAX_HOLDING_CANDLES = 2
     bot = BotFactory(owner=alice)
     sell = untraded(bot, "SELL", horizon=10, stop=105.0, target=90.0)
-    # Due after two candles, not ten: left at the second close, 99.0, from an entry at 99.95.
+    # Due after two candles, not ten: left at the second close, 99.0, bought back 0.05 % higher at 99.0495
+    # (the time exit is a market order), from an entry at 99.95.
     assert resolve_untraded(bot, candles([100.5, 99.0]), HOUR, AS_OF + 2 * HOUR) == 1
     sell.refresh_from_db()
-    assert (sell.outcome, sell.actual_price, sell.resolved_at) == ("WIN", Decimal("99.0"), AS_OF + 2 * HOUR)
+    assert (sell.outcome, sell.actual_price) == ("WIN", Decimal("99.0495"))
+    assert sell.resolved_at == AS_OF + 2 * HOUR
     assert sell.feedback_data["exit_reason"] == "TIME_EXIT"
-    # (0.95 - 0.09995 - 0.099) / 5.05 of risk
-    assert sell.outcome_r == pytest.approx(0.1488, abs=1e-4)
+    # (0.9005 - 0.09995 - 0.0990495) / 5.05 of risk
+    assert sell.outcome_r == pytest.approx(0.1389, abs=1e-4)
 
 
 def test_an_untraded_hold_is_right_when_the_price_stayed_within_an_atr(alice):

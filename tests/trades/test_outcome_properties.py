@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from core.values import Outcome
 from learning.insights import stat, wilson
-from trades.outcomes import accuracy_score, first_exit, trade_result
+from trades.outcomes import Costs, accuracy_score, first_exit, trade_result
 
 # Derandomized, so that CI sees the same cases on every run; raise max_examples locally to explore further.
 PROPERTY = settings(derandomize=True, database=None, max_examples=500)
@@ -56,15 +56,17 @@ def touched(side: str, bar, stop, target) -> tuple[bool, bool]:
     st.booleans(),
     st.integers(min_value=0, max_value=30 * 60),
     st.integers(min_value=1, max_value=40),
+    st.decimals(min_value=Decimal(0), max_value=Decimal(1), places=3),
 )
 def test_the_first_exit_is_the_first_candle_to_reach_stop_or_target_the_stop_first(
-    candles, trade, with_stop, with_target, minutes, max_candles
+    candles, trade, with_stop, with_target, minutes, max_candles, slippage_pct
 ):
     side, stop, _, target = trade
     stop, target = (stop if with_stop else None), (target if with_target else None)
     entered_at = T0 + timedelta(minutes=minutes)
+    costs = Costs(fee_pct=Decimal("0.1"), slippage_pct=slippage_pct)
 
-    exit = first_exit(side, stop, target, entered_at, candles, HOUR, max_candles)
+    exit = first_exit(side, stop, target, entered_at, candles, HOUR, max_candles, costs)
 
     # The candles from the one the entry fell in.
     after = candles[candles.index >= pd.Timestamp(entered_at).floor(HOUR)]
@@ -79,27 +81,35 @@ def test_the_first_exit_is_the_first_candle_to_reach_stop_or_target_the_stop_fir
     *before, last = way.itertuples()
     assert not any(any(touched(side, bar, stop, target)) for bar in before)
     hit_stop, hit_target = touched(side, last, stop, target)
+    opened = Decimal(str(last.open))
+    gapped = stop is not None and (opened <= stop if side == "BUY" else opened >= stop)
     if exit.reason == "STOP_LOSS":
-        assert (exit.price, hit_stop) == (stop, True)
+        # At the stop, or at the open that was already beyond it.
+        assert (exit.level, hit_stop) == (opened if gapped else stop, True)
     elif exit.reason == "TAKE_PROFIT":
-        assert (exit.price, hit_stop, hit_target) == (target, False, True)
+        assert (exit.level, exit.price, hit_stop, hit_target) == (target, target, False, True)
     else:
-        assert (exit.price, hit_stop, hit_target, len(way)) == (
+        assert (exit.level, hit_stop, hit_target, len(way)) == (
             Decimal(str(last.close)),
             False,
             False,
             max_candles,
         )
-    # A level is filled as set, also when a candle gapped through it; but the price did reach it: a level
-    # below the price (a long's stop, a short's target) no lower than the lowest low on the way, one above it
-    # no higher than the highest high.
+    # The stop's and the time exit's market orders lose the slippage against their level; the target's
+    # limit order does not.
+    leaving = "SELL" if side == "BUY" else "BUY"
+    if exit.reason != "TAKE_PROFIT":
+        assert exit.price == costs.fill_price(leaving, exit.level)
+        assert exit.slippage(side, Decimal(1)) >= 0
+    # The price did reach the level: a level below the price (a long's stop, a short's target) no lower than
+    # the lowest low on the way, one above it no higher than the highest high.
     lowest, highest = Decimal(str(way.low.min())), Decimal(str(way.high.max()))
     if exit.reason == "TIME_EXIT":
-        assert lowest <= exit.price <= highest
+        assert lowest <= exit.level <= highest
     elif (side == "BUY") == (exit.reason == "STOP_LOSS"):
-        assert lowest <= exit.price
+        assert lowest <= exit.level
     else:
-        assert exit.price <= highest
+        assert exit.level <= highest
     assert exit.worst == (lowest if side == "BUY" else highest)
 
 

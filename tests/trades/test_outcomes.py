@@ -24,6 +24,7 @@ from trades.outcomes import (
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2024, 3, 1, 10, tzinfo=UTC)
+NO_COSTS = Costs(fee_pct=Decimal(0), slippage_pct=Decimal(0))
 
 # The seed: BUY at 146.50, stop 143.57, target 152.43, closed at 151.20.
 SEED = {"side": "BUY", "entry": Decimal("146.50"), "stop": Decimal("143.57"), "exit": Decimal("151.20")}
@@ -89,15 +90,15 @@ def candles(*bars) -> pd.DataFrame:
 
 def test_a_candle_touching_stop_and_target_counts_the_stop():
     bars = candles((146.5, 147.0, 146.0, 146.8), (146.8, 153.0, 143.0, 150.0))
-    exit = first_exit("BUY", Decimal("143.57"), Decimal("152.43"), T0, bars, HOUR, 48)
+    exit = first_exit("BUY", Decimal("143.57"), Decimal("152.43"), T0, bars, HOUR, 48, NO_COSTS)
     assert (exit.reason, exit.price, exit.at) == ("STOP_LOSS", Decimal("143.57"), T0 + 2 * HOUR)
     assert exit.worst == Decimal("143.0")
 
 
 def test_the_seed_calls_paper_trade_with_the_paper_costs():
-    # The seed's call at the close it saw, 146.50; the target reached in the second candle.
+    # The seed's call, acted on at the open of the next candle, 146.50; the target reached in the second.
     bars = candles((146.5, 148.0, 146.0, 147.8), (147.8, 152.5, 147.5, 152.0), (152.0, 153.0, 151.0, 151.2))
-    call = ("BUY", Decimal("146.50"), Decimal("143.57"), Decimal("152.43"), T0, bars, HOUR, 10)
+    call = ("BUY", Decimal("143.57"), Decimal("152.43"), T0, bars, HOUR, 10)
     band = Decimal("0.1")
     # Without slippage: 5.93 to the target less 0.1465 + 0.15243 of fees, over 2.93 of risk.
     exit, result = paper_trade(*call, Costs(fee_pct=Decimal("0.1"), slippage_pct=Decimal(0)), band)
@@ -107,14 +108,33 @@ def test_the_seed_calls_paper_trade_with_the_paper_costs():
         Decimal("3.8437"),
         Decimal("1.9219"),
     )
+    # Its costs: the fees, 0.29893 of them over 2.93 of risk.
+    assert (result.costs, result.cost_r) == (Decimal("0.29893"), Decimal("0.1020"))
     # Filled 0.05 % higher, at 146.57325: 5.85675 to the target, less 0.14657325 + 0.15243 of fees, over
-    # 3.00325 of risk.
+    # 3.00325 of risk. Its costs, 0.07325 of slippage and the fees, 0.37225325 over the risk: 0.1240 R,
+    # which is what the result without costs, 5.93 / 3.00325 = 1.9745 R, loses.
     _, slipped = paper_trade(*call, Costs(fee_pct=Decimal("0.1"), slippage_pct=Decimal("0.05")), band)
     assert (slipped.pnl_percent, slipped.actual_rr) == (Decimal("3.7918"), Decimal("1.8506"))
+    assert (slipped.costs, slipped.cost_r) == (Decimal("0.37225325"), Decimal("0.1240"))
     # Without a target, without costs, held to the time limit: the seed trade, out at the third close.
-    _, held = paper_trade(*call[:3], None, *call[4:7], 3, Costs(Decimal(0), Decimal(0)), band)
-    assert (held.actual_rr, held.market_behavior) == (Decimal("1.6041"), "PARTIAL")
-    assert paper_trade(*call[:3], None, T0, bars, HOUR, 4, Costs(Decimal(0), Decimal(0)), band) is None
+    _, held = paper_trade(*call[:2], None, *call[3:6], 3, NO_COSTS, band)
+    assert (held.actual_rr, held.market_behavior, held.cost_r) == (Decimal("1.6041"), "PARTIAL", 0)
+    assert paper_trade(*call[:2], None, T0, bars, HOUR, 4, NO_COSTS, band) is None
+
+
+def test_a_paper_trade_enters_at_the_next_open_and_a_stop_gapped_through_fills_at_that_candles_open():
+    # The call saw a close of 146.50; the next candle opened at 146.80 (its entry), the one after that at
+    # 143.00, already below the stop at 143.57: stopped out at that open, not at the stop.
+    bars = candles((146.8, 147.0, 146.0, 146.2), (143.0, 144.0, 142.5, 143.8), (143.8, 145.0, 143.5, 144.0))
+    exit, result = paper_trade("BUY", Decimal("143.57"), None, T0, bars, HOUR, 10, NO_COSTS, Decimal("0.1"))
+    assert (exit.reason, exit.price, exit.at) == ("STOP_LOSS", Decimal("143.0"), T0 + 2 * HOUR)
+    # -3.80 over the 3.23 of risk from 146.80: worse than the -1 R the stop promised.
+    assert result.actual_rr == Decimal("-1.1765")
+    # With 0.05 % slippage each way the entry is 146.8734 and the exit 142.9285.
+    costs = Costs(fee_pct=Decimal(0), slippage_pct=Decimal("0.05"))
+    exit, result = paper_trade("BUY", Decimal("143.57"), None, T0, bars, HOUR, 10, costs, Decimal("0.1"))
+    assert (exit.price, exit.level) == (Decimal("142.9285"), Decimal("143.0"))
+    assert result.costs == Decimal("0.1449")  # 0.0734 on the way in, 0.0715 on the way out
 
 
 def test_the_time_limit_is_the_calls_horizon_at_most_the_holding_limit():
@@ -150,6 +170,8 @@ def test_closing_the_seed_trade_resolves_its_analysis(alice):
         "exit_reason": "TAKE_PROFIT",
         "entry_accuracy": "GOOD",
         "market_behavior": "AS_EXPECTED",
+        "costs": "0",  # no fees, and a target fills at its level
+        "cost_r": 0.0,
     }
     analysis.refresh_from_db()
     assert (analysis.outcome, analysis.actual_price, analysis.untraded) == ("WIN", Decimal("151.2"), False)

@@ -8,6 +8,7 @@ from trades.brokers.base import BrokerError, OrderRequest
 from trades.brokers.simulation import SimulationBroker
 from trades.models import Trade
 from trades.monitor import find_exit
+from trades.outcomes import Costs
 from trades.policy import COOLDOWN_AFTER_LOSSES, COOLDOWN_CYCLES, RiskLimits, Situation, decide
 
 D = Decimal
@@ -81,7 +82,7 @@ def test_hold_is_never_traded():
 
 
 def test_paper_fill_moves_against_the_order_and_charges_the_fee():
-    broker = SimulationBroker(D(10000), slippage_pct=D("0.1"), fee_pct=D("0.2"))
+    broker = SimulationBroker(D(10000), Costs(slippage_pct=D("0.1"), fee_pct=D("0.2")))
     fill = broker.place(OrderRequest("BTC/USDT", "BUY", D(2), D(100), "tai-1-open"))
     assert (fill.price, fill.amount, fill.fee) == (D("100.1"), D(2), D("0.4004"))
     sell = broker.place(OrderRequest("BTC/USDT", "SELL", D(2), D(100), "tai-2-open"))
@@ -90,13 +91,14 @@ def test_paper_fill_moves_against_the_order_and_charges_the_fee():
 
 def test_paper_balance_never_goes_negative():
     with pytest.raises(BrokerError, match=r"paper balance has 100\.00"):
-        SimulationBroker(D(100), slippage_pct=D(0), fee_pct=D(0)).place(
+        SimulationBroker(D(100), Costs(slippage_pct=D(0), fee_pct=D(0))).place(
             OrderRequest("BTC/USDT", "BUY", D(2), D(51), "tai-3-open")
         )
 
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
+NO_COSTS = Costs(fee_pct=D(0), slippage_pct=D(0))  # the levels themselves
 
 
 def candles(*bars):
@@ -123,18 +125,42 @@ def trade(side="BUY", stop=95, target=110, horizon=None):
 )
 def test_exits_from_candle_highs_and_lows(side, bars, expected):
     t = trade(side, *((105, 90) if side == "SELL" else ()))
-    found = find_exit(t, candles(*bars), HOUR)
+    found = find_exit(t, candles(*bars), HOUR, NO_COSTS)
     assert (found.reason, found.price, found.at) == (expected[0], expected[1], T0 + expected[2] * HOUR)
+
+
+def test_a_stop_fills_less_the_slippage_or_at_the_open_it_gapped_to_and_a_target_at_its_level():
+    costs = Costs(fee_pct=D(0), slippage_pct=D("0.1"))
+    # Touched within the candle: at the stop, 0.1 % lower for the sell that closes a long.
+    touched = find_exit(trade(), candles((100, 101, 94, 95, 1)), HOUR, costs)
+    assert (touched.level, touched.price) == (D(95), D("94.905"))
+    # The next candle opened at 93, beyond the stop at 95: the stop's order fills at that open, less the
+    # slippage.
+    bars = candles((100, 101, 96, 97, 1), (93, 94, 92, 93.5, 1))
+    gapped = find_exit(trade(), bars, HOUR, costs)
+    assert (gapped.reason, gapped.level, gapped.price) == ("STOP_LOSS", D(93), D("92.907"))
+    assert gapped.at == T0 + 2 * HOUR
+    assert find_exit(trade(), bars, HOUR, NO_COSTS).price == D(93)
+    # A short's stop at 105 gapped through by an open at 107: bought back at 107 plus the slippage.
+    bars = candles((100, 101, 99, 100, 1), (107, 108, 106, 107, 1))
+    short = find_exit(trade("SELL", 105, 90), bars, HOUR, costs)
+    assert (short.level, short.price) == (D(107), D("107.107"))
+    # A target gapped through (an open at 112, beyond 110) fills at the target: a limit order, not slipped.
+    target = find_exit(trade(), candles((100, 101, 99, 100, 1), (112, 113, 111, 112, 1)), HOUR, costs)
+    assert (target.reason, target.price) == ("TAKE_PROFIT", D(110))
+    # The time exit is a market order at the close: slipped.
+    held = find_exit(trade(horizon=1), candles((100, 101, 99, 100, 1)), HOUR, costs)
+    assert (held.reason, held.price) == ("TIME_EXIT", D("99.9"))
 
 
 def test_time_exit_at_the_calls_horizon_at_most_the_holding_limit_and_none_before(settings):
     settings.MAX_HOLDING_CANDLES = 4
     bars = [(100, 101, 99, 100 + i, 1) for i in range(3)]
-    assert find_exit(trade(horizon=4), candles(*bars), HOUR) is None
-    assert find_exit(trade(horizon=10), candles(*bars), HOUR) is None  # held 4 candles, the limit
-    found = find_exit(trade(horizon=3), candles(*bars), HOUR)
+    assert find_exit(trade(horizon=4), candles(*bars), HOUR, NO_COSTS) is None
+    assert find_exit(trade(horizon=10), candles(*bars), HOUR, NO_COSTS) is None  # held 4 candles, the limit
+    found = find_exit(trade(horizon=3), candles(*bars), HOUR, NO_COSTS)
     assert (found.reason, found.price, found.at) == ("TIME_EXIT", D(102), T0 + 3 * HOUR)
     # Opened by hand, without a horizon: the limit.
-    assert find_exit(trade(), candles(*bars), HOUR) is None
+    assert find_exit(trade(), candles(*bars), HOUR, NO_COSTS) is None
     settings.MAX_HOLDING_CANDLES = 3
-    assert find_exit(trade(), candles(*bars), HOUR).reason == "TIME_EXIT"
+    assert find_exit(trade(), candles(*bars), HOUR, NO_COSTS).reason == "TIME_EXIT"

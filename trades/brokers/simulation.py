@@ -1,38 +1,51 @@
-"""Paper trading: fills at the market price moved against the order by the slippage, with the taker fee.
-The balance is not stored anywhere: it is derived from the bot's trades (trades.accounting)."""
+"""Paper trading: fills at the market price moved against the order by the slippage, with the taker fee, at
+the market's costs (`paper_costs`). The balance is not stored anywhere: it is derived from the bot's trades
+(trades.accounting)."""
 
+import time
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from django.conf import settings
 from django.utils import timezone
+
+from market.costs import MarketCosts, costs_of
 
 from ..outcomes import Costs
 from .base import BrokerError, Fill, OrderRequest
 
+if TYPE_CHECKING:
+    from accounts.models import ExchangeAccount
 
-def paper_costs() -> Costs:
-    """What paper fills cost: the paper broker's, the monitor's exit fee and the scoring of untraded calls
-    (learning.resolution) all read them here."""
-    return Costs(fee_pct=settings.SIMULATION_FEE_PCT, slippage_pct=settings.SIMULATION_SLIPPAGE_PCT)
+# A replay reads a market's costs some thousand times a second, a live cycle a few times an hour: read once a
+# minute per process, so that costs changed in the admin or by an import apply within that minute.
+COSTS_CACHE_SECONDS = 60
+_cached: dict[tuple, tuple[float, MarketCosts]] = {}
+
+
+def market_costs(exchange: str, symbol: str, account: "ExchangeAccount | None" = None) -> MarketCosts:
+    """The market's costs as market.costs says (with the account's fee tier, for an account's bot), read at
+    most once a minute per process."""
+    key = (exchange, symbol, account.pk if account else None)
+    now = time.monotonic()
+    found = _cached.get(key)
+    if found is None or now - found[0] > COSTS_CACHE_SECONDS:
+        found = _cached[key] = (now, costs_of(exchange, symbol, account=account))
+    return found[1]
+
+
+def paper_costs(exchange: str, symbol: str, account: "ExchangeAccount | None" = None) -> Costs:
+    """What paper fills on the market cost: the paper broker's, the monitor's exits and the scoring of
+    untraded calls (learning.resolution) all read them here."""
+    costs = market_costs(exchange, symbol, account)
+    return Costs(fee_pct=costs.fee_pct, slippage_pct=costs.slippage_pct)
 
 
 class SimulationBroker:
-    def __init__(
-        self,
-        cash: Decimal,
-        *,
-        at: datetime | None = None,
-        slippage_pct: Decimal | None = None,
-        fee_pct: Decimal | None = None,
-    ):
+    def __init__(self, cash: Decimal, costs: Costs, *, at: datetime | None = None):
         self.cash = cash
+        self.costs = costs
         self.at = at  # the market clock: a replay fills at the slot's time, not the wall clock's
-        costs = paper_costs()
-        self.costs = Costs(
-            fee_pct=costs.fee_pct if fee_pct is None else fee_pct,
-            slippage_pct=costs.slippage_pct if slippage_pct is None else slippage_pct,
-        )
 
     def place(self, order: OrderRequest) -> Fill:
         price = self.costs.fill_price(order.side, order.price)
