@@ -28,6 +28,7 @@ from learning.insights import stat
 from learning.models import AILearningData, LearnedPolicy
 from market.models import Candle, StoredMarket
 from market.timeframes import TIMEFRAME_PERIODS
+from trades.brokers.simulation import market_costs
 from trades.models import Trade
 
 from .models import CycleRun
@@ -87,6 +88,7 @@ def evaluate(bot, *, start: datetime | None = None, end: datetime | None = None)
         "long_short": _long_short(rows),
         "llm": _llm(rows),
         "splits": _splits(bot),
+        "costs": _costs(bot, static, runs),
     }
     llm, account = figures["llm"], figures["strategies"]["adaptive_account"]
     # The quote currency's P&L less the analyst's dollars: the same unit for USD-quoted markets only.
@@ -99,6 +101,49 @@ def _splits(bot) -> list[dict]:
     """The splits the market's candles were back-adjusted for on import (StoredMarket), oldest first."""
     market = StoredMarket.objects.filter(exchange=bot.exchange, symbol=bot.symbol).first()
     return market.splits_for(bot.timeframe) if market else []
+
+
+def _costs(bot, static: list[dict], runs) -> dict:
+    """What trading cost: the market's costs now, the mean cost of the static policy's calls in R and its
+    expectancy with and without them (R plus the call's cost in R, `cost_r`, which its scoring recorded),
+    and each of the paper account's trades with its costs in money and in R."""
+    market = market_costs(bot.exchange, bot.symbol)
+    costed = [r for r in static if r["feedback_data"].get("cost_r") is not None]
+    cost_r = [r["feedback_data"]["cost_r"] for r in costed]
+    net = [r["outcome_r"] for r in costed]
+    trades = Trade.objects.filter(bot=bot, analysis__cycle_run__in=runs, status=Trade.Status.CLOSED).order_by(
+        "closed_at", "pk"
+    )
+    return {
+        "market": {
+            "fee_pct": float(market.fee_pct),
+            "spread_pct": float(market.spread_pct),
+            "basis": market.basis,
+        },
+        "static": {
+            "n": len(costed),
+            "mean_cost_r": _mean(cost_r),
+            "expectancy_r": _mean(net),
+            "expectancy_r_without_costs": _mean([r + c for r, c in zip(net, cost_r, strict=True)]),
+        },
+        "trades": [
+            {
+                "closed_at": t.closed_at,
+                "side": t.side,
+                "entry": float(t.price),
+                "exit": float(t.exit_price),
+                "fees": float(t.fees),
+                "costs": float(t.learning_data["costs"]) if "costs" in t.learning_data else None,
+                "cost_r": t.learning_data.get("cost_r"),
+                "r": float(t.actual_rr) if t.actual_rr is not None else None,
+            }
+            for t in trades
+        ],
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
 
 
 def write_report(figures: dict, directory: Path) -> Path:

@@ -39,7 +39,12 @@ def analysis_detail(request, pk):
     return render(
         request,
         "learning/analysis_detail.html",
-        {"analysis": analysis, "a": analysis.analysis_data, "trade": trade},
+        {
+            "analysis": analysis,
+            "a": analysis.analysis_data,
+            "trade": trade,
+            "quote": analysis.symbol.partition("/")[2],  # the currency a trade's money is in
+        },
     )
 
 

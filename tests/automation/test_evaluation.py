@@ -7,7 +7,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from automation.evaluation import _claims, _static, _summary, daily_returns, evaluate, statistics
+from automation.evaluation import (
+    _claims,
+    _static,
+    _summary,
+    daily_returns,
+    evaluate,
+    statistics,
+    write_report,
+)
+from automation.management.commands.replay import summary
 from automation.replay import ReplaySpec, replay
 from tests.factories import import_eurusd
 
@@ -143,7 +152,7 @@ def test_the_deflated_sharpe_counts_the_policy_versions_tried():
     assert often["statistics"]["sharpe"]["adaptive"]["expected_max_sharpe"] > 0
 
 
-def test_on_the_shipped_eurusd_hours_every_claim_passes_its_test(db, settings):
+def test_on_the_shipped_eurusd_hours_every_claim_passes_its_test(db, settings, tmp_path):
     settings.LEARNING_MIN_SAMPLES = 20
     import_eurusd()
     start = datetime(2017, 10, 2, tzinfo=UTC)
@@ -169,3 +178,21 @@ def test_on_the_shipped_eurusd_hours_every_claim_passes_its_test(db, settings):
     for claim in f["claims"]:
         if "test" not in claim:
             assert "CI" in claim["text"] or claim["n"] == 0 or "No " in claim["text"], claim
+
+    # What trading cost (issue 18): the pair's FX costs, the static policy's mean cost per call in R, and its
+    # expectancy with costs (its row's) and without (each call's R plus its cost in R).
+    costs = f["costs"]
+    assert costs["market"] == {"fee_pct": 0.0, "spread_pct": 0.008, "basis": "fx default"}
+    static = costs["static"]
+    assert static["n"] == f["strategies"]["static"]["trades"]
+    assert static["expectancy_r"] == pytest.approx(f["strategies"]["static"]["expectancy_r"], abs=1e-4)
+    assert 0 < static["mean_cost_r"] < 0.2  # a pip against stops of a fifth of a percent
+    without = static["expectancy_r"] + static["mean_cost_r"]
+    assert static["expectancy_r_without_costs"] == pytest.approx(without, abs=2e-4)
+    for trade in costs["trades"]:
+        assert trade["costs"] > 0 and trade["cost_r"] > 0 and trade["fees"] == 0  # FX: no fee, the spread
+    said = summary(f)
+    assert f"a mean of {static['mean_cost_r']} R a trade (n={static['n']}" in said
+    assert f"{static['expectancy_r_without_costs']} R without" in said
+    page = write_report(f, tmp_path).read_text()
+    assert f"<strong>{static['mean_cost_r']} R</strong> a trade" in page

@@ -41,6 +41,25 @@ def test_analyses_list_and_detail_with_the_chart_and_the_trade(alice_client, ali
     assert alice_client.get(f"/analyses/{hidden.pk}/").status_code == 404
 
 
+def test_a_trades_costs_are_shown_in_money_and_in_r_and_an_untraded_calls_in_r(alice_client, alice):
+    bot = BotFactory(owner=alice)
+    traded = analysis(alice, bot, outcome="LOSS", outcome_r=-1.04, feedback_data={"cost_r": 0.04})
+    trade = Trade.objects.create(
+        owner=alice, bot=bot, analysis=traded, symbol="BTC/USDT", side="BUY", amount=Decimal(1),
+        price=Decimal(100), stop_loss=Decimal(95), status="CLOSED", exit_price=Decimal(95),
+        learning_data={"costs": "0.2", "cost_r": 0.04},
+    )  # fmt: skip
+    page = alice_client.get(f"/analyses/{traded.pk}/").content.decode()
+    assert "0.2000 USDT (0.04 R)" in page
+    assert "costs 0.2000 USDT in fees and slippage, 0.04 R" in page
+    assert "0.2000 in fees and slippage (0.04 R)" in alice_client.get(f"/trades/{trade.pk}/").content.decode()
+    untraded = analysis(
+        alice, bot, outcome="WIN", outcome_r=0.9, untraded=True, feedback_data={"cost_r": 0.1}
+    )
+    page = alice_client.get(f"/analyses/{untraded.pk}/").content.decode()
+    assert "0.10 R (its paper trade's fees and slippage)" in page
+
+
 def test_analyses_filters_and_pages(alice_client, alice):
     bot, other = BotFactory(owner=alice), BotFactory(owner=alice)
     for i in range(60):

@@ -74,6 +74,7 @@ def summary(figures: dict) -> str:
             f"Replay of {figures['market']} ({figures['analyst']}): {runs['succeeded']} cycles, "
             f"{runs['failed']} failed, {figures['analyses']} analyses, {accuracy['n']} resolved",
             f"  accuracy {_pct(accuracy['rate'])} (n={accuracy['n']}), Brier {figures['brier']['score']}",
+            _costs(figures["costs"]),
             *([f"  candles adjusted for splits: {_splits(figures['splits'])}"] if figures["splits"] else []),
             f"  adaptive policy: {adaptive['trades']} trades, return {_pct(adaptive['return'])}, "
             f"max drawdown {_pct(adaptive['max_drawdown'])}",
@@ -85,6 +86,16 @@ def summary(figures: dict) -> str:
             "What the figures say:",
             *(f"  - {claim['text']}" for claim in figures["claims"]),
         ]
+    )
+
+
+def _costs(costs: dict) -> str:
+    market, static = costs["market"], costs["static"]
+    return (
+        f"  costs: fee {market['fee_pct']} %, spread {market['spread_pct']} % ({market['basis']}); "
+        f"a mean of {static['mean_cost_r']} R a trade (n={static['n']}, the static policy's calls), whose "
+        f"expectancy is {static['expectancy_r']} R with costs and {static['expectancy_r_without_costs']} R "
+        "without"
     )
 
 
