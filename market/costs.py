@@ -124,8 +124,9 @@ def costs_of(exchange: str, symbol: str, account: "ExchangeAccount | None" = Non
     """The market's costs (see the module's docstring for the order): one query, and with `account` (a bot's
     exchange account on a ccxt exchange) the account's fee tier asked of the exchange, when ccxt can. The
     paper broker caches them (trades.brokers.simulation.market_costs)."""
-    if account is not None and account.exchange == exchange:
-        _ask_account_fee(account, symbol)
+    asked = account is not None and (exchange, symbol, account.pk) in _exchange_fees
+    if account is not None and account.exchange == exchange and not asked:
+        _ask_account_fee(account, symbol)  # once per process: a tier changes with months of volume
     stored = StoredMarket.objects.filter(exchange=exchange, symbol=symbol).first()
     asset_class = asset_class_of(exchange, symbol, stored.asset_class if stored else "")
     if asset_class:
