@@ -73,6 +73,7 @@ SHARED_ADMIN_MODELS = {
     "axes.accessfailurelog": "failed sign-ins by the address typed, for operators",
     "market.candle": "candles are stored once per market for every bot",
     "market.indicatorset": "indicators are computed once per market candle for every bot",
+    "market.storedmarket": "what is known of a stored market (its splits, its costs), for every bot on it",
     "automation.heartbeat": "the workers' heartbeat",
     "automation.killswitch": "the operator's global switch",
     "django_celery_beat.crontabschedule": "one schedule row serves every bot due at that minute",
