@@ -31,6 +31,12 @@ MAX_PATTERNS = 4
 VALUE_GAIN = 0.05
 # What a condition in force is worth more than another in the choice of what to trade (the hysteresis).
 KEEP_MARGIN = 0.2
+# Below this many clusters a cluster-robust standard error is biased low (Cameron and Miller, "A
+# Practitioner's Guide to Cluster-Robust Inference", 2015): no condition is adopted on fewer.
+MIN_CLUSTERS = 8
+# A condition in force is dropped once its recent mean is below 0 by this many of its standard errors: an
+# edge that is still there dips below 0 now and then, one that turned falls well below.
+DROP_Z = 0.5
 # A new Kelly stake within this share of the one in force does not change the policy.
 SIZE_STEADY = 0.25
 # The conditions a policy can learn (or be pinned) to stay out of, each with the values it can take.
@@ -244,6 +250,7 @@ class Evidence:
         self, rows: list[dict], alike: dict[int, tuple[str, str]], period: timedelta, capacity: int = 1
     ):
         self.capacity = capacity
+        self.selection_level = settings.POLICY_FDR  # what `edges` selected at, once it has run
         numbers = np.array(
             [[r["bucket"], r["block"], *(r[name] for name in POLICY_SUMS)] for r in rows], float
         )
@@ -350,17 +357,29 @@ class Evidence:
         many candidates were tried and how many had the minimum n."""
         candidates = self.candidates(with_thresholds=True)
         masks = np.array([self.mask(c) for c in candidates])
-        long, recent = self.stats(masks, self.long), self.stats(masks, self.recent, robust=False)
+        long, recent = self.stats(masks, self.long), self.stats(masks, self.recent)
         eligible = long["n"] >= minimum
         q = np.ones(len(candidates))
         if eligible.any():
             q[eligible] = stats.false_discovery_control(long["p_above"][eligible], method="bh")
-        holds = recent["mean"] > 0
+        # The level at which a condition selected among these is judged (Benjamini and Yekutieli's
+        # false-coverage-rate intervals): POLICY_FDR times the share of the tested conditions selected.
+        selected = int((eligible & (q <= settings.POLICY_FDR)).sum())
+        self.selection_level = settings.POLICY_FDR * max(selected, 1) / max(int(eligible.sum()), 1)
         keep = {_key(c) for c in kept}
-        # Adopted only on recent calls enough to judge it by: the long window alone would adopt a condition on
-        # calls from before a change it has hardly been seen in since (an edge that flipped).
-        adopted = (q <= settings.POLICY_FDR) & (recent["n"] >= minimum / 2)
-        allowed = eligible & holds & (adopted | [(_key(c) in keep) for c in candidates])
+        # Adopted only on recent calls enough to judge it by (the long window alone would adopt a condition on
+        # calls from before a change it has hardly been seen in since: an edge that flipped), and on enough
+        # clusters for their standard error to be trusted.
+        adopted = (
+            (q <= settings.POLICY_FDR)
+            & (recent["n"] >= minimum / 2)
+            & (recent["mean"] > 0)
+            & (long["clusters"] >= MIN_CLUSTERS)
+        )
+        # Kept until the recent mean is below 0 by more than DROP_Z of its standard error: not on every dip.
+        recent_se = np.where(np.isfinite(recent["se"]), recent["se"], 0.0)
+        held = np.array([_key(c) in keep for c in candidates]) & (recent["mean"] + DROP_Z * recent_se > 0)
+        allowed = eligible & (adopted | held)
         remaining = list(np.flatnonzero(allowed))
         # The conditions in force compete with a head start, so that the set does not reshuffle with each
         # resolution: another must be worth KEEP_MARGIN more to take a kept one's place.
@@ -434,8 +453,12 @@ class Evidence:
         return {name: float(w @ self.sums[name]) for name in ("n", "wins", "win_r", "losses", "loss_r")}
 
     def summary(self, rows: np.ndarray) -> dict:
+        """n, mean and 95 % interval of `rows`, and the lower bound at the level its conditions were selected
+        at (`edges`): one-sided, Student's t with the clusters less one degrees of freedom."""
         found = self.stats(rows[np.newaxis, :], self.long)
-        return {"n": int(found["raw_n"][0]), **_interval(found, 0)}
+        t = special.stdtrit(max(int(found["clusters"][0]) - 1, 1), 1 - self.selection_level)
+        low = float(found["mean"][0] - t * found["se"][0])
+        return {"n": int(found["raw_n"][0]), **_interval(found, 0), "low_selected": _round(low)}
 
     @staticmethod
     def _pattern(conditions: dict, action: str, long: dict, recent: dict, q: np.ndarray, i: int) -> dict:
@@ -594,9 +617,11 @@ def _size_factor(taken: dict, bot, traded: dict) -> tuple[float, dict]:
     """A fraction of the Kelly stake, over the bot's risk per trade, capped: 1.0 risks what the bot's setting
     says, 0 means no edge. Kelly f* = p - (1 - p) / b, p the hit rate of the calls the policy trades and b
     their mean win over their mean loss, both in R (`taken`: their weighted sums, Evidence.totals), shrunk
-    by how sure the edge is: times low / mean of their expectancy's 95 % interval (`traded`), 0 at the edge
-    of significance and near 1 when the interval is narrow, so that a condition adopted on thin evidence,
-    which may be noise that passed, is traded small."""
+    by how sure the edge is: times low / mean, `low` their expectancy's lower bound at the level their
+    conditions were selected at (`traded["low_selected"]`, Evidence.summary), 0 at the edge of
+    significance and near 1 when the evidence is far beyond it, so that a condition adopted on thin
+    evidence, which may be noise that passed, is traded small; but never below the probe size, which a bot
+    trades at before it knows anything."""
     n, wins, losses = taken["n"], taken["wins"], taken["losses"]
     if not n:
         return 0.0, {"n": 0}
@@ -609,10 +634,11 @@ def _size_factor(taken: dict, bot, traded: dict) -> tuple[float, dict]:
         kelly = 0.0
     else:
         kelly = p - (1 - p) / (mean_win / -mean_loss)
-    mean, low = traded["expectancy_r"], traded["low"]
+    mean, low = traded["expectancy_r"], traded["low_selected"]
     sure = min(1.0, max(0.0, low / mean)) if mean and mean > 0 and low is not None else 0.0
     base_risk = float(bot.risk_per_trade_pct) / 100
-    factor = min(settings.SIZE_FACTOR_CAP, max(0.0, settings.KELLY_FRACTION * kelly * sure / base_risk))
+    factor = min(settings.SIZE_FACTOR_CAP, settings.KELLY_FRACTION * kelly * sure / base_risk)
+    factor = max(settings.POLICY_PROBE_SIZE, factor) if kelly > 0 else 0.0
     evidence = {
         "n": _round(n),
         "hit_rate": _round(p),

@@ -13,7 +13,15 @@ import pytest
 from learning.counters import rebuild
 from learning.insights import compute_insights
 from learning.models import AILearningData, LearnedPolicy, PromptVersion
-from learning.policy import Evidence, effective_policy, learn_policy, pin, policy_counters
+from learning.policy import (
+    MIN_CLUSTERS,
+    Evidence,
+    _size_factor,
+    effective_policy,
+    learn_policy,
+    pin,
+    policy_counters,
+)
 from learning.prompt import insights_section, prompt_version
 from learning.resolution import resolve_untraded
 from tests.factories import BotFactory
@@ -154,8 +162,10 @@ def known(alice, settings, lasting):
     p = 28 / 40 = 0.7, b = 2 / 1, Kelly = p - (1 - p) / b = 0.55; a tenth of Kelly over the bot's 5 % risk
     per trade is 0.1 · 0.55 / 0.05 = 1.1, shrunk by how sure the edge is: the 40 calls, each in a cluster of
     its own, deviate from their mean 1.1 R by Σ(r - m)² = 28 · 0.81 + 12 · 4.41 = 75.6, a standard error of
-    √(75.6 / 40² · 40 / 39) = 0.22014 and a 95 % interval from 1.1 - 1.96 · 0.22014 = 0.6685: a factor of
-    1.1 · 0.6685 / 1.1 = 0.6685."""
+    √(75.6 / 40² · 40 / 39) = 0.22014 and a 95 % interval from 1.1 - 1.96 · 0.22014 = 0.6685. 7 of the 13
+    conditions with the minimum n pass the test, so the traded calls' lower bound is taken at the level
+    0.05 · 7 / 13 = 0.0269, one-sided, t(39) = 1.9882: 1.1 - 1.9882 · 0.22014 = 0.6623, a factor of
+    1.1 · 0.6623 / 1.1 = 0.6623."""
     settings.LEARNING_MIN_SAMPLES = 30
     settings.KELLY_FRACTION = 0.1
     bot = BotFactory(owner=alice, risk_per_trade_pct=Decimal(5), min_confidence=70)
@@ -173,9 +183,11 @@ def test_the_policy_trades_inside_the_condition_with_the_evidence(known):
     assert edge["expectancy_r"] == pytest.approx(1.1, abs=1e-4) and edge["low"] > 0
     assert edge["q_value"] <= 0.05 and edge["p_value"] <= edge["q_value"]
     assert policy.min_confidence == 0  # the pattern, not a threshold, says which calls to take
-    assert policy.size_factor == pytest.approx(0.6685, abs=1e-4)
+    assert policy.size_factor == pytest.approx(0.6623, abs=1e-4)
     assert policy.sample_sizes["kelly"]["kelly"] == pytest.approx(0.55, abs=1e-4)
     assert policy.sample_sizes["traded"]["low"] == pytest.approx(0.6685, abs=1e-4)
+    assert policy.sample_sizes["traded"]["low_selected"] == pytest.approx(0.6623, abs=1e-4)
+    assert policy.sample_sizes["eligible"] == 13
     assert policy.sample_sizes["candidates"] > 10 and policy.sample_sizes["learned"]
     assert policy.data_from is not None and policy.data_to >= policy.data_from
 
@@ -296,6 +308,44 @@ def test_an_edge_seen_only_long_ago_waits_for_recent_calls_before_it_is_adopted(
     assert policy.size_factor > 0 and policy.refusal({**trending, "confidence_band": "70-80"}) is None
 
 
+def test_an_edge_on_too_few_clusters_is_not_adopted_until_it_spreads(alice, settings, lasting):
+    """60 calls at 1.1 R inside 300 hours: far beyond noise by their standard error, but that comes from 7
+    clusters of 50 hours, fewer than MIN_CLUSTERS, where a cluster-robust error is not to be trusted. The
+    same calls spread over 1,200 more hours are adopted."""
+    settings.LEARNING_MIN_SAMPLES = 30
+    bot = BotFactory(owner=alice, risk_per_trade_pct=Decimal(1), min_confidence=70)
+    call = {"bot": bot, "recommendation": "BUY", "confidence_score": 75}
+    resolved(alice, 42, 42, outcome_r=2.0, every=timedelta(hours=7), **call)
+    resolved(alice, 18, 0, outcome_r=-1.0, every=timedelta(hours=16), after=timedelta(hours=3), **call)
+    assert MIN_CLUSTERS > 7
+    assert learn_policy(bot).patterns == []
+
+    resolved(alice, 42, 42, outcome_r=2.0, every=timedelta(hours=28), week=2, **call)
+    resolved(
+        alice, 18, 0, outcome_r=-1.0, every=timedelta(hours=64), week=2, after=timedelta(hours=9), **call
+    )
+    assert [p["action"] for p in learn_policy(bot).patterns] == ["trade"]
+
+
+@pytest.mark.parametrize(
+    ("low_selected", "hit_rate", "expected"),
+    [
+        (0.55, 0.7, 0.55),  # 0.1 · 0.55 (Kelly at 0.7, 2 : 1) · (0.55 / 1.1) / 0.05
+        (-0.2, 0.7, 0.05),  # adopted, but not beyond noise at its selection's level: the probe size
+        (0.55, 0.3, 0.0),  # Kelly below 0 (p = 0.3 at 2 : 1): nothing
+    ],
+)
+def test_the_size_is_kelly_shrunk_by_the_selected_lower_bound_and_never_below_the_probe(
+    settings, low_selected, hit_rate, expected
+):
+    settings.KELLY_FRACTION, settings.POLICY_PROBE_SIZE = 0.1, 0.05
+    bot = BotFactory.build(risk_per_trade_pct=Decimal(5))
+    n, wins = 100, 100 * hit_rate
+    taken = {"n": n, "wins": wins, "win_r": 2.0 * wins, "losses": n - wins, "loss_r": -(n - wins)}
+    traded = {"expectancy_r": 1.1, "low": 0.6, "low_selected": low_selected}
+    assert _size_factor(taken, bot, traded)[0] == pytest.approx(expected, abs=1e-4)
+
+
 def test_relearning_the_same_data_keeps_one_policy_and_pins_win(known):
     learn_policy(known)
     learn_policy(known)
@@ -412,7 +462,7 @@ def test_a_new_bot_learns_from_its_owners_other_bots(known, alice, charlie):
     # What `known` learned from the same 110 calls (the fixture's docstring works it out).
     trending = {"regime": "TREND_LOW_VOL", "confidence_band": "70-80"}
     assert [p["conditions"] for p in policy.patterns] == [trending]
-    assert policy.size_factor == pytest.approx(0.6685, abs=1e-4)
+    assert policy.size_factor == pytest.approx(0.6623, abs=1e-4)
 
     # Another user's history, or another analyst's, is not pooled.
     theirs = BotFactory(owner=charlie, min_confidence=70)
