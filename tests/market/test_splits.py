@@ -2,12 +2,10 @@
 file, or with --adjust-splits back-adjusts the prices and volumes before it and records the split with the
 market, which the replay report states. Real volatility is not taken for a split."""
 
-import importlib.util
 import io
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,11 +19,8 @@ from market.splits import RATIOS, find_splits
 from tests.factories import EURUSD_CSV, BotFactory
 
 START = datetime(2005, 1, 3, tzinfo=UTC)
-# Adjusted daily prices of 2004-2013, shipped with the backtesting package where it is installed.
-_backtesting = importlib.util.find_spec("backtesting")
-BACKTESTING_GOOG = (
-    Path(_backtesting.origin).parent / "test" / "GOOG.csv" if _backtesting else Path("/nonexistent")
-)
+# Adjusted daily prices of 2004-2013, copied from the backtesting package's test data (docs/architecture.md).
+GOOG_CSV = EURUSD_CSV.parent / "GOOG_1d.csv"
 
 
 def days(closes: list[float], volume: float = 1000.0) -> list[tuple]:
@@ -180,12 +175,8 @@ def test_the_shipped_eurusd_hours_have_no_split():
     assert find_splits(list(parse_csv_lines(EURUSD_CSV.read_text()))) == []
 
 
-@pytest.mark.skipif(
-    BACKTESTING_GOOG is None or not BACKTESTING_GOOG.exists(),
-    reason="the backtesting package's data is not installed",
-)
 def test_googles_adjusted_daily_prices_have_no_split_and_one_put_in_is_found():
-    lines = list(parse_csv_lines(BACKTESTING_GOOG.read_text()))
+    lines = list(parse_csv_lines(GOOG_CSV.read_text()))
     assert find_splits(lines) == []
     # The same data unadjusted for a 2:1 split on its 1000th day.
     cut = lines[1000][1].open_time
