@@ -199,7 +199,8 @@ class RunNowRequest(models.Model):
 
 
 class Heartbeat(models.Model):
-    """When each background process last proved it was alive (the worker runs a task beat sends)."""
+    """When each background process last proved it was alive: `queue:<name>`, a worker of that queue ran the
+    heartbeat task beat sent on it; `beat`, beat ticked (automation.health)."""
 
     name = models.CharField(max_length=100, unique=True)
     seen_at = models.DateTimeField()

@@ -1,21 +1,9 @@
-from datetime import timedelta
-
-from django.conf import settings
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
-from django.utils import timezone
 
 from core.values import Outcome
 from trades.models import Trade
 
-from .models import Bot, CycleRun, Heartbeat
-
-
-def worker_alive() -> bool | None:
-    """True if beat and a worker ran the heartbeat lately, False if not, None if never seen."""
-    beat = Heartbeat.objects.filter(name="worker").first()
-    if beat is None:
-        return None
-    return timezone.now() - beat.seen_at < timedelta(seconds=3 * settings.WORKER_HEARTBEAT_SECONDS)
+from .models import Bot, CycleRun
 
 
 def dashboard_bots(user):

@@ -6,7 +6,8 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from .cycle import run_cycle
-from .models import Bot, Heartbeat
+from .health import queue_heartbeat, record
+from .models import Bot
 from .monitoring import monitor_running_bots
 from .recovery import recover_lost_runs
 from .schedule import offset_of, slot_of
@@ -16,11 +17,10 @@ TRANSIENT = (OperationalError, InterfaceError)
 
 
 @shared_task(ignore_result=True)
-def heartbeat_task():
-    # Beat sends this and a worker runs it, so a fresh timestamp proves both are up (dashboard, admin).
-    Heartbeat.objects.update_or_create(
-        name="worker", defaults={"seen_at": timezone.now(), "detail": platform.node()}
-    )
+def heartbeat_task(queue: str):
+    """Beat sends this on `queue` and a worker of that queue runs it, so a fresh timestamp proves both are up
+    (automation.health)."""
+    record(queue_heartbeat(queue), platform.node())
 
 
 @shared_task(

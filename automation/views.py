@@ -13,10 +13,11 @@ from learning.models import AILearningData
 from learning.policy import describe_policy, pin
 
 from .forms import BotForm, PolicyPinForm
+from .health import background_down
 from .models import Bot
 from .quotas import notices as quota_notices
 from .run_now import bot_run_now
-from .selectors import dashboard_bots, recent_failures, worker_alive
+from .selectors import dashboard_bots, recent_failures
 from .services import BotActionError, bot_start, bot_stop
 
 RUNS_PER_PAGE = 25
@@ -29,7 +30,7 @@ def dashboard(request):
         bot.win_rate = stat(bot.wins, bot.closed_count)
     context = {
         "bots": bots,
-        "worker_alive": worker_alive(),
+        "background_down": background_down(),
         "equity": plots.equity(request.user) if bots else None,
         "failures": recent_failures(request.user),
         "quota_notices": quota_notices(request.user, timezone.now()),

@@ -1,4 +1,7 @@
+from django.http import JsonResponse
 from django.utils.cache import add_never_cache_headers
+
+from automation.health import health
 
 
 class ApiNoStoreMiddleware:
@@ -12,4 +15,24 @@ class ApiNoStoreMiddleware:
         response = self.get_response(request)
         if request.path.startswith("/api/"):
             add_never_cache_headers(response)
+        return response
+
+
+class HealthCheckMiddleware:
+    """`GET /healthz`: 200 when the database, the broker, a worker of each queue and beat are up, else 503
+    naming what is down (automation.health). First of all middleware, so that nothing before it redirects
+    (HTTPS, a missing slash), asks for a sign-in or refuses the host: load balancers probe by address, over
+    plain HTTP. The answer holds no user data and is never cached."""
+
+    PATH = "/healthz"
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path != self.PATH or request.method not in ("GET", "HEAD"):
+            return self.get_response(request)
+        ok, body = health()
+        response = JsonResponse(body, status=200 if ok else 503)
+        add_never_cache_headers(response)
         return response

@@ -65,7 +65,7 @@ def wait_for(predicate, seconds=60.0):
 
 
 def seen_after(moment):
-    return lambda: Heartbeat.objects.filter(name="worker", seen_at__gt=moment).exists()
+    return lambda: Heartbeat.objects.filter(name="queue:default", seen_at__gt=moment).exists()
 
 
 @pytest.mark.worker
@@ -80,10 +80,11 @@ def test_a_task_sent_here_runs_on_the_worker_and_beat_schedules_it(celery_env, t
             )
             # What the web process does: put a task on the broker; the worker must pick it up.
             sent_at = timezone.now()
-            heartbeat_task.delay()
+            heartbeat_task.apply_async(("default",), queue="default")
             assert wait_for(seen_after(sent_at)), log_path.read_text()
 
-            # Beat, with django-celery-beat's DatabaseScheduler, sends it by itself every second.
+            # Beat, with django-celery-beat's DatabaseScheduler, sends it by itself every second, and records
+            # its own ticks.
             Heartbeat.objects.update(seen_at=timezone.now() - timedelta(hours=1))
             beat_started = timezone.now()
             processes.append(start(["beat", "--schedule", str(tmp_path / "beat-schedule")], celery_env, log))
@@ -95,11 +96,12 @@ def test_a_task_sent_here_runs_on_the_worker_and_beat_schedules_it(celery_env, t
             process.wait(timeout=30)
 
     output = log_path.read_text()
-    assert "DatabaseScheduler" in output
-    assert "Sending due task worker-heartbeat" in output
+    assert "HeartbeatDatabaseScheduler" in output
+    assert "Sending due task heartbeat-default" in output
     assert PeriodicTask.objects.filter(
-        name="worker-heartbeat", task="automation.tasks.heartbeat_task"
+        name="heartbeat-default", task="automation.tasks.heartbeat_task", queue="default"
     ).exists()
+    assert Heartbeat.objects.filter(name="beat", seen_at__gt=beat_started).exists()
 
 
 @pytest.mark.worker

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "tradingai.middleware.HealthCheckMiddleware",  # /healthz, before anything that redirects or signs in
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # the headers of every response: see "Security headers" below
     "django_permissions_policy.PermissionsPolicyMiddleware",
@@ -393,14 +394,29 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Entries here are copied into django-celery-beat's tables when beat starts; the admin shows them.
+# django-celery-beat's scheduler, which also records beat's own ticks (automation.beat).
+CELERY_BEAT_SCHEDULER = "automation.beat:HeartbeatDatabaseScheduler"
+# Cycles wait on the LLM, the exchange and the browser: they run on their own queue, in a worker with many
+# threads; everything else stays on "default". Each bot's cycle schedule is a row of django-celery-beat
+# (see automation.services.bot_start), so it shows and can be edited in the admin.
+CELERY_TASK_ROUTES = {"automation.tasks.run_cycle_task": {"queue": "io"}}
+# Beat sends a heartbeat on each queue the product uses, and a worker of that queue records it: a queue whose
+# heartbeat is older than HEARTBEAT_STALE_SECONDS has no worker taking its tasks, or beat is down
+# (automation.health: /healthz and the dashboard).
+HEARTBEAT_QUEUES = sorted({CELERY_TASK_DEFAULT_QUEUE, *(r["queue"] for r in CELERY_TASK_ROUTES.values())})
 WORKER_HEARTBEAT_SECONDS = env.float("TRADINGAI_HEARTBEAT_SECONDS", default=60.0)
+HEARTBEAT_STALE_SECONDS = 3 * WORKER_HEARTBEAT_SECONDS
+# Entries here are copied into django-celery-beat's tables when beat starts; the admin shows them.
 CELERY_BEAT_SCHEDULE = {
-    "worker-heartbeat": {
-        "task": "automation.tasks.heartbeat_task",
-        "schedule": WORKER_HEARTBEAT_SECONDS,
-        "options": {"expires": WORKER_HEARTBEAT_SECONDS},
+    **{
+        f"heartbeat-{queue}": {
+            "task": "automation.tasks.heartbeat_task",
+            "schedule": WORKER_HEARTBEAT_SECONDS,
+            "args": (queue,),
+            # expire_seconds, which django-celery-beat reads: a heartbeat a worker takes late proves nothing.
+            "options": {"queue": queue, "expire_seconds": WORKER_HEARTBEAT_SECONDS},
+        }
+        for queue in HEARTBEAT_QUEUES
     },
     # Runs whose worker died (killed, out of memory, the machine gone) are marked failed at the step they
     # were in; automation.recovery says why the broker's redelivery is not relied on for this.
@@ -423,10 +439,6 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 3000},
     },
 }
-# Cycles wait on the LLM, the exchange and the browser: they run on their own queue, in a worker with many
-# threads; everything else stays on "default". Each bot's cycle schedule is a row of django-celery-beat
-# (see automation.services.bot_start), so it shows and can be edited in the admin.
-CELERY_TASK_ROUTES = {"automation.tasks.run_cycle_task": {"queue": "io"}}
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {
