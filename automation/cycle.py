@@ -18,6 +18,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import Q
 from django.utils import timezone
 
+from core.log_context import log_context
 from core.values import Outcome
 from learning.counters import count_recorded
 from learning.insights import latest as latest_insights
@@ -128,24 +129,26 @@ def run_cycle(
     run, owned = claim(bot, slot)
     if not owned:
         return run  # a duplicate: the slot is someone else's, running or done
+    with log_context(user=bot.owner_id, bot=bot.pk, run=run.pk, slot=slot.isoformat()):
+        return _run_claimed(bot, run, slot, outside, on_schedule)
+
+
+def _run_claimed(bot: Bot, run: CycleRun, slot: datetime, outside: Outside, on_schedule: bool) -> CycleRun:
     market = Market(bot.exchange, bot.symbol, bot.timeframe)
     source = outside.source or source_for(market)
     # Stored candles have a market clock, the slot; a live market is read as of now.
     clock = slot if isinstance(source, StoredCandles) else timezone.now()
     if on_schedule and clock - (slot + offset_of(bot)) > market.period * LATE_SHARE:
-        _move(
-            run,
-            CycleRun.Status.CLAIMED,
-            CycleRun.Status.SKIPPED,
-            finished_at=timezone.now(),
-            error=f"started {clock - slot} after its slot; skipped rather than run late",
-        )
+        late = f"started {clock - slot} after its slot; skipped rather than run late"
+        _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.SKIPPED, finished_at=timezone.now(), error=late)
+        logger.info("cycle skipped: %s", late)
         return run
     # The plan's caps (cycles a day, the month's LLM spend), before anything is asked of the analyst.
     analyst_name = outside.analyst.name if outside.analyst else bot.analyst.lower()
     if refusal := cycle_refusal(run, analyst_name, timezone.now()):
         skipped = {"finished_at": timezone.now(), "error": refusal}
         _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.SKIPPED, **skipped)
+        logger.info("cycle skipped: %s", refusal)
         return run
     if not _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.RUNNING, started_at=timezone.now()):
         return run
@@ -181,6 +184,7 @@ def run_cycle(
         finished_at=timezone.now(),
         timings=timer.timings,
     )
+    logger.info("cycle succeeded; its steps took %.1f s", sum(timer.timings.values()))
     return run
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import environ
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -441,11 +442,29 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# text: a line a person reads; json: one JSON object a line, for a log collector. Either way a line logged
+# inside a cycle carries its user, bot, run and slot (core.log_context).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text").lower()
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT is {LOG_FORMAT!r}: it must be text or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "core.log_context.ContextFilter"}},
+    "formatters": {
+        "text": {
+            "()": "core.log_context.TextFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # At DEBUG, ccxt logs each request with its headers, where exchanges take the API key (and passphrase),
     # and urllib3 each URL, where some take the key: never below INFO, whatever LOG_LEVEL says.
