@@ -5,6 +5,8 @@ import contextvars
 import logging
 from contextlib import contextmanager
 
+import sentry_sdk
+
 FIELDS = ("user", "bot", "run", "slot")
 # Per thread and per task: the io worker runs many cycles at once on its threads.
 _context: contextvars.ContextVar[dict | None] = contextvars.ContextVar("log_context", default=None)
@@ -18,9 +20,13 @@ def current() -> dict:
 def log_context(*, user=None, bot=None, run=None, slot=None):
     """Every line logged inside carries the fields given (ids, and the slot's time), and any outer ones."""
     given = {"user": user, "bot": bot, "run": run, "slot": slot}
-    token = _context.set({**current(), **{key: value for key, value in given.items() if value is not None}})
+    fields = {key: value for key, value in given.items() if value is not None}
+    token = _context.set({**current(), **fields})
     try:
-        yield
+        # The same fields as tags of an error sent to Sentry (settings.SENTRY_DSN; a no-op without it).
+        with sentry_sdk.new_scope() as scope:
+            scope.set_tags(fields)
+            yield
     finally:
         _context.reset(token)
 
