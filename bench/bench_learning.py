@@ -4,7 +4,8 @@ replayed through the whole loop (automation.replay, the product's default settin
 full learning, the outcome model on), against an oracle that trades exactly the planted-positive calls.
 
 Run: .venv/bin/python -m bench.bench_learning [--quick] [--markets strong,noise] [--seeds 3] [--candles 5000]
-[--json PATH] (or `make bench`). --quick: one seed of 2,000 candles. Each (market, seed) replays in a child
+[--json PATH] [--dump DIR] (or `make bench`). --dump writes each replay's resolved calls, which
+bench/policy_offline.py replays the policy alone over and bench/policy_evidence.py follows a condition in. --quick: one seed of 2,000 candles. Each (market, seed) replays in a child
 process of its own (its own temporary directory and SQLite database), two at a time.
 
 The markets. A geometric random walk (sigma per hour, OHLC from SUB_STEPS sub-steps, random volume) whose

@@ -11,7 +11,6 @@ Run: .venv/bin/python -m bench.policy_evidence DIR/strong-2.json '{"regime": "TR
 import argparse
 import json
 import os
-from datetime import datetime
 from pathlib import Path
 
 
@@ -29,30 +28,18 @@ def main(argv: list[str] | None = None) -> None:
     from django.conf import settings
     from scipy import stats
 
-    from learning.counters import POLICY_KEY, POLICY_SUMS, policy_row
-    from learning.models import AILearningData
     from learning.policy import Evidence
     from market.timeframes import TIMEFRAME_PERIODS
 
-    calls = sorted(json.loads(args.dump.read_text()), key=lambda c: c["resolved_at"])
-    totals: dict[tuple, np.ndarray] = {}
-    for count, call in enumerate(calls, start=1):
-        record = AILearningData(
-            user_id=1, bot_id=1, symbol="X/USD", timeframe="1h", recommendation=call["recommendation"],
-            regime=call["regime"], market_sentiment=call["market_sentiment"],
-            confidence_score=call["confidence"], outcome_r=call["outcome_r"],
-            resolved_at=datetime.fromisoformat(call["resolved_at"]),
-            market_conditions={"as_of": call["as_of"], "rsi": call["rsi"]},
-        )  # fmt: skip
-        row = policy_row(record)
-        key, sums = row[: len(POLICY_KEY)], np.array(row[len(POLICY_KEY) :], float)
-        totals[key] = totals.get(key, 0) + sums
+    from .policy_offline import Totals, records_of
+
+    records = sorted(records_of(args.dump), key=lambda r: r[1].resolved_at)
+    totals = Totals()
+    for count, (_, record) in enumerate(records, start=1):
+        totals.count(record)
         if count % args.every:
             continue
-        rows = [
-            {**dict(zip(POLICY_KEY, key, strict=True)), **dict(zip(POLICY_SUMS, sums, strict=True))}
-            for key, sums in totals.items()
-        ]
+        rows = totals.counters()
         evidence = Evidence(rows, {1: ("X/USD", "1h")}, TIMEFRAME_PERIODS["1h"])
         candidates = evidence.candidates(with_thresholds=True)
         if args.condition not in candidates:
