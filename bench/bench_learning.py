@@ -5,8 +5,9 @@ full learning, the outcome model on), against an oracle that trades exactly the 
 
 Run: .venv/bin/python -m bench.bench_learning [--quick] [--markets strong,noise] [--seeds 3] [--candles 5000]
 [--json PATH] [--dump DIR] (or `make bench`). --dump writes each replay's resolved calls, which
-bench/policy_offline.py replays the policy alone over and bench/policy_evidence.py follows a condition in. --quick: one seed of 2,000 candles. Each (market, seed) replays in a child
-process of its own (its own temporary directory and SQLite database), two at a time.
+bench/policy_offline.py replays the policy alone over and bench/policy_evidence.py follows a condition in.
+--quick: one seed of 2,000 candles. Each (market, seed) replays in a child process of its own (its own
+temporary directory and SQLite database), two at a time.
 
 The markets. A geometric random walk (sigma per hour, OHLC from SUB_STEPS sub-steps, random volume) whose
 first WARM_UP candles are plain, so that EMA 200 is defined. After that, at each candle's close the generator
