@@ -1,6 +1,8 @@
 """Steps 1-4 of the cycle (docs/architecture.md): market data, indicators, chart, analysis. Each step is
-timed, so a cycle run can say where its time went."""
+timed, so a cycle run can say where its time went, and the calls that wait on the outside world (the chart,
+the analyst) can be given a deadline."""
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -9,13 +11,14 @@ from datetime import datetime
 
 import pandas as pd
 from django.core.files.storage import default_storage
-from django.db import connection
+from django.db import connection, connections
 
 from market.indicators import MIN_CANDLES, Indicators, indicators_for
 from market.sources import Market, MarketDataSource, require
 
-from .analysts.base import AnalysisRequest, Analyst, AnalystResult
+from .analysts.base import AnalysisRequest, Analyst, AnalystDeadlineError, AnalystResult
 from .analysts.service import analyse
+from .charts.errors import ChartDeadlineError
 from .charts.rendered import render_chart
 from .charts.storage import private_chart_name, rendered_chart_name, save_chart
 
@@ -47,12 +50,13 @@ class MarketAnalysis:
 class StepTimer:
     """Times each step and remembers which one is running, so a failure can be laid at its step.
     `on_step(name)`, when given, is told as each step starts: what a process that dies mid-step leaves
-    behind for others to read."""
+    behind for others to read. `limits` gives a step's outside call (`bounded`) its deadline in seconds."""
 
-    def __init__(self, on_step: Callable[[str], None] | None = None):
+    def __init__(self, on_step: Callable[[str], None] | None = None, limits: dict[str, float] | None = None):
         self.timings: dict[str, float] = {}
         self.current = ""
         self.on_step = on_step
+        self.limits = limits or {}
 
     def step(self, name: str, fn, *args):
         self.current = name
@@ -64,9 +68,51 @@ class StepTimer:
         finally:
             self.timings[name] = round(time.perf_counter() - started, 4)
 
+    def bounded(self, name: str, fn: Callable) -> Callable:
+        """`fn`, given the deadline `limits[name]` when there is one (see `within`)."""
+        if name not in self.limits:
+            return fn
+        return lambda *args: within(self.limits[name], LATE[name], fn, *args)
+
+
+# What a call that missed its deadline fails its step with: an error the outside world is expected to cause
+# now and then (automation.steps.EXPECTED_ERRORS), logged in a line.
+LATE = {"analysis": AnalystDeadlineError, "chart": ChartDeadlineError}
+
+
+def within(seconds: float, late: type[Exception], fn: Callable, *args):
+    """`fn(*args)` in a thread of its own, waited for `seconds` at most; past them `late` is raised and the
+    call is left to end on its own (a thread cannot be stopped). Celery applies time limits on its prefork
+    pool only, so on the io queue's threads this is what bounds a hung call. The call must only compute and
+    return (a chart's bytes, an analysis): whatever it gives back after its deadline is dropped, so an
+    abandoned call writes nothing. The cycle's log fields and Sentry scope go with it (its context)."""
+    done = threading.Event()
+    outcome: dict = {}
+    context = contextvars.copy_context()
+
+    def call() -> None:
+        try:
+            outcome["result"] = context.run(fn, *args)
+        except BaseException as e:  # handed to the caller, which raises it as its own
+            outcome["error"] = e
+        finally:
+            connections.close_all()  # this thread's own, if the call opened any
+            done.set()
+
+    threading.Thread(target=call, name=f"bounded-{getattr(fn, '__name__', 'call')}", daemon=True).start()
+    if not done.wait(seconds):
+        raise late(f"no answer within its deadline of {seconds:g} s; the call was abandoned")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
 
 def shared_chart(
-    candles: pd.DataFrame, market: Market, indicators: Indicators, as_of: datetime
+    candles: pd.DataFrame,
+    market: Market,
+    indicators: Indicators,
+    as_of: datetime,
+    render: ChartMaker = render_chart,
 ) -> tuple[bytes, str]:
     """The rendered chart depends only on the market's candles, so, like the indicators, it is drawn once
     per market and candle and shared by every bot on that market: a thousand bots on twenty markets draw
@@ -74,14 +120,15 @@ def shared_chart(
     rendered chart is ever found again here: its name is one no other kind of chart is stored under."""
     name = rendered_chart_name(market, as_of)
     # The first thread of this process to need the chart draws it; the others on that market wait for it
-    # rather than drawing their own copy.
+    # rather than drawing their own copy. Only `render` is bounded (StepTimer.bounded): the chart is saved
+    # here, by the caller's thread, never by a render abandoned past its deadline.
     with _CHART_LOCKS_GUARD:
         lock = _CHART_LOCKS.setdefault(name, threading.Lock())
     with lock:
         if default_storage.exists(name):
             with default_storage.open(name, "rb") as stored:
                 return stored.read(), name
-        png = render_chart(candles, market, indicators)
+        png = render(candles, market, indicators)
         return png, save_chart(png, name)
 
 
@@ -110,14 +157,15 @@ def analyse_market(
     if not draw_chart:
         png, name = b"", ""
     elif chart is None:  # the platform's rendered chart, shared by every bot on the market
-        png, name = timer.step("chart", shared_chart, candles, market, indicators, as_of)
+        render = timer.bounded("chart", render_chart)
+        png, name = timer.step("chart", shared_chart, candles, market, indicators, as_of, render)
     else:
-        png = timer.step("chart", chart, candles, market, indicators)
+        png = timer.step("chart", timer.bounded("chart", chart), candles, market, indicators)
         # Another chart (a bot's TradingView page) is its owner's alone, stored where no one else looks.
         name = timer.step("chart_store", save_chart, png, private_chart_name(chart_owner, market, as_of))
     request = AnalysisRequest(market=market, indicators=indicators, chart_png=png, insights=insights)
     release_database_connection()
-    result = timer.step("analysis", analyse, analyst, request)
+    result = timer.step("analysis", timer.bounded("analysis", analyse), analyst, request)
     return MarketAnalysis(market, candles, indicators, as_of, name, result, price, timer.timings)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -153,8 +154,11 @@ def _run_claimed(bot: Bot, run: CycleRun, slot: datetime, outside: Outside, on_s
     if not _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.RUNNING, started_at=timezone.now()):
         return run
 
-    # Each step's start written on the run, so that a run whose worker died says where (automation.recovery).
-    timer = StepTimer(on_step=_step_noter(run))
+    # Each step's start written on the run, so that a run whose worker died says where (automation.recovery);
+    # the calls that wait on the outside world bounded (their deadlines are what schedule.STALE_RUN counts
+    # on).
+    limits = {"analysis": settings.ANALYST_DEADLINE_SECONDS, "chart": settings.CHART_DEADLINE_SECONDS}
+    timer = StepTimer(on_step=_step_noter(run), limits=limits)
     failure = run_steps(
         DatabaseLedger(bot, market, outside.broker),
         run,

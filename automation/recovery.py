@@ -7,11 +7,11 @@ would be redelivered to kill the next one, over and over, and a redelivery finds
 whole worker killed leaves its message unacknowledged until the broker's visibility timeout (an hour on
 Redis); by then this sweep has failed the run, so the redelivery finds it done and writes nothing.
 
-So, every few minutes, a run older than `STALE_RUN` (longer than the task's hard time limit: it cannot
-still be running) is marked FAILED at the step it last started, with the reason. What it wrote before (the
-chart, the analysis, a trade) stays; the bot's next slot runs as usual. A live order such a run had written
-ahead (a PENDING trade) is then settled from the exchange: its fill recorded, or, never taken, cancelled
-(trades.entries)."""
+So, every few minutes, a run older than `STALE_RUN` (longer than the cycle's deadlines and timeouts add up
+to, on any pool: it cannot still be running) is marked FAILED at the step it last started, with the
+reason. What it wrote before (the chart, the analysis, a trade) stays; the bot's next slot runs as usual. A
+live order such a run had written ahead (a PENDING trade) is then settled from the exchange: its fill
+recorded, or, never taken, cancelled (trades.entries)."""
 
 import logging
 

@@ -13,8 +13,10 @@ from .models import Bot
 # A slot that could not start within this share of its period is skipped, not run late: a decision on
 # stale candles is worse than none, and the next slot comes soon.
 LATE_SHARE = 0.5
-# A run RUNNING for longer than this died with its worker (the task's hard time limit is shorter), so a
-# redelivered task may take the slot over, and automation.recovery marks it failed.
+# A run RUNNING for longer than this died with its worker, so a redelivered task may take the slot over, and
+# automation.recovery marks it failed. Celery's time limits do not hold on the io queue's thread pool; what
+# does is the cycle's own: the analyst's and the chart's deadlines (automation.analysis.within) and the
+# other steps' timeouts add up to well under it (docs/operations.md, "Deadlines").
 STALE_RUN = timedelta(seconds=settings.CYCLE_STALE_RUN_SECONDS)
 
 

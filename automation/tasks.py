@@ -34,8 +34,10 @@ def heartbeat_task(queue: str):
     autoretry_for=TRANSIENT,
     retry_backoff=5,
     max_retries=3,
+    # Honoured on a prefork pool only; on the io queue's threads the cycle's own deadlines bound it
+    # (automation.analysis.within), both well within schedule.STALE_RUN.
     soft_time_limit=8 * 60,
-    time_limit=10 * 60,  # shorter than schedule.STALE_RUN, so a run still RUNNING after that is dead
+    time_limit=10 * 60,
 )
 def run_cycle_task(bot_id: int, slot: str | None = None):
     """Beat sends it with no slot (the period now due); run-now sends the current slot."""

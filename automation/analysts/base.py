@@ -45,6 +45,10 @@ class AnalystTemporaryError(AnalystError):
     """Timeout, rate limit, server error: the same request may succeed later."""
 
 
+class AnalystDeadlineError(AnalystTemporaryError):
+    """No answer within the analyst's deadline (ANALYST_DEADLINE_SECONDS); the call was abandoned."""
+
+
 class AnalystRefusedError(AnalystError):
     """The model refused to answer."""
 

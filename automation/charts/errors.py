@@ -7,3 +7,7 @@ class ChartError(Exception):
 
 class ChartTemporaryError(ChartError):
     """The browser crashed or the page did not render in time: the same capture may succeed later."""
+
+
+class ChartDeadlineError(ChartTemporaryError):
+    """No chart within its deadline (CHART_DEADLINE_SECONDS); the call was abandoned."""

@@ -357,8 +357,16 @@ STORAGES = {
 }
 
 # --- Cycles ---------------------------------------------------------------------------------------
-# A run RUNNING for longer than this died with its worker: the cycle task's hard time limit (10 min) is
-# shorter. It is then marked failed (automation.recovery), or taken over by a redelivered task.
+# Deadlines of a cycle's calls to the outside world that no client timeout bounds as a whole: the analyst
+# (the OpenAI SDK's timeout is per attempt, and it retries) and the chart (a render, or a TradingView
+# capture that may first wait for the browser). Past it the call is abandoned and the run fails at its step
+# (automation.analysis.within): Celery's time limits do nothing on the io queue's thread pool.
+ANALYST_DEADLINE_SECONDS = env.float("TRADINGAI_ANALYST_DEADLINE_SECONDS", default=180.0)
+CHART_DEADLINE_SECONDS = env.float("TRADINGAI_CHART_DEADLINE_SECONDS", default=90.0)
+# A run RUNNING for longer than this died with its worker: the analyst's and the chart's deadlines (4.5 min)
+# plus what bounds the other steps (the exchange's timeouts, the order's PLACE_RETRY_WAITS, seconds of local
+# work) come well within it (docs/operations.md, "Deadlines"). It is then marked failed
+# (automation.recovery), or taken over by a redelivered task.
 CYCLE_STALE_RUN_SECONDS = env.float("TRADINGAI_STALE_RUN_SECONDS", default=15 * 60.0)
 
 # --- Celery ---------------------------------------------------------------------------------------
