@@ -71,22 +71,29 @@ class Policy:
         ratio = min(2.0, max(0.0, (p - (1 - p) / b) / at_rate)) if at_rate > 0 else 1.0
         return round(min(settings.SIZE_FACTOR_CAP, self.size_factor * ratio), 4)
 
-    def refusal(self, conditions: dict) -> dict | None:
+    def refusal(self, conditions: dict) -> str:
         """Why the policy's conditions keep a call out (`conditions`: learning.conditions.conditions_of, with
-        its "confidence"), or None: an avoid-condition it falls under (as stored: pinned without evidence,
-        learned with it), or a learned pattern to avoid, or being outside every pattern it trades inside
-        of."""
-        single = next((c for c in self.avoid_conditions if conditions.get(c["field"]) == c["value"]), None)
-        if single:
-            return single
+        its "confidence"), in words, or "": an avoid-condition it falls under (pinned, or learned by a policy
+        stored before patterns were), a learned pattern to avoid, or being outside every pattern it trades
+        inside of."""
+        for c in self.avoid_conditions:
+            if conditions.get(c["field"]) != c["value"]:
+                continue
+            if "n" not in c:  # pinned by the owner: there is no evidence to quote
+                return f"pinned to avoid {c['field']} {c['value']}"
+            if not any(p["action"] == "avoid" for p in self.patterns):  # else worded with its pattern below
+                return (
+                    f"learned to avoid {c['field']} {c['value']} "
+                    f"(expectancy {c['expectancy_r']:+.2f} R over {c['n']} analyses)"
+                )
         for p in self.patterns:
             if p["action"] == "avoid" and matches(conditions, p["conditions"]):
-                return {"reason": f"learned to avoid {describe(p['conditions'])} ({evidence_text(p)})"}
+                return f"learned to avoid {describe(p['conditions'])} ({evidence_text(p)})"
         inside = [p for p in self.patterns if p["action"] == "trade"]
         if inside and not any(matches(conditions, p["conditions"]) for p in inside):
             edges = "; ".join(describe(p["conditions"]) for p in inside)
-            return {"reason": f"outside the conditions it learned to trade in: {edges}"}
-        return None
+            return f"outside the conditions it learned to trade in: {edges}"
+        return ""
 
 
 def latest_policy(bot) -> LearnedPolicy | None:

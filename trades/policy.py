@@ -1,8 +1,8 @@
 """The decision (docs/architecture.md, "Steps 5-8"): whether an analysis becomes a trade, and how big. A pure
 function over plain data, so every risk limit is a formula a test can pin down; the cycle gathers the data.
 
-The learned values (minimum confidence, size factor, the avoid-condition met) come from learning.policy, the
-outcome model's verdict from learning.ml."""
+The learned values (minimum confidence, size factor, why its conditions refuse a call) come from
+learning.policy, the outcome model's verdict from learning.ml."""
 
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
@@ -22,7 +22,7 @@ class RiskLimits:
     max_open_trades: int
     daily_loss_limit_pct: Decimal
     size_factor: Decimal = Decimal(1)  # learned from the bot's history (learning.policy); 0: no edge
-    avoided: dict | None = None  # the avoid-condition or pattern that keeps this call out (learning.policy)
+    avoided: str = ""  # why the learned or pinned conditions keep this call out (learning.policy), or ""
     ml_gate: dict | None = None  # the outcome model's verdict (learning.ml.gate), when one is active
 
 
@@ -69,16 +69,7 @@ def decide(
     if limits.size_factor <= 0:
         return Decision(False, "the learned size factor is 0: no condition with an edge beyond noise yet")
     if limits.avoided:
-        avoided = limits.avoided
-        if "reason" in avoided:  # a learned pattern, worded by the policy with its evidence
-            return Decision(False, avoided["reason"])
-        if "n" not in avoided:  # pinned by the owner, not learned: there is no evidence to quote
-            return Decision(False, f"pinned to avoid {avoided['field']} {avoided['value']}")
-        return Decision(
-            False,
-            f"learned to avoid {avoided['field']} {avoided['value']} "
-            f"(expectancy {avoided['expectancy_r']:+.2f} R over {avoided['n']} analyses)",
-        )
+        return Decision(False, limits.avoided)
     if limits.ml_gate and not limits.ml_gate["pass"]:
         verdict = limits.ml_gate
         return Decision(

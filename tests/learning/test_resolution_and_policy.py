@@ -195,11 +195,10 @@ def test_the_policy_trades_inside_the_condition_with_the_evidence(known):
     assert effective.learned
     inside = {"regime": "TREND_LOW_VOL", "market_sentiment": "BULLISH", "confidence": 75}
     inside["confidence_band"] = "70-80"
-    assert effective.refusal(inside) is None
+    assert effective.refusal(inside) == ""
     outside = effective.refusal({**inside, "regime": "RANGE_HIGH_VOL"})
-    assert outside == {
-        "reason": "outside the conditions it learned to trade in: regime TREND_LOW_VOL and confidence 70-80"
-    }
+    edge = "regime TREND_LOW_VOL and confidence 70-80"
+    assert outside == f"outside the conditions it learned to trade in: {edge}"
 
 
 def test_a_losing_pocket_of_what_it_trades_is_not_traded(alice, settings, lasting):
@@ -213,8 +212,8 @@ def test_a_losing_pocket_of_what_it_trades_is_not_traded(alice, settings, lastin
     learn_policy(bot)
     policy = effective_policy(bot)
     call = {"regime": "TREND_LOW_VOL", "market_sentiment": "BULLISH", "confidence": 75}
-    assert policy.refusal(call) is None
-    assert policy.refusal({**call, "market_sentiment": "BEARISH"}) is not None
+    assert policy.refusal(call) == ""
+    assert policy.refusal({**call, "market_sentiment": "BEARISH"}) != ""
 
     # Inside a set it trades, such a pocket is carved out with its evidence.
     alike, rows = policy_counters(bot)
@@ -305,7 +304,7 @@ def test_an_edge_seen_only_long_ago_waits_for_recent_calls_before_it_is_adopted(
     learn_policy(bot)
     policy = effective_policy(bot)
     trending = {"regime": "TREND_LOW_VOL", "market_sentiment": "BULLISH", "confidence": 75}
-    assert policy.size_factor > 0 and policy.refusal({**trending, "confidence_band": "70-80"}) is None
+    assert policy.size_factor > 0 and policy.refusal({**trending, "confidence_band": "70-80"}) == ""
 
 
 def test_an_edge_on_too_few_clusters_is_not_adopted_until_it_spreads(alice, settings, lasting):
@@ -390,7 +389,7 @@ def test_the_decision_follows_the_learned_policy():
         now,
     )
     assert (full.amount, half.amount) == (Decimal(100), Decimal(50))  # 1 % of 10,000 over a stop 1 away
-    avoided = {"field": "regime", "value": "RANGE_HIGH_VOL", "n": 30, "expectancy_r": -0.2}
+    avoided = "learned to avoid regime RANGE_HIGH_VOL (-0.20 R a call, 95% CI -0.45 to +0.05, n=30, q=0.040)"
     refused = decide(
         "BUY",
         65,
@@ -399,9 +398,7 @@ def test_the_decision_follows_the_learned_policy():
         RiskLimits(60, Decimal(1), Decimal(100), 3, Decimal(5), avoided=avoided),
         now,
     )
-    assert refused == Decision(
-        False, "learned to avoid regime RANGE_HIGH_VOL (expectancy -0.20 R over 30 analyses)"
-    )
+    assert refused == Decision(False, avoided)  # worded by the policy, with its evidence
     no_edge = decide(
         "BUY",
         65,
