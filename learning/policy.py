@@ -357,10 +357,11 @@ class Evidence:
 
     def edges(self, kept: list[dict], minimum: int) -> tuple[list[dict], np.ndarray, int, int]:
         """The conditions to trade inside of: greedily, among those adopted (Benjamini-Hochberg across every
-        candidate at POLICY_FDR, and a positive recent mean over at least half the minimum n of recent calls)
-        or in force (while their recent mean stays positive), the one that makes the traded set worth the
-        most R a candle (`value`; those in force with a head start), while that grows by VALUE_GAIN and what
-        it adds is itself positive beyond a standard error. Returns the patterns, the rows they cover, how
+        candidate at POLICY_FDR, at least MIN_CLUSTERS clusters, and a positive recent mean over at least
+        half the minimum n of recent calls) or in force (until their recent mean is below 0 by more than
+        DROP_Z of its standard error), the one that makes the traded set worth the most R a candle (`value`;
+        those in force with a head start), while that grows by VALUE_GAIN and what it adds is itself positive
+        beyond a standard error. Returns the patterns, the rows they cover, how
         many candidates were tried and how many had the minimum n."""
         candidates = self.candidates(with_thresholds=True)
         masks = np.array([self.mask(c) for c in candidates])
@@ -384,6 +385,7 @@ class Evidence:
             & (long["clusters"] >= MIN_CLUSTERS)
         )
         # Kept until the recent mean is below 0 by more than DROP_Z of its standard error: not on every dip.
+        # (Recent calls in one cluster have no standard error: then their mean alone decides.)
         recent_se = np.where(np.isfinite(recent["se"]), recent["se"], 0.0)
         held = np.array([_key(c) in keep for c in candidates]) & (recent["mean"] + DROP_Z * recent_se > 0)
         allowed = eligible & (adopted | held)
