@@ -10,7 +10,7 @@ from django.utils.text import Truncator
 
 from core.admin_base import ViewOnlyAdmin
 
-from .models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch, RunNowRequest
+from .models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch, MetricTotal, RunNowRequest
 from .services import BotActionError, bot_pause, bot_save, bot_start, bot_stop, kill_switch_set
 
 
@@ -198,6 +198,15 @@ class RunNowRequestAdmin(ViewOnlyAdmin):
 class HeartbeatAdmin(admin.ModelAdmin):
     list_display = ("name", "seen_at", "detail")
     search_fields = ("name",)
+    list_filter = ("name",)
+
+
+@admin.register(MetricTotal)
+class MetricTotalAdmin(ViewOnlyAdmin):
+    """The product's metrics as /metrics reads them (automation.metrics); the cycles write them."""
+
+    list_display = ("name", "labels", "value")
+    search_fields = ("name", "labels")
     list_filter = ("name",)
 
 

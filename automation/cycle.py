@@ -47,6 +47,7 @@ from .analysis import ChartMaker, MarketAnalysis, StepTimer
 from .analysts.base import Analyst
 from .analysts.service import get_analyst
 from .charts.tradingview import shared_capture
+from .metrics import Tally, count_analyst, count_run
 from .models import AutomationSession, Bot, CycleRun
 from .quotas import cycle_refusal
 from .schedule import LATE_SHARE, STALE_RUN, offset_of
@@ -130,25 +131,49 @@ def run_cycle(
     run, owned = claim(bot, slot)
     if not owned:
         return run  # a duplicate: the slot is someone else's, running or done
-    with log_context(user=bot.owner_id, bot=bot.pk, run=run.pk, slot=slot.isoformat()):
-        return _run_claimed(bot, run, slot, outside, on_schedule)
+    tally = Tally()  # what the run adds to the metrics (automation.metrics), saved once at its end
+    try:
+        with log_context(user=bot.owner_id, bot=bot.pk, run=run.pk, slot=slot.isoformat()):
+            return _run_claimed(bot, run, slot, outside, on_schedule, tally)
+    finally:
+        tally.save()
 
 
-def _run_claimed(bot: Bot, run: CycleRun, slot: datetime, outside: Outside, on_schedule: bool) -> CycleRun:
+def _end(tally: Tally, run: CycleRun, old: str, new: str, **fields) -> bool:
+    """The run moved to where it ended, and counted, if it was still `old`."""
+    if not _move(run, old, new, **fields):
+        return False
+    count_run(tally, run)
+    return True
+
+
+def _run_claimed(
+    bot: Bot, run: CycleRun, slot: datetime, outside: Outside, on_schedule: bool, tally: Tally
+) -> CycleRun:
     market = Market(bot.exchange, bot.symbol, bot.timeframe)
     source = outside.source or source_for(market)
     # Stored candles have a market clock, the slot; a live market is read as of now.
     clock = slot if isinstance(source, StoredCandles) else timezone.now()
-    if on_schedule and clock - (slot + offset_of(bot)) > market.period * LATE_SHARE:
+    lateness = clock - (slot + offset_of(bot))
+    if on_schedule and not isinstance(source, StoredCandles):
+        tally.observe("tradingai_cycle_lateness_seconds", max(lateness.total_seconds(), 0))
+    if on_schedule and lateness > market.period * LATE_SHARE:
         late = f"started {clock - slot} after its slot; skipped rather than run late"
-        _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.SKIPPED, finished_at=timezone.now(), error=late)
+        _end(
+            tally,
+            run,
+            CycleRun.Status.CLAIMED,
+            CycleRun.Status.SKIPPED,
+            finished_at=timezone.now(),
+            error=late,
+        )
         logger.info("cycle skipped: %s", late)
         return run
     # The plan's caps (cycles a day, the month's LLM spend), before anything is asked of the analyst.
     analyst_name = outside.analyst.name if outside.analyst else bot.analyst.lower()
     if refusal := cycle_refusal(run, analyst_name, timezone.now()):
         skipped = {"finished_at": timezone.now(), "error": refusal}
-        _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.SKIPPED, **skipped)
+        _end(tally, run, CycleRun.Status.CLAIMED, CycleRun.Status.SKIPPED, **skipped)
         logger.info("cycle skipped: %s", refusal)
         return run
     if not _move(run, CycleRun.Status.CLAIMED, CycleRun.Status.RUNNING, started_at=timezone.now()):
@@ -159,19 +184,21 @@ def _run_claimed(bot: Bot, run: CycleRun, slot: datetime, outside: Outside, on_s
     # on).
     limits = {"analysis": settings.ANALYST_DEADLINE_SECONDS, "chart": settings.CHART_DEADLINE_SECONDS}
     timer = StepTimer(on_step=_step_noter(run), limits=limits)
+    analyst = outside.analyst or get_analyst(bot.analyst.lower())
     failure = run_steps(
         DatabaseLedger(bot, market, outside.broker),
         run,
         clock,
         timer,
         source=source,
-        analyst=outside.analyst or get_analyst(bot.analyst.lower()),
+        analyst=analyst,
         chart=outside.chart or chart_for(bot),
         chart_owner=f"bot{bot.pk}",
         draw_chart=outside.draw_chart,
     )
     if failure is not None:
-        _move(
+        _end(
+            tally,
             run,
             CycleRun.Status.RUNNING,
             CycleRun.Status.FAILED,
@@ -180,14 +207,17 @@ def _run_claimed(bot: Bot, run: CycleRun, slot: datetime, outside: Outside, on_s
             failed_step=timer.current,
             error=f"{type(failure).__name__}: {failure}"[:2000],
         )
+        count_analyst(tally, run, analyst.name, failure)
         return run
-    _move(
+    _end(
+        tally,
         run,
         CycleRun.Status.RUNNING,
         CycleRun.Status.SUCCEEDED,
         finished_at=timezone.now(),
         timings=timer.timings,
     )
+    count_analyst(tally, run, analyst.name, None)
     logger.info("cycle succeeded; its steps took %.1f s", sum(timer.timings.values()))
     return run
 

@@ -210,6 +210,21 @@ class Heartbeat(models.Model):
         return self.name
 
 
+class MetricTotal(models.Model):
+    """A running total of one of the product's Prometheus metrics for one set of labels, added to by the
+    cycles on any worker and read by `/metrics` on any web process (automation.metrics)."""
+
+    name = models.CharField(max_length=100)
+    labels = models.CharField(max_length=255)  # JSON, keys sorted: the same labels are the same row
+    value = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "labels"], name="metric_total_once")]
+
+    def __str__(self):
+        return f"{self.name}{self.labels} = {self.value:g}"
+
+
 class KillSwitch(models.Model):
     """The operator's global kill switch: one row; while engaged no bot opens a trade."""
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from trades.entries import settle_pending
 from trades.models import Trade
 
+from .metrics import Tally
 from .models import Bot, CycleRun
 from .schedule import STALE_RUN
 
@@ -35,20 +36,24 @@ def recover_lost_runs() -> int:
         Q(status=CycleRun.Status.RUNNING, started_at__lt=cutoff)
         | Q(status=CycleRun.Status.CLAIMED, created_at__lt=cutoff)
     )
-    failed = 0
+    failed, tally = 0, Tally()
     for run in lost.only("pk", "status", "step"):
         # A run claimed but never started has no step; one RUNNING without one predates step tracking.
         step = run.step or ("claim" if run.status == CycleRun.Status.CLAIMED else "unknown")
         # A compare-and-swap on the status read: a run that finished meanwhile stays. One cycle.claim has just
         # taken over is CLAIMED with its old created_at; failing it only makes the takeover do nothing.
-        failed += CycleRun.objects.filter(pk=run.pk, status=run.status).update(
+        failed_now = CycleRun.objects.filter(pk=run.pk, status=run.status).update(
             status=CycleRun.Status.FAILED,
             finished_at=now,
             failed_step=step,
             error=f"the worker running it stopped (lost) during {step}: still {run.status} after "
             f"{STALE_RUN}, longer than a cycle may take",
         )
-        logger.warning("run %s was lost during %s; marked failed", run.pk, step)
+        if failed_now:
+            tally.count("tradingai_cycle_runs", status=CycleRun.Status.FAILED, failed_step=step)
+            logger.warning("run %s was lost during %s; marked failed", run.pk, step)
+        failed += failed_now
+    tally.save()
     settle_left_entries()
     return failed
 

@@ -7,6 +7,7 @@ from django_otp.admin import OTPAdminSite
 from accounts.forms import ThrottledAdminAuthenticationForm
 
 from .api import urlpatterns as api_urls
+from .metrics import metrics
 
 admin.site.site_header = "TradingAI operations"
 # Staff need a verified second factor (django-otp): a session signed in with the password alone is not
@@ -18,6 +19,7 @@ admin.site.site_title = "TradingAI admin"
 urlpatterns = [
     *api_urls,
     path("admin/", admin.site.urls),
+    path("metrics", metrics, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("", include("automation.urls")),
     path("", include("learning.urls")),

@@ -17,7 +17,15 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.audit import record
 from accounts.models import ApiToken, AuditEvent, Plan
-from automation.models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch, RunNowRequest
+from automation.models import (
+    AutomationSession,
+    Bot,
+    CycleRun,
+    Heartbeat,
+    KillSwitch,
+    MetricTotal,
+    RunNowRequest,
+)
 from learning.models import (
     AILearningData,
     InsightCounter,
@@ -101,6 +109,7 @@ def one_of_each(alice, alice_bot, alice_account):
         RunNowRequest.objects.create(user=alice, bot=alice_bot),
         Heartbeat.objects.create(name="worker", seen_at=now),
         KillSwitch.objects.create(engaged=False),
+        MetricTotal.objects.create(name="tradingai_cycle_runs_total", labels="{}", value=3),
         prompt,
         analysis,
         InsightSnapshot.objects.create(user=alice, data={"total": 1}),

@@ -49,10 +49,10 @@ CYCLES = 40  # enough for closed trades, insight snapshots and a learned policy 
 
 # Counted by hand on the URL confs (tradingai/urls.py, tradingai/api.py, each app's urls.py and the admin):
 # API 50 = 4 single views + 8 router lists, 8 details and 5 actions, each also with a format suffix (42)
-# + the API root twice + schema + docs; admin 195 = 8 site views + 30 registered models x 6 + the user's
+# + the API root twice + schema + docs; admin 201 = 8 site views + 31 registered models x 6 + the user's
 # password page, the kill switch's flip, the LLM usage page and the TOTP device's config and QR pages + the
-# app index + the catch-all; UI 31 = 19 in accounts + 7 in automation + 3 in learning + 2 in trades.
-PATTERNS_COUNTED_BY_HAND = 50 + 195 + 31
+# app index + the catch-all; UI 32 = 19 in accounts + 7 in automation + 3 in learning + 2 in trades + metrics.
+PATTERNS_COUNTED_BY_HAND = 50 + 201 + 32
 
 # Patterns whose parameters name no object a user owns, with what is walked instead and why.
 NO_USER_OBJECT = {
@@ -76,6 +76,7 @@ SHARED_ADMIN_MODELS = {
     "market.storedmarket": "what is known of a stored market (its splits, its costs), for every bot on it",
     "automation.heartbeat": "the workers' heartbeat",
     "automation.killswitch": "the operator's global switch",
+    "automation.metrictotal": "the product's metrics, summed over every user",
     "django_celery_beat.crontabschedule": "one schedule row serves every bot due at that minute",
     "django_celery_beat.intervalschedule": "the platform's own periodic tasks",
     "django_celery_beat.solarschedule": "not used by bots",
@@ -363,6 +364,8 @@ OBJECT_STATUS = {"api": {404, 405}, "ui": {404, 405}, "admin": {302, 403, 404}}
 # Pages and lists with no object in their URL are his own, so any data-free answer goes: a page (200), a
 # redirect (302: login and sign-up send a signed-in user on), a refused filter (400), a method (405).
 LIST_STATUS = {"api": {200, 400, 405}, "ui": {200, 302, 405}, "admin": {302, 403, 404}}
+# Pages for operators outside the admin, which turn a user away (401) whatever he asks.
+OPERATORS_ONLY = {"metrics": "the product's metrics: the bearer token or a staff sign-in (tradingai.metrics)"}
 WRITE_BODY = {"name": "charlie's now", "label": "charlie's now", "min_confidence": 1, "mode": "SIMULATION"}
 
 
@@ -418,6 +421,8 @@ class Walk:
             self.expect(pattern, response, {400})
             if "bot" not in response.json():
                 self.failures.append(f"GET {url}?bot= ({pattern.name}): a 400 that does not name the filter")
+        elif pattern.name in OPERATORS_ONLY:
+            self.expect(pattern, response, {401})
         elif pattern.area() == "ui" and form is not None and "bot" in form.fields:
             self.expect(pattern, response, {200})
             if "bot" not in form.errors:

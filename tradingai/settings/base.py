@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_celery_beat",
+    "django_prometheus",  # /metrics (tradingai.metrics): the request metrics of its middleware
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "tradingai.middleware.HealthCheckMiddleware",  # /healthz, before anything that redirects or signs in
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # with its After, last: times every request
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # the headers of every response: see "Security headers" below
     "django_permissions_policy.PermissionsPolicyMiddleware",
@@ -62,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the flag the lockout sets on a refused sign-in and answers for it.
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "tradingai.urls"
@@ -451,6 +454,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 3000},
     },
 }
+
+# --- Metrics ----------------------------------------------------------------------------------------
+# /metrics (tradingai.metrics) answers anyone only when METRICS_PUBLIC is on (the local default); otherwise
+# the bearer token TRADINGAI_METRICS_TOKEN, or a staff member signed in with a second factor.
+METRICS_PUBLIC = env.bool("TRADINGAI_METRICS_PUBLIC", default=False)
+METRICS_TOKEN = env.str("TRADINGAI_METRICS_TOKEN", default="")
 
 # --- Errors -----------------------------------------------------------------------------------------
 # With SENTRY_DSN, Sentry receives every error logged (logger.exception, ERROR: a cycle's unexpected error)
