@@ -56,8 +56,8 @@ from .steps import halted_by, new_trade, order_for, paper_broker, run_steps
 
 logger = logging.getLogger(__name__)
 
-# Seconds between asking the broker again about an order whose fate it could not tell; well inside the
-# task's time limit.
+# Seconds between asking the broker again about an order whose fate it could not tell: 42 s in all, counted
+# in what a cycle may take (schedule.STALE_RUN).
 PLACE_RETRY_WAITS = (2, 10, 30)
 
 

@@ -13,7 +13,7 @@ from automation.cycle import run_cycle
 from automation.metrics import Tally
 from automation.models import CycleRun
 from automation.recovery import recover_lost_runs
-from automation.schedule import STALE_RUN
+from automation.schedule import STALE_RUN, slot_of
 from tests.automation.test_cycle import HOUR, SLOT, FakeAnalyst, _candles, bot, fakes
 
 __all__ = ["_candles", "bot"]
@@ -108,6 +108,29 @@ def test_a_run_the_sweep_fails_is_counted_at_its_last_step(client, bot):
     CycleRun.objects.filter(pk=lost.pk).update(started_at=timezone.now() - STALE_RUN - HOUR)
     assert recover_lost_runs() == 1
     assert value(scrape(client), "tradingai_cycle_runs_total", status="FAILED", failed_step="chart") == 1
+
+
+@pytest.mark.django_db
+def test_a_scheduled_cycle_on_a_live_market_is_timed_against_its_slot(client, bot):
+    class LiveLike:
+        def candles(self, market, *, limit, until=None):
+            raise AssertionError("a skipped slot must not fetch candles")
+
+    before = scrape(client)
+    run = run_cycle(bot.pk, slot_of(bot, timezone.now()) - 3 * HOUR, fakes(source=LiveLike()))
+    assert run.status == "SKIPPED"
+    after = scrape(client)
+    lateness = "tradingai_cycle_lateness_seconds"
+    assert value(after, f"{lateness}_count") - value(before, f"{lateness}_count") == 1
+    late = value(after, f"{lateness}_sum") - value(before, f"{lateness}_sum")
+    assert 2 * 3600 < late < 4 * 3600  # three periods before the current one's, less the bot's offset
+    assert value(after, f"{lateness}_bucket", le="3600.0") == value(before, f"{lateness}_bucket", le="3600.0")
+    skipped = {"status": "SKIPPED", "failed_step": ""}
+    assert (
+        value(after, "tradingai_cycle_runs_total", **skipped)
+        - value(before, "tradingai_cycle_runs_total", **skipped)
+        == 1
+    )
 
 
 @pytest.mark.django_db
