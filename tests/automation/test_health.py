@@ -62,7 +62,11 @@ def test_healthz_names_a_queue_never_heard_of(client):
 @pytest.mark.django_db
 def test_healthz_names_the_broker_when_it_is_unreachable(client, monkeypatch):
     beat_all()
-    monkeypatch.setattr(celery_app.conf, "broker_url", f"redis://127.0.0.1:{closed_port()}/0")
+    closed = f"redis://127.0.0.1:{closed_port()}/0"
+    monkeypatch.setattr(celery_app.conf, "broker_url", closed)
+    # Celery reads CELERY_BROKER_URL from the environment before its own setting (CI's Redis run sets it).
+    # Set after the setting, so that what is restored is the setting as it was, not as the variable made it.
+    monkeypatch.setenv("CELERY_BROKER_URL", closed)
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["down"] == ["broker"]
