@@ -4,17 +4,25 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 
-.PHONY: run test lint migrate demo bench bench-learning lock clean
+.PHONY: run test lint migrate demo bench bench-learning lock clean install install-runtime
 
-# Reinstall only when the pinned set changes.
-$(VENV)/.installed: requirements.txt pyproject.toml
+# Reinstall only when a pinned set changes: the product's (requirements.txt) for `make run`, the same pins
+# with the test tools (requirements-dev.txt) for the rest. Every file is checked against its hash.
+$(VENV)/.installed-runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements.txt
 	touch $@
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.txt
+	touch $@ $(VENV)/.installed-runtime
+
+install-runtime: $(VENV)/.installed-runtime
 
 install: $(VENV)/.installed
 
-migrate: install
+migrate: install-runtime
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py createcachetable
 
@@ -43,13 +51,18 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Re-resolve the pinned set from pyproject.toml in a throwaway venv.
+# Re-resolve the pinned sets from pyproject.toml with pip-compile, in a throwaway venv, each file with its
+# hashes: requirements.txt, the product's dependencies only (production and `make run` install it), and
+# requirements-dev.txt, the same pins with the dev extra's test tools. Pins already in the files are kept
+# where they still fit; `make lock ARGS=--upgrade` moves everything to the newest releases that do.
+LOCK := CUSTOM_COMPILE_COMMAND="make lock" /tmp/tradingai-lock/bin/pip-compile --quiet --generate-hashes \
+	--strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links $(ARGS)
+
 lock:
 	rm -rf /tmp/tradingai-lock && $(PYTHON) -m venv /tmp/tradingai-lock
-	/tmp/tradingai-lock/bin/pip install --quiet '.[dev]'
-	{ echo "# Pinned set that installs on Python 3.11 (resolved from pyproject.toml's dependencies and the dev extra)."; \
-	  echo "# Regenerate: make lock"; \
-	  /tmp/tradingai-lock/bin/pip freeze --exclude tradingai; } > requirements.txt
+	/tmp/tradingai-lock/bin/pip install --quiet pip-tools
+	$(LOCK) pyproject.toml --output-file requirements.txt
+	$(LOCK) pyproject.toml --extra dev --constraint requirements.txt --output-file requirements-dev.txt
 
 clean:
 	rm -rf $(VENV) var
