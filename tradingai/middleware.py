@@ -35,4 +35,9 @@ class HealthCheckMiddleware:
         ok, body = health()
         response = JsonResponse(body, status=200 if ok else 503)
         add_never_cache_headers(response)
+        # Not logged at ERROR by django.request, as any other 5xx is (Django's own flag for a response already
+        # accounted for): a probe every few seconds while a queue is down would flood the log and, with
+        # SENTRY_DSN set, Sentry. The body names what is down; why the broker or the database failed is
+        # logged as a warning where it is found (automation.health).
+        response._has_been_logged = True
         return response

@@ -135,3 +135,11 @@ def test_healthz_follows_the_real_workers_of_each_queue(client, celery_env, tmp_
         for process in processes:
             process.wait(timeout=30)
     assert "Sending due task heartbeat-io" in log_path.read_text()
+
+
+@pytest.mark.django_db
+def test_a_503_is_not_logged_as_a_server_error_at_every_probe(client, caplog):
+    Heartbeat.objects.create(name=BEAT, seen_at=timezone.now())
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert client.get("/healthz").status_code == 503
+    assert [r for r in caplog.records if r.name == "django.request"] == []
