@@ -15,10 +15,11 @@ from collections.abc import Iterator
 
 from celery import current_app
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Count, F
+from django.db import DatabaseError, transaction
+from django.db.models import Count
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from core.totals import add_to_totals
 from learning.models import AILearningData
 from trades.models import Trade
 
@@ -82,28 +83,17 @@ class Tally:
         self.added[(f"{name}_sum", _key(labels))] += value
 
     def save(self) -> None:
-        """Added to the totals in one transaction, rows in a fixed order (two workers' cycles ending at once
-        cannot deadlock). A failure is logged, never raised: the cycle's own outcome is already recorded."""
+        """Added to the totals in one statement (core.totals). A failure is logged, never raised: the cycle's
+        own outcome is already recorded."""
         if not self.added:
             return
         try:
             with transaction.atomic():
-                for (name, labels), amount in sorted(self.added.items()):
-                    _add(name, labels, amount)
+                rows = [(name, labels, amount) for (name, labels), amount in self.added.items()]
+                add_to_totals(MetricTotal, ("name", "labels"), ("value",), rows)
         except DatabaseError:
             logger.exception("the cycle's metrics were not recorded")
         self.added.clear()
-
-
-def _add(name: str, labels: str, amount: float) -> None:
-    rows = MetricTotal.objects.filter(name=name, labels=labels)
-    if rows.update(value=F("value") + amount):
-        return
-    try:
-        with transaction.atomic():
-            MetricTotal.objects.create(name=name, labels=labels, value=amount)
-    except IntegrityError:  # another cycle created it meanwhile
-        rows.update(value=F("value") + amount)
 
 
 def count_run(tally: Tally, run: CycleRun) -> None:

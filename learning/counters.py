@@ -9,10 +9,11 @@ analyses with grouped aggregates: after a bulk import, and in the tests, which c
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Case, CharField, Count, F, FloatField, Q, Sum, Value, When
 from django.db.models.functions import Cast, Coalesce, Floor, TruncWeek
 
+from core.totals import add_to_totals
 from core.values import BUY_OR_SELL, Outcome
 from market.sources import EPOCH
 from market.timeframes import TIMEFRAME_PERIODS
@@ -82,7 +83,7 @@ def count_policy(analysis: AILearningData) -> None:
     transaction that resolved it."""
     row = policy_row(analysis)
     if row:
-        _upsert(PolicyCounter, POLICY_KEY, POLICY_SUMS, [row])
+        add_to_totals(PolicyCounter, POLICY_KEY, POLICY_SUMS, [row])
 
 
 def policy_row(a: AILearningData) -> tuple | None:
@@ -123,32 +124,17 @@ def insight_key(analysis: AILearningData) -> tuple:
 
 def _add(analysis: AILearningData, increments: list[tuple]) -> None:
     key = insight_key(analysis)
-    _upsert(InsightCounter, KEY, SUMS, [(*key, *increment) for increment in increments])
+    add_to_totals(InsightCounter, KEY, SUMS, [(*key, *increment) for increment in increments])
 
 
 def add_totals(insight_rows: dict[tuple, list], policy_rows: dict[tuple, list]) -> None:
     """Add many increments at once, each dict {key values: sums} already summed per key (one statement
     may not touch a row twice): a replay's chunk."""
     if insight_rows:
-        _upsert(InsightCounter, KEY, SUMS, [(*key, *sums) for key, sums in insight_rows.items()])
+        add_to_totals(InsightCounter, KEY, SUMS, [(*key, *sums) for key, sums in insight_rows.items()])
     if policy_rows:
-        _upsert(PolicyCounter, POLICY_KEY, POLICY_SUMS, [(*key, *sums) for key, sums in policy_rows.items()])
-
-
-def _upsert(model, key: tuple[str, ...], sums: tuple[str, ...], rows: list[tuple]) -> None:
-    """Add `rows` (key values, then sums) to the model's counters in one INSERT ... ON CONFLICT DO UPDATE."""
-    # Sorted, so that two transactions adding to the same counters lock them in the same order.
-    rows = sorted(rows)
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = [connection.ops.quote_name(c) for c in (*key, *sums)]
-    one_row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns[len(key) :])
-    # Only quoted names of the model's own table and columns are formatted in; every value is a parameter.
-    values = ", ".join([one_row] * len(rows))
-    conflict = ", ".join(columns[: len(key)])
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values} ON CONFLICT ({conflict}) DO UPDATE SET {added}"  # noqa: E501, S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [value for row in rows for value in row])
+        rows = [(*key, *sums) for key, sums in policy_rows.items()]
+        add_to_totals(PolicyCounter, POLICY_KEY, POLICY_SUMS, rows)
 
 
 def rebuild(user) -> int:
