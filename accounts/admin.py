@@ -15,14 +15,25 @@ class PlanAdmin(admin.ModelAdmin):
 
     list_display = (
         "name", "max_running_bots", "max_bots", "max_exchange_accounts", "max_api_tokens", "run_now_per_hour",
-        "cycles_per_day", "monthly_llm_usd",
+        "cycles_per_day", "monthly_llm_usd", "backtests_at_once", "backtest_max_candles",
     )  # fmt: skip
     list_filter = ("max_running_bots",)
     search_fields = ("name",)
     fieldsets = (
         (None, {"fields": ("name",)}),
         ("What a user may hold", {"fields": ("max_bots", "max_exchange_accounts", "max_api_tokens")}),
-        ("What a user may run", {"fields": ("max_running_bots", "run_now_per_hour", "cycles_per_day")}),
+        (
+            "What a user may run",
+            {
+                "fields": (
+                    "max_running_bots",
+                    "run_now_per_hour",
+                    "cycles_per_day",
+                    "backtests_at_once",
+                    "backtest_max_candles",
+                )
+            },
+        ),
         ("What a user may spend", {"fields": ("monthly_llm_usd",)}),
     )
 

@@ -63,6 +63,12 @@ class Plan(models.Model):
         help_text="Paid analyses (the OpenAI analyst) stop for the rest of the UTC calendar month once the "
         "user's analyses of the month cost this much.",
     )
+    backtests_at_once = models.PositiveSmallIntegerField(
+        default=1, help_text="Backtests queued or running at once; another is refused until one ends."
+    )
+    backtest_max_candles = models.PositiveIntegerField(
+        default=10000, help_text="The most candles one backtest may replay (one cycle each)."
+    )
 
     def __str__(self):
         return self.name

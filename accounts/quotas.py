@@ -1,6 +1,7 @@
 """Quotas by plan: what one account may hold (bots, exchange accounts, API tokens), run (bots at once,
-run-now requests an hour, cycles a day) and spend (paid analyses a month). Operators set a plan's quotas in
-the admin; a user without a plan gets the TRADINGAI_DEFAULT_* settings.
+run-now requests an hour, cycles a day, backtests at once and their candles) and spend (paid analyses a
+month). Operators set a plan's quotas in the admin; a user without a plan gets the TRADINGAI_DEFAULT_*
+settings.
 
 Days and months are UTC calendar ones, so that "resets at 00:00 UTC" means the same for every user; the
 run-now window is the last hour, which a burst cannot straddle to double its share."""
@@ -24,6 +25,8 @@ DEFAULT_SETTINGS = {
     "run_now_per_hour": "DEFAULT_RUN_NOW_PER_HOUR",
     "cycles_per_day": "DEFAULT_CYCLES_PER_DAY",
     "monthly_llm_usd": "DEFAULT_MONTHLY_LLM_USD",
+    "backtests_at_once": "DEFAULT_BACKTESTS_AT_ONCE",
+    "backtest_max_candles": "DEFAULT_BACKTEST_MAX_CANDLES",
 }
 # What the capped rows are called in a refusal.
 HELD = {"max_bots": "bots", "max_exchange_accounts": "exchange accounts", "max_api_tokens": "API tokens"}
@@ -38,6 +41,8 @@ class Quotas:
     run_now_per_hour: int
     cycles_per_day: int
     monthly_llm_usd: Decimal
+    backtests_at_once: int
+    backtest_max_candles: int
 
 
 def quotas_of(user) -> Quotas:

@@ -10,7 +10,16 @@ from django.utils.text import Truncator
 
 from core.admin_base import ViewOnlyAdmin
 
-from .models import AutomationSession, Bot, CycleRun, Heartbeat, KillSwitch, MetricTotal, RunNowRequest
+from .models import (
+    AutomationSession,
+    Backtest,
+    Bot,
+    CycleRun,
+    Heartbeat,
+    KillSwitch,
+    MetricTotal,
+    RunNowRequest,
+)
 from .services import BotActionError, bot_pause, bot_save, bot_start, bot_stop, kill_switch_set
 
 
@@ -192,6 +201,19 @@ class RunNowRequestAdmin(ViewOnlyAdmin):
     list_select_related = ("user", "bot")
     search_fields = ("user__email", "bot__name")
     date_hierarchy = "at"
+
+
+@admin.register(Backtest)
+class BacktestAdmin(ViewOnlyAdmin):
+    """Users' backtests (automation.backtests): what an operator reads when one failed or a user asks why
+    another was refused. The report's figures are the user's page's; here, what ran and how it ended."""
+
+    list_display = ("pk", "owner", "exchange", "symbol", "timeframe", "status", "cycles_done", "created_at")
+    list_filter = ("status", "timeframe")
+    list_select_related = ("owner",)
+    search_fields = ("owner__email", "symbol", "exchange")
+    date_hierarchy = "created_at"
+    exclude = ("report",)
 
 
 @admin.register(Heartbeat)

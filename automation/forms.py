@@ -1,14 +1,19 @@
+from datetime import UTC, datetime, time, timedelta
+
 from django import forms
 from django.conf import settings
 
 from accounts.models import ExchangeAccount
+from accounts.quotas import quotas_of
 from accounts.two_factor import LIVE_NEEDS_TWO_FACTOR, has_two_factor
 from learning.policy import AVOIDABLE, avoid_condition_error
 from market.exchanges import has_stored_candles, is_ccxt_exchange
+from market.indicators import MIN_CANDLES
 from market.names import normalise_exchange, normalise_symbol
 
+from .backtests import stored_markets
 from .charts.urls import UnsafeChartUrlError, checked_tradingview_url
-from .models import Bot
+from .models import Backtest, Bot
 from .services import bot_save
 
 # Fields that define what a bot trades; changing them under a running bot would mix two markets in one
@@ -157,3 +162,110 @@ class PolicyPinForm(forms.Form):
         if error := next(filter(None, map(avoid_condition_error, conditions)), ""):
             raise forms.ValidationError(error)
         return conditions or None
+
+
+class BacktestForm(forms.ModelForm):
+    """A backtest's market (one with stored candles, chosen from the list), its range in whole UTC days, and
+    its policy settings, within the owner's plan (accounts.quotas: candles per backtest)."""
+
+    market = forms.ChoiceField(help_text="The markets whose candles are stored here.")
+    start_day = forms.DateField(
+        label="From", widget=forms.DateInput(attrs={"type": "date"}), help_text="UTC day."
+    )
+    end_day = forms.DateField(
+        label="To", widget=forms.DateInput(attrs={"type": "date"}), help_text="UTC day, included."
+    )
+
+    class Meta:
+        model = Backtest
+        fields = (
+            "starting_balance",
+            "risk_per_trade_pct",
+            "max_open_trades",
+            "daily_loss_limit_pct",
+            "min_confidence",
+        )
+        labels = {
+            "starting_balance": "Starting balance",
+            "risk_per_trade_pct": "Risk per trade (%)",
+            "max_open_trades": "Open trades at most",
+            "daily_loss_limit_pct": "Daily loss limit (%)",
+            "min_confidence": "Minimum confidence",
+        }
+        help_texts = {
+            "starting_balance": "The paper account's balance, in the market's quote currency.",
+            "min_confidence": "The static policy trades calls at least this confident; the adaptive one "
+            "starts there and learns its own threshold.",
+        }
+
+    field_order = ("market", "start_day", "end_day")
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.owner = owner
+        self.markets = {market.key: market for market in stored_markets()}
+        self.fields["market"].choices = [
+            (
+                key,
+                f"{m.exchange} {m.symbol} {m.timeframe}: {m.first_open:%Y-%m-%d} to {m.last_open:%Y-%m-%d} "
+                f"({m.candles:,} candles)",
+            )
+            for key, m in self.markets.items()
+        ]
+        if self.markets and not self.is_bound:
+            # The last 30 days of the first market: a backtest of a few hundred to a few thousand cycles.
+            first = next(iter(self.markets.values()))
+            self.initial.setdefault("end_day", first.last_open.date())
+            self.initial.setdefault(
+                "start_day", max(first.first_open, first.last_open - timedelta(days=30)).date()
+            )
+
+    def clean(self):
+        data = super().clean()
+        market = self.markets.get(data.get("market"))
+        start_day, end_day = data.get("start_day"), data.get("end_day")
+        if market is None or start_day is None or end_day is None:
+            return data
+        if end_day < start_day:
+            self.add_error("end_day", "The range ends before it starts.")
+            return data
+        start = datetime.combine(start_day, time(0), UTC)
+        # The last slot is the close of the day's last candle: midnight after the day.
+        end = datetime.combine(end_day + timedelta(days=1), time(0), UTC)
+        first_slot = market.first_slot()
+        if first_slot is None:
+            self.add_error(
+                "market",
+                f"{market.candles} candles are stored for it; a backtest needs more than {MIN_CANDLES}, "
+                "the indicators' warm-up.",
+            )
+            return data
+        if end < first_slot:
+            self.add_error(
+                "end_day",
+                f"The first {MIN_CANDLES} candles warm the indicators up, so the first slot is "
+                f"{first_slot:%Y-%m-%d %H:%M} UTC: end the range after it.",
+            )
+            return data
+        if start > market.last_slot:
+            self.add_error(
+                "start_day",
+                f"The stored candles end at {market.last_slot:%Y-%m-%d %H:%M} UTC: start before it.",
+            )
+            return data
+        # Within the slots there are: a day of the range the candles do not cover runs no cycle.
+        start, end = max(start, first_slot), min(end, market.last_slot)
+        cycles = market.slots_between(start, end)
+        cap = quotas_of(self.instance.owner).backtest_max_candles
+        if cycles > cap:
+            raise forms.ValidationError(
+                f"This range holds {cycles:,} candles and your plan allows {cap:,} a backtest: shorten it.",
+                code="quota",
+            )
+        self.instance.exchange, self.instance.symbol, self.instance.timeframe = (
+            market.exchange,
+            market.symbol,
+            market.timeframe,
+        )
+        self.instance.start, self.instance.end = start, end
+        return data

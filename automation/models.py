@@ -241,3 +241,66 @@ class KillSwitch(models.Model):
     @classmethod
     def is_engaged(cls) -> bool:
         return cls.objects.filter(engaged=True).exists()
+
+
+class Backtest(models.Model):
+    """A replay of a stored market its owner started from the browser or the API (automation.backtests): what
+    it replays with which settings, how far it got, and its report (automation.evaluation's figures). It runs
+    on the default queue into an account of its own under `replay.invalid`, so its cycles, analyses and trades
+    never mix with the owner's bots, insights or daily cycle count."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED", "Queued"
+        RUNNING = "RUNNING", "Running"
+        DONE = "DONE", "Done"
+        FAILED = "FAILED", "Failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="backtests")
+    exchange = models.CharField(max_length=50)
+    symbol = models.CharField(max_length=31)
+    timeframe = models.CharField(max_length=5, choices=Bot.Timeframe.choices)
+    start = models.DateTimeField(help_text="The first slot replayed.")
+    end = models.DateTimeField(help_text="The last slot replayed.")
+    # The policy settings, with a bot's own limits: the replay's bot is made with them.
+    starting_balance = Bot._meta.get_field("starting_balance").clone()
+    risk_per_trade_pct = Bot._meta.get_field("risk_per_trade_pct").clone()
+    max_open_trades = Bot._meta.get_field("max_open_trades").clone()
+    daily_loss_limit_pct = Bot._meta.get_field("daily_loss_limit_pct").clone()
+    min_confidence = Bot._meta.get_field("min_confidence").clone()
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    cycles_done = models.PositiveIntegerField(default=0)
+    cycles_total = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Known once the replay starts."
+    )
+    cycles_failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    report = models.JSONField(null=True, blank=True, help_text="The evaluation's figures, once done.")
+    bot = models.OneToOneField(Bot, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # Moved on by each report of progress: a RUNNING backtest that has not moved for long was lost with its
+    # worker (automation.backtests.fail_lost_backtests).
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner", "-created_at"]),
+            models.Index(fields=["status", "updated_at"]),
+        ]
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self):
+        return f"backtest {self.pk} of {self.exchange} {self.symbol} {self.timeframe}"
+
+    def get_absolute_url(self):
+        return reverse("backtest_detail", args=[self.pk])
+
+    @property
+    def market(self) -> str:
+        return f"{self.exchange} {self.symbol} {self.timeframe}"
+
+    @property
+    def is_over(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -5,6 +5,8 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
+from .backtests import TIME_LIMIT as BACKTEST_TIME_LIMIT
+from .backtests import backtest_run, fail_lost_backtests
 from .cycle import run_cycle
 from .health import queue_heartbeat, record
 from .models import Bot
@@ -66,3 +68,21 @@ def monitor_trades_task():
 @shared_task(ignore_result=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, max_retries=3)
 def recover_lost_runs_task():
     recover_lost_runs()
+    fail_lost_backtests()
+
+
+@shared_task(
+    ignore_result=True,
+    # A whole worker lost leaves the message to be redelivered, and the replay goes on where it stopped (a
+    # slot's run is unique per bot); a pool process killed gets it acknowledged, and the recovery sweep fails
+    # the backtest once its progress stops (automation.backtests.fail_lost_backtests).
+    acks_late=True,
+    reject_on_worker_lost=False,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+    soft_time_limit=BACKTEST_TIME_LIMIT.total_seconds(),
+    time_limit=BACKTEST_TIME_LIMIT.total_seconds() + 60,
+)
+def run_backtest_task(backtest_id: int):
+    backtest_run(backtest_id)

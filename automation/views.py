@@ -1,7 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -12,13 +12,16 @@ from learning.insights import stat
 from learning.models import AILearningData
 from learning.policy import describe_policy, pin
 
-from .forms import BotForm, PolicyPinForm
+from .backtest_start import backtest_start
+from .backtests import backtest_progress, report_figures
+from .evaluation import report_plots
+from .forms import BacktestForm, BotForm, PolicyPinForm
 from .health import background_down
-from .models import Bot
+from .models import Backtest, Bot
 from .quotas import notices as quota_notices
 from .run_now import bot_run_now
 from .selectors import dashboard_bots, recent_failures
-from .services import BotActionError, bot_start, bot_stop
+from .services import BotActionError, QueueUnavailableError, bot_start, bot_stop
 
 RUNS_PER_PAGE = 25
 
@@ -134,3 +137,51 @@ def bot_action(request, pk, action):
     except BotActionError as e:
         messages.error(request, str(e))
     return redirect(bot)
+
+
+@login_required
+def backtest_list(request):
+    backtests = Backtest.objects.filter(owner=request.user)
+    page = Paginator(backtests, RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "automation/backtest_list.html", {"page": page})
+
+
+@login_required
+def backtest_create(request):
+    form = BacktestForm(request.POST or None, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            backtest = saved_within_quota(form, lambda: backtest_start(form.instance))
+        except QueueUnavailableError as e:
+            form.add_error(None, str(e))
+            backtest = None
+        if backtest:
+            messages.success(request, f"The backtest of {backtest.market} is queued.")
+            return redirect(backtest)
+    return render(request, "automation/backtest_form.html", {"form": form})
+
+
+@login_required
+def backtest_detail(request, pk):
+    backtest = get_object_or_404(Backtest, pk=pk, owner=request.user)
+    context = {"backtest": backtest}
+    if backtest.report is not None:
+        figures = report_figures(backtest)
+        context |= {"f": figures, "plots": report_plots(figures)}
+    return render(request, "automation/backtest_detail.html", context)
+
+
+@login_required
+def backtest_status(request, pk):
+    """What the detail page's progress bar polls (static/js/backtest.js)."""
+    backtest = get_object_or_404(Backtest, pk=pk, owner=request.user)
+    return JsonResponse(backtest_progress(backtest))
+
+
+@login_required
+def backtest_report(request, pk):
+    """The report's figures as JSON, as `replay --report` writes report.json; 404 until it is done."""
+    backtest = get_object_or_404(Backtest, pk=pk, owner=request.user, report__isnull=False)
+    response = JsonResponse(backtest.report)
+    response["Content-Disposition"] = f'attachment; filename="backtest-{backtest.pk}.json"'
+    return response

@@ -14,6 +14,7 @@ from automation import cycle
 from automation.cycle import run_cycle
 from automation.models import AutomationSession, Bot, CycleRun
 from automation.monitoring import monitor_running_bots
+from automation.replay import REPLAY_DOMAIN
 from automation.schedule import slot_of
 from learning.models import AILearningData
 from market.sources import SampleCandles
@@ -104,6 +105,20 @@ def test_the_monitor_closes_a_sample_trade_on_the_hours_since_it_opened(bot):
     analysis = AILearningData.objects.get()
     assert (analysis.outcome, analysis.resolved_at) == (trade.outcome, trade.closed_at)
     assert analysis.untraded is False
+
+
+def test_the_monitor_leaves_a_replays_trades_to_the_replay(bot):
+    """A replay's or a backtest's account (under replay.invalid) keeps the trades left open at its end as the
+    replay left them: the same trade that the monitor closes for alice (above) stays open there."""
+    start = slot_of(bot, timezone.now()) - 12 * HOUR
+    run_cycle(bot.pk, start, fakes())
+    owner = bot.owner
+    owner.email = f"backtest-1@{REPLAY_DOMAIN}"
+    owner.save(update_fields=["email"])
+
+    assert monitor_running_bots() == 0
+
+    assert Trade.objects.get().status == "OPEN"
 
 
 def test_analyze_on_sample_analyses_the_hour_just_closed(bot, settings, tmp_path):

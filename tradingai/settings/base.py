@@ -184,6 +184,10 @@ DEFAULT_RUN_NOW_PER_HOUR = env.int("TRADINGAI_DEFAULT_RUN_NOW_PER_HOUR", default
 # 3 running bots on 15-minute candles make 288 cycles a day, with room for run-now and retries.
 DEFAULT_CYCLES_PER_DAY = env.int("TRADINGAI_DEFAULT_CYCLES_PER_DAY", default=500)
 DEFAULT_MONTHLY_LLM_USD = Decimal(env.str("TRADINGAI_DEFAULT_MONTHLY_LLM_USD", default="10.00"))
+# Backtests (automation.backtests) take a default worker's core while they run: one at a time per user, and
+# at most this many candles each (the shipped EUR/USD hours are 5,000; a replay runs some hundreds a second).
+DEFAULT_BACKTESTS_AT_ONCE = env.int("TRADINGAI_DEFAULT_BACKTESTS_AT_ONCE", default=1)
+DEFAULT_BACKTEST_MAX_CANDLES = env.int("TRADINGAI_DEFAULT_BACKTEST_MAX_CANDLES", default=10000)
 
 # Exchange API keys are encrypted with the first of these Fernet keys and decrypted with any of them,
 # so a key can be rotated: put the new key first, run `manage.py rotate_encryption_keys`, drop the old.
