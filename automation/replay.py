@@ -12,6 +12,7 @@ outcomes are computed from what was learned before.
 Resumable: a slot's run is unique per bot, so a replay started again skips the slots that ran."""
 
 import contextlib
+import multiprocessing
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -171,8 +172,11 @@ def replay(
 
 def _worked_ahead(spec: ReplaySpec, source: PreloadedCandles, todo: list[datetime], draw: bool):
     """A worker process computing the indicators and the technical analyst's answers ahead, for a long enough
-    replay with that analyst and no charts; else nothing to enter."""
-    if spec.analyst == "technical" and not draw and len(todo) >= AHEAD_FROM:
+    replay with that analyst and no charts; else nothing to enter. Not from a daemonic process, which may
+    start none: a Celery prefork pool's, where a backtest runs (automation.backtests); there the worker's
+    other pool processes have the second core."""
+    daemonic = multiprocessing.current_process().daemon
+    if spec.analyst == "technical" and not draw and len(todo) >= AHEAD_FROM and not daemonic:
         return WorkedAhead(source, spec.market, todo)
     return contextlib.nullcontext()
 
