@@ -9,11 +9,13 @@ from django.core.management import call_command
 from selenium.webdriver.common.by import By
 
 from accounts.services import trading_halt_set
+from automation.backtest_start import backtest_start
+from automation.backtests import backtest_run
 from automation.browser import chromium, csp_violations, horizontal_overflow, overflowing_elements
 from automation.cycle import run_cycle
 from automation.demo import seed_demo
 from automation.management.commands.screenshots import main_pages, walk
-from automation.models import AutomationSession, Bot
+from automation.models import AutomationSession, Backtest, Bot
 from tests.factories import BotFactory, import_eurusd
 
 FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday: the pair trades through the week
@@ -33,6 +35,13 @@ def test_every_page_fits_the_screen(live_server, transactional_db, alice):
         run_cycle(bot.pk, FIRST_SLOT + i * timedelta(hours=1))
     for halted in (True, False):  # rows for the audit log (paper trading records none)
         trading_halt_set(alice, halted, actor=alice)
+    backtest = backtest_start(
+        Backtest(
+            owner=alice, exchange="sample", symbol="EUR/USD", timeframe="1h", start=FIRST_SLOT,
+            end=FIRST_SLOT + timedelta(days=4),
+        )
+    )  # fmt: skip
+    backtest_run(backtest.pk)  # its report, with plots and tables, to fit
     pages, skipped = main_pages(alice)
     assert not skipped, skipped  # every detail page has something to show
 
@@ -66,7 +75,7 @@ def test_screenshots_of_every_page_at_both_widths(transactional_db, tmp_path, ca
 
     out = capsys.readouterr().out
     pages, skipped = main_pages(demo.bot.owner)
-    assert [note.split(":")[0] for note in skipped] == ["analysis_detail", "trade_detail"]
+    assert [note.split(":")[0] for note in skipped] == ["analysis_detail", "trade_detail", "backtest_detail"]
     assert all(note in out for note in skipped)
     for name, _ in pages:
         for width in WIDTHS:

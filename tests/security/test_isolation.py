@@ -23,8 +23,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken, ExchangeAccount
+from automation.backtest_start import backtest_start
+from automation.backtests import backtest_run
 from automation.cycle import Outside, run_cycle
-from automation.models import AutomationSession, Bot, CycleRun
+from automation.models import AutomationSession, Backtest, Bot, CycleRun
 from automation.run_now import bot_run_now
 from automation.services import bot_start
 from learning import ml
@@ -49,10 +51,11 @@ CYCLES = 40  # enough for closed trades, insight snapshots and a learned policy 
 
 # Counted by hand on the URL confs (tradingai/urls.py, tradingai/api.py, each app's urls.py and the admin):
 # API 50 = 4 single views + 8 router lists, 8 details and 5 actions, each also with a format suffix (42)
-# + the API root twice + schema + docs; admin 201 = 8 site views + 31 registered models x 6 + the user's
+# + the API root twice + schema + docs; admin 207 = 8 site views + 32 registered models x 6 + the user's
 # password page, the kill switch's flip, the LLM usage page and the TOTP device's config and QR pages + the
-# app index + the catch-all; UI 32 = 19 in accounts + 7 in automation + 3 in learning + 2 in trades + metrics.
-PATTERNS_COUNTED_BY_HAND = 50 + 201 + 32
+# app index + the catch-all; UI 37 = 19 in accounts + 12 in automation + 3 in learning + 2 in trades +
+# metrics.
+PATTERNS_COUNTED_BY_HAND = 50 + 207 + 37
 
 # Patterns whose parameters name no object a user owns, with what is walked instead and why.
 NO_USER_OBJECT = {
@@ -189,7 +192,7 @@ SEGMENTS = {
     "analyses": "learning.ailearningdata", "trades": "trades.trade",
     "exchange-accounts": "accounts.exchangeaccount", "tokens": "accounts.apitoken",
     "api-tokens": "accounts.apitoken", "audit-events": "accounts.auditevent",
-    "totpdevice": "otp_totp.totpdevice",
+    "totpdevice": "otp_totp.totpdevice", "backtests": "automation.backtest",
 }  # fmt: skip
 
 
@@ -282,6 +285,14 @@ def her(alice, charlie, settings) -> Alice:
     bot_run_now(bot)  # counted against her plan (a RunNowRequest); queued only on commit, which never comes
     model = ml.train(alice, until=FIRST_SLOT + timedelta(days=30))
     token, plain = ApiToken.issue(alice, TOKEN_NAME)
+    # Her backtest of a few days, run to its report as the task runs it.
+    backtest = backtest_start(
+        Backtest(
+            owner=alice, exchange="sample", symbol="EUR/USD", timeframe="1h", start=FIRST_SLOT,
+            end=FIRST_SLOT + timedelta(days=2),
+        )
+    )  # fmt: skip
+    backtest_run(backtest.pk)
     # The analysis charlie aims at has a chart and a trade, so a leak of either would show.
     analysis = AILearningData.objects.filter(user=alice, trade__isnull=False).exclude(screenshot="").first()
     BotFactory(owner=charlie, name="charlie's own bot")  # his pages are not empty states
@@ -295,6 +306,7 @@ def her(alice, charlie, settings) -> Alice:
         "learning.trainedmodel": model,
         "django_celery_beat.periodictask": PeriodicTask.objects.get(name=f"bot {bot.pk} cycle"),
         "otp_totp.totpdevice": TOTPDevice.objects.create(user=alice, name="phone", confirmed=True),
+        "automation.backtest": Backtest.objects.get(pk=backtest.pk, status=Backtest.Status.DONE),
     }  # fmt: skip
     # Any other model a user owns (by a `user` or `owner` field) is aimed at with one of hers, so a new
     # one is walked too, or named below until the fixture gives her one.

@@ -25,7 +25,7 @@ from automation.browser import (
     wait_for_plots,
 )
 from automation.demo import DEMO_EMAIL
-from automation.models import Bot
+from automation.models import Backtest, Bot
 from learning.models import AILearningData
 from trades.models import Trade
 
@@ -57,7 +57,13 @@ def main_pages(user: User) -> tuple[list[tuple[str, str]], list[str]]:
         pages.append(("trade_detail", reverse("trade_detail", args=[trade.pk])))
     else:
         skipped.append(f"trade_detail: skipped, {user.email} has no trade")
-    names = ("insights", "settings", "exchange_accounts", "api_tokens", "audit_log", "password_change")
+    pages += [(name, reverse(name)) for name in ("insights", "backtest_list", "backtest_create")]
+    backtests = Backtest.objects.filter(owner=user).order_by("-created_at", "-pk")
+    if backtest := backtests.filter(status=Backtest.Status.DONE).first() or backtests.first():
+        pages.append(("backtest_detail", reverse("backtest_detail", args=[backtest.pk])))
+    else:
+        skipped.append(f"backtest_detail: skipped, {user.email} has no backtest")
+    names = ("settings", "exchange_accounts", "api_tokens", "audit_log", "password_change")
     pages += [(name, reverse(name)) for name in names]
     return pages, skipped
 
