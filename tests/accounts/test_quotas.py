@@ -127,11 +127,14 @@ def test_an_operator_edits_a_plans_quotas_in_the_admin(client, alice, small_plan
         "max_api_tokens",
         "run_now_per_hour",
         "cycles_per_day",
+        "backtests_at_once",
+        "backtest_max_candles",
     ):
         assert f'name="{field}"' in page
     quotas = {
         "name": "Small", "max_running_bots": 1, "max_bots": 5, "max_exchange_accounts": 4,
         "max_api_tokens": 3, "run_now_per_hour": 6, "cycles_per_day": 48, "monthly_llm_usd": "2.50",
+        "backtests_at_once": 2, "backtest_max_candles": 3000,
     }  # fmt: skip
     assert client.post(url, quotas).status_code == 302
     small_plan.refresh_from_db()
@@ -140,6 +143,7 @@ def test_an_operator_edits_a_plans_quotas_in_the_admin(client, alice, small_plan
         48,
         Decimal("2.50"),
     )
+    assert (small_plan.backtests_at_once, small_plan.backtest_max_candles) == (2, 3000)
     # A negative spend is refused with the field's reason.
     page = client.post(url, {**quotas, "monthly_llm_usd": "-1"})
     assert page.status_code == 200 and "monthly_llm_usd" in page.context["adminform"].form.errors

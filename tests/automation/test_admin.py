@@ -19,6 +19,7 @@ from accounts.audit import record
 from accounts.models import ApiToken, AuditEvent, Plan
 from automation.models import (
     AutomationSession,
+    Backtest,
     Bot,
     CycleRun,
     Heartbeat,
@@ -107,6 +108,16 @@ def one_of_each(alice, alice_bot, alice_account):
         session,
         run,
         RunNowRequest.objects.create(user=alice, bot=alice_bot),
+        Backtest.objects.create(
+            owner=alice,
+            exchange="binance",
+            symbol="BTC/USDT",
+            timeframe="1h",
+            start=now,
+            end=now,
+            status=Backtest.Status.FAILED,
+            error="The replay stopped on an error: ValueError: no prices",
+        ),
         Heartbeat.objects.create(name="worker", seen_at=now),
         KillSwitch.objects.create(engaged=False),
         MetricTotal.objects.create(name="tradingai_cycle_runs_total", labels="{}", value=3),
