@@ -9,7 +9,7 @@ from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
 from accounts.api.views import ApiTokenViewSet, AuditEventViewSet, ExchangeAccountViewSet, TokenCreateView
-from automation.api.views import BotViewSet, KillSwitchView, RunViewSet, SessionViewSet
+from automation.api.views import BacktestViewSet, BotViewSet, KillSwitchView, RunViewSet, SessionViewSet
 from learning.api.views import AnalysisViewSet, InsightsView, RecommendationsView
 from trades.api.views import TradeViewSet
 
@@ -22,6 +22,7 @@ router.register("trades", TradeViewSet, basename="trade")
 router.register("exchange-accounts", ExchangeAccountViewSet, basename="exchange-account")
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("backtests", BacktestViewSet, basename="backtest")
 
 
 class DocsPermission(BasePermission):

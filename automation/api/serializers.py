@@ -1,7 +1,9 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from automation.forms import BotForm
-from automation.models import AutomationSession, Bot, CycleRun
+from automation.backtest_start import backtest_start
+from automation.forms import BacktestForm, BotForm
+from automation.models import AutomationSession, Backtest, Bot, CycleRun
 from core.api_forms import FormValidatedSerializer, StrictBooleanField
 from learning.policy import AVOIDABLE, avoid_condition_error
 from market.names import normalise_exchange, normalise_symbol
@@ -100,3 +102,43 @@ class PinSerializer(serializers.Serializer):
         allow_null=True,
         max_length=sum(map(len, AVOIDABLE.values())),
     )
+
+
+class BacktestSerializer(FormValidatedSerializer):
+    """A backtest; written through the web form (automation.forms.BacktestForm): a market with stored
+    candles, a range of whole UTC days within its slots, a bot's policy limits, the plan's caps."""
+
+    form_class = BacktestForm
+    market = serializers.CharField(
+        write_only=True,
+        help_text="exchange|SYMBOL|timeframe of a market with stored candles, e.g. sample|EUR/USD|1h; the "
+        "web form lists them.",
+    )
+    start_day = serializers.DateField(write_only=True, help_text="The first UTC day replayed.")
+    end_day = serializers.DateField(write_only=True, help_text="The last UTC day replayed, included.")
+
+    class Meta:
+        model = Backtest
+        fields = (
+            "id", "market", "start_day", "end_day", "exchange", "symbol", "timeframe", "start", "end",
+            "starting_balance", "risk_per_trade_pct", "max_open_trades", "daily_loss_limit_pct",
+            "min_confidence", "status", "cycles_done", "cycles_total", "cycles_failed", "error", "created_at",
+            "started_at", "finished_at",
+        )  # fmt: skip
+        read_only_fields = (
+            "exchange", "symbol", "timeframe", "start", "end", "status", "cycles_done", "cycles_total",
+            "cycles_failed", "error", "created_at", "started_at", "finished_at",
+        )  # fmt: skip
+
+    def create(self, validated_data):
+        try:
+            return backtest_start(self.form.instance)
+        except DjangoValidationError as e:
+            # The plan's backtests at once, checked as the row is written.
+            raise serializers.ValidationError(serializers.as_serializer_error(e)) from None
+
+
+class BacktestReportSerializer(BacktestSerializer):
+    class Meta(BacktestSerializer.Meta):
+        fields = (*BacktestSerializer.Meta.fields, "report")
+        read_only_fields = (*BacktestSerializer.Meta.read_only_fields, "report")

@@ -4,13 +4,13 @@ from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.services import trading_halt_set
-from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
+from automation.models import AutomationSession, Backtest, Bot, CycleRun, KillSwitch
 from automation.run_now import bot_run_now
 from automation.services import BotActionError, QueueUnavailableError, RunNowLimitError, bot_start, bot_stop
 from core.api_filters import NormalisedCharFilter, UtcDateTimeFilter, own_bots
@@ -20,6 +20,8 @@ from market.names import normalise_exchange, normalise_symbol
 
 from .serializers import (
     ActionResultSerializer,
+    BacktestReportSerializer,
+    BacktestSerializer,
     BotSerializer,
     KillSwitchSerializer,
     PinSerializer,
@@ -180,3 +182,26 @@ class KillSwitchView(APIView):
         return KillSwitchSerializer(
             {"engaged": user.trading_halted, "global_engaged": KillSwitch.is_engaged()}
         ).data
+
+
+class BacktestViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Your backtests: a stored market replayed with the technical analyst and your policy settings on a
+    worker, into an account of its own. Create one, then read it again until `status` is DONE (its `report`,
+    the replay report's figures) or FAILED (`error` says why). One at a time unless your plan says more."""
+
+    filterset_fields = ("status",)
+    pagination_class = LongListPagination  # newest first
+
+    def get_queryset(self):
+        return Backtest.objects.filter(owner_id=self.request.user.pk)
+
+    def get_serializer_class(self):
+        # The report only on a backtest's own page: it is tens of kilobytes.
+        return BacktestReportSerializer if self.action == "retrieve" else BacktestSerializer
+
+    @extend_schema(responses={201: BacktestSerializer, 400: None, 503: UNAVAILABLE})
+    def create(self, request, *args, **kwargs):
+        try:
+            return super().create(request, *args, **kwargs)
+        except QueueUnavailableError as e:
+            return Response({"detail": str(e)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)

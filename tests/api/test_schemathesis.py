@@ -56,7 +56,7 @@ schema.app, schema.location = application, "/api/schema/?format=json"
 # that CI sees the same cases on every run; raise it, or drop `derandomize`, to explore further.
 MAX_EXAMPLES = 25
 
-FILTERED_LISTS = r"GET /api/v1/(analyses|runs|sessions|trades|bots|exchange-accounts|audit-events)/"
+FILTERED_LISTS = r"GET /api/v1/(analyses|runs|sessions|trades|bots|exchange-accounts|audit-events|backtests)/"
 BOT_WRITES = r"(POST /api/v1/bots/|(PUT|PATCH) /api/v1/bots/\{id\}/)"
 
 
@@ -139,6 +139,18 @@ KNOWN_FAILURES = [
         status=400,
         body=r"is not an exchange TradingAI can trade on|already have an exchange account with this label"
         r"|may not be blank|Null characters",
+    ),
+    # FAILS: a backtest's rules are not in the schema (400): the market one with stored candles (a choice the
+    # schema cannot list: it changes as candles are stored), the range within its slots and the plan's
+    # candles, the decimals' bounds as a bot's.
+    Known(
+        "ST202",
+        r"POST /api/v1/backtests/",
+        "a backtest's market, range and bounds are not in the schema",
+        status=400,
+        body=r"not one of the available choices|A valid number is required|than or equal to|may not be blank"
+        r"|Null characters|The range ends before it starts|The stored candles end|the first slot is"
+        r"|your plan allows|Ensure that there are no more than|Date has wrong format",
     ),
     # FAILS: a `bot` filter or scope that is an integer but not one of the user's bots is refused (400:
     # "Select a valid choice", "You have no bot with this id."), as is `bot` < 1 on insights and

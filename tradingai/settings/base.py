@@ -276,6 +276,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The fourth choice set of a field named `status`: named here, as drf-spectacular cannot name it well.
+    "ENUM_NAME_OVERRIDES": {"BacktestStatusEnum": "automation.models.Backtest.Status"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "tradingai.api_schema.document_errors",
