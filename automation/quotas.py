@@ -5,7 +5,9 @@ recorded SKIPPED with the reason before the analyst is called. Run-now's hourly 
 The replay (automation.replay) is held to the spend cap but not to the daily cycle cap: a replay is an
 operator's command over stored candles, in its own account, on the operator's process rather than the
 workers; thousands of technical-analyst cycles there cost nothing, while a replay with the OpenAI analyst
-costs what live cycles cost."""
+costs what live cycles cost. A user's backtest (automation.backtests) is such a replay, in its own account,
+with the technical analyst only; the plan bounds it by its own caps instead: its candles, and how many run
+at once (automation.backtest_start)."""
 
 from datetime import datetime
 from decimal import Decimal

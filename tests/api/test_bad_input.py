@@ -36,6 +36,7 @@ CURSOR_LISTS = [
     ("analyses", {"ordering": "-confidence_score"}),
     ("trades", {"ordering": "pnl"}),
     ("audit-events", {}),
+    ("backtests", {}),
 ]
 
 
