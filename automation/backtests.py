@@ -148,6 +148,12 @@ def backtest_run(backtest_id: int) -> None:
         )
         replay(spec, bot=backtest.bot, progress=lambda p: _progress(backtest.pk, p))
         figures = evaluate(backtest.bot, start=backtest.start, end=backtest.end)
+        Backtest.objects.filter(pk=backtest.pk, status=Backtest.Status.RUNNING).update(
+            status=Backtest.Status.DONE,
+            # As the report's report.json has it: times as ISO 8601 text (report_figures reads them back).
+            report=json.loads(json.dumps(figures, cls=DjangoJSONEncoder)),
+            finished_at=timezone.now(),
+        )
     except TRANSIENT:
         raise
     except SoftTimeLimitExceeded:
@@ -156,17 +162,9 @@ def backtest_run(backtest_id: int) -> None:
             f"Stopped after {TIME_LIMIT}, longer than a backtest may take, at cycle {_done(backtest.pk)}: "
             "choose a shorter range.",
         )
-        return
     except Exception as e:
         logger.exception("backtest %s failed", backtest.pk)
         backtest_fail(backtest.pk, f"The replay stopped on an error: {type(e).__name__}: {e}")
-        return
-    Backtest.objects.filter(pk=backtest.pk, status=Backtest.Status.RUNNING).update(
-        status=Backtest.Status.DONE,
-        # As the report's report.json has it: times as ISO 8601 text (report_figures reads them back).
-        report=json.loads(json.dumps(figures, cls=DjangoJSONEncoder)),
-        finished_at=timezone.now(),
-    )
 
 
 def _done(backtest_id: int) -> int:
