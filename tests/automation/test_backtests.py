@@ -8,10 +8,12 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Plan
+from automation.backtest_start import UNREACHABLE
 from automation.backtests import STALE_BACKTEST, fail_lost_backtests
 from automation.models import Backtest, Bot, CycleRun
 from automation.replay import REPLAY_DOMAIN
 from learning.models import AILearningData
+from tests.automation.test_health import closed_port
 from tests.factories import import_eurusd
 from tradingai.celery import app
 
@@ -205,3 +207,25 @@ def test_another_users_backtest_is_a_404_everywhere(alice, charlie, client, cand
         assert client.get(f"/backtests/{theirs.pk}/{path}").status_code == 404
     assert "alice-report-7c1e" not in client.get("/backtests/").content.decode()
     assert "No backtests yet" in client.get("/backtests/").content.decode()
+
+
+def test_a_backtest_the_queue_cannot_take_is_failed_and_said_so(
+    transactional_db, alice, alice_client, monkeypatch
+):
+    """Committed as a request commits (no test transaction around it), so the task is sent in the view."""
+    import_eurusd()
+    closed = f"redis://127.0.0.1:{closed_port()}/0"
+    monkeypatch.setattr(app.conf, "broker_url", closed)
+    monkeypatch.setenv("CELERY_BROKER_URL", closed)  # as test_health does: Celery reads it first
+    # New connections for the closed broker, the process's own ones put back afterwards.
+    monkeypatch.setattr(app, "_pool", None)
+    monkeypatch.setattr(app.amqp, "_producer_pool", None)
+
+    response = alice_client.post("/backtests/new/", FORM)
+
+    assert response.status_code == 200
+    assert response.context["form"].non_field_errors() == [UNREACHABLE]
+    backtest = Backtest.objects.get(owner=alice)
+    assert (backtest.status, backtest.error) == (Backtest.Status.FAILED, UNREACHABLE)
+    # Failed, so it holds no place: the next submit is not refused for it.
+    assert "still queued" not in alice_client.post("/backtests/new/", FORM).content.decode()
