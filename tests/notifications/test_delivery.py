@@ -172,3 +172,21 @@ def test_switches_and_keys_decide_what_is_told(alice, charlie, channels):
     assert told(alice, Event.SPEND_CAP, key="2026-12") is not None
     assert told(alice, Event.SPEND_CAP, key="2026-12") is None  # once per period
     assert told(alice, Event.SPEND_CAP, key="2027-01") is not None
+
+
+def test_rotating_keys_re_encrypts_channels_too(alice, channels, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from accounts.crypto import SecretDecryptionError
+
+    old_key, new_key = settings.FIELD_ENCRYPTION_KEYS[0], Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, old_key]
+    call_command("rotate_encryption_keys", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]
+    channel = channels["TELEGRAM"]
+    channel.refresh_from_db()
+    assert channel.secrets() == {"token": TELEGRAM_TOKEN}
+    settings.FIELD_ENCRYPTION_KEYS = [old_key]
+    with pytest.raises(SecretDecryptionError):
+        channel.secrets()
