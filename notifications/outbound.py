@@ -92,7 +92,7 @@ def checked_public(url: str) -> str:
 def _addresses(host: str, port: str) -> set:
     try:
         infos = socket.getaddrinfo(host, int(port or 443), proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as e:
+    except (OSError, UnicodeError) as e:  # socket.gaierror is an OSError
         raise UnsafeUrlError(f"The URL's host {host} cannot be found.") from e
     found = set()
     for *_, sockaddr in infos:

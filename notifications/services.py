@@ -4,14 +4,21 @@ transaction that raised it commits (a rolled-back trade close tells nobody), one
 spending cap); trades' events arrive as signals (receivers.py), since trades sits below this app."""
 
 import logging
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from .events import SWITCHABLE, Event
 from .models import Channel, Delivery, EventSwitch, Notification
 from .tasks import deliver_task
 
 logger = logging.getLogger(__name__)
+
+# A delivery still QUEUED this long after it was written never reached the broker (it was down when the
+# event committed: _send sends robustly, so as not to fail the cycle). Long enough that a task merely waiting
+# behind a busy io queue is rarely sent twice; a receiver may still see a repeat (docs/notifications.md).
+STUCK_AFTER = timedelta(minutes=30)
 
 
 def is_on(user, event: str) -> bool:
@@ -42,10 +49,9 @@ def notify(user, event: str, title: str, text: str, data: dict | None = None, *,
 
 
 def _notify(user, event, title, text, data, key):
-    if not is_on(user, event):
-        return None
+    # Channels first: most users have none, and each trade would otherwise cost them two queries.
     channels = list(Channel.objects.filter(owner=user))
-    if not channels:
+    if not channels or not is_on(user, event):
         return None
     if key and Notification.objects.filter(user=user, event=event, key=key).exists():
         return None
@@ -88,3 +94,19 @@ def _send(notification: Notification, channels: list[Channel]) -> None:
     # QUEUED in the log, which says so.
     for pk in ids:
         transaction.on_commit(lambda pk=pk: deliver_task.delay(pk), robust=True)
+
+
+def requeue_stuck(now=None) -> int:
+    """Send again the task of each delivery left QUEUED past STUCK_AFTER; returns how many. Each is claimed
+    by a compare-and-swap on its `updated_at`, so two sweeps at once send it once."""
+    now = now or timezone.now()
+    cutoff = now - STUCK_AFTER
+    stuck = Delivery.objects.filter(status=Delivery.Status.QUEUED, updated_at__lt=cutoff)
+    sent = 0
+    for pk in stuck.order_by("pk").values_list("pk", flat=True)[:1000]:
+        if Delivery.objects.filter(pk=pk, status=Delivery.Status.QUEUED, updated_at__lt=cutoff).update(
+            updated_at=now
+        ):
+            transaction.on_commit(lambda pk=pk: deliver_task.delay(pk), robust=True)
+            sent += 1
+    return sent

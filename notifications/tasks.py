@@ -18,3 +18,10 @@ def weekly_summaries_task() -> None:
     from .summary import send_weekly_summaries
 
     send_weekly_summaries()
+
+
+@shared_task(ignore_result=True, acks_late=True, expires=540)
+def requeue_stuck_deliveries_task() -> None:
+    from .services import requeue_stuck  # imported here for the reason above
+
+    requeue_stuck()

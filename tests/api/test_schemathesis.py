@@ -41,6 +41,8 @@ from accounts.services import trading_halt_set
 from automation.cycle import run_cycle
 from automation.services import bot_start
 from learning.models import AILearningData
+from notifications.models import Channel
+from notifications.services import test_send
 from tests.factories import BotFactory, ExchangeAccountFactory, UserFactory, import_eurusd
 from trades.models import Trade
 from tradingai.wsgi import application
@@ -56,7 +58,10 @@ schema.app, schema.location = application, "/api/schema/?format=json"
 # that CI sees the same cases on every run; raise it, or drop `derandomize`, to explore further.
 MAX_EXAMPLES = 25
 
-FILTERED_LISTS = r"GET /api/v1/(analyses|runs|sessions|trades|bots|exchange-accounts|audit-events)/"
+FILTERED_LISTS = (
+    r"GET /api/v1/(analyses|runs|sessions|trades|bots|exchange-accounts|audit-events|notification-channels"
+    r"|notification-deliveries)/"
+)
 BOT_WRITES = r"(POST /api/v1/bots/|(PUT|PATCH) /api/v1/bots/\{id\}/)"
 
 
@@ -307,6 +312,7 @@ def _seed() -> str:
     assert analyses.exclude(screenshot="").exists() and Trade.objects.filter(bot=running).exists()
     for halted in (True, False):  # two audit events, and trading on again
         trading_halt_set(user, halted, actor=user)
+    channel = Channel.objects.create(owner=user, kind=Channel.Kind.EMAIL, label="mail")
     spare_token, _ = ApiToken.issue(user, "spare")  # DELETE /tokens/{id}/ revokes this one, not the next
     _, plain = ApiToken.issue(user, "schemathesis")
     ids.update(
@@ -319,6 +325,8 @@ def _seed() -> str:
             "analyses": list(analyses.values_list("pk", flat=True)),
             "trades": list(Trade.objects.filter(bot=running).values_list("pk", flat=True)),
             "audit-events": list(user.audit_events.values_list("pk", flat=True)),
+            "notification-channels": [channel.pk],
+            "notification-deliveries": [test_send(channel).deliveries.get().pk],
         }
     )
     return plain

@@ -190,3 +190,26 @@ def test_rotating_keys_re_encrypts_channels_too(alice, channels, settings):
     settings.FIELD_ENCRYPTION_KEYS = [old_key]
     with pytest.raises(SecretDecryptionError):
         channel.secrets()
+
+
+def test_a_delivery_whose_task_never_reached_the_broker_is_sent_again_once(
+    alice, channels, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications.services import STUCK_AFTER, requeue_stuck
+
+    notification = told(alice)
+    stuck = delivery_of(notification, "SLACK")
+    sent = delivery_of(notification, "DISCORD")
+    long_ago = timezone.now() - STUCK_AFTER - timedelta(minutes=1)
+    Delivery.objects.filter(pk__in=[stuck.pk, sent.pk]).update(updated_at=long_ago)
+    Delivery.objects.filter(pk=sent.pk).update(status=Delivery.Status.SENT)
+    with django_capture_on_commit_callbacks() as queued:
+        assert requeue_stuck() == 1
+        assert requeue_stuck() == 0  # claimed: a second sweep sends nothing
+    assert len(queued) == 1
+    stuck.refresh_from_db()
+    assert stuck.updated_at > long_ago

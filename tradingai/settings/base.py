@@ -459,6 +459,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("TRADINGAI_ML_CHECK_SECONDS", default=3600.0),
         "options": {"expires": 3000},
     },
+    # Deliveries whose task never reached the broker (notifications.services.requeue_stuck).
+    "requeue-stuck-deliveries": {
+        "task": "notifications.tasks.requeue_stuck_deliveries_task",
+        "schedule": 600.0,
+        "options": {"expires": 540},
+    },
     # Each user's weekly learning summary (notifications.summary), once per ISO week whatever beat does.
     "weekly-learning-summaries": {
         "task": "notifications.tasks.weekly_summaries_task",
