@@ -8,14 +8,15 @@ from .models import Channel, Delivery, EventSwitch, Notification
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     """Operators see which channels exist, never their secrets: the encrypted column is not a field here,
-    and only the owner enters them (in the app)."""
+    and only the owner enters or changes them (in the app); an operator may delete one (a channel that
+    spams its receiver)."""
 
     list_display = ("label", "owner", "kind", "hint", "created_at")
     list_filter = ("kind",)
     search_fields = ("label", "owner__email")
     list_select_related = ("owner",)
     fields = ("owner", "label", "kind", "target", "hint", "created_at")
-    readonly_fields = ("owner", "kind", "hint", "created_at")
+    readonly_fields = fields
 
     def has_add_permission(self, request):
         return False
