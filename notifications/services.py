@@ -66,7 +66,7 @@ def _notify(user, event, title, text, data, key):
     return notification
 
 
-def test_send(channel: Channel) -> Notification:
+def send_test_message(channel: Channel) -> Notification:
     """A test message to one channel, whatever the switches say."""
     with transaction.atomic():
         notification = Notification.objects.create(

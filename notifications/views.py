@@ -43,7 +43,7 @@ def notification_switches(request):
 @require_POST
 def channel_test(request, pk):
     channel = get_object_or_404(Channel, pk=pk, owner=request.user)
-    services.test_send(channel)
+    services.send_test_message(channel)
     messages.success(
         request, f"A test message to “{channel.label}” is on its way: the delivery log shows how it went."
     )

@@ -35,7 +35,7 @@ class ChannelViewSet(
     @action(detail=True, methods=["post"])
     def test(self, request, pk=None, format=None):
         """Send a test message to this channel; the delivery's state is in notification-deliveries."""
-        notification = services.test_send(self.get_object())
+        notification = services.send_test_message(self.get_object())
         return Response(
             DeliverySerializer(notification.deliveries.get()).data, status=status.HTTP_202_ACCEPTED
         )

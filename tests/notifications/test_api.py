@@ -3,7 +3,7 @@ reason), secrets write-only, the signing key returned once, test-sends, the deli
 user's channel a 404."""
 
 from notifications.models import Channel, Delivery, EventSwitch
-from notifications.services import test_send
+from notifications.services import send_test_message
 from tests.api.conftest import client_of
 
 from .conftest import TELEGRAM_TOKEN, add_channel
@@ -67,7 +67,7 @@ def test_test_send_the_log_and_switches(alice):
 
 def test_another_users_channel_and_delivery_are_404s(alice, charlie):
     channel = add_channel(alice, kind="EMAIL")
-    delivery = test_send(channel).deliveries.get()
+    delivery = send_test_message(channel).deliveries.get()
     api = client_of(charlie)
     assert api.get(f"{CHANNELS}{channel.pk}/").status_code == 404
     assert api.post(f"{CHANNELS}{channel.pk}/test/").status_code == 404
