@@ -155,6 +155,9 @@ class ExchangeAccount(models.Model):
             password=crypto.decrypt(self.password_encrypted) if self.password_encrypted else "",
         )
 
+    # Re-encrypted by rotate_encryption(), which the rotate_encryption_keys command calls on every row.
+    ENCRYPTED_FIELDS = ("api_key_encrypted", "secret_encrypted", "password_encrypted")
+
     def rotate_encryption(self) -> None:
         self.api_key_encrypted = crypto.rotate(self.api_key_encrypted)
         self.secret_encrypted = crypto.rotate(self.secret_encrypted)

@@ -42,6 +42,7 @@ from trades.brokers.base import Broker, BrokerError, BrokerTemporaryError, Fill,
 from trades.models import Trade
 from trades.monitor import monitor_trades
 from trades.policy import Decision
+from trades.signals import trade_opened
 
 from .analysis import ChartMaker, MarketAnalysis, StepTimer
 from .analysts.base import Analyst
@@ -49,6 +50,7 @@ from .analysts.service import get_analyst
 from .charts.tradingview import shared_capture
 from .metrics import Tally, count_analyst, count_run
 from .models import AutomationSession, Bot, CycleRun
+from .notices import run_failed
 from .quotas import cycle_refusal
 from .schedule import LATE_SHARE, STALE_RUN, offset_of
 from .services import bot_pause
@@ -208,6 +210,7 @@ def _run_claimed(
             error=f"{type(failure).__name__}: {failure}"[:2000],
         )
         count_analyst(tally, run, analyst.name, failure)
+        run_failed(run, bot)
         return run
     _end(
         tally,
@@ -338,6 +341,7 @@ def _execute(
     if bot.mode != Bot.Mode.LIVE:
         trade = new_trade(bot, run, record, done, order, _place(broker or paper_broker(ledger, clock), order))
         trade.save()
+        trade_opened.send(sender=Trade, trade=trade)
         return trade
     if broker is None:
         from trades.brokers.live import LiveBroker

@@ -18,6 +18,7 @@ from accounts.quotas import day_start, month_start, next_day, next_month, quotas
 from learning.models import AILearningData
 
 from .models import Bot, CycleRun
+from .notices import spend_cap_reached
 
 # The analysts whose every answer costs money (a call to a paid API); the technical analyst runs here.
 PAID_ANALYSTS = frozenset({"openai"})
@@ -56,7 +57,8 @@ def spend_refusal(user, spent: Decimal, now: datetime) -> str:
 
 def cycle_refusal(run: CycleRun, analyst: str, now: datetime) -> str:
     """Why the cycle of `run` is not made (the plan's caps), or "" when it may run; `analyst` is the
-    analyst's name."""
+    analyst's name. The spending cap, once reached, is told to the owner (once a month:
+    automation.notices)."""
     user = run.bot.owner
     cap = quotas_of(user).cycles_per_day
     if cycles_made_today(user, now, before=run) >= cap:
@@ -65,7 +67,10 @@ def cycle_refusal(run: CycleRun, analyst: str, now: datetime) -> str:
             f"{next_day(now):%Y-%m-%d} 00:00 UTC"
         )
     if analyst in PAID_ANALYSTS:
-        return spend_refusal(user, spent_this_month(user, now), now)
+        refusal = spend_refusal(user, spent_this_month(user, now), now)
+        if refusal:
+            spend_cap_reached(user, refusal.removeprefix("skipped: "), month_start(now))
+        return refusal
     return ""
 
 

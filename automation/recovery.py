@@ -23,6 +23,7 @@ from trades.models import Trade
 
 from .metrics import Tally
 from .models import Bot, CycleRun
+from .notices import run_failed
 from .schedule import STALE_RUN
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ def recover_lost_runs() -> int:
         if failed_now:
             tally.count("tradingai_cycle_runs", status=CycleRun.Status.FAILED, failed_step=step)
             logger.warning("run %s was lost during %s; marked failed", run.pk, step)
+            lost_run = CycleRun.objects.select_related("bot__owner").get(pk=run.pk)
+            run_failed(lost_run, lost_run.bot)
         failed += failed_now
     tally.save()
     settle_left_entries()

@@ -16,6 +16,7 @@ from market.exchanges import CcxtCandles, has_stored_candles, is_ccxt_exchange
 from market.sources import Market
 
 from .models import AutomationSession, Bot, KillSwitch
+from .notices import bot_paused
 from .schedule import offset_of
 
 CYCLE_TASK = "automation.tasks.run_cycle_task"
@@ -195,6 +196,7 @@ def bot_pause(bot: Bot, reason: str, *, actor=None) -> bool:
     summary = f"Live bot “{bot.name}” paused: {reason}."
     _record_live(bot, audit.Action.LIVE_BOT_PAUSED, summary, actor, reason=reason)
     bot.status = Bot.Status.PAUSED
+    bot_paused(bot, reason)
     return True
 
 

@@ -28,6 +28,7 @@ from accounts.audit import record_live_order
 
 from .brokers.base import BrokerError, Fill, OrderRequest, SettlingBroker
 from .models import Trade
+from .signals import trade_opened
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def record_fill(trade: Trade, fill: Fill) -> bool:
     trade.refresh_from_db()
     if filled:
         record_live_order(trade)
+        trade_opened.send(sender=Trade, trade=trade)
     return bool(filled)
 
 

@@ -24,6 +24,7 @@ from .brokers.simulation import paper_costs
 from .entries import settle_pending
 from .models import Trade
 from .outcomes import PRICE_STEP, Costs, Exit, first_exit, time_limit, trade_result
+from .signals import trade_closed
 
 
 def costs_of(trade: Trade) -> Costs:
@@ -60,6 +61,7 @@ def close_trade(trade: Trade, exit: Exit, exit_fee: Decimal, resolve) -> bool:
             resolve(trade)
             if not trade.is_simulated:
                 record_live_close(trade)
+            trade_closed.send(sender=Trade, trade=trade)
     return closed == 1
 
 

@@ -11,6 +11,7 @@ from rest_framework.routers import DefaultRouter
 from accounts.api.views import ApiTokenViewSet, AuditEventViewSet, ExchangeAccountViewSet, TokenCreateView
 from automation.api.views import BacktestViewSet, BotViewSet, KillSwitchView, RunViewSet, SessionViewSet
 from learning.api.views import AnalysisViewSet, InsightsView, RecommendationsView
+from notifications.api.views import ChannelViewSet, DeliveryViewSet, SwitchesView
 from trades.api.views import TradeViewSet
 
 router = DefaultRouter()
@@ -23,6 +24,8 @@ router.register("exchange-accounts", ExchangeAccountViewSet, basename="exchange-
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("backtests", BacktestViewSet, basename="backtest")
+router.register("notification-channels", ChannelViewSet, basename="notification-channel")
+router.register("notification-deliveries", DeliveryViewSet, basename="notification-delivery")
 
 
 class DocsPermission(BasePermission):
@@ -48,6 +51,7 @@ urlpatterns = [
     path("api/v1/insights/", InsightsView.as_view(), name="api-insights"),
     path("api/v1/recommendations/", RecommendationsView.as_view(), name="api-recommendations"),
     path("api/v1/kill-switch/", KillSwitchView.as_view(), name="api-kill-switch"),
+    path("api/v1/notification-switches/", SwitchesView.as_view(), name="api-notification-switches"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[DocsPermission]), name="api-schema"),
     path("api/docs/", swagger_ui, name="api-docs"),

@@ -24,6 +24,7 @@ urlpatterns = [
     path("", include("automation.urls")),
     path("", include("learning.urls")),
     path("", include("trades.urls")),
+    path("", include("notifications.urls")),
 ]
 
 

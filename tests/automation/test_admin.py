@@ -37,6 +37,7 @@ from learning.models import (
     TrainedModel,
 )
 from market.models import Candle, IndicatorSet, StoredMarket
+from notifications.models import Channel, Delivery, EventSwitch, Notification
 from tests.factories import BotFactory, UserFactory, force_login_verified
 from trades.models import Trade
 
@@ -55,7 +56,7 @@ def test_every_model_is_in_the_admin(db):
     ours = [
         m
         for m in apps.get_models()
-        if m._meta.app_label in {"accounts", "automation", "learning", "trades", "market"}
+        if m._meta.app_label in {"accounts", "automation", "learning", "trades", "market", "notifications"}
     ]
     missing = [m.__name__ for m in ours if m not in admin.site._registry]
     assert not missing
@@ -77,6 +78,8 @@ def one_of_each(alice, alice_bot, alice_account):
     session = AutomationSession.objects.create(bot=alice_bot)
     run = CycleRun.objects.create(bot=alice_bot, session=session, slot=now)
     prompt = PromptVersion.objects.create(sha256="a" * 64, text="Analyse this chart")
+    channel = Channel.objects.create(owner=alice, kind="EMAIL", label="mail")
+    notification = Notification.objects.create(user=alice, event="TRADE_OPENED", title="BUY", text="BUY 1")
     analysis = AILearningData.objects.create(
         user=alice,
         bot=alice_bot,
@@ -161,6 +164,12 @@ def one_of_each(alice, alice_bot, alice_account):
             exchange="nyse",
             symbol="ACME/USD",
             splits=[{"date": "2005-02-02", "ratio": "2:1", "line": 32, "timeframe": "1d"}],
+        ),
+        channel,
+        EventSwitch.objects.create(user=alice, event="TRADE_OPENED", enabled=False),
+        notification,
+        Delivery.objects.create(
+            user=alice, notification=notification, channel=channel, channel_label="mail", kind="EMAIL"
         ),
     ]
 

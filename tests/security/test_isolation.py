@@ -45,17 +45,20 @@ PASSPHRASE = "alice-isolation-passphrase-c8e27f"
 # Her bot's own chart (as a TradingView capture is): no response to charlie may carry it
 # (tests/security/test_chart_isolation.py follows charts through other users' cycles).
 CHART = b"\x89PNG the chart alice-isolation-chart-3f90 analyst saw"
+CHANNEL_LABEL = "alice-desk-channel-6b2e"
+WEBHOOK_URL = "http://127.0.0.1:9/alice-isolation-hook-a71d"
+HMAC_KEY = "alice-isolation-signing-key-0c4f"
 
 FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday of the shipped EUR/USD hours
 CYCLES = 40  # enough for closed trades, insight snapshots and a learned policy with the thresholds below
 
 # Counted by hand on the URL confs (tradingai/urls.py, tradingai/api.py, each app's urls.py and the admin):
-# API 54 = 4 single views + 9 router lists, 9 details and 5 actions, each also with a format suffix (46)
-# + the API root twice + schema + docs; admin 207 = 8 site views + 32 registered models x 6 + the user's
+# API 65 = 5 single views + 11 router lists, 11 details and 6 actions, each also with a format suffix (56)
+# + the API root twice + schema + docs; admin 231 = 8 site views + 36 registered models x 6 + the user's
 # password page, the kill switch's flip, the LLM usage page and the TOTP device's config and QR pages + the
-# app index + the catch-all; UI 37 = 19 in accounts + 12 in automation + 3 in learning + 2 in trades +
-# metrics.
-PATTERNS_COUNTED_BY_HAND = 54 + 207 + 37
+# app index + the catch-all; UI 42 = 19 in accounts + 12 in automation + 3 in learning + 2 in trades + 5 in
+# notifications + metrics.
+PATTERNS_COUNTED_BY_HAND = 65 + 231 + 42
 
 # Patterns whose parameters name no object a user owns, with what is walked instead and why.
 NO_USER_OBJECT = {
@@ -193,6 +196,8 @@ SEGMENTS = {
     "exchange-accounts": "accounts.exchangeaccount", "tokens": "accounts.apitoken",
     "api-tokens": "accounts.apitoken", "audit-events": "accounts.auditevent",
     "totpdevice": "otp_totp.totpdevice", "backtests": "automation.backtest",
+    "channels": "notifications.channel",
+    "notification-channels": "notifications.channel", "notification-deliveries": "notifications.delivery",
 }  # fmt: skip
 
 
@@ -248,7 +253,8 @@ class Alice:
             "token name": TOKEN_NAME, "token hint": self.token.hint, "api key": API_KEY, "secret": SECRET,
             "passphrase": PASSPHRASE, "reasoning": self.analysis.analysis_data["reasoning"],
             "summary": self.analysis.analysis_data["summary"],
-            "chart": CHART[len(b"\x89PNG ") :].decode(),
+            "chart": CHART[len(b"\x89PNG ") :].decode(), "channel": CHANNEL_LABEL,
+            "webhook url": WEBHOOK_URL.rsplit("/", 1)[1], "signing key": HMAC_KEY,
         }  # fmt: skip
 
 
@@ -273,6 +279,13 @@ def her(alice, charlie, settings) -> Alice:
     )
     assert added.status_code == 302
     account = ExchangeAccount.objects.get(owner=alice)
+    # Her notification channel and a switch, through the page, before the cycles whose trades she is told of.
+    added = browser.post(
+        "/notifications/",
+        {"label": CHANNEL_LABEL, "kind": "WEBHOOK", "url": WEBHOOK_URL, "hmac_key": HMAC_KEY},
+    )
+    assert added.status_code == 302
+    browser.post("/notifications/switches/", {"TRADE_OPENED": "on", "TRADE_CLOSED": "on"})
     bot = BotFactory(
         owner=alice, name=BOT_NAME, exchange="sample", symbol="EUR/USD", timeframe="1h",
         analyst=Bot.Analyst.TECHNICAL, max_open_trades=3, exchange_account=account,

@@ -27,6 +27,7 @@ from accounts.models import ExchangeAccount, User
 from automation.cycle import Outside, run_cycle
 from automation.models import Bot, CycleRun
 from automation.schedule import slot_of
+from notifications.models import Delivery
 from tests.automation.test_cycle import FakeAnalyst
 from tests.factories import force_login_verified, two_factor_device
 from tests.market import conftest as market
@@ -47,6 +48,12 @@ THROUGH_THE_API = {
     "secret": "rest-api-secret-9e3a7c1f5d8b2e0a6c4f",
     "password": "rest-api-passphrase-3f7b1d9e5c0a8e2d",
 }
+# Notification channels' secrets (issue 19): a Telegram bot token on the page, a signed webhook's path
+# token and signing key through the API. Nothing listens where they point: each failed cycle's notice is
+# tried, fails, and is logged in the delivery log.
+TELEGRAM_TOKEN = "987654321:AAFq0-telegram-token-7c2e9d4b1f6a3e8c5"
+WEBHOOK_PATH_TOKEN = "webhook-path-token-4e8b2d6f0a9c1e3d"
+SIGNING_KEY = "webhook-signing-key-5c9e1a7d3f0b8e2c"
 
 
 def spellings(secret: str) -> dict[str, bytes]:
@@ -195,6 +202,19 @@ def test_no_secret_leaves_in_any_response_log_dump_or_task(
     assert api.post("/api/v1/exchange-accounts/", through_api, format="json").status_code == 201
     duplicate = api.post("/api/v1/exchange-accounts/", through_api, format="json")
     assert duplicate.status_code == 400 and "label" in duplicate.json()
+    # Notification channels: a Telegram bot on the page, a signed webhook through the API.
+    settings.TELEGRAM_API_BASE = "http://127.0.0.1:9"  # nothing listens on port 9: every send fails
+    telegram = {"label": "phone", "kind": "TELEGRAM", "token": TELEGRAM_TOKEN, "target": "-100123"}
+    assert trader.post("/notifications/", telegram).status_code == 302
+    hook = {"label": "hook", "kind": "WEBHOOK", "url": f"http://127.0.0.1:9/{WEBHOOK_PATH_TOKEN}"}
+    assert (
+        api.post(
+            "/api/v1/notification-channels/", {**hook, "hmac_key": SIGNING_KEY}, format="json"
+        ).status_code
+        == 201
+    )
+    for url in ("/api/v1/notification-channels/", "/api/v1/notification-deliveries/"):
+        assert api.get(url).status_code == 200, url
     listed = api.get("/api/v1/exchange-accounts/").json()
     assert {row["label"] for row in listed} == {"main binance", "okx"}
     for row in listed:
@@ -232,7 +252,12 @@ def test_no_secret_leaves_in_any_response_log_dump_or_task(
 
     # Every page of the trader's, and the API's view of the same, after the failures.
     pages = ["/", f"/bots/{bot.pk}/", "/analyses/", "/trades/", "/insights/", "/accounts/settings/"]
-    pages += ["/accounts/exchange-accounts/", "/accounts/api-tokens/"]
+    pages += [
+        "/accounts/exchange-accounts/",
+        "/accounts/api-tokens/",
+        "/notifications/",
+        "/notifications/deliveries/",
+    ]
     for page in pages:
         assert trader.get(page).status_code == 200, page
     for url in ("/api/v1/bots/", f"/api/v1/bots/{bot.pk}/", "/api/v1/runs/", "/api/v1/tokens/"):
@@ -267,12 +292,28 @@ def test_no_secret_leaves_in_any_response_log_dump_or_task(
     assert all(a.secret_encrypted in dump.getvalue() for a in accounts.values())
     assert any("failed in market_data" in text for text in logs)
     assert any(f"failed in {refused_order.failed_step}" in text for text in logs), refused_order.error
-    assert [name for name, _ in sent_tasks] == ["automation.tasks.run_cycle_task"]
+    # Run now, and the deliveries of its failed cycle's notice on both channels, each tried (and retried at
+    # once, in this process) and failed; the first failure's deliveries wait for a commit that never comes
+    # in this test's transaction.
+    delivering = "notifications.tasks.deliver_task"
+    assert sorted(name for name, _ in sent_tasks) == [
+        "automation.tasks.run_cycle_task",
+        delivering,
+        delivering,
+    ]
+    assert sorted(Delivery.objects.values_list("status", flat=True)) == [
+        "FAILED",
+        "FAILED",
+        "QUEUED",
+        "QUEUED",
+    ]
     assert any(said.startswith("GET /admin/accounts/exchangeaccount/") for said, _ in responses)
 
     typed = {"the page's": ON_THE_PAGE, "the API's": THROUGH_THE_API}
     secrets = {f"{whose} {name}": value for whose, fields in typed.items() for name, value in fields.items()}
     secrets["the trader's password"] = PASSWORD
+    secrets |= {"the Telegram token": TELEGRAM_TOKEN, "the webhook's path token": WEBHOOK_PATH_TOKEN}
+    secrets["the webhook's signing key"] = SIGNING_KEY
     leaks = [
         f"{name} ({form}) in {place}"
         for name, secret in secrets.items()

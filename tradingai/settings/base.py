@@ -7,6 +7,7 @@ from pathlib import Path
 
 import environ
 import sentry_sdk
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from sentry_sdk.integrations.celery import CeleryIntegration
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "automation",
     "learning",
     "trades",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -420,7 +422,11 @@ CELERY_BEAT_SCHEDULER = "automation.beat:HeartbeatDatabaseScheduler"
 # Cycles wait on the LLM, the exchange and the browser: they run on their own queue, in a worker with many
 # threads; everything else stays on "default". Each bot's cycle schedule is a row of django-celery-beat
 # (see automation.services.bot_start), so it shows and can be edited in the admin.
-CELERY_TASK_ROUTES = {"automation.tasks.run_cycle_task": {"queue": "io"}}
+CELERY_TASK_ROUTES = {
+    "automation.tasks.run_cycle_task": {"queue": "io"},
+    # Notifications wait on Slack, Discord, Telegram, a user's server or the mail server.
+    "notifications.tasks.deliver_task": {"queue": "io"},
+}
 # Beat sends a heartbeat on each queue the product uses, and a worker of that queue records it: a queue whose
 # heartbeat is older than HEARTBEAT_STALE_SECONDS has no worker taking its tasks, or beat is down
 # (automation.health: /healthz and the dashboard).
@@ -459,7 +465,34 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("TRADINGAI_ML_CHECK_SECONDS", default=3600.0),
         "options": {"expires": 3000},
     },
+    # Deliveries whose task never reached the broker (notifications.services.requeue_stuck).
+    "requeue-stuck-deliveries": {
+        "task": "notifications.tasks.requeue_stuck_deliveries_task",
+        "schedule": 600.0,
+        "options": {"expires": 540},
+    },
+    # Each user's weekly learning summary (notifications.summary), once per ISO week whatever beat does.
+    "weekly-learning-summaries": {
+        "task": "notifications.tasks.weekly_summaries_task",
+        "schedule": crontab(minute=0, hour=8, day_of_week="mon"),
+        "options": {"expires": 6 * 3600},
+    },
 }
+
+# --- Notifications ----------------------------------------------------------------------------------
+# Where Slack's and Discord's webhook URLs must point, and Telegram's Bot API: settings so that the tests
+# point them at stand-ins on 127.0.0.1 (notifications.outbound).
+SLACK_WEBHOOK_BASE = env.str("TRADINGAI_SLACK_WEBHOOK_BASE", default="https://hooks.slack.com/services/")
+DISCORD_WEBHOOK_BASE = env.str("TRADINGAI_DISCORD_WEBHOOK_BASE", default="https://discord.com/api/webhooks/")
+TELEGRAM_API_BASE = env.str("TRADINGAI_TELEGRAM_API_BASE", default="https://api.telegram.org")
+# Hosts a generic webhook may name although they are not public addresses (and over plain HTTP): none in
+# production, where such a URL is a request forgery; 127.0.0.1 in the tests.
+NOTIFICATIONS_LOCAL_HOSTS = env.list("TRADINGAI_NOTIFICATIONS_LOCAL_HOSTS", default=[])
+# A delivery is tried at most this many times, after 30 s, 1, 2, 4 and 8 minutes (or the receiver's
+# Retry-After), each wait at most NOTIFICATIONS_RETRY_MAX_SECONDS.
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("TRADINGAI_NOTIFICATIONS_MAX_ATTEMPTS", default=6)
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.float("TRADINGAI_NOTIFICATIONS_RETRY_BASE_SECONDS", default=30.0)
+NOTIFICATIONS_RETRY_MAX_SECONDS = env.float("TRADINGAI_NOTIFICATIONS_RETRY_MAX_SECONDS", default=3600.0)
 
 # --- Metrics ----------------------------------------------------------------------------------------
 # /metrics (tradingai.metrics) answers anyone only when METRICS_PUBLIC is on (the local default); otherwise

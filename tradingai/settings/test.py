@@ -12,6 +12,9 @@ SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
 FIELD_ENCRYPTION_KEYS = ["nRCxNhuiB_ju3SBvztmUxyPqaRaUrG0bLwZ7FNrQQ0U="]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# The stand-ins of Slack, Discord, Telegram and a user's webhook listen here (tests/stand_ins/).
+NOTIFICATIONS_LOCAL_HOSTS = ["127.0.0.1"]
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.float("TRADINGAI_NOTIFICATIONS_RETRY_BASE_SECONDS", default=0.2)
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="tradingai-media-"))
 STATIC_ROOT = Path(tempfile.mkdtemp(prefix="tradingai-static-"))
 STORAGES = {

@@ -63,7 +63,10 @@ def main_pages(user: User) -> tuple[list[tuple[str, str]], list[str]]:
         pages.append(("backtest_detail", reverse("backtest_detail", args=[backtest.pk])))
     else:
         skipped.append(f"backtest_detail: skipped, {user.email} has no backtest")
-    names = ("settings", "exchange_accounts", "api_tokens", "audit_log", "password_change")
+    names = (
+        "settings", "exchange_accounts", "api_tokens", "audit_log", "password_change", "notifications",
+        "deliveries",
+    )  # fmt: skip
     pages += [(name, reverse(name)) for name in names]
     return pages, skipped
 
