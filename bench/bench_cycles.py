@@ -3,13 +3,15 @@ analyst answered by a local OpenAI-compatible stand-in after 2 s, every cycle of
 real Celery workers on the "io" queue (threads), with Redis as broker and a throwaway PostgreSQL database.
 Beside it, the same cycles run one after another in this process, on a sample.
 
-Run: .venv/bin/python -m bench.bench_cycles [--workers W] [--concurrency N] (or `make bench`).
-Needs PostgreSQL (trust auth, user postgres) and Redis on 127.0.0.1; creates and drops the database
-tradingai_bench and flushes Redis database 9."""
+Run: .venv/bin/python -m bench.bench_cycles [--workers W] [--concurrency N] [--suffix S] [--redis-db N]
+(or `make bench`). Needs PostgreSQL (trust auth, user postgres) and Redis on 127.0.0.1; creates and drops
+the database tradingai_bench (tradingai_bench_S with --suffix) and flushes Redis database 9 (or N), so
+that two runs side by side each have their own."""
 
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -335,11 +337,22 @@ def burst(bots, warm, env, processes: int, concurrency: int, tmp: Path, stand_in
     return wall
 
 
+def _suffix(value: str) -> str:
+    # Formatted into CREATE and DROP DATABASE (bench/common.py), which take no parameters.
+    if not re.fullmatch(r"[a-z0-9_]{1,30}", value):
+        raise argparse.ArgumentTypeError("lower-case letters, digits and _ only")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=WORKERS, help="io worker processes")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="threads per io worker")
+    parser.add_argument("--suffix", default="", type=_suffix, help=f"use the database {DB_NAME}_SUFFIX")
+    parser.add_argument("--redis-db", type=int, default=int(BROKER_URL.rsplit("/", 1)[1]), help="Redis db")
     args = parser.parse_args()
+    db_name = f"{DB_NAME}_{args.suffix}" if args.suffix else DB_NAME
+    broker_url = f"{BROKER_URL.rsplit('/', 1)[0]}/{args.redis_db}"
 
     if in_own_process("bench.bench_cycles"):
         return
@@ -347,13 +360,15 @@ def main() -> None:
     check_connections(args.workers * POOL_SIZE)
     tmp = Path(tempfile.mkdtemp(prefix="tradingai-bench-"))
     stand_in = AnalystStandIn().start()
-    broker = redis.Redis.from_url(BROKER_URL)
+    broker = redis.Redis.from_url(broker_url)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tradingai.settings.local",
-        "DATABASE_URL": database_url(DB_NAME),
+        # As in production: at DEBUG every query's SQL is kept and logged, a few per cent of a cycle's CPU.
+        "DJANGO_DEBUG": "false",
+        "DATABASE_URL": database_url(db_name),
         "DATABASE_POOL_MAX_SIZE": str(POOL_SIZE),
-        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_BROKER_URL": broker_url,
         "TRADINGAI_VAR_DIR": str(tmp / "var"),
         "MEDIA_ROOT": str(tmp / "media"),
         "OPENAI_API_KEY": "sk-bench",
@@ -364,7 +379,7 @@ def main() -> None:
     }
     try:
         broker.flushdb()
-        setup_django(DB_NAME, env)
+        setup_django(db_name, env)
         bots, warm = seed()
         print(
             f"{BOTS:,} running paper bots on {MARKETS} markets, "
@@ -376,7 +391,7 @@ def main() -> None:
     finally:
         stand_in.stop()
         close_database()
-        drop_database(DB_NAME)
+        drop_database(db_name)
         broker.flushdb()
         broker.close()
         shutil.rmtree(tmp, ignore_errors=True)
