@@ -64,6 +64,9 @@ WORKER_WARM_UP_SLOT = datetime(2018, 1, 11, 12, tzinfo=UTC)
 DB_NAME = "tradingai_bench"
 BROKER_URL = "redis://127.0.0.1:6379/9"
 BURST_TIMEOUT = 15 * 60  # seconds; a burst still unfinished by then is reported as such
+# Seconds for the workers to start and run their warm-up cycle: a minute on a quiet machine is plenty, but
+# on a shared one (load 15 on two cores) importing Django and Celery alone took longer.
+START_TIMEOUT = 300
 
 # A BUY whose levels are consistent around the fixture's price in January 2018 (1.20-1.23), confident
 # enough for the default policy: the cycle goes through decide and execute, as a trading bot's would.
@@ -262,16 +265,16 @@ def burst(bots, warm, env, processes: int, concurrency: int, tmp: Path, stand_in
         return predicate()
 
     try:
-        if not wait_for(lambda: up(lambda: len(app.control.ping(timeout=0.5)) == processes), 60):
-            raise RuntimeError("the workers did not answer a ping within 60 s")
+        if not wait_for(lambda: up(lambda: len(app.control.ping(timeout=0.5)) == processes), START_TIMEOUT):
+            raise RuntimeError(f"the workers did not answer a ping within {START_TIMEOUT} s")
         # One cycle first in each worker: it imports the SDK, matplotlib and the fonts on its first cycle,
         # which a worker that has been up for a while has paid long ago.
         warm_slots = [WORKER_WARM_UP_SLOT + timedelta(hours=i) for i in range(processes)]
         for i, slot in enumerate(warm_slots):
             run_cycle_task.apply_async((warm.pk, slot.isoformat()), queue=f"warm{i}")
         warmed = CycleRun.objects.filter(bot=warm, slot__in=warm_slots, status__in=finished)
-        if not wait_for(lambda: up(lambda: warmed.count() == processes), 60):
-            raise RuntimeError("the warm-up cycles did not finish within 60 s")
+        if not wait_for(lambda: up(lambda: warmed.count() == processes), START_TIMEOUT):
+            raise RuntimeError(f"the warm-up cycles did not finish within {START_TIMEOUT} s")
         bot_stop(warm)  # exactly BOTS running bots from here on
         stand_in.reset()
 
