@@ -3,13 +3,15 @@ analyst answered by a local OpenAI-compatible stand-in after 2 s, every cycle of
 real Celery workers on the "io" queue (threads), with Redis as broker and a throwaway PostgreSQL database.
 Beside it, the same cycles run one after another in this process, on a sample.
 
-Run: .venv/bin/python -m bench.bench_cycles [--workers W] [--concurrency N] (or `make bench`).
-Needs PostgreSQL (trust auth, user postgres) and Redis on 127.0.0.1; creates and drops the database
-tradingai_bench and flushes Redis database 9."""
+Run: .venv/bin/python -m bench.bench_cycles [--workers W] [--concurrency N] [--suffix S] [--redis-db N]
+(or `make bench`). Needs PostgreSQL (trust auth, user postgres) and Redis on 127.0.0.1; creates and drops
+the database tradingai_bench (tradingai_bench_S with --suffix) and flushes Redis database 9 (or N), so
+that two runs side by side each have their own."""
 
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -62,6 +64,9 @@ WORKER_WARM_UP_SLOT = datetime(2018, 1, 11, 12, tzinfo=UTC)
 DB_NAME = "tradingai_bench"
 BROKER_URL = "redis://127.0.0.1:6379/9"
 BURST_TIMEOUT = 15 * 60  # seconds; a burst still unfinished by then is reported as such
+# Seconds for the workers to start and run their warm-up cycle: a minute on a quiet machine is plenty, but
+# on a shared one (load 15 on two cores) importing Django and Celery alone took longer.
+START_TIMEOUT = 300
 
 # A BUY whose levels are consistent around the fixture's price in January 2018 (1.20-1.23), confident
 # enough for the default policy: the cycle goes through decide and execute, as a trading bot's would.
@@ -260,16 +265,16 @@ def burst(bots, warm, env, processes: int, concurrency: int, tmp: Path, stand_in
         return predicate()
 
     try:
-        if not wait_for(lambda: up(lambda: len(app.control.ping(timeout=0.5)) == processes), 60):
-            raise RuntimeError("the workers did not answer a ping within 60 s")
+        if not wait_for(lambda: up(lambda: len(app.control.ping(timeout=0.5)) == processes), START_TIMEOUT):
+            raise RuntimeError(f"the workers did not answer a ping within {START_TIMEOUT} s")
         # One cycle first in each worker: it imports the SDK, matplotlib and the fonts on its first cycle,
         # which a worker that has been up for a while has paid long ago.
         warm_slots = [WORKER_WARM_UP_SLOT + timedelta(hours=i) for i in range(processes)]
         for i, slot in enumerate(warm_slots):
             run_cycle_task.apply_async((warm.pk, slot.isoformat()), queue=f"warm{i}")
         warmed = CycleRun.objects.filter(bot=warm, slot__in=warm_slots, status__in=finished)
-        if not wait_for(lambda: up(lambda: warmed.count() == processes), 60):
-            raise RuntimeError("the warm-up cycles did not finish within 60 s")
+        if not wait_for(lambda: up(lambda: warmed.count() == processes), START_TIMEOUT):
+            raise RuntimeError(f"the warm-up cycles did not finish within {START_TIMEOUT} s")
         bot_stop(warm)  # exactly BOTS running bots from here on
         stand_in.reset()
 
@@ -335,11 +340,22 @@ def burst(bots, warm, env, processes: int, concurrency: int, tmp: Path, stand_in
     return wall
 
 
+def _suffix(value: str) -> str:
+    # Formatted into CREATE and DROP DATABASE (bench/common.py), which take no parameters.
+    if not re.fullmatch(r"[a-z0-9_]{1,30}", value):
+        raise argparse.ArgumentTypeError("lower-case letters, digits and _ only")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=WORKERS, help="io worker processes")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="threads per io worker")
+    parser.add_argument("--suffix", default="", type=_suffix, help=f"use the database {DB_NAME}_SUFFIX")
+    parser.add_argument("--redis-db", type=int, default=int(BROKER_URL.rsplit("/", 1)[1]), help="Redis db")
     args = parser.parse_args()
+    db_name = f"{DB_NAME}_{args.suffix}" if args.suffix else DB_NAME
+    broker_url = f"{BROKER_URL.rsplit('/', 1)[0]}/{args.redis_db}"
 
     if in_own_process("bench.bench_cycles"):
         return
@@ -347,13 +363,15 @@ def main() -> None:
     check_connections(args.workers * POOL_SIZE)
     tmp = Path(tempfile.mkdtemp(prefix="tradingai-bench-"))
     stand_in = AnalystStandIn().start()
-    broker = redis.Redis.from_url(BROKER_URL)
+    broker = redis.Redis.from_url(broker_url)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tradingai.settings.local",
-        "DATABASE_URL": database_url(DB_NAME),
+        # As in production: at DEBUG every query's SQL is kept and logged, a few per cent of a cycle's CPU.
+        "DJANGO_DEBUG": "false",
+        "DATABASE_URL": database_url(db_name),
         "DATABASE_POOL_MAX_SIZE": str(POOL_SIZE),
-        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_BROKER_URL": broker_url,
         "TRADINGAI_VAR_DIR": str(tmp / "var"),
         "MEDIA_ROOT": str(tmp / "media"),
         "OPENAI_API_KEY": "sk-bench",
@@ -364,7 +382,7 @@ def main() -> None:
     }
     try:
         broker.flushdb()
-        setup_django(DB_NAME, env)
+        setup_django(db_name, env)
         bots, warm = seed()
         print(
             f"{BOTS:,} running paper bots on {MARKETS} markets, "
@@ -376,7 +394,7 @@ def main() -> None:
     finally:
         stand_in.stop()
         close_database()
-        drop_database(DB_NAME)
+        drop_database(db_name)
         broker.flushdb()
         broker.close()
         shutil.rmtree(tmp, ignore_errors=True)
