@@ -18,6 +18,7 @@ from automation.analysts.base import (
     AnalystTemporaryError,
 )
 from automation.analysts.openai_analyst import OpenAIAnalyst
+from automation.analysts.pricing import Price
 from automation.analysts.prompt import build_prompt
 from automation.analysts.schema import Analysis
 from automation.analysts.service import get_analyst
@@ -95,9 +96,8 @@ def analyst(make_client) -> OpenAIAnalyst:
     return OpenAIAnalyst(client=make_client(), model=MODEL)
 
 
-def test_sends_prompt_chart_and_strict_schema_and_reads_the_answer(analyst, openai_stand_in, settings):
-    settings.OPENAI_INPUT_USD_PER_MTOK = 2.5
-    settings.OPENAI_OUTPUT_USD_PER_MTOK = 10.0
+def test_sends_prompt_chart_and_strict_schema_and_reads_the_answer(make_client, openai_stand_in):
+    analyst = OpenAIAnalyst(client=make_client(), model=MODEL, price=Price(Decimal("2.5"), Decimal("10")))
     openai_stand_in.add_content(json.dumps(ANSWER), prompt_tokens=1234, completion_tokens=567)
 
     result = analyst.analyse(REQUEST)
@@ -258,7 +258,7 @@ def test_no_key_configured(settings):
         OpenAIAnalyst()
 
 
-def test_client_built_from_settings(openai_stand_in, settings):
+def test_client_built_from_settings(openai_stand_in, settings, db):
     settings.OPENAI_API_KEY = "settings-key"
     settings.OPENAI_BASE_URL = openai_stand_in.base_url
     settings.OPENAI_MODEL = "gpt-4.1-mini"
@@ -267,6 +267,8 @@ def test_client_built_from_settings(openai_stand_in, settings):
     openai_stand_in.add_error(500)
 
     analyst = get_analyst("openai")
+    assert analyst.price == Price(Decimal("0.40"), Decimal("1.60"))  # the operator's table's (seeded) row
+    assert analyst.billed_to == "operator"
     with pytest.raises(AnalystTemporaryError):
         analyst.analyse(REQUEST)
     analyst.client.close()

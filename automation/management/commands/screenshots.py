@@ -57,8 +57,15 @@ def main_pages(user: User) -> tuple[list[tuple[str, str]], list[str]]:
         pages.append(("trade_detail", reverse("trade_detail", args=[trade.pk])))
     else:
         skipped.append(f"trade_detail: skipped, {user.email} has no trade")
-    names = ("insights", "settings", "exchange_accounts", "api_tokens", "audit_log", "password_change")
+    names = (
+        "insights", "settings", "exchange_accounts", "model_connections", "api_tokens", "audit_log",
+        "password_change",
+    )  # fmt: skip
     pages += [(name, reverse(name)) for name in names]
+    if connection := user.model_connections.order_by("pk").first():
+        pages.append(("model_connection_edit", reverse("model_connection_edit", args=[connection.pk])))
+    else:
+        skipped.append(f"model_connection_edit: skipped, {user.email} has no model connection")
     return pages, skipped
 
 
