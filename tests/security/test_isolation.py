@@ -40,6 +40,8 @@ TOKEN_NAME = "alice-cron-token-5d2a"
 API_KEY = "alice-isolation-api-key-7d41c2e9b0"
 SECRET = "alice-isolation-secret-0b6f5a1d93"
 PASSPHRASE = "alice-isolation-passphrase-c8e27f"
+CONNECTION_LABEL = "alice-ollama-connection-6b2e"
+MODEL_KEY = "alice-isolation-model-key-95e0c4"
 # Her bot's own chart (as a TradingView capture is): no response to charlie may carry it
 # (tests/security/test_chart_isolation.py follows charts through other users' cycles).
 CHART = b"\x89PNG the chart alice-isolation-chart-3f90 analyst saw"
@@ -48,11 +50,11 @@ FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday of the shipped EUR
 CYCLES = 40  # enough for closed trades, insight snapshots and a learned policy with the thresholds below
 
 # Counted by hand on the URL confs (tradingai/urls.py, tradingai/api.py, each app's urls.py and the admin):
-# API 50 = 4 single views + 8 router lists, 8 details and 5 actions, each also with a format suffix (42)
-# + the API root twice + schema + docs; admin 201 = 8 site views + 31 registered models x 6 + the user's
+# API 54 = 4 single views + 9 router lists, 9 details and 5 actions, each also with a format suffix (46)
+# + the API root twice + schema + docs; admin 213 = 8 site views + 33 registered models x 6 + the user's
 # password page, the kill switch's flip, the LLM usage page and the TOTP device's config and QR pages + the
-# app index + the catch-all; UI 32 = 19 in accounts + 7 in automation + 3 in learning + 2 in trades + metrics.
-PATTERNS_COUNTED_BY_HAND = 50 + 201 + 32
+# app index + the catch-all; UI 35 = 22 in accounts + 7 in automation + 3 in learning + 2 in trades + metrics.
+PATTERNS_COUNTED_BY_HAND = 54 + 213 + 35
 
 # Patterns whose parameters name no object a user owns, with what is walked instead and why.
 NO_USER_OBJECT = {
@@ -77,6 +79,7 @@ SHARED_ADMIN_MODELS = {
     "automation.heartbeat": "the workers' heartbeat",
     "automation.killswitch": "the operator's global switch",
     "automation.metrictotal": "the product's metrics, summed over every user",
+    "automation.modelprice": "the operator's table of model prices",
     "django_celery_beat.crontabschedule": "one schedule row serves every bot due at that minute",
     "django_celery_beat.intervalschedule": "the platform's own periodic tasks",
     "django_celery_beat.solarschedule": "not used by bots",
@@ -189,6 +192,7 @@ SEGMENTS = {
     "analyses": "learning.ailearningdata", "trades": "trades.trade",
     "exchange-accounts": "accounts.exchangeaccount", "tokens": "accounts.apitoken",
     "api-tokens": "accounts.apitoken", "audit-events": "accounts.auditevent",
+    "models": "accounts.modelconnection", "model-connections": "accounts.modelconnection",
     "totpdevice": "otp_totp.totpdevice",
 }  # fmt: skip
 
@@ -243,7 +247,8 @@ class Alice:
         return {
             "email": self.user.email, "bot name": BOT_NAME, "account label": ACCOUNT_LABEL,
             "token name": TOKEN_NAME, "token hint": self.token.hint, "api key": API_KEY, "secret": SECRET,
-            "passphrase": PASSPHRASE, "reasoning": self.analysis.analysis_data["reasoning"],
+            "passphrase": PASSPHRASE, "connection label": CONNECTION_LABEL, "model key": MODEL_KEY,
+            "reasoning": self.analysis.analysis_data["reasoning"],
             "summary": self.analysis.analysis_data["summary"],
             "chart": CHART[len(b"\x89PNG ") :].decode(),
         }  # fmt: skip
@@ -270,6 +275,11 @@ def her(alice, charlie, settings) -> Alice:
     )
     assert added.status_code == 302
     account = ExchangeAccount.objects.get(owner=alice)
+    connected = browser.post(
+        "/accounts/models/",
+        {"label": CONNECTION_LABEL, "base_url": "http://127.0.0.1:11434/v1", "api_key": MODEL_KEY},
+    )
+    assert connected.status_code == 302
     bot = BotFactory(
         owner=alice, name=BOT_NAME, exchange="sample", symbol="EUR/USD", timeframe="1h",
         analyst=Bot.Analyst.TECHNICAL, max_open_trades=3, exchange_account=account,
