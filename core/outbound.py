@@ -37,7 +37,7 @@ def resolve(host: str) -> list[str]:
     """Every address `host` resolves to (an IP literal resolves to itself)."""
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as e:
+    except (OSError, UnicodeError) as e:  # socket.gaierror is an OSError
         raise UnsafeServerUrlError(f"The host {host} cannot be resolved from this server.") from e
     return sorted({info[4][0] for info in infos})
 
