@@ -8,6 +8,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from cryptography.fernet import Fernet
 from django.urls import reverse
 
 from accounts.models import ModelConnection, Plan
@@ -187,3 +188,23 @@ def test_only_the_owners_connections_can_be_chosen(alice, charlie, client):
     assert set(missing.json()) == {"model_connection", "model_name"}
     bot.refresh_from_db()
     assert (bot.analyst, bot.model_connection) == ("TECHNICAL", None)
+
+
+def test_a_key_that_no_longer_decrypts_fails_the_run_at_its_analysis(
+    alice, client, openai_stand_in, settings
+):
+    """The encryption key it was stored under was dropped too early (docs/operations.md, key rotation): the
+    run fails at its analysis, saying what to do, rather than escaping the cycle and staying RUNNING."""
+    client.force_login(alice)
+    connection = add_connection(client, label="lost", base_url=openai_stand_in.base_url, api_key=USER_KEY)
+    bot = BotFactory(
+        owner=alice, exchange="sample", symbol="EUR/USD", analyst=Bot.Analyst.OWN_MODEL,
+        model_connection=connection, model_name=MODEL,
+    )  # fmt: skip
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+
+    run = run_cycle(bot.pk, SLOT, CHART, on_schedule=False)
+
+    assert (run.status, run.failed_step) == ("FAILED", "analysis")
+    assert "the key of the model connection “lost” cannot be read: enter it again" in run.error
+    assert openai_stand_in.requests == []
