@@ -22,6 +22,7 @@ from automation.analysts.pricing import Price
 from automation.analysts.prompt import build_prompt
 from automation.analysts.schema import Analysis
 from automation.analysts.service import get_analyst
+from automation.models import ModelPrice
 from learning.prompt import SYSTEM
 from market.indicators import Indicators
 from market.sources import Market
@@ -266,8 +267,12 @@ def test_client_built_from_settings(openai_stand_in, settings, db):
     settings.OPENAI_MAX_RETRIES = 0
     openai_stand_in.add_error(500)
 
+    # The operator's table's row (seeded by a migration; written here, since a committing test flushes it).
+    prices = {"input_usd_per_mtok": Decimal("0.40"), "output_usd_per_mtok": Decimal("1.60")}
+    ModelPrice.objects.update_or_create(model="gpt-4.1-mini", defaults=prices)
+
     analyst = get_analyst("openai")
-    assert analyst.price == Price(Decimal("0.40"), Decimal("1.60"))  # the operator's table's (seeded) row
+    assert analyst.price == Price(Decimal("0.40"), Decimal("1.60"))
     assert analyst.billed_to == "operator"
     with pytest.raises(AnalystTemporaryError):
         analyst.analyse(REQUEST)

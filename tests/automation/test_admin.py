@@ -113,7 +113,9 @@ def one_of_each(alice, alice_bot, alice_account):
         KillSwitch.objects.create(engaged=False),
         MetricTotal.objects.create(name="tradingai_cycle_runs_total", labels="{}", value=3),
         ModelConnection.objects.create(owner=alice, label="Ollama", base_url="http://127.0.0.1:11434/v1"),
-        ModelPrice.objects.get(model="gpt-4o-mini"),
+        ModelPrice.objects.get_or_create(
+            model="gpt-4o-mini", defaults={"input_usd_per_mtok": 0.15, "output_usd_per_mtok": 0.6}
+        )[0],
         prompt,
         analysis,
         InsightSnapshot.objects.create(user=alice, data={"total": 1}),
@@ -189,7 +191,10 @@ def test_pause_action_pauses_running_bots_and_closes_their_sessions(operator_cli
 
 
 def test_an_operator_prices_models_in_the_admin_and_the_next_call_is_costed_by_it(operator_client):
-    url = reverse("admin:automation_modelprice_change", args=[ModelPrice.objects.get(model="gpt-4o-mini").pk])
+    row, _ = ModelPrice.objects.get_or_create(
+        model="gpt-4o-mini", defaults={"input_usd_per_mtok": 0.15, "output_usd_per_mtok": 0.6}
+    )  # seeded by a migration, unless a committing test flushed the table
+    url = reverse("admin:automation_modelprice_change", args=[row.pk])
     changed = {"model": "gpt-4o-mini", "input_usd_per_mtok": "0.30", "output_usd_per_mtok": "1.20"}
     assert operator_client.post(url, changed).status_code == 302
     assert price_of("gpt-4o-mini").cost(1_000_000, 500_000) == Decimal("0.900000")

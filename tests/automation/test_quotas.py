@@ -135,8 +135,10 @@ def openai(openai_stand_in, settings):
     each call cost US$ 0.70."""
     settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "sk-test", openai_stand_in.base_url
     settings.OPENAI_MAX_RETRIES = 0
-    ModelPrice.objects.filter(model=settings.OPENAI_MODEL).update(
-        input_usd_per_mtok=Decimal(600), output_usd_per_mtok=Decimal(1000)
+    # update_or_create, not update: a test that commits (transactional_db) flushes the seeded rows.
+    ModelPrice.objects.update_or_create(
+        model=settings.OPENAI_MODEL,
+        defaults={"input_usd_per_mtok": Decimal(600), "output_usd_per_mtok": Decimal(1000)},
     )
     for _ in range(5):
         openai_stand_in.add_content(json.dumps(ANSWER), **PAID_CALL)
