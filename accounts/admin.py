@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from core.admin_base import ViewOnlyAdmin
 
-from .models import ApiToken, AuditEvent, ExchangeAccount, Plan
+from .models import ApiToken, AuditEvent, ExchangeAccount, ModelConnection, Plan
 
 # The users' admin page is registered by learning/admin.py: it shows and recomputes their LLM usage and
 # insights, which learning owns (accounts sits below learning, docs/architecture.md).
@@ -21,7 +21,10 @@ class PlanAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     fieldsets = (
         (None, {"fields": ("name",)}),
-        ("What a user may hold", {"fields": ("max_bots", "max_exchange_accounts", "max_api_tokens")}),
+        (
+            "What a user may hold",
+            {"fields": ("max_bots", "max_exchange_accounts", "max_api_tokens", "max_model_connections")},
+        ),
         (
             "What a user may run",
             {
@@ -49,6 +52,25 @@ class ExchangeAccountAdmin(admin.ModelAdmin):
     list_select_related = ("owner",)
     fields = ("owner", "label", "exchange", "sandbox", "masked_key", "created_at", "updated_at")
     readonly_fields = ("owner", "exchange", "masked_key", "created_at", "updated_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="API key")
+    def masked_key(self, obj):
+        return obj.masked_key
+
+
+@admin.register(ModelConnection)
+class ModelConnectionAdmin(admin.ModelAdmin):
+    """Operators see which model servers users connected, never their keys (as for exchange accounts): only
+    the owner enters a key, in the app."""
+
+    list_display = ("label", "owner", "base_url", "masked_key", "created_at")
+    search_fields = ("label", "owner__email", "base_url")
+    list_select_related = ("owner",)
+    fields = ("owner", "label", "base_url", "masked_key", "created_at", "updated_at")
+    readonly_fields = ("owner", "base_url", "masked_key", "created_at", "updated_at")
 
     def has_add_permission(self, request):
         return False

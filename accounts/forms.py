@@ -1,13 +1,15 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django_otp.admin import OTPAdminAuthenticationForm
 
+from core.outbound import UnsafeServerUrlError, server_url
 from market.exchanges import KeyPermissionsUnknownError, is_ccxt_exchange, key_permissions
 from market.names import normalise_exchange
 
 from .lockout import LockoutFormMixin
-from .models import AuditEvent, ExchangeAccount, User
-from .services import exchange_account_add
+from .models import AuditEvent, ExchangeAccount, ModelConnection, User
+from .services import exchange_account_add, model_connection_save
 
 
 class SignUpForm(UserCreationForm):
@@ -119,6 +121,75 @@ class ExchangeAccountForm(forms.ModelForm):
         if commit:
             exchange_account_add(account, actor=self.owner)
         return account
+
+
+class ModelConnectionForm(forms.ModelForm):
+    """A model server of the user's own. The key goes in and is never rendered back: left empty on an edit
+    it stays as it is, and `remove_api_key` takes it away."""
+
+    api_key = forms.CharField(
+        label="API key",
+        max_length=500,
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted and never shown again. A local server may need none.",
+    )
+    remove_api_key = forms.BooleanField(label="Remove the stored key", required=False)
+
+    class Meta:
+        model = ModelConnection
+        fields = ("label", "base_url")
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+        if self.instance.pk:
+            self.fields[
+                "api_key"
+            ].help_text = (
+                f"Now {self.instance.masked_key}. Leave empty to keep it; stored encrypted, never shown."
+            )
+        else:
+            del self.fields["remove_api_key"]
+
+    def clean_label(self):
+        label = self.cleaned_data["label"].strip()
+        taken = ModelConnection.objects.filter(owner=self.owner, label=label).exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError("You already have a model connection with this label.")
+        return label
+
+    def clean_base_url(self):
+        try:
+            return server_url(
+                self.cleaned_data["base_url"].strip(), allow_private=settings.ALLOW_PRIVATE_MODEL_SERVERS
+            )
+        except UnsafeServerUrlError as e:
+            raise forms.ValidationError(str(e)) from None
+
+    def clean(self):
+        cleaned = super().clean()
+        moved = self.instance.pk and "base_url" in self.changed_data and self.instance.has_api_key
+        keeps_key = not cleaned.get("api_key", "").strip() and not cleaned.get("remove_api_key")
+        if moved and keeps_key:
+            # Else whoever holds the session could send the stored key to a server of theirs and read it
+            # there, which write-only keys are meant to prevent.
+            self.add_error(
+                "api_key",
+                "Enter the key again (or remove it) to change the base URL: a key is sent only to the "
+                "server it was given for.",
+            )
+        return cleaned
+
+    def save(self, commit=True):
+        connection = super().save(commit=False)
+        connection.owner = self.owner
+        key = self.cleaned_data["api_key"].strip()
+        if key or self.cleaned_data.get("remove_api_key") or not connection.pk:
+            connection.set_api_key(key)
+        if commit:
+            model_connection_save(connection)
+        return connection
 
 
 class ApiTokenForm(forms.Form):

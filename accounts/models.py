@@ -48,6 +48,7 @@ class Plan(models.Model):
     max_bots = models.PositiveIntegerField(default=20, help_text="Bots, running or not.")
     max_exchange_accounts = models.PositiveIntegerField(default=10)
     max_api_tokens = models.PositiveIntegerField(default=10)
+    max_model_connections = models.PositiveIntegerField(default=10)
     run_now_per_hour = models.PositiveIntegerField(
         default=10, help_text="Run-now requests in any hour, whatever the bots' states."
     )
@@ -166,6 +167,66 @@ class ExchangeAccount(models.Model):
 
     @property
     def masked_key(self) -> str:
+        return f"••••{self.api_key_hint}" if self.api_key_hint else "••••"
+
+
+class ModelConnection(models.Model):
+    """A user's own model server: an OpenAI-compatible base URL (OpenAI itself, or Ollama or vLLM on the
+    user's network) and its API key, which a bot may use instead of the operator's analyst. The key is
+    stored only as a Fernet token, like an exchange key, and read back only by `api_key()`, which the
+    analyst calls; a local server may need none. Calls through it are the user's, not charged to the
+    operator's spending caps (automation.quotas)."""
+
+    DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="model_connections"
+    )
+    label = models.CharField(max_length=100)
+    base_url = models.CharField(
+        "base URL",
+        max_length=500,
+        default=DEFAULT_BASE_URL,
+        help_text="The server's OpenAI-compatible API, e.g. https://api.openai.com/v1 or, for Ollama, "
+        "http://192.168.1.20:11434/v1.",
+    )
+    api_key_encrypted = models.TextField(editable=False, blank=True)
+    # As for exchange keys: the last four characters, none for a key under 12 characters.
+    api_key_hint = models.CharField(max_length=8, editable=False, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "label"], name="model_connection_label_per_owner")
+        ]
+
+    def __str__(self):
+        return self.label
+
+    def set_api_key(self, api_key: str) -> None:
+        """Store `api_key`, encrypted; an empty one removes the key (a local server that needs none)."""
+        self.api_key_encrypted = crypto.encrypt(api_key) if api_key else ""
+        self.api_key_hint = api_key[-4:] if len(api_key) >= 12 else ""
+
+    def api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted) if self.api_key_encrypted else ""
+
+    # Re-encrypted by rotate_encryption(), which the rotate_encryption_keys command calls on every row.
+    ENCRYPTED_FIELDS = ("api_key_encrypted",)
+
+    def rotate_encryption(self) -> None:
+        if self.api_key_encrypted:
+            self.api_key_encrypted = crypto.rotate(self.api_key_encrypted)
+
+    @property
+    def has_api_key(self) -> bool:
+        return bool(self.api_key_encrypted)
+
+    @property
+    def masked_key(self) -> str:
+        if not self.has_api_key:
+            return "not set"
         return f"••••{self.api_key_hint}" if self.api_key_hint else "••••"
 
 

@@ -1,7 +1,7 @@
-"""Quotas by plan: what one account may hold (bots, exchange accounts, API tokens), run (bots at once,
-run-now requests an hour, cycles a day, backtests at once and their candles) and spend (paid analyses a
-month). Operators set a plan's quotas in the admin; a user without a plan gets the TRADINGAI_DEFAULT_*
-settings.
+"""Quotas by plan: what one account may hold (bots, exchange accounts, API tokens, model connections), run
+(bots at once, run-now requests an hour, cycles a day, backtests at once and their candles) and spend
+(analyses on the operator's key a month). Operators set a plan's quotas in the admin; a user without a plan
+gets the TRADINGAI_DEFAULT_* settings.
 
 Days and months are UTC calendar ones, so that "resets at 00:00 UTC" means the same for every user; the
 run-now window is the last hour, which a burst cannot straddle to double its share."""
@@ -22,6 +22,7 @@ DEFAULT_SETTINGS = {
     "max_bots": "DEFAULT_MAX_BOTS",
     "max_exchange_accounts": "DEFAULT_MAX_EXCHANGE_ACCOUNTS",
     "max_api_tokens": "DEFAULT_MAX_API_TOKENS",
+    "max_model_connections": "DEFAULT_MAX_MODEL_CONNECTIONS",
     "run_now_per_hour": "DEFAULT_RUN_NOW_PER_HOUR",
     "cycles_per_day": "DEFAULT_CYCLES_PER_DAY",
     "monthly_llm_usd": "DEFAULT_MONTHLY_LLM_USD",
@@ -29,7 +30,12 @@ DEFAULT_SETTINGS = {
     "backtest_max_candles": "DEFAULT_BACKTEST_MAX_CANDLES",
 }
 # What the capped rows are called in a refusal.
-HELD = {"max_bots": "bots", "max_exchange_accounts": "exchange accounts", "max_api_tokens": "API tokens"}
+HELD = {
+    "max_bots": "bots",
+    "max_exchange_accounts": "exchange accounts",
+    "max_api_tokens": "API tokens",
+    "max_model_connections": "model connections",
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class Quotas:
     max_bots: int
     max_exchange_accounts: int
     max_api_tokens: int
+    max_model_connections: int
     run_now_per_hour: int
     cycles_per_day: int
     monthly_llm_usd: Decimal

@@ -4,7 +4,7 @@ pages, the API and the admin all go through these."""
 from django.db import transaction
 
 from . import audit
-from .models import ExchangeAccount, User
+from .models import ExchangeAccount, ModelConnection, User
 from .quotas import room_for
 
 Action = audit.Action
@@ -40,6 +40,16 @@ def _record_account(account: ExchangeAccount, account_id: int, action: Action, d
         sandbox=account.sandbox,
         key_hint=account.api_key_hint,
     )
+
+
+def model_connection_save(connection: ModelConnection) -> None:
+    """Store the connection; a new one only while the owner holds fewer than their plan allows
+    (QuotaExceededError otherwise)."""
+    if connection.pk:
+        connection.save()
+        return
+    with room_for(connection.owner, "max_model_connections", connection.owner.model_connections.all()):
+        connection.save()
 
 
 def trading_halt_set(user: User, halted: bool, *, actor) -> bool:

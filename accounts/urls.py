@@ -35,6 +35,9 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit_log"),
     path("api-tokens/", views.api_tokens, name="api_tokens"),
     path("api-tokens/<int:pk>/revoke/", views.api_token_revoke, name="api_token_revoke"),
+    path("models/", views.model_connections, name="model_connections"),
+    path("models/<int:pk>/", views.model_connection_edit, name="model_connection_edit"),
+    path("models/<int:pk>/delete/", views.model_connection_delete, name="model_connection_delete"),
     path("exchange-accounts/", views.exchange_accounts, name="exchange_accounts"),
     path("exchange-accounts/<int:pk>/delete/", views.exchange_account_delete, name="exchange_account_delete"),
 ]

@@ -1,14 +1,15 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import ProtectedError
+from django.db.models import Count, ProtectedError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.pages import filtered_page
 
 from . import services
-from .forms import ApiTokenForm, AuditFilterForm, ExchangeAccountForm
-from .models import ApiToken, AuditEvent, ExchangeAccount
+from .forms import ApiTokenForm, AuditFilterForm, ExchangeAccountForm, ModelConnectionForm
+from .models import ApiToken, AuditEvent, ExchangeAccount, ModelConnection
 from .quotas import saved_within_quota
 from .two_factor import has_two_factor
 
@@ -21,6 +22,7 @@ def settings_page(request):
     context = {
         "accounts": ExchangeAccount.objects.filter(owner=user).order_by("label"),
         "tokens": ApiToken.objects.filter(user=user),
+        "connections": ModelConnection.objects.filter(owner=user).order_by("label"),
         "running_bots": user.bots.filter(status=user.bots.model.Status.RUNNING).count(),
         "two_factor": has_two_factor(user),
     }
@@ -50,6 +52,51 @@ def exchange_account_delete(request, pk):
     else:
         messages.success(request, f"Exchange account “{account.label}” deleted.")
     return redirect("exchange_accounts")
+
+
+@login_required
+def model_connections(request):
+    """The user's own model servers, and a form to add one."""
+    form = ModelConnectionForm(request.POST or None, owner=request.user)
+    if request.method == "POST" and form.is_valid() and (connection := saved_within_quota(form, form.save)):
+        messages.success(
+            request, f"Model connection “{connection.label}” saved. Its key is stored encrypted."
+        )
+        return redirect("model_connections")
+    connections = ModelConnection.objects.filter(owner=request.user).order_by("label")
+    # Bots are read through the user's relation: automation sits above accounts (docs/architecture.md).
+    used = dict(
+        request.user.bots.filter(model_connection__isnull=False)
+        .values_list("model_connection")
+        .annotate(n=Count("pk"))
+    )
+    rows = [(connection, used.get(connection.pk, 0)) for connection in connections]
+    context = {"form": form, "rows": rows, "allow_private": settings.ALLOW_PRIVATE_MODEL_SERVERS}
+    return render(request, "accounts/model_connections.html", context)
+
+
+@login_required
+def model_connection_edit(request, pk):
+    connection = get_object_or_404(ModelConnection, pk=pk, owner=request.user)
+    form = ModelConnectionForm(request.POST or None, instance=connection, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Model connection “{connection.label}” saved.")
+        return redirect("model_connections")
+    return render(request, "accounts/model_connection_edit.html", {"form": form, "connection": connection})
+
+
+@login_required
+@require_POST
+def model_connection_delete(request, pk):
+    connection = get_object_or_404(ModelConnection, pk=pk, owner=request.user)
+    try:
+        connection.delete()
+    except ProtectedError:
+        messages.error(request, f"“{connection.label}” is used by a bot; choose another model for it first.")
+    else:
+        messages.success(request, f"Model connection “{connection.label}” deleted.")
+    return redirect("model_connections")
 
 
 @login_required

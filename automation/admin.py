@@ -18,6 +18,7 @@ from .models import (
     Heartbeat,
     KillSwitch,
     MetricTotal,
+    ModelPrice,
     RunNowRequest,
 )
 from .services import BotActionError, bot_pause, bot_save, bot_start, bot_stop, kill_switch_set
@@ -44,7 +45,7 @@ class BotAdmin(admin.ModelAdmin):
     list_filter = ("status", "mode", "timeframe", "analyst", "chart_source", "exchange")
     search_fields = ("name", "owner__email", "symbol", "exchange")
     list_select_related = ("owner",)
-    raw_id_fields = ("owner", "exchange_account")
+    raw_id_fields = ("owner", "exchange_account", "model_connection")
     # The status changes through the actions (start, pause, stop), which open and close sessions and
     # schedules; a status typed into the form would change neither.
     readonly_fields = ("status", "created_at", "updated_at")
@@ -102,6 +103,16 @@ class BotAdmin(admin.ModelAdmin):
             self.message_user(request, f"Stopped {len(stopped)} bot(s): {', '.join(stopped)}.")
         if already:
             self.message_user(request, f"Already stopped: {', '.join(already)}.", messages.WARNING)
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    """What each model costs: the cost of every later analysis with it is computed from this row (one the
+    table lacks is priced at OPENAI_INPUT_USD_PER_MTOK / OPENAI_OUTPUT_USD_PER_MTOK). Costs already stored
+    stay as they were."""
+
+    list_display = ("model", "input_usd_per_mtok", "output_usd_per_mtok", "updated_at")
+    search_fields = ("model",)
 
 
 @admin.register(AutomationSession)

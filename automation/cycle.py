@@ -45,13 +45,13 @@ from trades.policy import Decision
 from trades.signals import trade_opened
 
 from .analysis import ChartMaker, MarketAnalysis, StepTimer
-from .analysts.base import Analyst
-from .analysts.service import get_analyst
+from .analysts.base import Analyst, AnalystError
+from .analysts.service import analyst_for
 from .charts.tradingview import shared_capture
 from .metrics import Tally, count_analyst, count_run
 from .models import AutomationSession, Bot, CycleRun
 from .notices import run_failed
-from .quotas import cycle_refusal
+from .quotas import charged_to_operator, cycle_refusal
 from .schedule import LATE_SHARE, STALE_RUN, offset_of
 from .services import bot_pause
 from .steps import halted_by, new_trade, order_for, paper_broker, run_steps
@@ -129,7 +129,7 @@ def run_cycle(
 ) -> CycleRun:
     """Run the bot's cycle for `slot`. A scheduled run (`on_schedule`) that starts too long after it was due
     is skipped; a run the owner asked for (run-now) is never late."""
-    bot = Bot.objects.select_related("owner", "exchange_account").get(pk=bot_id)
+    bot = Bot.objects.select_related("owner", "exchange_account", "model_connection").get(pk=bot_id)
     run, owned = claim(bot, slot)
     if not owned:
         return run  # a duplicate: the slot is someone else's, running or done
@@ -172,8 +172,7 @@ def _run_claimed(
         logger.info("cycle skipped: %s", late)
         return run
     # The plan's caps (cycles a day, the month's LLM spend), before anything is asked of the analyst.
-    analyst_name = outside.analyst.name if outside.analyst else bot.analyst.lower()
-    if refusal := cycle_refusal(run, analyst_name, timezone.now()):
+    if refusal := cycle_refusal(run, charged_to_operator(bot, outside.analyst), timezone.now()):
         skipped = {"finished_at": timezone.now(), "error": refusal}
         _end(tally, run, CycleRun.Status.CLAIMED, CycleRun.Status.SKIPPED, **skipped)
         logger.info("cycle skipped: %s", refusal)
@@ -186,7 +185,16 @@ def _run_claimed(
     # on).
     limits = {"analysis": settings.ANALYST_DEADLINE_SECONDS, "chart": settings.CHART_DEADLINE_SECONDS}
     timer = StepTimer(on_step=_step_noter(run), limits=limits)
-    analyst = outside.analyst or get_analyst(bot.analyst.lower())
+    try:
+        analyst = outside.analyst or analyst_for(bot)
+    except AnalystError as e:
+        # No analyst to ask (no OPENAI_API_KEY, a model connection's key unreadable): the run fails at its
+        # analysis, as a call refused for the same reason would, instead of leaving it RUNNING.
+        logger.warning("cycle failed: %s", e)
+        error = f"{type(e).__name__}: {e}"[:2000]
+        failed = {"finished_at": timezone.now(), "failed_step": "analysis", "error": error}
+        _end(tally, run, CycleRun.Status.RUNNING, CycleRun.Status.FAILED, **failed)
+        return run
     failure = run_steps(
         DatabaseLedger(bot, market, outside.broker),
         run,

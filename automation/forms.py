@@ -3,7 +3,7 @@ from datetime import UTC, datetime, time, timedelta
 from django import forms
 from django.conf import settings
 
-from accounts.models import ExchangeAccount
+from accounts.models import ExchangeAccount, ModelConnection
 from accounts.quotas import quotas_of
 from accounts.two_factor import LIVE_NEEDS_TWO_FACTOR, has_two_factor
 from learning.policy import AVOIDABLE, avoid_condition_error
@@ -40,6 +40,8 @@ class BotForm(forms.ModelForm):
             "exchange_account",
             "live_confirmed",
             "analyst",
+            "model_connection",
+            "model_name",
             "chart_source",
             "tradingview_url",
             "starting_balance",
@@ -49,8 +51,15 @@ class BotForm(forms.ModelForm):
             "daily_loss_limit_pct",
             "min_confidence",
         )
-        labels = {"live_confirmed": "I confirm this bot may place real orders with my exchange account"}
-        widgets = {"symbol": forms.TextInput(attrs={"placeholder": "BTC/USDT"})}
+        labels = {
+            "live_confirmed": "I confirm this bot may place real orders with my exchange account",
+            "analyst": "Analysed by",
+            "model_connection": "Your model connection",
+        }
+        widgets = {
+            "symbol": forms.TextInput(attrs={"placeholder": "BTC/USDT"}),
+            "model_name": forms.TextInput(attrs={"placeholder": "gpt-4o-mini, llava:13b"}),
+        }
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,6 +72,15 @@ class BotForm(forms.ModelForm):
         self.fields[
             "exchange_account"
         ].help_text = "Needed for live trading; add one under Exchange accounts."
+        # Only one's own connections are offered; another user's id is "not one of the choices".
+        self.fields["model_connection"].queryset = ModelConnection.objects.filter(owner=owner).order_by(
+            "label"
+        )
+        self.fields[
+            "model_connection"
+        ].help_text = (
+            "For your own model: add one under Settings → Models (an OpenAI key, or your own server)."
+        )
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -103,6 +121,15 @@ class BotForm(forms.ModelForm):
                 self.add_error("live_confirmed", "Confirm that this bot may place real orders.")
             if not has_two_factor(self.owner):
                 self.add_error("mode", LIVE_NEEDS_TWO_FACTOR)
+
+        if data.get("analyst") == Bot.Analyst.OWN_MODEL:
+            if data.get("model_connection") is None and "model_connection" not in self.errors:
+                self.add_error("model_connection", "Choose one of your model connections for your own model.")
+            if not data.get("model_name") and "model_name" not in self.errors:
+                self.add_error("model_name", "Name the model to ask, as your server knows it.")
+        else:
+            # The platform's analysts use neither; a connection kept here would only block its deletion.
+            data["model_connection"], data["model_name"] = None, ""
 
         # Checked whatever the chart source, so that no unsafe URL is stored to be switched on later.
         if url := data.get("tradingview_url"):

@@ -29,7 +29,8 @@ class Bot(models.Model):
 
     class Analyst(models.TextChoices):
         TECHNICAL = "TECHNICAL", "Technical (offline)"
-        OPENAI = "OPENAI", "OpenAI vision model"
+        OPENAI = "OPENAI", "The platform's OpenAI vision model"
+        OWN_MODEL = "OWN_MODEL", "Your own model (one of your model connections)"
 
     Timeframe = models.TextChoices("Timeframe", [(t, t) for t in TIMEFRAMES])
 
@@ -47,6 +48,27 @@ class Bot(models.Model):
     chart_source = models.CharField(max_length=12, choices=ChartSource.choices, default=ChartSource.RENDERED)
     tradingview_url = models.URLField(blank=True)
     analyst = models.CharField(max_length=10, choices=Analyst.choices, default=Analyst.TECHNICAL)
+    # For OWN_MODEL: the owner's model server and the model asked there (automation.analysts.service).
+    model_connection = models.ForeignKey(
+        "accounts.ModelConnection",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="bots",
+        help_text="For your own model: one of your model connections (Settings → Models).",
+    )
+    model_name = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[
+            RegexValidator(
+                r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$",
+                "A model name as the server knows it, e.g. gpt-4o-mini, llava:13b or "
+                "Qwen/Qwen2.5-VL-7B-Instruct.",
+            )
+        ],
+        help_text="For your own model: the model to ask, as the server names it; it must read images.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.STOPPED)
 
     # Risk settings: the hard limits the policy works within (docs/architecture.md, "Steps 5-8").
@@ -304,3 +326,35 @@ class Backtest(models.Model):
     @property
     def is_over(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+class ModelPrice(models.Model):
+    """What a model costs, per million tokens, as operators set it in the admin: the cost kept with each
+    analysis is computed from it (automation.analysts.pricing), and a model it does not list is priced at
+    OPENAI_INPUT_USD_PER_MTOK / OPENAI_OUTPUT_USD_PER_MTOK. Images are priced as the input tokens the API
+    counts them as, so there is no separate image price."""
+
+    model = models.CharField(
+        max_length=100,
+        unique=True,
+        help_text="As a bot asks for it, e.g. gpt-4o-mini (not a dated snapshot).",
+    )
+    input_usd_per_mtok = models.DecimalField(
+        "input, US$ per 1M tokens",
+        max_digits=10,
+        decimal_places=4,
+        validators=[MinValueValidator(Decimal(0))],
+    )
+    output_usd_per_mtok = models.DecimalField(
+        "output, US$ per 1M tokens",
+        max_digits=10,
+        decimal_places=4,
+        validators=[MinValueValidator(Decimal(0))],
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self):
+        return self.model

@@ -1,6 +1,10 @@
 """The plan's caps on what a user's bots run (accounts.quotas holds the caps): cycles a UTC day, and the
-monthly LLM spend, which stops the analysts that cost money. A cycle past a cap is not made: its run is
-recorded SKIPPED with the reason before the analyst is called. Run-now's hourly cap is in services.
+monthly LLM spend, which stops the analysts that cost the operator money. A bot on its owner's own model
+(a model connection) is held to the daily cycles, which cost the platform's workers, but not to the
+spend: its calls are on the owner's key, recorded with their tokens and cost and `billed_to` OWNER, and
+not counted in the month's spend. There is no cap of the user's own on that key: their provider's are
+what bind it. A cycle past a cap is not made: its run is recorded SKIPPED with the reason before the
+analyst is called. Run-now's hourly cap is in services.
 
 The replay (automation.replay) is held to the spend cap but not to the daily cycle cap: a replay is an
 operator's command over stored candles, in its own account, on the operator's process rather than the
@@ -17,6 +21,7 @@ from django.db.models import Sum
 from accounts.quotas import day_start, month_start, next_day, next_month, quotas_of
 from learning.models import AILearningData
 
+from .analysts.base import OPERATOR
 from .models import Bot, CycleRun
 from .notices import spend_cap_reached
 
@@ -37,10 +42,12 @@ def cycles_made_today(user, now: datetime, *, before: CycleRun | None = None) ->
 
 
 def spent_this_month(user, now: datetime) -> Decimal:
-    """What the user's analyses of this UTC calendar month cost, as stored with each."""
-    spent = AILearningData.objects.filter(user=user, created_at__gte=month_start(now)).aggregate(
-        total=Sum("cost_usd")
-    )["total"]
+    """What the user's analyses of this UTC calendar month cost the operator, as stored with each: those
+    on the user's own key (a model connection) are the user's to pay, and not counted."""
+    analyses = AILearningData.objects.filter(
+        user=user, created_at__gte=month_start(now), billed_to=AILearningData.BilledTo.OPERATOR
+    )
+    spent = analyses.aggregate(total=Sum("cost_usd"))["total"]
     return Decimal(spent or 0)
 
 
@@ -55,10 +62,19 @@ def spend_refusal(user, spent: Decimal, now: datetime) -> str:
     )
 
 
-def cycle_refusal(run: CycleRun, analyst: str, now: datetime) -> str:
-    """Why the cycle of `run` is not made (the plan's caps), or "" when it may run; `analyst` is the
-    analyst's name. The spending cap, once reached, is told to the owner (once a month:
-    automation.notices)."""
+def charged_to_operator(bot: Bot, analyst=None) -> bool:
+    """Whether a cycle of `bot` calls a paid analyst on the operator's key: `analyst` when one is given (a
+    test's, a replay's), else the bot's own choice. A bot on its owner's model connection is not: the
+    owner's key pays, and the owner's provider bills them."""
+    if analyst is not None:
+        return analyst.name in PAID_ANALYSTS and analyst.billed_to == OPERATOR
+    return bot.analyst.lower() in PAID_ANALYSTS
+
+
+def cycle_refusal(run: CycleRun, charged: bool, now: datetime) -> str:
+    """Why the cycle of `run` is not made (the plan's caps), or "" when it may run; `charged`: its analyst
+    is paid for by the operator (charged_to_operator). The spending cap, once reached, is told to the owner
+    (once a month: automation.notices)."""
     user = run.bot.owner
     cap = quotas_of(user).cycles_per_day
     if cycles_made_today(user, now, before=run) >= cap:
@@ -66,7 +82,7 @@ def cycle_refusal(run: CycleRun, analyst: str, now: datetime) -> str:
             f"skipped: the plan's {cap} cycles a day are used up; cycles run again from "
             f"{next_day(now):%Y-%m-%d} 00:00 UTC"
         )
-    if analyst in PAID_ANALYSTS:
+    if charged:
         refusal = spend_refusal(user, spent_this_month(user, now), now)
         if refusal:
             spend_cap_reached(user, refusal.removeprefix("skipped: "), month_start(now))

@@ -57,7 +57,7 @@ from trades.policy import Decision
 from .analysis import StepTimer
 from .analysts.base import Analyst
 from .models import AutomationSession, Bot, CycleRun
-from .quotas import PAID_ANALYSTS, spend_refusal, spent_this_month
+from .quotas import charged_to_operator, spend_refusal, spent_this_month
 from .services import bot_pause
 from .steps import halted_by, new_trade, order_for, paper_broker, run_steps
 
@@ -155,7 +155,7 @@ class Book:
         self.halted = halted_by(self.bot)
         # The plan's monthly LLM spend binds a replay with a paid analyst as it binds live cycles; read after
         # the day's flush, and counted on by _record (automation.quotas says why the daily cap does not).
-        self.paid = getattr(self.analyst, "name", "") in PAID_ANALYSTS
+        self.paid = self.analyst is not None and charged_to_operator(self.bot, self.analyst)
         self.spent = spent_this_month(self.bot.owner, timezone.now()) if self.paid else Decimal(0)
 
     def _clear(self) -> None:

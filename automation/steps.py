@@ -244,6 +244,10 @@ def new_record(bot: Bot, run: CycleRun, done: MarketAnalysis, version, section: 
         prompt_tokens=result.prompt_tokens,
         completion_tokens=result.completion_tokens,
         cost_usd=result.cost_usd,
+        billed_to=AILearningData.BilledTo.OPERATOR
+        if result.connection_id is None
+        else AILearningData.BilledTo.OWNER,
+        model_connection_id=result.connection_id,
     )
 
 

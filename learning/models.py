@@ -72,6 +72,22 @@ class AILearningData(models.Model):
     completion_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
 
+    class BilledTo(models.TextChoices):
+        OPERATOR = "OPERATOR", "The platform"
+        OWNER = "OWNER", "The user's own key"
+
+    # Whose key paid for the call: only the operator's count against the plan's monthly LLM spend
+    # (automation.quotas). Kept apart from the connection, which its owner may delete.
+    billed_to = models.CharField(max_length=8, choices=BilledTo.choices, default=BilledTo.OPERATOR)
+    model_connection = models.ForeignKey(
+        "accounts.ModelConnection",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="analyses",
+        help_text="The user's own model server that answered, if any.",
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -33,7 +33,9 @@ def analysis_list(request):
 @login_required
 def analysis_detail(request, pk):
     analysis = get_object_or_404(
-        AILearningData.objects.select_related("bot", "cycle_run", "prompt_version"), pk=pk, user=request.user
+        AILearningData.objects.select_related("bot", "cycle_run", "prompt_version", "model_connection"),
+        pk=pk,
+        user=request.user,
     )
     trade = getattr(analysis, "trade", None)
     return render(

@@ -8,7 +8,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
-from accounts.api.views import ApiTokenViewSet, AuditEventViewSet, ExchangeAccountViewSet, TokenCreateView
+from accounts.api.views import (
+    ApiTokenViewSet,
+    AuditEventViewSet,
+    ExchangeAccountViewSet,
+    ModelConnectionViewSet,
+    TokenCreateView,
+)
 from automation.api.views import BacktestViewSet, BotViewSet, KillSwitchView, RunViewSet, SessionViewSet
 from learning.api.views import AnalysisViewSet, InsightsView, RecommendationsView
 from notifications.api.views import ChannelViewSet, DeliveryViewSet, SwitchesView
@@ -21,6 +27,7 @@ router.register("runs", RunViewSet, basename="run")
 router.register("analyses", AnalysisViewSet, basename="analysis")
 router.register("trades", TradeViewSet, basename="trade")
 router.register("exchange-accounts", ExchangeAccountViewSet, basename="exchange-account")
+router.register("model-connections", ModelConnectionViewSet, basename="model-connection")
 router.register("tokens", ApiTokenViewSet, basename="token")
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 router.register("backtests", BacktestViewSet, basename="backtest")

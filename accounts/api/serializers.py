@@ -1,9 +1,9 @@
 from django.contrib.auth import authenticate
 from rest_framework import serializers
 
-from accounts.forms import ExchangeAccountForm
-from accounts.models import ApiToken, AuditEvent, ExchangeAccount
-from core.api_forms import FormValidatedSerializer
+from accounts.forms import ExchangeAccountForm, ModelConnectionForm
+from accounts.models import ApiToken, AuditEvent, ExchangeAccount, ModelConnection
+from core.api_forms import FormValidatedSerializer, StrictBooleanField
 
 
 class TokenRequestSerializer(serializers.Serializer):
@@ -54,6 +54,33 @@ class ExchangeAccountSerializer(FormValidatedSerializer):
         fields = (
             "id", "label", "exchange", "sandbox", "api_key", "secret", "password", "masked_key", "key_note",
             "created_at", "updated_at",
+        )  # fmt: skip
+        read_only_fields = ("created_at", "updated_at")
+
+
+class ModelConnectionSerializer(FormValidatedSerializer):
+    """The key goes in and is never sent back: only whether one is set, and a hint of its last characters."""
+
+    form_class = ModelConnectionForm
+    api_key = serializers.CharField(
+        write_only=True,
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text="Stored encrypted, never returned. Left out on an update, the stored key stays; a new "
+        "base_url needs it given again.",
+    )
+    remove_api_key = StrictBooleanField(
+        write_only=True, required=False, help_text="true on an update removes the stored key."
+    )
+    has_api_key = serializers.BooleanField(read_only=True)
+    masked_key = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = ModelConnection
+        fields = (
+            "id", "label", "base_url", "api_key", "remove_api_key", "has_api_key", "masked_key", "created_at",
+            "updated_at",
         )  # fmt: skip
         read_only_fields = ("created_at", "updated_at")
 

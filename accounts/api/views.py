@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from accounts.models import ApiToken, AuditEvent, ExchangeAccount
+from accounts.models import ApiToken, AuditEvent, ExchangeAccount, ModelConnection
 from accounts.quotas import QuotaExceededError
 from accounts.services import exchange_account_delete
 from core.api_filters import NormalisedCharFilter
@@ -17,6 +17,7 @@ from .serializers import (
     ApiTokenSerializer,
     AuditEventSerializer,
     ExchangeAccountSerializer,
+    ModelConnectionSerializer,
     TokenRequestSerializer,
 )
 
@@ -104,6 +105,34 @@ class ExchangeAccountViewSet(
         except ProtectedError:
             return Response(
                 {"detail": f"“{account.label}” is used by a bot; change the bot's account first."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ModelConnectionViewSet(viewsets.ModelViewSet):
+    """Your own model servers (an OpenAI key, or an OpenAI-compatible server such as Ollama or vLLM), which a
+    bot may analyse with instead of the platform's model (`analyst` OWN_MODEL, `model_connection`,
+    `model_name`). The API key is write-only: stored encrypted, never returned."""
+
+    serializer_class = ModelConnectionSerializer
+    pagination_class = None
+    ordering_fields = ("label", "created_at")
+    ordering = ("label",)
+
+    def get_queryset(self):
+        return ModelConnection.objects.filter(owner_id=self.request.user.pk)
+
+    @extend_schema(
+        responses={204: None, 409: OpenApiResponse(description="A bot still uses the connection.")}
+    )
+    def destroy(self, request, *args, **kwargs):
+        connection = self.get_object()
+        try:
+            connection.delete()
+        except ProtectedError:
+            return Response(
+                {"detail": f"“{connection.label}” is used by a bot; choose another model for it first."},
                 status=status.HTTP_409_CONFLICT,
             )
         return Response(status=status.HTTP_204_NO_CONTENT)

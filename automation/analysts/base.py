@@ -29,10 +29,24 @@ class AnalystResult:
     completion_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
     notes: dict = field(default_factory=dict)
+    # The user's own model server (accounts.ModelConnection) that answered; None: the operator's.
+    connection_id: int | None = None
+
+
+# Whose key pays for an analyst's calls (`Analyst.billed_to`): the operator's, or a user's own connection.
+OPERATOR = "operator"
+
+
+def billed_to_connection(connection_id: int) -> str:
+    return f"connection:{connection_id}"
 
 
 class Analyst(Protocol):
     name: str
+    # OPERATOR, or billed_to_connection(id) for a user's own model server: the calls a user's key pays are
+    # not counted against the operator's spending caps (automation.quotas), and two requests billed to
+    # different keys are never one request shared.
+    billed_to: str
 
     def analyse(self, request: AnalysisRequest) -> AnalystResult: ...
 

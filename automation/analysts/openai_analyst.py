@@ -8,7 +8,7 @@ there is no second retry loop here."""
 
 import base64
 import functools
-from decimal import Decimal
+from collections.abc import Callable
 
 import openai
 import pydantic
@@ -17,21 +17,19 @@ from django.conf import settings
 from learning.prompt import SYSTEM
 
 from .base import (
+    OPERATOR,
     AnalysisRequest,
     AnalystConfigurationError,
     AnalystInvalidOutputError,
     AnalystRefusedError,
     AnalystResult,
     AnalystTemporaryError,
+    billed_to_connection,
 )
+from .pricing import Price, default_price
 from .prompt import build_prompt
 from .schema import Analysis
 from .text import storable_text
-
-# Prices are quoted per million tokens.
-TOKENS_PER_PRICE_UNIT = Decimal(1_000_000)
-# A micro-dollar: one call to a small model costs fractions of a cent, so cents would round it to zero.
-COST_QUANTUM = Decimal("0.000001")
 
 # The same request may succeed later: the network, a timeout, a rate limit, a server error, or a 409 (the
 # SDK retries it as a lock timeout). APITimeoutError is an APIConnectionError; it is named for the reader.
@@ -45,14 +43,6 @@ TEMPORARY_ERRORS = (
 # The model answered, but not with an Analysis: cut off at the token limit, not JSON, or against the
 # schema. pydantic reports both "not JSON" and "wrong shape" as a ValidationError.
 INVALID_OUTPUT_ERRORS = (openai.LengthFinishReasonError, pydantic.ValidationError)
-
-
-def cost_usd(prompt_tokens: int, completion_tokens: int) -> Decimal:
-    # Through str(): a float such as 0.15 has no exact binary value, and Decimal(0.15) would keep the error.
-    input_price = Decimal(str(settings.OPENAI_INPUT_USD_PER_MTOK))
-    output_price = Decimal(str(settings.OPENAI_OUTPUT_USD_PER_MTOK))
-    cost = (prompt_tokens * input_price + completion_tokens * output_price) / TOKENS_PER_PRICE_UNIT
-    return cost.quantize(COST_QUANTUM)
 
 
 def _describe(error: Exception) -> str:
@@ -74,17 +64,48 @@ def _describe(error: Exception) -> str:
     return " ".join(parts)
 
 
-@functools.cache
-def _shared_client(api_key: str, base_url: str | None, timeout: float, max_retries: int) -> openai.OpenAI:
+@functools.lru_cache(maxsize=256)
+def _shared_client(
+    api_key: str, base_url: str | None, timeout: float, max_retries: int, follow_redirects: bool = True
+) -> openai.OpenAI:
     # One client per process and configuration: building one loads the system's CA certificates (about
     # 50 ms of CPU, a third of a cycle's), and the client is thread-safe, with a connection pool to reuse.
-    return openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries)
+    # Bounded, since users' own keys make configurations without number; one dropped is rebuilt when needed.
+    http_client = None if follow_redirects else openai.DefaultHttpxClient(follow_redirects=False)
+    return openai.OpenAI(
+        api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries, http_client=http_client
+    )
+
+
+def connection_client(api_key: str, base_url: str) -> openai.OpenAI:
+    """A client for a user's own model server. It follows no redirect: the server's address was checked
+    (core/outbound.py), the address a redirect names was not. A server that needs no key still gets one
+    from the SDK, which insists: a placeholder that reveals nothing."""
+    return _shared_client(
+        api_key or "no-key",
+        base_url,
+        settings.OPENAI_TIMEOUT_SECONDS,
+        settings.OPENAI_MAX_RETRIES,
+        follow_redirects=False,
+    )
 
 
 class OpenAIAnalyst:
+    """The operator's analyst by default; with `connection_id`, a user's own model server (its client,
+    model and price given by automation.analysts.service.analyst_for). `check`, when given, is asked just
+    before each call and answers why the server may not be called now ("" when it may)."""
+
     name = "openai"
 
-    def __init__(self, client: openai.OpenAI | None = None, model: str | None = None):
+    def __init__(
+        self,
+        client: openai.OpenAI | None = None,
+        model: str | None = None,
+        *,
+        price: Price | None = None,
+        connection_id: int | None = None,
+        check: Callable[[], str] | None = None,
+    ):
         if client is None:
             if not settings.OPENAI_API_KEY:
                 raise AnalystConfigurationError("the OpenAI analyst needs OPENAI_API_KEY to be set")
@@ -96,8 +117,14 @@ class OpenAIAnalyst:
             )
         self.client = client
         self.model = model or settings.OPENAI_MODEL
+        self.price = price or default_price()
+        self.connection_id = connection_id
+        self.billed_to = OPERATOR if connection_id is None else billed_to_connection(connection_id)
+        self.check = check
 
     def analyse(self, request: AnalysisRequest) -> AnalystResult:
+        if self.check and (refusal := self.check()):
+            raise AnalystConfigurationError(refusal)
         prompt = build_prompt(request)
         chart_url = "data:image/png;base64," + base64.b64encode(request.chart_png).decode("ascii")
         try:
@@ -151,5 +178,6 @@ class OpenAIAnalyst:
             prompt=prompt,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            cost_usd=cost_usd(prompt_tokens, completion_tokens),
+            cost_usd=self.price.cost(prompt_tokens, completion_tokens),
+            connection_id=self.connection_id,
         )

@@ -4,8 +4,12 @@ import dataclasses
 
 from django.conf import settings
 
+from accounts.crypto import SecretDecryptionError
+from core.outbound import UnsafeServerUrlError, server_url
+
 from .base import AnalysisRequest, Analyst, AnalystConfigurationError, AnalystResult
 from .consistency import enforce_consistent_levels
+from .pricing import price_of
 from .text import storable_text
 
 ANALYSTS = ("technical", "openai")
@@ -25,8 +29,45 @@ def get_analyst(name: str | None = None) -> Analyst:
         # Imported here: the OpenAI SDK is only loaded by processes that use it.
         from .openai_analyst import OpenAIAnalyst
 
-        return OpenAIAnalyst()
+        return OpenAIAnalyst(price=price_of(settings.OPENAI_MODEL))
     raise AnalystConfigurationError(f"unknown analyst '{name}'; choose one of {', '.join(ANALYSTS)}")
+
+
+def analyst_for(bot) -> Analyst:
+    """The analyst of `bot`: the technical one, the operator's OpenAI model, or, for OWN_MODEL, the model the
+    bot names on its owner's connection (`bot.model_connection`, which the bot's form holds to the owner's
+    own), priced by the operator's table. The connection's address is checked again before each call
+    (core/outbound.py): its host may resolve elsewhere now, or the operator may have stopped allowing
+    private networks since it was saved. AnalystConfigurationError when the bot lacks either."""
+    if bot.analyst != "OWN_MODEL":
+        return get_analyst(bot.analyst.lower())
+    connection = bot.model_connection
+    if connection is None or not bot.model_name:
+        raise AnalystConfigurationError(
+            "the bot's own model needs one of your model connections and a model name"
+        )
+    from .openai_analyst import OpenAIAnalyst, connection_client
+
+    def check() -> str:
+        try:
+            server_url(connection.base_url, allow_private=settings.ALLOW_PRIVATE_MODEL_SERVERS)
+        except UnsafeServerUrlError as e:
+            return f"the model connection “{connection.label}” cannot be called: {e}"
+        return ""
+
+    try:
+        api_key = connection.api_key()
+    except SecretDecryptionError as e:
+        raise AnalystConfigurationError(
+            f"the key of the model connection “{connection.label}” cannot be read: enter it again"
+        ) from e
+    return OpenAIAnalyst(
+        client=connection_client(api_key, connection.base_url),
+        model=bot.model_name,
+        price=price_of(bot.model_name),
+        connection_id=connection.pk,
+        check=check,
+    )
 
 
 def analyse(analyst: Analyst, request: AnalysisRequest) -> AnalystResult:

@@ -5,7 +5,7 @@ the same candles give the same analysis, always."""
 from core.values import Recommendation
 from market.indicators import Indicators
 
-from .base import AnalysisRequest, AnalystResult
+from .base import OPERATOR, AnalysisRequest, AnalystResult
 from .schema import Analysis, KeyLevels
 
 # Each factor votes in [-1, 1]; the weights say how much a trader would trust it.
@@ -98,6 +98,7 @@ def analyse_indicators(ind: Indicators) -> Analysis:
 
 class TechnicalAnalyst:
     name = "technical"
+    billed_to = OPERATOR
 
     def analyse(self, request: AnalysisRequest) -> AnalystResult:
         return AnalystResult(

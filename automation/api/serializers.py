@@ -17,9 +17,9 @@ class BotSerializer(FormValidatedSerializer):
         model = Bot
         fields = (
             "id", "name", "exchange", "symbol", "timeframe", "mode", "exchange_account", "live_confirmed",
-            "analyst", "chart_source", "tradingview_url", "starting_balance", "risk_per_trade_pct",
-            "max_position_pct", "max_open_trades", "daily_loss_limit_pct", "min_confidence", "status",
-            "created_at", "updated_at",
+            "analyst", "model_connection", "model_name", "chart_source", "tradingview_url",
+            "starting_balance", "risk_per_trade_pct", "max_position_pct", "max_open_trades",
+            "daily_loss_limit_pct", "min_confidence", "status", "created_at", "updated_at",
         )  # fmt: skip
         read_only_fields = ("status", "created_at", "updated_at")
 
@@ -29,6 +29,7 @@ class BotSerializer(FormValidatedSerializer):
         if request is not None and request.user.is_authenticated:
             # Only one's own accounts can be chosen: another user's is "invalid", never "forbidden".
             fields["exchange_account"].queryset = request.user.exchange_accounts.all()
+            fields["model_connection"].queryset = request.user.model_connections.all()
         return fields
 
 

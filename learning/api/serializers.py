@@ -23,7 +23,7 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "market_sentiment", "confidence_score", "regime", "predicted_price", "analysis_data",
             "market_conditions", "feedback_data", "outcome", "actual_price", "accuracy_score", "outcome_r",
             "untraded", "resolved_at", "analyst", "model_name", "prompt_version", "prompt_tokens",
-            "completion_tokens", "cost_usd", "chart_url", "created_at",
+            "completion_tokens", "cost_usd", "billed_to", "model_connection", "chart_url", "created_at",
         )  # fmt: skip
         read_only_fields = fields
 

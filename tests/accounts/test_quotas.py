@@ -125,6 +125,7 @@ def test_an_operator_edits_a_plans_quotas_in_the_admin(client, alice, small_plan
         "max_bots",
         "max_exchange_accounts",
         "max_api_tokens",
+        "max_model_connections",
         "run_now_per_hour",
         "cycles_per_day",
         "backtests_at_once",
@@ -133,16 +134,17 @@ def test_an_operator_edits_a_plans_quotas_in_the_admin(client, alice, small_plan
         assert f'name="{field}"' in page
     quotas = {
         "name": "Small", "max_running_bots": 1, "max_bots": 5, "max_exchange_accounts": 4,
-        "max_api_tokens": 3, "run_now_per_hour": 6, "cycles_per_day": 48, "monthly_llm_usd": "2.50",
-        "backtests_at_once": 2, "backtest_max_candles": 3000,
+        "max_api_tokens": 3, "max_model_connections": 2, "run_now_per_hour": 6, "cycles_per_day": 48,
+        "monthly_llm_usd": "2.50", "backtests_at_once": 2, "backtest_max_candles": 3000,
     }  # fmt: skip
     assert client.post(url, quotas).status_code == 302
     small_plan.refresh_from_db()
-    assert (small_plan.max_bots, small_plan.cycles_per_day, small_plan.monthly_llm_usd) == (
-        5,
-        48,
-        Decimal("2.50"),
-    )
+    assert (
+        small_plan.max_bots,
+        small_plan.max_model_connections,
+        small_plan.cycles_per_day,
+        small_plan.monthly_llm_usd,
+    ) == (5, 2, 48, Decimal("2.50"))
     assert (small_plan.backtests_at_once, small_plan.backtest_max_candles) == (2, 3000)
     # A negative spend is refused with the field's reason.
     page = client.post(url, {**quotas, "monthly_llm_usd": "-1"})

@@ -18,9 +18,11 @@ from automation.analysts.base import (
     AnalystTemporaryError,
 )
 from automation.analysts.openai_analyst import OpenAIAnalyst
+from automation.analysts.pricing import Price
 from automation.analysts.prompt import build_prompt
 from automation.analysts.schema import Analysis
 from automation.analysts.service import get_analyst
+from automation.models import ModelPrice
 from learning.prompt import SYSTEM
 from market.indicators import Indicators
 from market.sources import Market
@@ -95,9 +97,8 @@ def analyst(make_client) -> OpenAIAnalyst:
     return OpenAIAnalyst(client=make_client(), model=MODEL)
 
 
-def test_sends_prompt_chart_and_strict_schema_and_reads_the_answer(analyst, openai_stand_in, settings):
-    settings.OPENAI_INPUT_USD_PER_MTOK = 2.5
-    settings.OPENAI_OUTPUT_USD_PER_MTOK = 10.0
+def test_sends_prompt_chart_and_strict_schema_and_reads_the_answer(make_client, openai_stand_in):
+    analyst = OpenAIAnalyst(client=make_client(), model=MODEL, price=Price(Decimal("2.5"), Decimal("10")))
     openai_stand_in.add_content(json.dumps(ANSWER), prompt_tokens=1234, completion_tokens=567)
 
     result = analyst.analyse(REQUEST)
@@ -258,7 +259,7 @@ def test_no_key_configured(settings):
         OpenAIAnalyst()
 
 
-def test_client_built_from_settings(openai_stand_in, settings):
+def test_client_built_from_settings(openai_stand_in, settings, db):
     settings.OPENAI_API_KEY = "settings-key"
     settings.OPENAI_BASE_URL = openai_stand_in.base_url
     settings.OPENAI_MODEL = "gpt-4.1-mini"
@@ -266,7 +267,13 @@ def test_client_built_from_settings(openai_stand_in, settings):
     settings.OPENAI_MAX_RETRIES = 0
     openai_stand_in.add_error(500)
 
+    # The operator's table's row (seeded by a migration; written here, since a committing test flushes it).
+    prices = {"input_usd_per_mtok": Decimal("0.40"), "output_usd_per_mtok": Decimal("1.60")}
+    ModelPrice.objects.update_or_create(model="gpt-4.1-mini", defaults=prices)
+
     analyst = get_analyst("openai")
+    assert analyst.price == Price(Decimal("0.40"), Decimal("1.60"))
+    assert analyst.billed_to == "operator"
     with pytest.raises(AnalystTemporaryError):
         analyst.analyse(REQUEST)
     analyst.client.close()

@@ -36,7 +36,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from accounts.models import ApiToken
+from accounts.models import ApiToken, ModelConnection
 from accounts.services import trading_halt_set
 from automation.cycle import run_cycle
 from automation.services import bot_start
@@ -63,6 +63,7 @@ FILTERED_LISTS = (
     r"|notification-channels|notification-deliveries)/"
 )
 BOT_WRITES = r"(POST /api/v1/bots/|(PUT|PATCH) /api/v1/bots/\{id\}/)"
+CONNECTION_WRITES = r"(POST /api/v1/model-connections/|(PUT|PATCH) /api/v1/model-connections/\{id\}/)"
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ KNOWN_FAILURES = [
     # is strict: `{"engaged": 0}` is a 400.)
     Known(
         "ST201",
-        rf"POST /api/v1/(exchange-accounts|notification-channels)/|{BOT_WRITES}",
+        rf"POST /api/v1/(exchange-accounts|notification-channels)/|{BOT_WRITES}|{CONNECTION_WRITES}",
         "a number is accepted for a string",
         message=r"Incorrect type|\(was (string|boolean), became (integer|number)\)",
     ),
@@ -113,7 +114,7 @@ KNOWN_FAILURES = [
     # control characters \x1c-\x1f: a bot name of 101 characters that starts with "\x1f" is accepted (200).
     Known(
         "ST201",
-        rf"{BOT_WRITES}|POST /api/v1/(exchange-accounts|notification-channels)/",
+        rf"{BOT_WRITES}|POST /api/v1/(exchange-accounts|notification-channels)/|{CONNECTION_WRITES}",
         "strings are trimmed before maxLength is checked",
         message=r"maxLength",
         sometimes=True,
@@ -135,7 +136,8 @@ KNOWN_FAILURES = [
         status=400,
         body=r"A valid number is required|than or equal to|may not be blank|is not an exchange TradingAI"
         r"|Invalid pk|already have a bot with this name|Enter a valid URL|Stop the bot before changing"
-        r"|Null characters|The URL (must|may not)|This is not a valid URL",
+        r"|Null characters|The URL (must|may not)|This is not a valid URL"
+        r"|Choose one of your model connections|Name the model to ask|A model name as the server knows it",
     ),
     Known(
         "ST202",
@@ -169,6 +171,19 @@ KNOWN_FAILURES = [
         body=r"already have an e-mail channel|Give the webhook URL|not a Telegram bot token|numeric id"
         r"|not a (Slack|Discord) webhook URL|The URL|This is not a valid URL|at least 16 characters"
         r"|already have a channel with this name|the most allowed|may not be blank|Null characters",
+    ),
+    # NOT A FAULT: a model connection's base URL must be one the platform may call (core/outbound.py: a
+    # public https server, or one on the operator's networks where allowed), a rule no schema can state;
+    # and as elsewhere the label unique, strings not blank once trimmed, no NUL, a key given again with a
+    # new base URL, and the plan's cap on connections.
+    Known(
+        "ST202",
+        CONNECTION_WRITES,
+        "a base URL the platform will not call, and the form's other rules",
+        status=400,
+        body=r"This is not a valid URL|The URL (must|may not)|The host .* (cannot be resolved|is on a private"
+        r" network|is not an address this server calls)|already have a model connection with this label"
+        r"|may not be blank|Null characters|Enter the key again|Your plan allows",
     ),
     # FAILS: a `bot` filter or scope that is an integer but not one of the user's bots is refused (400:
     # "Select a valid choice", "You have no bot with this id."), as is `bot` < 1 on insights and
@@ -267,6 +282,8 @@ def _steer(case) -> None:
             case.body = {**case.body, **SAMPLE_BOT}
         elif case.operation.label == "POST /api/v1/exchange-accounts/":
             case.body = {**case.body, "exchange": "binance"}
+        elif case.operation.label == "POST /api/v1/model-connections/":
+            case.body = {**case.body, "base_url": "http://127.0.0.1:11434/v1"}
 
 
 def _guard_network(monkeypatch) -> None:
@@ -324,9 +341,12 @@ def _seed() -> str:
     user = UserFactory(email="schemathesis@example.com")
     used = ExchangeAccountFactory(owner=user, label="main", exchange="binance")
     unused = ExchangeAccountFactory(owner=user, label="spare", exchange="kraken")
+    local = ModelConnection.objects.create(owner=user, label="ollama", base_url="http://127.0.0.1:11434/v1")
+    spare_connection = ModelConnection.objects.create(owner=user, label="spare", base_url=local.base_url)
     stopped = BotFactory(
-        owner=user, name="eur", exchange="sample", symbol="EUR/USD", timeframe="1h", exchange_account=used
-    )
+        owner=user, name="eur", exchange="sample", symbol="EUR/USD", timeframe="1h", exchange_account=used,
+        analyst="OWN_MODEL", model_connection=local, model_name="llava:13b",
+    )  # fmt: skip
     running = BotFactory(
         owner=user, name="eur running", exchange="sample", symbol="EUR/USD", timeframe="1h", min_confidence=0
     )
@@ -344,6 +364,7 @@ def _seed() -> str:
         {
             "bots": [stopped.pk, running.pk],
             "exchange-accounts": [used.pk, unused.pk],
+            "model-connections": [local.pk, spare_connection.pk],
             "tokens": [spare_token.pk],
             "sessions": list(running.sessions.values_list("pk", flat=True)),
             "runs": list(running.runs.values_list("pk", flat=True)),

@@ -16,7 +16,8 @@ from django_celery_beat.models import (
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.audit import record
-from accounts.models import ApiToken, AuditEvent, Plan
+from accounts.models import ApiToken, AuditEvent, ModelConnection, Plan
+from automation.analysts.pricing import price_of
 from automation.models import (
     AutomationSession,
     Backtest,
@@ -25,6 +26,7 @@ from automation.models import (
     Heartbeat,
     KillSwitch,
     MetricTotal,
+    ModelPrice,
     RunNowRequest,
 )
 from learning.models import (
@@ -124,6 +126,10 @@ def one_of_each(alice, alice_bot, alice_account):
         Heartbeat.objects.create(name="worker", seen_at=now),
         KillSwitch.objects.create(engaged=False),
         MetricTotal.objects.create(name="tradingai_cycle_runs_total", labels="{}", value=3),
+        ModelConnection.objects.create(owner=alice, label="Ollama", base_url="http://127.0.0.1:11434/v1"),
+        ModelPrice.objects.get_or_create(
+            model="gpt-4o-mini", defaults={"input_usd_per_mtok": 0.15, "output_usd_per_mtok": 0.6}
+        )[0],
         prompt,
         analysis,
         InsightSnapshot.objects.create(user=alice, data={"total": 1}),
@@ -202,3 +208,18 @@ def test_pause_action_pauses_running_bots_and_closes_their_sessions(operator_cli
     assert (running.status, stopped.status) == (Bot.Status.PAUSED, Bot.Status.STOPPED)
     assert session.stopped_at is not None
     assert session.stop_reason == "paused by operator ops@example.com"
+
+
+def test_an_operator_prices_models_in_the_admin_and_the_next_call_is_costed_by_it(operator_client):
+    row, _ = ModelPrice.objects.get_or_create(
+        model="gpt-4o-mini", defaults={"input_usd_per_mtok": 0.15, "output_usd_per_mtok": 0.6}
+    )  # seeded by a migration, unless a committing test flushed the table
+    url = reverse("admin:automation_modelprice_change", args=[row.pk])
+    changed = {"model": "gpt-4o-mini", "input_usd_per_mtok": "0.30", "output_usd_per_mtok": "1.20"}
+    assert operator_client.post(url, changed).status_code == 302
+    assert price_of("gpt-4o-mini").cost(1_000_000, 500_000) == Decimal("0.900000")
+    added = {"model": "llava:13b", "input_usd_per_mtok": "0", "output_usd_per_mtok": "0"}
+    assert operator_client.post(reverse("admin:automation_modelprice_add"), added).status_code == 302
+    assert price_of("llava:13b").cost(10_000, 10_000) == 0  # a local model the operator prices at nothing
+    refused = operator_client.post(url, {**changed, "output_usd_per_mtok": "-1"})
+    assert "output_usd_per_mtok" in refused.context["adminform"].form.errors

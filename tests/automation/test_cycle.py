@@ -267,7 +267,7 @@ def test_max_open_trades_and_exits_over_the_following_slots(bot):
 
 
 def test_run_cycle_command_reports_the_same_run_twice(bot, monkeypatch, settings):
-    monkeypatch.setattr("automation.cycle.get_analyst", lambda name: FakeAnalyst())
+    monkeypatch.setattr("automation.cycle.analyst_for", lambda bot: FakeAnalyst())
     monkeypatch.setattr("automation.analysis.render_chart", lambda *a: b"\x89PNG fake")
     reports = []
     for _ in range(2):

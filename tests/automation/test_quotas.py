@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Plan
 from automation.cycle import Outside, run_cycle
-from automation.models import Bot, CycleRun, RunNowRequest
+from automation.models import Bot, CycleRun, ModelPrice, RunNowRequest
 from automation.replay import ReplaySpec, replay
 from automation.run_now import bot_run_now
 from automation.services import BotActionError, RunNowLimitError, bot_start, bot_stop
@@ -131,10 +131,15 @@ def test_the_dashboard_names_the_cap_and_the_bot_page_shows_the_skipped_runs_rea
 # --- the monthly LLM spend ----------------------------------------------------------------------------------
 @pytest.fixture
 def openai(openai_stand_in, settings):
-    """The OpenAI analyst against the stand-in, at prices that make each call cost US$ 0.70."""
+    """The OpenAI analyst against the stand-in, at prices (the operator's, in the table of prices) that make
+    each call cost US$ 0.70."""
     settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "sk-test", openai_stand_in.base_url
     settings.OPENAI_MAX_RETRIES = 0
-    settings.OPENAI_INPUT_USD_PER_MTOK, settings.OPENAI_OUTPUT_USD_PER_MTOK = 600.0, 1000.0
+    # update_or_create, not update: a test that commits (transactional_db) flushes the seeded rows.
+    ModelPrice.objects.update_or_create(
+        model=settings.OPENAI_MODEL,
+        defaults={"input_usd_per_mtok": Decimal(600), "output_usd_per_mtok": Decimal(1000)},
+    )
     for _ in range(5):
         openai_stand_in.add_content(json.dumps(ANSWER), **PAID_CALL)
     return openai_stand_in

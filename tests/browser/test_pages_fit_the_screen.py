@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from django.core.management import call_command
 from selenium.webdriver.common.by import By
 
+from accounts.models import ModelConnection
 from accounts.services import trading_halt_set
 from automation.backtest_start import backtest_start
 from automation.backtests import backtest_run
@@ -51,6 +52,12 @@ def test_every_page_fits_the_screen(live_server, transactional_db, alice, settin
         )
     )  # fmt: skip
     backtest_run(backtest.pk)  # its report, with plots and tables, to fit
+    # A model connection with the longest address a phone must wrap (Settings, Models and its edit page).
+    connection = ModelConnection(
+        owner=alice, label="Ollama on the desk", base_url="http://192.168.100.200:11434/v1/openai-compatible/"
+    )
+    connection.set_api_key("sk-proj-a-long-key-of-the-users-own-9f3e")
+    connection.save()
     pages, skipped = main_pages(alice)
     assert not skipped, skipped  # every detail page has something to show
 
@@ -84,7 +91,8 @@ def test_screenshots_of_every_page_at_both_widths(transactional_db, tmp_path, ca
 
     out = capsys.readouterr().out
     pages, skipped = main_pages(demo.bot.owner)
-    assert [note.split(":")[0] for note in skipped] == ["analysis_detail", "trade_detail", "backtest_detail"]
+    left_out = [note.split(":")[0] for note in skipped]
+    assert left_out == ["analysis_detail", "trade_detail", "backtest_detail", "model_connection_edit"]
     assert all(note in out for note in skipped)
     for name, _ in pages:
         for width in WIDTHS:

@@ -42,6 +42,8 @@ TOKEN_NAME = "alice-cron-token-5d2a"
 API_KEY = "alice-isolation-api-key-7d41c2e9b0"
 SECRET = "alice-isolation-secret-0b6f5a1d93"
 PASSPHRASE = "alice-isolation-passphrase-c8e27f"
+CONNECTION_LABEL = "alice-ollama-connection-6b2e"
+MODEL_KEY = "alice-isolation-model-key-95e0c4"
 # Her bot's own chart (as a TradingView capture is): no response to charlie may carry it
 # (tests/security/test_chart_isolation.py follows charts through other users' cycles).
 CHART = b"\x89PNG the chart alice-isolation-chart-3f90 analyst saw"
@@ -53,12 +55,12 @@ FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday of the shipped EUR
 CYCLES = 40  # enough for closed trades, insight snapshots and a learned policy with the thresholds below
 
 # Counted by hand on the URL confs (tradingai/urls.py, tradingai/api.py, each app's urls.py and the admin):
-# API 65 = 5 single views + 11 router lists, 11 details and 6 actions, each also with a format suffix (56)
-# + the API root twice + schema + docs; admin 231 = 8 site views + 36 registered models x 6 + the user's
+# API 69 = 5 single views + 12 router lists, 12 details and 6 actions, each also with a format suffix (60)
+# + the API root twice + schema + docs; admin 243 = 8 site views + 38 registered models x 6 + the user's
 # password page, the kill switch's flip, the LLM usage page and the TOTP device's config and QR pages + the
-# app index + the catch-all; UI 42 = 19 in accounts + 12 in automation + 3 in learning + 2 in trades + 5 in
+# app index + the catch-all; UI 45 = 22 in accounts + 12 in automation + 3 in learning + 2 in trades + 5 in
 # notifications + metrics.
-PATTERNS_COUNTED_BY_HAND = 65 + 231 + 42
+PATTERNS_COUNTED_BY_HAND = 69 + 243 + 45
 
 # Patterns whose parameters name no object a user owns, with what is walked instead and why.
 NO_USER_OBJECT = {
@@ -83,6 +85,7 @@ SHARED_ADMIN_MODELS = {
     "automation.heartbeat": "the workers' heartbeat",
     "automation.killswitch": "the operator's global switch",
     "automation.metrictotal": "the product's metrics, summed over every user",
+    "automation.modelprice": "the operator's table of model prices",
     "django_celery_beat.crontabschedule": "one schedule row serves every bot due at that minute",
     "django_celery_beat.intervalschedule": "the platform's own periodic tasks",
     "django_celery_beat.solarschedule": "not used by bots",
@@ -195,6 +198,7 @@ SEGMENTS = {
     "analyses": "learning.ailearningdata", "trades": "trades.trade",
     "exchange-accounts": "accounts.exchangeaccount", "tokens": "accounts.apitoken",
     "api-tokens": "accounts.apitoken", "audit-events": "accounts.auditevent",
+    "models": "accounts.modelconnection", "model-connections": "accounts.modelconnection",
     "totpdevice": "otp_totp.totpdevice", "backtests": "automation.backtest",
     "channels": "notifications.channel",
     "notification-channels": "notifications.channel", "notification-deliveries": "notifications.delivery",
@@ -251,7 +255,8 @@ class Alice:
         return {
             "email": self.user.email, "bot name": BOT_NAME, "account label": ACCOUNT_LABEL,
             "token name": TOKEN_NAME, "token hint": self.token.hint, "api key": API_KEY, "secret": SECRET,
-            "passphrase": PASSPHRASE, "reasoning": self.analysis.analysis_data["reasoning"],
+            "passphrase": PASSPHRASE, "connection label": CONNECTION_LABEL, "model key": MODEL_KEY,
+            "reasoning": self.analysis.analysis_data["reasoning"],
             "summary": self.analysis.analysis_data["summary"],
             "chart": CHART[len(b"\x89PNG ") :].decode(), "channel": CHANNEL_LABEL,
             "webhook url": WEBHOOK_URL.rsplit("/", 1)[1], "signing key": HMAC_KEY,
@@ -286,6 +291,11 @@ def her(alice, charlie, settings) -> Alice:
     )
     assert added.status_code == 302
     browser.post("/notifications/switches/", {"TRADE_OPENED": "on", "TRADE_CLOSED": "on"})
+    connected = browser.post(
+        "/accounts/models/",
+        {"label": CONNECTION_LABEL, "base_url": "http://127.0.0.1:11434/v1", "api_key": MODEL_KEY},
+    )
+    assert connected.status_code == 302
     bot = BotFactory(
         owner=alice, name=BOT_NAME, exchange="sample", symbol="EUR/USD", timeframe="1h",
         analyst=Bot.Analyst.TECHNICAL, max_open_trades=3, exchange_account=account,

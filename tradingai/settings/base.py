@@ -182,6 +182,7 @@ DEFAULT_MAX_RUNNING_BOTS = env.int("TRADINGAI_DEFAULT_MAX_RUNNING_BOTS", default
 DEFAULT_MAX_BOTS = env.int("TRADINGAI_DEFAULT_MAX_BOTS", default=20)
 DEFAULT_MAX_EXCHANGE_ACCOUNTS = env.int("TRADINGAI_DEFAULT_MAX_EXCHANGE_ACCOUNTS", default=10)
 DEFAULT_MAX_API_TOKENS = env.int("TRADINGAI_DEFAULT_MAX_API_TOKENS", default=10)
+DEFAULT_MAX_MODEL_CONNECTIONS = env.int("TRADINGAI_DEFAULT_MAX_MODEL_CONNECTIONS", default=10)
 DEFAULT_RUN_NOW_PER_HOUR = env.int("TRADINGAI_DEFAULT_RUN_NOW_PER_HOUR", default=10)
 # 3 running bots on 15-minute candles make 288 cycles a day, with room for run-now and retries.
 DEFAULT_CYCLES_PER_DAY = env.int("TRADINGAI_DEFAULT_CYCLES_PER_DAY", default=500)
@@ -345,6 +346,13 @@ OPENAI_MAX_RETRIES = env.int("OPENAI_MAX_RETRIES", default=2)
 # USD per million tokens, for the cost kept with each analysis (gpt-4o-mini's list prices).
 OPENAI_INPUT_USD_PER_MTOK = env.float("OPENAI_INPUT_USD_PER_MTOK", default=0.15)
 OPENAI_OUTPUT_USD_PER_MTOK = env.float("OPENAI_OUTPUT_USD_PER_MTOK", default=0.60)
+# These two price a model the operator's table of prices (automation.ModelPrice, in the admin) does not list.
+# Users may bring their own model (accounts.ModelConnection): an OpenAI-compatible server and its key. Its
+# base URL must be a public https server unless this is on: then servers on the operator's own networks
+# (127.0.0.1, 10.0.0.0/8, 192.168.0.0/16, ..., over http too) are taken, for self-hosters running Ollama or
+# vLLM beside the platform. Off in production: on a shared server it would let any user make the platform
+# call what only it can reach (core/outbound.py).
+ALLOW_PRIVATE_MODEL_SERVERS = env.bool("TRADINGAI_ALLOW_PRIVATE_MODEL_SERVERS", default=False)
 
 # --- I18N, static, media --------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

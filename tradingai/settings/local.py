@@ -23,6 +23,8 @@ def _persistent_secret(name: str, make) -> str:
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 API_DOCS_PUBLIC = env.bool("TRADINGAI_API_DOCS_PUBLIC", default=True)
 METRICS_PUBLIC = env.bool("TRADINGAI_METRICS_PUBLIC", default=True)
+# A model server beside the platform (Ollama on 127.0.0.1; the OpenAI stand-in in tests) may be used.
+ALLOW_PRIVATE_MODEL_SERVERS = env.bool("TRADINGAI_ALLOW_PRIVATE_MODEL_SERVERS", default=True)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=None) or _persistent_secret(
     ".secret_key", lambda: secrets.token_urlsafe(50)
 )

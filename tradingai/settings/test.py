@@ -38,3 +38,5 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 # tests/api/test_schemathesis.py reads the schema as it is imported, before any user exists; the tests of the
 # production default (behind login) turn this off.
 API_DOCS_PUBLIC = env.bool("TRADINGAI_API_DOCS_PUBLIC", default=True)
+# A model server beside the platform (Ollama on 127.0.0.1; the OpenAI stand-in in tests) may be used.
+ALLOW_PRIVATE_MODEL_SERVERS = env.bool("TRADINGAI_ALLOW_PRIVATE_MODEL_SERVERS", default=True)

@@ -7,16 +7,16 @@ from accounts.crypto import SecretDecryptionError
 
 def encrypted_models():
     """Every model that keeps secrets encrypted with accounts.crypto: it names its columns in
-    ENCRYPTED_FIELDS and re-encrypts them in rotate_encryption() (exchange accounts; notification channels,
-    whose app sits above this one and is found here without importing it)."""
+    ENCRYPTED_FIELDS and re-encrypts them in rotate_encryption() (exchange accounts, model connections;
+    notification channels, whose app sits above this one and is found here without importing it)."""
     return [model for model in apps.get_models() if getattr(model, "ENCRYPTED_FIELDS", None)]
 
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored secret (exchange credentials, notification channels' webhook URLs and "
-        "tokens) under the first key of FIELD_ENCRYPTION_KEYS. Put the new key first and keep the old ones "
-        "after it until this has run."
+        "Re-encrypt every stored secret (exchange credentials, model connections' API keys, notification "
+        "channels' webhook URLs and tokens) under the first key of FIELD_ENCRYPTION_KEYS. Put the new key "
+        "first and keep the old ones after it until this has run."
     )
 
     def handle(self, *args, **options):

@@ -64,10 +64,14 @@ def main_pages(user: User) -> tuple[list[tuple[str, str]], list[str]]:
     else:
         skipped.append(f"backtest_detail: skipped, {user.email} has no backtest")
     names = (
-        "settings", "exchange_accounts", "api_tokens", "audit_log", "password_change", "notifications",
-        "deliveries",
+        "settings", "exchange_accounts", "model_connections", "api_tokens", "audit_log", "password_change",
+        "notifications", "deliveries",
     )  # fmt: skip
     pages += [(name, reverse(name)) for name in names]
+    if connection := user.model_connections.order_by("pk").first():
+        pages.append(("model_connection_edit", reverse("model_connection_edit", args=[connection.pk])))
+    else:
+        skipped.append(f"model_connection_edit: skipped, {user.email} has no model connection")
     return pages, skipped
 
 
