@@ -27,7 +27,10 @@ class AnalysisSerializer(serializers.ModelSerializer):
         )  # fmt: skip
         read_only_fields = fields
 
+    method_columns = ("screenshot",)  # what get_chart_url reads of a row (core/api_lists.py)
+
     def get_chart_url(self, obj) -> str | None:
+        # A model instance's FieldFile, or a row's file name (core.api_lists): both empty without a chart.
         if not obj.screenshot:
             return None
         return self.context["request"].build_absolute_uri(reverse("analysis-chart", args=[obj.pk]))
