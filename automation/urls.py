@@ -10,4 +10,6 @@ urlpatterns = [
     path("bots/<int:pk>/policy/", views.bot_policy_pin, name="bot_policy_pin"),
     re_path(r"^bots/(?P<pk>\d+)/(?P<action>start|stop|run-now)/$", views.bot_action, name="bot_action"),
     path("analyses/<int:pk>/chart.png", views.analysis_chart, name="analysis_chart"),
+    path("bots/<int:pk>/price-chart.json", views.bot_price_chart, name="bot_price_chart"),
+    path("trades/<int:pk>/price-chart.json", views.trade_price_chart, name="trade_price_chart"),
 ]
