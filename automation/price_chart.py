@@ -33,28 +33,41 @@ STOP, TARGET = "#b42318", "#127a3e"
 def bot_chart(bot) -> dict:
     """The bot's market up to its latest activity, BOT_CANDLES candles, with its trades and calls."""
     market = Market(bot.exchange, bot.symbol, bot.timeframe)
-    latest = [
+    return _chart(bot, market, until=_latest(bot, market), limit=BOT_CANDLES)
+
+
+def _latest(bot, market: Market) -> datetime:
+    """AFTER_LATEST candles past the bot's latest slot, fill or exit, or now if sooner: the market's own
+    present, which for a stored market run over past slots (a replay, the demo's history) is not the wall
+    clock's."""
+    moments = [
         bot.runs.order_by("-slot").values_list("slot", flat=True).first(),
-        bot.trades.exclude(closed_at=None).order_by("-closed_at").values_list("closed_at", flat=True).first(),
-        bot.trades.exclude(execution_time=None)
-        .order_by("-execution_time")
-        .values_list("execution_time", flat=True)
-        .first(),
+        *(
+            bot.trades.exclude(**{f"{field}__isnull": True})
+            .order_by(f"-{field}")
+            .values_list(field, flat=True)
+            .first()
+            for field in ("execution_time", "closed_at")
+        ),
     ]
-    latest = [moment for moment in latest if moment is not None]
-    until = min(timezone.now(), max(latest) + AFTER_LATEST * market.period) if latest else timezone.now()
-    return _chart(bot, market, until=until, limit=BOT_CANDLES)
+    moments = [moment for moment in moments if moment is not None]
+    if not moments:
+        return timezone.now()
+    return min(timezone.now(), max(moments) + AFTER_LATEST * market.period)
 
 
 def trade_chart(trade) -> dict:
-    """The trade's market from BEFORE_ENTRY candles before its entry to AFTER_EXIT after its exit (or now,
-    while it is open), at most MAX_CANDLES, with the bot's trades and calls in that window."""
+    """The trade's market from BEFORE_ENTRY candles before its entry to AFTER_EXIT after its exit (while it
+    is open, to the bot's latest activity), at most MAX_CANDLES, with the bot's trades and calls in that
+    window."""
     bot = trade.bot
     if bot is None or trade.execution_time is None:
         return {"empty": "This trade has no fill on the market to draw."}
     market = Market(bot.exchange, bot.symbol, bot.timeframe)
-    end = trade.closed_at + AFTER_EXIT * market.period if trade.closed_at else timezone.now()
-    until = min(timezone.now(), end)
+    if trade.closed_at:
+        until = min(timezone.now(), trade.closed_at + AFTER_EXIT * market.period)
+    else:
+        until = _latest(bot, market)
     span = (until - trade.execution_time) // market.period + BEFORE_ENTRY
     return _chart(bot, market, until=until, limit=max(1, min(int(span), MAX_CANDLES)), focus=trade.pk)
 
@@ -87,7 +100,8 @@ def _chart(bot, market: Market, *, until: datetime, limit: int, focus: int | Non
     layout = {
         "height": 420,
         "margin": {"l": 50, "r": 10, "t": 10, "b": 30},
-        "xaxis": {"rangeslider": {"visible": False}, "type": "date"},
+        # The window's own range: a trade that began before it or ends after it must not stretch it.
+        "xaxis": {"rangeslider": {"visible": False}, "type": "date", "range": [times[0], end.isoformat()]},
         "yaxis": {"title": {"text": market.symbol}, "fixedrange": False},
         "legend": {"orientation": "h", "y": -0.12},
         "hovermode": "closest",

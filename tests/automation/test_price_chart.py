@@ -95,6 +95,12 @@ def test_the_trade_chart_is_the_stretch_around_the_trade(alice_client, traded):
     assert "(this trade)" in by_name["Entries"]["text"][0]
     assert other.pk not in by_name["Entries"]["customdata"]
 
+    # An open trade of a market run over past slots ends at the bot's latest activity, not at the wall clock.
+    by_name = traces(alice_client.get(reverse("trade_price_chart", args=[other.pk])).json())
+    times = [datetime.fromisoformat(x) for x in by_name["EUR/USD"]["x"]]
+    assert times[-1] <= other.execution_time + AFTER_LATEST * timedelta(hours=1)
+    assert other.pk in by_name["Entries"]["customdata"]
+
 
 def test_a_market_without_candles_says_so(alice_client, alice):
     bot = BotFactory(owner=alice, exchange="sample", symbol="GBP/USD", timeframe="1h")
