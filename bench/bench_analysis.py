@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import django
-from matplotlib import pyplot as plt
 
 from .common import timed
 
@@ -49,7 +48,6 @@ def main() -> None:
         # The baseline: a figure made for each chart, as before the figure was kept (rendered._canvas).
         rendered._canvas.cache_clear()
         render_chart(window, market, indicators)
-        plt.close("all")
 
     baseline = timed(render_on_a_new_figure, RUNS)
     chart = timed(render, RUNS)

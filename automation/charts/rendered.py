@@ -14,6 +14,7 @@ import pandas as pd
 import talib
 from django.conf import settings
 from matplotlib import pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from market.indicators import EMA_PERIODS, Indicators
@@ -59,6 +60,10 @@ def _canvas(width: int, height: int):
     chart cost a fifth of the render: the figure, two axes and every tick of their four axis lines built
     again, though only the candles, lines and labels on them change (bench/bench_analysis.py)."""
     fig = mpf.figure(figsize=(width / DPI, height / DPI), style=STYLE)
+    # Out of pyplot's registry, on a canvas of its own: a plt.close("all") anywhere in the process would
+    # otherwise close the kept figure under the next chart.
+    plt.close(fig)
+    FigureCanvasAgg(fig)
     ax_price = fig.add_axes(PRICE_BOX)
     ax_volume = fig.add_axes(VOLUME_BOX, sharex=ax_price)
     # Neither date axis has a label; left to place one, matplotlib measures every tick label of both

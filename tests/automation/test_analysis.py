@@ -10,6 +10,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from matplotlib import pyplot as plt
 from PIL import Image
 
 from automation.analysis import analyse_market
@@ -145,6 +146,7 @@ def test_a_chart_drawn_on_the_kept_figure_is_the_chart_a_new_figure_draws(eurusd
     rendered._canvas.cache_clear()
     first = render_chart(df, eurusd, compute(df))
     other = render_chart(other_df, kraken, compute(other_df))
+    plt.close("all")  # by any other code of the process: the kept figure is not pyplot's
     again = render_chart(df, eurusd, compute(df))
     assert again == first
     assert other != first
