@@ -133,11 +133,11 @@ def full_page_png(driver: webdriver.Chrome) -> bytes:
 
 
 def wait_for_plots(driver: webdriver.Chrome, timeout: float) -> None:
-    """Wait until every plot of the page (`[data-plot]`) is marked `data-rendered`, as static/js/plots.js
-    does once Plotly has drawn it. A page without plots returns at once."""
+    """Wait until every plot of the page (`[data-plot]`, `[data-price-chart]`) is marked `data-rendered`,
+    as static/js/plots.js and price_chart.js do once Plotly has drawn it. A page without plots returns at
+    once."""
+    waiting = "[data-plot]:not([data-rendered]), [data-price-chart]:not([data-rendered])"
     WebDriverWait(driver, timeout, poll_frequency=POLL_SECONDS).until(
-        lambda d: d.execute_script(
-            "return document.querySelectorAll('[data-plot]:not([data-rendered])').length === 0;"
-        ),
+        lambda d: d.execute_script(f"return document.querySelectorAll('{waiting}').length === 0;"),
         f"plots not drawn within {timeout:g} s on {driver.current_url}",
     )

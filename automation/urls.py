@@ -15,4 +15,6 @@ urlpatterns = [
     path("backtests/<int:pk>/status.json", views.backtest_status, name="backtest_status"),
     path("backtests/<int:pk>/report.json", views.backtest_report, name="backtest_report"),
     path("analyses/<int:pk>/chart.png", views.analysis_chart, name="analysis_chart"),
+    path("bots/<int:pk>/price-chart.json", views.bot_price_chart, name="bot_price_chart"),
+    path("trades/<int:pk>/price-chart.json", views.trade_price_chart, name="trade_price_chart"),
 ]

@@ -11,6 +11,7 @@ from learning import plots
 from learning.insights import stat
 from learning.models import AILearningData
 from learning.policy import describe_policy, pin
+from trades.models import Trade
 
 from .backtest_start import backtest_start
 from .backtests import backtest_progress, report_figures
@@ -18,6 +19,7 @@ from .evaluation import report_plots
 from .forms import BacktestForm, BotForm, PolicyPinForm
 from .health import background_down
 from .models import Backtest, Bot
+from .price_chart import bot_chart, trade_chart
 from .quotas import notices as quota_notices
 from .run_now import bot_run_now
 from .selectors import dashboard_bots, recent_failures
@@ -116,6 +118,22 @@ def analysis_chart(request, pk):
     response = FileResponse(image, content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@login_required
+def bot_price_chart(request, pk):
+    """The bot page's price chart as Plotly figure data (automation/price_chart.py), fetched by
+    static/js/price_chart.js so that reading the candles does not hold the page up."""
+    bot = get_object_or_404(Bot, pk=pk, owner=request.user)
+    return JsonResponse(bot_chart(bot))
+
+
+@login_required
+def trade_price_chart(request, pk):
+    """The trade page's price chart: the trade's stretch of its market. Here rather than in trades/, which
+    is below the analyses the chart shows too (docs/architecture.md)."""
+    trade = get_object_or_404(Trade.objects.select_related("bot"), pk=pk, owner=request.user)
+    return JsonResponse(trade_chart(trade))
 
 
 @login_required

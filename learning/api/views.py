@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_filters import NormalisedCharFilter, UtcDateTimeFilter, own_bots
+from core.api_lists import LeanListMixin
 from core.api_pagination import LongListPagination
 from learning.insights import compute_insights
 from learning.models import AILearningData
@@ -44,7 +45,7 @@ class PNGRenderer(renderers.BaseRenderer):
         return data
 
 
-class AnalysisViewSet(viewsets.ReadOnlyModelViewSet):
+class AnalysisViewSet(LeanListMixin, viewsets.ReadOnlyModelViewSet):
     """Every analysis of your bots, with the chart the analyst saw and, once known, what happened."""
 
     serializer_class = AnalysisSerializer

@@ -10,6 +10,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from matplotlib import pyplot as plt
 from PIL import Image
 
 from automation.analysis import analyse_market
@@ -18,6 +19,7 @@ from automation.analysts.consistency import enforce_consistent_levels
 from automation.analysts.schema import Analysis
 from automation.analysts.service import analyse, get_analyst
 from automation.analysts.technical import TechnicalAnalyst, analyse_indicators
+from automation.charts import rendered
 from automation.charts.rendered import render_chart
 from automation.charts.storage import private_chart_name, rendered_chart_name
 from learning.models import AILearningData
@@ -134,6 +136,20 @@ def test_rendered_chart_is_a_1280_by_720_png(eurusd):
     image = Image.open(io.BytesIO(png))
     assert (image.format, image.size) == ("PNG", (1280, 720))
     assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 50  # candles, lines and text were drawn
+
+
+def test_a_chart_drawn_on_the_kept_figure_is_the_chart_a_new_figure_draws(eurusd):
+    # The figure is kept between charts (rendered._canvas): nothing of one chart may show on the next.
+    df = StoredCandles().candles(eurusd, limit=300)
+    other_df = StoredCandles().candles(eurusd, limit=300, until=df.index[0].to_pydatetime())
+    kraken = Market("kraken", "SOL/USD", "4h")
+    rendered._canvas.cache_clear()
+    first = render_chart(df, eurusd, compute(df))
+    other = render_chart(other_df, kraken, compute(other_df))
+    plt.close("all")  # by any other code of the process: the kept figure is not pyplot's
+    again = render_chart(df, eurusd, compute(df))
+    assert again == first
+    assert other != first
 
 
 def test_chart_names_carry_everything_that_decides_the_picture():

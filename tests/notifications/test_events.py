@@ -83,15 +83,15 @@ def test_the_spending_cap_is_told_once_a_month(bot, alice, settings):
     )
     december = datetime(2026, 12, 6, 9, tzinfo=UTC)
     runs = [CycleRun.objects.create(bot=bot, slot=SLOT + i * HOUR) for i in range(3)]
-    assert cycle_refusal(runs[0], "openai", december).startswith("skipped: LLM spend")
-    assert cycle_refusal(runs[1], "openai", december)
-    assert cycle_refusal(runs[2], "technical", december) == ""  # a free analyst is not capped
+    assert cycle_refusal(runs[0], True, december).startswith("skipped: LLM spend")
+    assert cycle_refusal(runs[1], True, december)
+    assert cycle_refusal(runs[2], False, december) == ""  # what the operator does not pay for is not capped
     (told,) = Notification.objects.filter(user=alice, event=Event.SPEND_CAP)
     assert told.key == "2026-12"
     assert "reached the plan's cap of US$ 1.00" in told.text
 
     AILearningData.objects.filter(user=alice).update(created_at=datetime(2027, 1, 2, tzinfo=UTC))
-    assert cycle_refusal(runs[0], "openai", datetime(2027, 1, 3, tzinfo=UTC))
+    assert cycle_refusal(runs[0], True, datetime(2027, 1, 3, tzinfo=UTC))
     assert Notification.objects.filter(user=alice, event=Event.SPEND_CAP).count() == 2
 
 

@@ -2,6 +2,7 @@ from django_filters import rest_framework as filters
 from rest_framework import viewsets
 
 from core.api_filters import NormalisedCharFilter, UtcDateTimeFilter, own_bots
+from core.api_lists import LeanListMixin
 from core.api_pagination import LongListPagination
 from market.names import normalise_symbol
 from trades.models import Trade
@@ -20,7 +21,7 @@ class TradeFilter(filters.FilterSet):
         fields = ("bot", "symbol", "side", "status", "outcome", "is_simulated")
 
 
-class TradeViewSet(viewsets.ReadOnlyModelViewSet):
+class TradeViewSet(LeanListMixin, viewsets.ReadOnlyModelViewSet):
     """Your trades, paper and live, each linked to the analysis that opened it."""
 
     serializer_class = TradeSerializer
