@@ -130,10 +130,19 @@ class PolicyPinForm(forms.Form):
     """Fix the policy's values by hand; a value left empty goes back to what the bot learns."""
 
     min_confidence = forms.FloatField(
-        label="Minimum confidence", min_value=0, max_value=100, required=False, help_text="0 to 100"
+        label="Minimum confidence",
+        min_value=0,
+        max_value=100,
+        required=False,
+        help_text="0 to 100: calls below it are not traded. Empty: learned.",
     )
     size_factor = forms.FloatField(
-        label="Size factor", min_value=0, max_value=3, required=False, help_text="1 risks the bot's setting"
+        label="Size factor",
+        min_value=0,
+        max_value=3,
+        required=False,
+        help_text="The share of the bot's risk per trade each trade takes: 1 all of it, 0.5 half, 0 no "
+        "trades. Empty: learned.",
     )
     avoid_conditions = forms.MultipleChoiceField(
         label="Avoid",

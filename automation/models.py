@@ -6,7 +6,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from market.timeframes import TIMEFRAMES
+from market.timeframes import TIMEFRAMES, timeframe_name
 
 symbol_validator = RegexValidator(
     r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$", "Use the exchange's BASE/QUOTE form in capitals, e.g. BTC/USDT."
@@ -31,7 +31,7 @@ class Bot(models.Model):
         TECHNICAL = "TECHNICAL", "Technical (offline)"
         OPENAI = "OPENAI", "OpenAI vision model"
 
-    Timeframe = models.TextChoices("Timeframe", [(t, t) for t in TIMEFRAMES])
+    TIMEFRAME_CHOICES = [(t, timeframe_name(t)) for t in TIMEFRAMES]
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots")
     name = models.CharField(max_length=100)
@@ -40,7 +40,7 @@ class Bot(models.Model):
         "accounts.ExchangeAccount", null=True, blank=True, on_delete=models.PROTECT, related_name="bots"
     )
     symbol = models.CharField(max_length=31, validators=[symbol_validator])
-    timeframe = models.CharField(max_length=5, choices=Timeframe.choices, default="1h")
+    timeframe = models.CharField(max_length=5, choices=TIMEFRAME_CHOICES, default="1h")
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.SIMULATION)
     # Live orders need the operator's LIVE_TRADING_ENABLED and this explicit confirmation by the owner.
     live_confirmed = models.BooleanField(default=False)

@@ -65,3 +65,9 @@ def insights(request):
         ],
     }
     return render(request, "learning/insights.html", {"form": form, "data": data, "plots": figures})
+
+
+def help_policy(request):
+    """How a bot decides whether to trade a call and how much: the policy card's explanation, in words
+    (docs/learning.md has the formulas)."""
+    return render(request, "learning/help_policy.html")
