@@ -26,8 +26,10 @@ migrate: install-runtime
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py createcachetable
 
+# The demo bot's history is replayed by the worker once `make run` has started it (the first page does not
+# wait for it; the dashboard shows its progress), and the bot starts on the moving sample market after it.
 demo: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --history 300 --background
 
 run: demo
 	$(PY) manage.py collectstatic --no-input --verbosity 0

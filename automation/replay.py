@@ -137,7 +137,7 @@ def replay(
     pages show them). Returns the bot."""
     bot = bot or replay_bot(spec)
     source = PreloadedCandles.load(spec.market)
-    todo = _not_run(bot, slots(spec, source))
+    todo = not_run(bot, slots(spec, source))
     if not todo:
         return bot
     analyst = get_analyst(spec.analyst)
@@ -177,7 +177,7 @@ def _worked_ahead(spec: ReplaySpec, source: PreloadedCandles, todo: list[datetim
     return contextlib.nullcontext()
 
 
-def _not_run(bot: Bot, wanted: list[datetime]) -> list[datetime]:
+def not_run(bot: Bot, wanted: list[datetime]) -> list[datetime]:
     ran = set(CycleRun.objects.filter(bot=bot).values_list("slot", flat=True))
     return [slot for slot in wanted if slot not in ran]
 

@@ -6,6 +6,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from .cycle import run_cycle
+from .demo import history_in_background
 from .health import queue_heartbeat, record
 from .models import Bot
 from .monitoring import monitor_running_bots
@@ -66,3 +67,17 @@ def monitor_trades_task():
 @shared_task(ignore_result=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, max_retries=3)
 def recover_lost_runs_task():
     recover_lost_runs()
+
+
+@shared_task(
+    ignore_result=True,
+    # Redelivered if the worker dies mid-way: the replay skips the slots already run and goes on.
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+    soft_time_limit=50 * 60,
+    time_limit=60 * 60,
+)
+def seed_demo_history_task(bot_id: int, count: int):
+    history_in_background(bot_id, count)

@@ -12,6 +12,7 @@ from learning.insights import stat
 from learning.models import AILearningData
 from learning.policy import describe_policy, pin
 
+from .demo import history_progress
 from .forms import BotForm, PolicyPinForm
 from .health import background_down
 from .models import Bot
@@ -28,8 +29,10 @@ def dashboard(request):
     bots = list(dashboard_bots(request.user))
     for bot in bots:
         bot.win_rate = stat(bot.wins, bot.closed_count)
+        bot.history = history_progress(bot)
     context = {
         "bots": bots,
+        "intro": request.user.intro_dismissed_at is None,
         "background_down": background_down(),
         "equity": plots.equity(request.user) if bots else None,
         "failures": recent_failures(request.user),
