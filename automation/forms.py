@@ -4,7 +4,7 @@ from django.conf import settings
 from accounts.models import ExchangeAccount
 from accounts.two_factor import LIVE_NEEDS_TWO_FACTOR, has_two_factor
 from learning.policy import AVOIDABLE, avoid_condition_error
-from market.exchanges import has_stored_candles, is_ccxt_exchange
+from market.exchanges import exchange_choices, has_stored_candles, is_ccxt_exchange
 from market.names import normalise_exchange, normalise_symbol
 
 from .charts.urls import UnsafeChartUrlError, checked_tradingview_url
@@ -44,7 +44,21 @@ class BotForm(forms.ModelForm):
             "daily_loss_limit_pct",
             "min_confidence",
         )
-        labels = {"live_confirmed": "I confirm this bot may place real orders with my exchange account"}
+        labels = {
+            "exchange": "Exchange",
+            "symbol": "Market",
+            "timeframe": "Candles of",
+            "exchange_account": "Exchange account",
+            "live_confirmed": "I confirm this bot may place real orders with my exchange account",
+            "chart_source": "Chart the analyst looks at",
+            "starting_balance": "Paper balance",
+            "risk_per_trade_pct": "Risk per trade (% of equity)",
+            "max_position_pct": "Largest position (% of equity)",
+            "max_open_trades": "Open trades at most",
+            "daily_loss_limit_pct": "Daily loss limit (% of equity)",
+            "min_confidence": "Minimum confidence (0 to 100)",
+        }
+        help_texts = {"symbol": "The pair as the exchange writes it: BASE/QUOTE, e.g. BTC/USDT or EUR/USD."}
         widgets = {"symbol": forms.TextInput(attrs={"placeholder": "BTC/USDT"})}
 
     def __init__(self, *args, owner, **kwargs):
@@ -58,6 +72,17 @@ class BotForm(forms.ModelForm):
         self.fields[
             "exchange_account"
         ].help_text = "Needed for live trading; add one under Exchange accounts."
+        # A list to choose from; what is checked is still the text (the API sends any), so a name the
+        # list lacks gets the same explanation on both.
+        choices = exchange_choices()
+        if self.instance.exchange and self.instance.exchange not in dict(choices):
+            choices.insert(0, (self.instance.exchange, self.instance.exchange))
+        self.fields["exchange"].widget = forms.Select(choices=[("", "Choose an exchange"), *choices])
+        # static/js/bot_form.js shows these only where they apply (they are validated the same either way).
+        for name in ("exchange_account", "live_confirmed"):
+            self.fields[name].widget.attrs["data-show-when"] = "mode=LIVE"
+        self.fields["starting_balance"].widget.attrs["data-show-when"] = "mode=SIMULATION"
+        self.fields["tradingview_url"].widget.attrs["data-show-when"] = "chart_source=TRADINGVIEW"
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()

@@ -105,6 +105,11 @@ class Bot(models.Model):
     def get_absolute_url(self):
         return reverse("bot_detail", args=[self.pk])
 
+    @property
+    def quote(self) -> str:
+        """The currency the bot's money is counted in: USDT for BTC/USDT."""
+        return self.symbol.partition("/")[2]
+
 
 class AutomationSession(models.Model):
     """A period in which a bot ran: from start to stop, and why it stopped."""
