@@ -12,6 +12,7 @@ the bot is started on the moving sample market once its history is there."""
 
 import contextlib
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 
 from accounts.models import User
@@ -42,6 +43,13 @@ HISTORY_MARGIN = timedelta(hours=48)
 # How long a history's progress is kept: a history queued while no worker runs says so on the dashboard
 # for a day, then the dashboard stops waiting for it.
 PROGRESS_TIMEOUT = 24 * 3600
+# Cycles per transaction of the history replayed in the background: on SQLite a transaction holds the one
+# write lock, and beat, the workers and the site wait for it (20 s at most, then fail); ten cycles with
+# their charts held it past that on a busy machine.
+BACKGROUND_CHUNK = 5
+# And a pause after each: SQLite's waiting writers retry every 100 ms at most, and a replay that takes the
+# lock again at once starved them (beat's and the workers' heartbeats failed 20 s later, chunk after chunk).
+SQLITE_PAUSE_SECONDS = 0.15
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,9 @@ def history_slots(count: int) -> list[datetime]:
     return sorted(t + period for t in opened.values_list("open_time", flat=True)[:count])
 
 
-def seed_history(bot: Bot, count: int, progress: Callable[[Progress], None] | None = None) -> int:
+def seed_history(
+    bot: Bot, count: int, progress: Callable[[Progress], None] | None = None, chunk: int | None = None
+) -> int:
     """Replay the bot's real cycles (its own analyst, charts drawn so that its analysis pages show them, the
     paper broker, the learning) over `count` hourly slots of the shipped candles, so that the pages have
     analyses, trades and insights to show. Slots run before are left alone, so a second call runs only what
@@ -113,7 +123,7 @@ def seed_history(bot: Bot, count: int, progress: Callable[[Progress], None] | No
         return 0
     before = CycleRun.objects.filter(bot=bot).count()
     spec = ReplaySpec(**SAMPLE_MARKET, analyst=bot.analyst.lower(), start=wanted[0], end=wanted[-1])
-    replay(spec, bot=bot, progress=progress, draw_charts=True)
+    replay(spec, bot=bot, progress=progress, draw_charts=True, chunk=chunk)
     return CycleRun.objects.filter(bot=bot).count() - before
 
 
@@ -143,12 +153,14 @@ def history_in_background(bot_id: int, count: int) -> int:
     stopped by its user stays stopped when `make run` starts again). Returns how many cycles ran."""
     bot = Bot.objects.select_related("owner").get(pk=bot_id)
 
-    def progress(p: Progress) -> None:
+    def progress(p: Progress) -> None:  # after each chunk's commit
         done = {"done": p.done, "total": p.total, "failed": p.failed}
         cache.set(_progress_key(bot), done, PROGRESS_TIMEOUT)
+        if connection.vendor == "sqlite":
+            time.sleep(SQLITE_PAUSE_SECONDS)
 
     try:
-        cycles = seed_history(bot, count, progress)
+        cycles = seed_history(bot, count, progress, chunk=BACKGROUND_CHUNK)
         bot.refresh_from_db()
         if cycles and bot.status == Bot.Status.STOPPED:
             # A plan without room for it: the history is there, and the bot waits for its user.
