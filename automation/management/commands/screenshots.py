@@ -57,7 +57,15 @@ def main_pages(user: User) -> tuple[list[tuple[str, str]], list[str]]:
         pages.append(("trade_detail", reverse("trade_detail", args=[trade.pk])))
     else:
         skipped.append(f"trade_detail: skipped, {user.email} has no trade")
-    names = ("insights", "settings", "exchange_accounts", "api_tokens", "audit_log", "password_change")
+    names = (
+        "insights",
+        "help_policy",
+        "settings",
+        "exchange_accounts",
+        "api_tokens",
+        "audit_log",
+        "password_change",
+    )
     pages += [(name, reverse(name)) for name in names]
     return pages, skipped
 
