@@ -50,6 +50,14 @@ BACKGROUND_CHUNK = 5
 # And a pause after each: SQLite's waiting writers retry every 100 ms at most, and a replay that takes the
 # lock again at once starved them (beat's and the workers' heartbeats failed 20 s later, chunk after chunk).
 SQLITE_PAUSE_SECONDS = 0.15
+# One history at a time per bot: a task handed back by a stopped worker and the one the next `make run`
+# sends would otherwise replay the same slots side by side. The claim lapses this long after the last
+# chunk, so that a worker killed mid-way does not hold it.
+CLAIM_SECONDS = 120
+
+
+class HistoryBusyError(Exception):
+    """Another task is replaying this bot's history."""
 
 
 @dataclass(frozen=True)
@@ -152,10 +160,14 @@ def history_in_background(bot_id: int, count: int) -> int:
     then the bot started on the moving sample market (once, when this call ran the history: a demo bot
     stopped by its user stays stopped when `make run` starts again). Returns how many cycles ran."""
     bot = Bot.objects.select_related("owner").get(pk=bot_id)
+    claim = f"demo-history-claim:{bot.pk}"
+    if not cache.add(claim, True, CLAIM_SECONDS):
+        raise HistoryBusyError(f"bot {bot.pk}'s history is being replayed by another task")
 
     def progress(p: Progress) -> None:  # after each chunk's commit
         done = {"done": p.done, "total": p.total, "failed": p.failed}
         cache.set(_progress_key(bot), done, PROGRESS_TIMEOUT)
+        cache.set(claim, True, CLAIM_SECONDS)
         if connection.vendor == "sqlite":
             time.sleep(SQLITE_PAUSE_SECONDS)
 
@@ -168,5 +180,5 @@ def history_in_background(bot_id: int, count: int) -> int:
                 bot_start(bot)
     finally:
         # After the start, so that the dashboard never shows the bot stopped between the two.
-        cache.delete(_progress_key(bot))
+        cache.delete_many([_progress_key(bot), claim])
     return cycles

@@ -6,7 +6,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from .cycle import run_cycle
-from .demo import history_in_background
+from .demo import CLAIM_SECONDS, HistoryBusyError, history_in_background
 from .health import queue_heartbeat, record
 from .models import Bot
 from .monitoring import monitor_running_bots
@@ -70,6 +70,7 @@ def recover_lost_runs_task():
 
 
 @shared_task(
+    bind=True,
     ignore_result=True,
     # Redelivered if the worker dies mid-way: the replay skips the slots already run and goes on.
     acks_late=True,
@@ -79,5 +80,9 @@ def recover_lost_runs_task():
     soft_time_limit=50 * 60,
     time_limit=60 * 60,
 )
-def seed_demo_history_task(bot_id: int, count: int):
-    history_in_background(bot_id, count)
+def seed_demo_history_task(self, bot_id: int, count: int):
+    try:
+        history_in_background(bot_id, count)
+    except HistoryBusyError as e:
+        # Once the other is done (or its claim lapsed), this one finds nothing left, or goes on.
+        raise self.retry(exc=e, countdown=CLAIM_SECONDS, max_retries=30) from None
