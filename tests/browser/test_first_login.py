@@ -141,3 +141,25 @@ def test_a_bot_page_shows_a_new_run_without_a_reload(live_server, transactional_
         assert not csp_violations(driver)
     finally:
         driver.quit()
+
+
+def test_the_analyses_list_shows_a_new_analysis_without_a_reload(live_server, transactional_db, alice):
+    import_eurusd()
+    bot = BotFactory(
+        owner=alice, exchange="sample", symbol="EUR/USD", timeframe="1h", status=Bot.Status.RUNNING
+    )
+    AutomationSession.objects.create(bot=bot)
+    driver = chromium(1280)
+    try:
+        log_in(driver, live_server.url, alice)
+        driver.get(live_server.url + "/analyses/")
+        mark_page(driver)
+        run_cycle(bot.pk, datetime(2017, 10, 2, 9, tzinfo=UTC))
+        rows = "return document.getElementById('analyses').innerText;"
+        WebDriverWait(driver, 30, poll_frequency=0.5).until(
+            lambda d: "2017-10-02 09:00" in d.execute_script(rows)
+        )
+        assert same_page(driver) and "EUR/USD, 1 hour" in driver.execute_script(rows)
+        assert not csp_violations(driver)
+    finally:
+        driver.quit()
