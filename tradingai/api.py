@@ -34,7 +34,7 @@ class ApiRoot(APIRootView):
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)
         for key, url_name in OTHER_RESOURCES.items():
-            response.data[key] = reverse(url_name, request=request, format=kwargs.get("format"))
+            response.data[key] = reverse(url_name, request=request)  # these routes take no format suffix
         return response
 
 
