@@ -3,6 +3,7 @@ from django.conf import settings
 
 from accounts.models import ExchangeAccount
 from accounts.two_factor import LIVE_NEEDS_TWO_FACTOR, has_two_factor
+from core.values import Regime, Sentiment
 from learning.policy import AVOIDABLE, avoid_condition_error
 from market.exchanges import exchange_choices, has_stored_candles, is_ccxt_exchange
 from market.names import normalise_exchange, normalise_symbol
@@ -151,6 +152,16 @@ class BotForm(forms.ModelForm):
         return bot
 
 
+# The avoidable conditions as the policy's help page names them (templates/learning/help_policy.html).
+CONDITION_WORDS = {"regime": ("The market is", Regime), "market_sentiment": ("The analyst is", Sentiment)}
+
+
+def condition_in_words(field: str, value: str) -> str:
+    """'regime', 'TREND_HIGH_VOL' -> 'The market is: trend, high volatility'."""
+    prefix, choices = CONDITION_WORDS[field]
+    return f"{prefix}: {choices(value).label.lower()}"
+
+
 class PolicyPinForm(forms.Form):
     """Fix the policy's values by hand; a value left empty goes back to what the bot learns."""
 
@@ -173,7 +184,7 @@ class PolicyPinForm(forms.Form):
         label="Avoid",
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        choices=[(f"{n}:{v}", f"{n} {v}") for n, values in AVOIDABLE.items() for v in values],
+        choices=[(f"{n}:{v}", condition_in_words(n, v)) for n, values in AVOIDABLE.items() for v in values],
         help_text="Markets to stay out of; none ticked follows what the bot learns",
     )
 

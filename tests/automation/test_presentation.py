@@ -117,6 +117,9 @@ def test_the_first_visit_card_goes_once_dismissed_and_the_policy_has_a_help_page
     assert alice_client.get("/accounts/intro/dismiss/").status_code == 405  # a POST only
     alice_client.post("/accounts/intro/dismiss/")
     assert "Welcome to TradingAI" not in alice_client.get("/").content.decode()
+    bot_page = alice_client.get(Bot.objects.get(owner=alice).get_absolute_url()).content.decode()
+    assert "The market is: trend, high volatility" in bot_page and "The analyst is: bullish" in bot_page
+    assert 'href="/help/policy/"' in bot_page and "docs/learning.md" not in bot_page
     help_page = alice_client.get("/help/policy/").content.decode()
     assert "Size factor" in help_page and "1 risks the full setting" in help_page
 
