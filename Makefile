@@ -26,13 +26,18 @@ migrate: install-runtime
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py createcachetable
 
+# The demo bot's history is replayed by the worker once `make run` has started it (the first page does not
+# wait for it; the dashboard shows its progress), and the bot starts on the moving sample market after it.
 demo: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --history 300 --background
 
 run: demo
 	$(PY) manage.py collectstatic --no-input --verbosity 0
 	@echo "TradingAI on http://127.0.0.1:$${TRADINGAI_PORT:-8000}  (Ctrl-C stops web, workers and beat)"
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
+	@# Ctrl-C reaches make, this shell and honcho (the processes honcho starts are sessions of their own):
+	@# honcho stops them and exits 130, which make would report as an error, and this shell would die of
+	@# the signal before it could say otherwise. The shell ignores it, and a stop by Ctrl-C is a success.
+	trap "" INT; PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start || test $$? -eq 130
 
 test: install
 	$(BIN)/ruff check .

@@ -1,3 +1,5 @@
+import zoneinfo
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
@@ -206,3 +208,15 @@ class AuditFilterForm(forms.Form):
             return events.none()
         action = self.cleaned_data["action"]
         return events.filter(action=action) if action else events
+
+
+class TimeZoneForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        choices=[(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())],
+        help_text="Dates and times on every page are shown in it.",
+    )
+
+    class Meta:
+        model = User
+        fields = ("time_zone",)

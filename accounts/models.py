@@ -1,10 +1,12 @@
 import hashlib
 import secrets
+import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -75,6 +77,11 @@ class Plan(models.Model):
         return self.name
 
 
+def time_zone_validator(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a time zone; choose one from the list, e.g. Europe/Paris.")
+
+
 class User(AbstractUser):
     """Logs in with the e-mail address; there is no username."""
 
@@ -86,6 +93,15 @@ class User(AbstractUser):
     plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.SET_NULL, related_name="users")
     # The user's own kill switch: no bot of theirs opens a trade while it is on.
     trading_halted = models.BooleanField(default=False)
+    # Every date and time on the pages is shown in this zone (accounts.middleware.UserTimeZoneMiddleware).
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[time_zone_validator],
+        help_text="Dates and times on the pages are shown in this time zone.",
+    )
+    # The dashboard's first-visit card (what the user is looking at, what to try) until they dismiss it.
+    intro_dismissed_at = models.DateTimeField(null=True, blank=True)
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"

@@ -30,6 +30,7 @@ urlpatterns = [
         name="password_reset_complete",
     ),
     path("settings/", views.settings_page, name="settings"),
+    path("intro/dismiss/", views.intro_dismiss, name="intro_dismiss"),
     path("settings/two-factor/", two_factor.settings_page, name="two_factor"),
     path("settings/two-factor/qr.svg", two_factor.qr_code, name="two_factor_qr"),
     path("audit/", views.audit_log, name="audit_log"),

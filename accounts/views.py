@@ -3,13 +3,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, ProtectedError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.pages import filtered_page
 
 from . import services
-from .forms import ApiTokenForm, AuditFilterForm, ExchangeAccountForm, ModelConnectionForm
-from .models import ApiToken, AuditEvent, ExchangeAccount, ModelConnection
+from .forms import ApiTokenForm, AuditFilterForm, ExchangeAccountForm, ModelConnectionForm, TimeZoneForm
+from .models import ApiToken, AuditEvent, ExchangeAccount, ModelConnection, User
 from .quotas import saved_within_quota
 from .two_factor import has_two_factor
 
@@ -18,6 +19,11 @@ from .two_factor import has_two_factor
 def settings_page(request):
     """The account at a glance, with a way to each of its settings."""
     user = request.user
+    time_zone_form = TimeZoneForm(request.POST or None, instance=user)
+    if request.method == "POST" and time_zone_form.is_valid():
+        time_zone_form.save()
+        messages.success(request, f"Times are now shown in {user.time_zone.replace('_', ' ')}.")
+        return redirect("settings")
     # Bots are read through the user's relation: automation sits above accounts (docs/architecture.md).
     context = {
         "accounts": ExchangeAccount.objects.filter(owner=user).order_by("label"),
@@ -25,8 +31,17 @@ def settings_page(request):
         "connections": ModelConnection.objects.filter(owner=user).order_by("label"),
         "running_bots": user.bots.filter(status=user.bots.model.Status.RUNNING).count(),
         "two_factor": has_two_factor(user),
+        "time_zone_form": time_zone_form,
     }
     return render(request, "accounts/settings.html", context)
+
+
+@login_required
+@require_POST
+def intro_dismiss(request):
+    """The dashboard's first-visit card, hidden for good."""
+    User.objects.filter(pk=request.user.pk).update(intro_dismissed_at=timezone.now())
+    return redirect("dashboard")
 
 
 @login_required

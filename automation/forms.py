@@ -6,8 +6,9 @@ from django.conf import settings
 from accounts.models import ExchangeAccount, ModelConnection
 from accounts.quotas import quotas_of
 from accounts.two_factor import LIVE_NEEDS_TWO_FACTOR, has_two_factor
+from core.values import Regime, Sentiment
 from learning.policy import AVOIDABLE, avoid_condition_error
-from market.exchanges import has_stored_candles, is_ccxt_exchange
+from market.exchanges import exchange_choices, has_stored_candles, is_ccxt_exchange
 from market.indicators import MIN_CANDLES
 from market.names import normalise_exchange, normalise_symbol
 
@@ -52,10 +53,23 @@ class BotForm(forms.ModelForm):
             "min_confidence",
         )
         labels = {
+            "exchange": "Exchange",
+            "symbol": "Market",
+            "timeframe": "Candles of",
+            "exchange_account": "Exchange account",
             "live_confirmed": "I confirm this bot may place real orders with my exchange account",
+            "chart_source": "Chart the analyst looks at",
+            "starting_balance": "Paper balance",
+            "risk_per_trade_pct": "Risk per trade (% of equity)",
+            "max_position_pct": "Largest position (% of equity)",
+            "max_open_trades": "Open trades at most",
+            "daily_loss_limit_pct": "Daily loss limit (% of equity)",
+            "min_confidence": "Minimum confidence (0 to 100)",
             "analyst": "Analysed by",
             "model_connection": "Your model connection",
+            "model_name": "Model",
         }
+        help_texts = {"symbol": "The pair as the exchange writes it: BASE/QUOTE, e.g. BTC/USDT or EUR/USD."}
         widgets = {
             "symbol": forms.TextInput(attrs={"placeholder": "BTC/USDT"}),
             "model_name": forms.TextInput(attrs={"placeholder": "gpt-4o-mini, llava:13b"}),
@@ -81,6 +95,19 @@ class BotForm(forms.ModelForm):
         ].help_text = (
             "For your own model: add one under Settings → Models (an OpenAI key, or your own server)."
         )
+        # A list to choose from; what is checked is still the text (the API sends any), so a name the
+        # list lacks gets the same explanation on both.
+        choices = exchange_choices()
+        if self.instance.exchange and self.instance.exchange not in dict(choices):
+            choices.insert(0, (self.instance.exchange, self.instance.exchange))
+        self.fields["exchange"].widget = forms.Select(choices=[("", "Choose an exchange"), *choices])
+        # static/js/bot_form.js shows these only where they apply (they are validated the same either way).
+        for name in ("exchange_account", "live_confirmed"):
+            self.fields[name].widget.attrs["data-show-when"] = "mode=LIVE"
+        self.fields["starting_balance"].widget.attrs["data-show-when"] = "mode=SIMULATION"
+        self.fields["tradingview_url"].widget.attrs["data-show-when"] = "chart_source=TRADINGVIEW"
+        for name in ("model_connection", "model_name"):
+            self.fields[name].widget.attrs["data-show-when"] = "analyst=OWN_MODEL"
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -158,20 +185,39 @@ class BotForm(forms.ModelForm):
         return bot
 
 
+# The avoidable conditions as the policy's help page names them (templates/learning/help_policy.html).
+CONDITION_WORDS = {"regime": ("The market is", Regime), "market_sentiment": ("The analyst is", Sentiment)}
+
+
+def condition_in_words(field: str, value: str) -> str:
+    """'regime', 'TREND_HIGH_VOL' -> 'The market is: trend, high volatility'."""
+    prefix, choices = CONDITION_WORDS[field]
+    return f"{prefix}: {choices(value).label.lower()}"
+
+
 class PolicyPinForm(forms.Form):
     """Fix the policy's values by hand; a value left empty goes back to what the bot learns."""
 
     min_confidence = forms.FloatField(
-        label="Minimum confidence", min_value=0, max_value=100, required=False, help_text="0 to 100"
+        label="Minimum confidence",
+        min_value=0,
+        max_value=100,
+        required=False,
+        help_text="0 to 100: calls below it are not traded. Empty: learned.",
     )
     size_factor = forms.FloatField(
-        label="Size factor", min_value=0, max_value=3, required=False, help_text="1 risks the bot's setting"
+        label="Size factor",
+        min_value=0,
+        max_value=3,
+        required=False,
+        help_text="The share of the bot's risk per trade each trade takes: 1 all of it, 0.5 half, 0 no "
+        "trades. Empty: learned.",
     )
     avoid_conditions = forms.MultipleChoiceField(
         label="Avoid",
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        choices=[(f"{n}:{v}", f"{n} {v}") for n, values in AVOIDABLE.items() for v in values],
+        choices=[(f"{n}:{v}", condition_in_words(n, v)) for n, values in AVOIDABLE.items() for v in values],
         help_text="Markets to stay out of; none ticked follows what the bot learns",
     )
 

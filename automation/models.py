@@ -6,7 +6,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
-from market.timeframes import TIMEFRAMES
+from market.timeframes import TIMEFRAMES, timeframe_name
 
 symbol_validator = RegexValidator(
     r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$", "Use the exchange's BASE/QUOTE form in capitals, e.g. BTC/USDT."
@@ -32,7 +32,7 @@ class Bot(models.Model):
         OPENAI = "OPENAI", "The platform's OpenAI vision model"
         OWN_MODEL = "OWN_MODEL", "Your own model (one of your model connections)"
 
-    Timeframe = models.TextChoices("Timeframe", [(t, t) for t in TIMEFRAMES])
+    TIMEFRAME_CHOICES = [(t, timeframe_name(t)) for t in TIMEFRAMES]
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots")
     name = models.CharField(max_length=100)
@@ -41,7 +41,7 @@ class Bot(models.Model):
         "accounts.ExchangeAccount", null=True, blank=True, on_delete=models.PROTECT, related_name="bots"
     )
     symbol = models.CharField(max_length=31, validators=[symbol_validator])
-    timeframe = models.CharField(max_length=5, choices=Timeframe.choices, default="1h")
+    timeframe = models.CharField(max_length=5, choices=TIMEFRAME_CHOICES, default="1h")
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.SIMULATION)
     # Live orders need the operator's LIVE_TRADING_ENABLED and this explicit confirmation by the owner.
     live_confirmed = models.BooleanField(default=False)
@@ -126,6 +126,11 @@ class Bot(models.Model):
 
     def get_absolute_url(self):
         return reverse("bot_detail", args=[self.pk])
+
+    @property
+    def quote(self) -> str:
+        """The currency the bot's money is counted in: USDT for BTC/USDT."""
+        return self.symbol.partition("/")[2]
 
 
 class AutomationSession(models.Model):
@@ -280,7 +285,7 @@ class Backtest(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="backtests")
     exchange = models.CharField(max_length=50)
     symbol = models.CharField(max_length=31)
-    timeframe = models.CharField(max_length=5, choices=Bot.Timeframe.choices)
+    timeframe = models.CharField(max_length=5, choices=Bot.TIMEFRAME_CHOICES)
     start = models.DateTimeField(help_text="The first slot replayed.")
     end = models.DateTimeField(help_text="The last slot replayed.")
     # The policy settings, with a bot's own limits: the replay's bot is made with them.
@@ -321,7 +326,7 @@ class Backtest(models.Model):
 
     @property
     def market(self) -> str:
-        return f"{self.exchange} {self.symbol} {self.timeframe}"
+        return f"{self.exchange} {self.symbol}, {timeframe_name(self.timeframe)}"
 
     @property
     def is_over(self) -> bool:

@@ -132,13 +132,15 @@ def replay(
     bot: Bot | None = None,
     progress: Callable[[Progress], None] | None = None,
     draw_charts: bool | None = None,
+    chunk: int | None = None,
 ) -> Bot:
     """Run the cycles of every slot of `spec` not run yet, in order, into `bot` (by default the replay's own
     account). Charts are drawn for an analyst that looks at them, or when `draw_charts` says so (a demo's
-    pages show them). Returns the bot."""
+    pages show them). `chunk`: cycles per transaction, when the site's processes must not wait on them for
+    long (CHUNK or CHUNK_WITH_CHARTS otherwise). Returns the bot."""
     bot = bot or replay_bot(spec)
     source = PreloadedCandles.load(spec.market)
-    todo = _not_run(bot, slots(spec, source))
+    todo = not_run(bot, slots(spec, source))
     if not todo:
         return bot
     analyst = get_analyst(spec.analyst)
@@ -151,9 +153,9 @@ def replay(
             book = Book(bot, source, ahead.analyst, indicators_of=ahead.indicators_of)
         else:
             book = Book(bot, source, analyst, draw_charts=draw)
-        for done, chunk in _chunks(todo, CHUNK_WITH_CHARTS if draw else CHUNK):
+        for done, cycles in _chunks(todo, chunk or (CHUNK_WITH_CHARTS if draw else CHUNK)):
             with transaction.atomic():
-                for slot in chunk:
+                for slot in cycles:
                     if slot.date() != day:
                         day = slot.date()
                         book.flush()
@@ -181,7 +183,7 @@ def _worked_ahead(spec: ReplaySpec, source: PreloadedCandles, todo: list[datetim
     return contextlib.nullcontext()
 
 
-def _not_run(bot: Bot, wanted: list[datetime]) -> list[datetime]:
+def not_run(bot: Bot, wanted: list[datetime]) -> list[datetime]:
     ran = set(CycleRun.objects.filter(bot=bot).values_list("slot", flat=True))
     return [slot for slot in wanted if slot not in ran]
 

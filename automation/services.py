@@ -11,7 +11,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from accounts import audit
 from accounts.quotas import lock_user, room_for
-from market.errors import MarketDataError
+from market.errors import MarketDataError, TemporaryMarketDataError, UnknownMarketError
 from market.exchanges import CcxtCandles, has_stored_candles, is_ccxt_exchange
 from market.sources import Market
 
@@ -102,8 +102,24 @@ def check_startable(bot: Bot) -> None:
             # One candle: proves the exchange answers and lists the symbol.
             CcxtCandles(bot.exchange).candles(market, limit=1)
         except MarketDataError as e:
-            raise BotActionError(f"{bot.symbol} cannot be traded on {bot.exchange}: {e}") from None
+            # The user is told in words; the exchange's own message (a URL, an exception name) is for the log.
+            logger.warning("bot %s not started: %s", bot.pk, e)
+            raise BotActionError(_unstartable(bot, e)) from None
     _check_running_room(bot)
+
+
+def _unstartable(bot: Bot, error: MarketDataError) -> str:
+    if isinstance(error, TemporaryMarketDataError):
+        return (
+            f"{bot.exchange} did not answer just now: it may be down or busy, or this server cannot reach "
+            f"it. The bot was not started; try again in a few minutes."
+        )
+    if isinstance(error, UnknownMarketError):
+        return (
+            f"{bot.symbol} cannot be traded on {bot.exchange}: the exchange does not list it. Check how the "
+            f"exchange writes the pair (BASE/QUOTE, e.g. BTC/USDT)."
+        )
+    return f"{bot.symbol} cannot be traded on {bot.exchange}: the exchange refused to give its prices."
 
 
 def _check_running_room(bot: Bot) -> None:

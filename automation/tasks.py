@@ -8,6 +8,7 @@ from django.utils import timezone
 from .backtests import TIME_LIMIT as BACKTEST_TIME_LIMIT
 from .backtests import backtest_run, fail_lost_backtests
 from .cycle import run_cycle
+from .demo import CLAIM_SECONDS, HistoryBusyError, history_in_background
 from .health import queue_heartbeat, record
 from .models import Bot
 from .monitoring import monitor_running_bots
@@ -86,3 +87,22 @@ def recover_lost_runs_task():
 )
 def run_backtest_task(backtest_id: int):
     backtest_run(backtest_id)
+
+
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    # Redelivered if the worker dies mid-way: the replay skips the slots already run and goes on.
+    acks_late=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+    soft_time_limit=50 * 60,
+    time_limit=60 * 60,
+)
+def seed_demo_history_task(self, bot_id: int, count: int):
+    try:
+        history_in_background(bot_id, count)
+    except HistoryBusyError as e:
+        # Once the other is done (or its claim lapsed), this one finds nothing left, or goes on.
+        raise self.retry(exc=e, countdown=CLAIM_SECONDS, max_retries=30) from None

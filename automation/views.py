@@ -15,6 +15,7 @@ from trades.models import Trade
 
 from .backtest_start import backtest_start
 from .backtests import backtest_progress, report_figures
+from .demo import history_progress
 from .evaluation import report_plots
 from .forms import BacktestForm, BotForm, PolicyPinForm
 from .health import background_down
@@ -33,8 +34,10 @@ def dashboard(request):
     bots = list(dashboard_bots(request.user))
     for bot in bots:
         bot.win_rate = stat(bot.wins, bot.closed_count)
+        bot.history = history_progress(bot)
     context = {
         "bots": bots,
+        "intro": request.user.intro_dismissed_at is None,
         "background_down": background_down(),
         "equity": plots.equity(request.user) if bots else None,
         "failures": recent_failures(request.user),

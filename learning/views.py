@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.db.models import F
 from django.shortcuts import get_object_or_404, render
 
 from core.pages import OwnBotFilterForm, filtered_page
@@ -26,7 +27,13 @@ class AnalysisFilterForm(OwnBotFilterForm):
 @login_required
 def analysis_list(request):
     form = AnalysisFilterForm(request.GET or None, owner=request.user)
-    analyses = AILearningData.objects.filter(user=request.user).select_related("bot").order_by("-created_at")
+    # By the slot each analysis was made for, not when its row was written: a replay writes a hundred
+    # slots' rows in the same second. Several bots' analyses of one slot come newest first.
+    analyses = (
+        AILearningData.objects.filter(user=request.user)
+        .select_related("bot", "cycle_run")
+        .order_by(F("cycle_run__slot").desc(nulls_last=True), "-created_at", "-pk")
+    )
     return render(request, "learning/analysis_list.html", filtered_page(request, form, analyses))
 
 
@@ -67,3 +74,9 @@ def insights(request):
         ],
     }
     return render(request, "learning/insights.html", {"form": form, "data": data, "plots": figures})
+
+
+def help_policy(request):
+    """How a bot decides whether to trade a call and how much: the policy card's explanation, in words
+    (docs/learning.md has the formulas)."""
+    return render(request, "learning/help_policy.html")

@@ -54,6 +54,16 @@ def has_stored_candles(exchange: str, symbol: str | None, timeframe: str | None)
     return Candle.objects.filter(exchange=exchange, symbol=symbol, timeframe=timeframe).exists()
 
 
+def exchange_choices() -> list[tuple[str, str]]:
+    """The exchanges a bot can be set on, for a form's list: those with stored markets (the shipped sample,
+    imported candles) first, as they need no connection, then every exchange ccxt can connect to."""
+    stored = sorted(set(Candle.objects.values_list("exchange", flat=True).distinct()) - ccxt_exchange_ids())
+    return [
+        *((name, f"{name} (stored candles, paper trading)") for name in stored),
+        *((name, name) for name in sorted(ccxt_exchange_ids())),
+    ]
+
+
 def make_client(
     exchange_id: str,
     *,

@@ -3,6 +3,7 @@ from django.db import models
 
 from core import values
 from core.values import Outcome, Sentiment
+from market.precision import format_amount, format_price
 
 MONEY = {"max_digits": 28, "decimal_places": 12}
 
@@ -75,4 +76,6 @@ class Trade(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"{self.side} {self.amount} {self.symbol} @ {self.price}"
+        exchange = self.bot.exchange if self.bot_id else ""
+        price = format_price(self.price, exchange, self.symbol)
+        return f"{self.side} {format_amount(self.amount, self.price)} {self.symbol} at {price}"

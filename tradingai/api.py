@@ -6,7 +6,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import BasePermission, IsAuthenticated
-from rest_framework.routers import DefaultRouter
+from rest_framework.reverse import reverse
+from rest_framework.routers import APIRootView, DefaultRouter
 
 from accounts.api.views import (
     ApiTokenViewSet,
@@ -20,7 +21,32 @@ from learning.api.views import AnalysisViewSet, InsightsView, RecommendationsVie
 from notifications.api.views import ChannelViewSet, DeliveryViewSet, SwitchesView
 from trades.api.views import TradeViewSet
 
+# Resources that are views of their own, not a viewset's list, by their URL names; a bot's policy is
+# /api/v1/bots/{id}/policy/.
+OTHER_RESOURCES = {
+    "insights": "api-insights",
+    "recommendations": "api-recommendations",
+    "kill-switch": "api-kill-switch",
+    "auth-token": "api-token",
+    "schema": "api-schema",
+    "docs": "api-docs",
+}
+
+
+class ApiRoot(APIRootView):
+    """Every resource of the API, with its address. A bot's policy is at `bots/{id}/policy/`, its actions at
+    `bots/{id}/start/`, `stop/` and `run-now/`; `schema` is the OpenAPI description, `docs` a browsable
+    Swagger UI of it."""
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        for key, url_name in OTHER_RESOURCES.items():
+            response.data[key] = reverse(url_name, request=request)  # these routes take no format suffix
+        return response
+
+
 router = DefaultRouter()
+router.APIRootView = ApiRoot
 router.register("bots", BotViewSet, basename="bot")
 router.register("sessions", SessionViewSet, basename="session")
 router.register("runs", RunViewSet, basename="run")

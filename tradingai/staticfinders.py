@@ -1,8 +1,10 @@
 """Static files that ship inside installed Python packages, found where pip put them.
 
 The plots use plotly.js; the `plotly` wheel carries its minified build, so it comes with `pip install` and
-no CDN or npm step is needed. Only the files named here are served (the wheel also holds datasets and a
-widget bundle that no page uses)."""
+no CDN or npm step is needed. The live parts of the pages use htmx, whose minified build the
+`django-js-lib-htmx` wheel carries (its app need not be installed: only the file is taken). Only the files
+named here are served (the wheels also hold datasets, a widget bundle and htmx's extensions, which no page
+uses)."""
 
 import importlib.util
 import re
@@ -16,6 +18,7 @@ from django.core.files.storage import FileSystemStorage
 # static path → (package, file inside the package)
 PACKAGE_FILES = {
     "vendor/plotly.min.js": ("plotly", "package_data/plotly.min.js"),
+    "vendor/htmx.min.js": ("js_lib_htmx", "static/htmx/htmx.min.js"),
 }
 
 

@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.defaults import page_not_found, server_error
 from django_otp.admin import OTPAdminSite
@@ -20,6 +21,8 @@ urlpatterns = [
     *api_urls,
     path("admin/", admin.site.urls),
     path("metrics", metrics, name="metrics"),
+    # Where a browser looks when a page names no icon (an error page, the API's JSON).
+    path("favicon.ico", lambda request: HttpResponseRedirect(static("favicon.svg"))),
     path("accounts/", include("accounts.urls")),
     path("", include("automation.urls")),
     path("", include("learning.urls")),

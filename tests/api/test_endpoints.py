@@ -300,3 +300,16 @@ def test_errors_under_the_api_are_json(api, objects):
     missing_chart = api.get("/api/v1/analyses/0/chart/", HTTP_ACCEPT="image/png")
     assert (missing_chart.status_code, missing_chart["Content-Type"]) == (404, "application/json")
     assert api.put("/api/v1/kill-switch/", {"engaged": 0}).status_code == 400  # true or false only
+
+
+def test_the_api_root_lists_every_resource(alice):
+    client = APIClient()
+    client.force_authenticate(alice)
+    listed = client.get("/api/v1/").json()
+    for key in (
+        "bots", "sessions", "runs", "analyses", "trades", "exchange-accounts", "tokens", "audit-events",
+        "insights", "recommendations", "kill-switch", "auth-token", "schema", "docs",
+    ):  # fmt: skip
+        assert key in listed, key
+        assert client.get(listed[key]).status_code in (200, 405), listed[key]  # the token URL takes a POST
+    assert listed["insights"] == "http://testserver/api/v1/insights/"

@@ -1,5 +1,7 @@
 import json
+import socket
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.urls import reverse
@@ -11,6 +13,7 @@ from automation.models import AutomationSession, Bot
 from automation.run_now import bot_run_now
 from automation.schedule import offset_of
 from automation.services import BotActionError, bot_pause, bot_start, bot_stop
+from market import exchanges
 from market.importers import Bar, store_bars
 from tests.factories import BotFactory, ExchangeAccountFactory
 
@@ -111,6 +114,23 @@ def test_a_symbol_the_exchange_does_not_list_is_refused(alice, exchange_stand_in
     listed = BotFactory(owner=alice, exchange="binance", symbol="BTC/USDT")
     bot_start(listed)  # validated against the stand-in's markets and candles
     assert listed.status == Bot.Status.RUNNING
+
+
+def test_an_unreachable_exchange_is_explained_in_words(alice, monkeypatch):
+    # A port nothing listens on: the connection is refused, as for an exchange that is down.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        origin = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    monkeypatch.setattr(
+        exchanges, "make_client", partial(exchanges.make_client, api_origin=origin, config={"timeout": 1000})
+    )
+    bot = BotFactory(owner=alice, exchange="binance", symbol="BTC/USDT")
+    with pytest.raises(BotActionError) as refused:
+        bot_start(bot)
+    said = str(refused.value)
+    assert said.startswith("binance did not answer just now") and "try again in a few minutes" in said
+    assert "127.0.0.1" not in said and "Error" not in said  # no URL, no exception's name
+    assert Bot.objects.get(pk=bot.pk).status == Bot.Status.STOPPED
 
 
 def test_offsets_spread_bots_over_the_period(alice):

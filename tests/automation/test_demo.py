@@ -1,9 +1,21 @@
+import pytest
+from django.core.cache import cache
 from django.core.files.storage import default_storage
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from accounts.models import User
-from automation.demo import HISTORY_MARGIN, SAMPLE_MARKET, seed_demo
+from automation.demo import (
+    HISTORY_MARGIN,
+    SAMPLE_MARKET,
+    HistoryBusyError,
+    history_in_background,
+    history_progress,
+    seed_demo,
+)
 from automation.models import AutomationSession, Bot, CycleRun
+from automation.replay import Progress
+from automation.services import bot_stop
+from automation.tasks import seed_demo_history_task
 from learning.models import AILearningData
 from market.models import Candle
 
@@ -83,3 +95,53 @@ def test_seed_demo_history_leaves_a_running_bot_running_in_its_session(db):
     session.refresh_from_db()
     assert bot.status == Bot.Status.RUNNING and session.is_open
     assert set(AILearningData.objects.values_list("session", flat=True)) == {session.pk}
+
+
+def test_seed_demo_in_the_background_queues_the_history_and_the_worker_replays_it_then_starts_the_bot(
+    db, capsys, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr(seed_demo_history_task, "delay", lambda *args: sent.append(args))
+    call_command("seed_demo", "--history", "8", "--background")
+    bot = Bot.objects.get(name="EUR/USD demo")
+    assert sent == [(bot.pk, 8)]
+    assert "History: 8 cycle(s) left to a worker" in capsys.readouterr().out
+    assert not CycleRun.objects.filter(bot=bot).exists()  # the command did not wait for them
+    assert history_progress(bot) == Progress(done=0, total=8, failed=0)
+
+    # A second task while the first holds the bot's history is turned away, and its progress left alone.
+    cache.add(f"demo-history-claim:{bot.pk}", True, 60)
+    with pytest.raises(HistoryBusyError):
+        history_in_background(bot.pk, 8)
+    assert history_progress(bot).total == 8
+    cache.delete(f"demo-history-claim:{bot.pk}")
+
+    seen = []
+    monkeypatch.setattr(cache, "set", _recording(cache.set, seen))
+    assert history_in_background(bot.pk, 8) == 8
+    assert [v["done"] for k, v in seen if k.startswith("demo-history:")] == [5, 8]  # chunk after chunk
+    assert history_progress(bot) is None
+    bot.refresh_from_db()
+    assert bot.status == Bot.Status.RUNNING  # on the moving sample market, once its history is there
+    assert AutomationSession.objects.filter(bot=bot, stopped_at__isnull=True).count() == 1
+
+    # Stopped by its user, the bot stays stopped when make run starts again: nothing is left to replay.
+    bot_stop(bot)
+    sent.clear()
+    call_command("seed_demo", "--history", "8", "--background")
+    assert sent == [] and "had all run before" in capsys.readouterr().out
+    assert history_in_background(bot.pk, 8) == 0
+    assert Bot.objects.get(pk=bot.pk).status == Bot.Status.STOPPED
+
+
+def test_background_needs_a_history(db):
+    with pytest.raises(CommandError, match="--background needs --history N"):
+        call_command("seed_demo", "--background")
+
+
+def _recording(set_, seen):
+    def recording(key, value, *args, **kwargs):
+        seen.append((key, value))
+        return set_(key, value, *args, **kwargs)
+
+    return recording

@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): signed in with a second factor
+    "accounts.middleware.UserTimeZoneMiddleware",  # the pages' dates in the user's time zone
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the flag the lockout sets on a refused sign-in and answers for it.
@@ -213,7 +214,7 @@ MAX_HOLDING_CANDLES = env.int("TRADINGAI_MAX_HOLDING_CANDLES", default=48)
 # No page runs a script of its own making: scripts are static files, plot data sits in json_script blocks
 # (data, never run). plotly.js writes its few style rules into <style> elements it creates; a <link> with
 # the id and class plotly looks for (templates/_plot_scripts.html) holds those rules instead, so styles are
-# 'self' too. Nothing is framed, no page posts elsewhere, and the favicon is the empty data: URL.
+# 'self' too. Nothing is framed, no page posts elsewhere, and the favicon is a static file.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
@@ -359,6 +360,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+FORMAT_MODULE_PATH = ["tradingai.formats"]  # one date format on every page (tradingai/formats/en/formats.py)
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

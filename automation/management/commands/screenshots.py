@@ -64,8 +64,8 @@ def main_pages(user: User) -> tuple[list[tuple[str, str]], list[str]]:
     else:
         skipped.append(f"backtest_detail: skipped, {user.email} has no backtest")
     names = (
-        "settings", "exchange_accounts", "model_connections", "api_tokens", "audit_log", "password_change",
-        "notifications", "deliveries",
+        "help_policy", "settings", "exchange_accounts", "model_connections", "api_tokens", "audit_log",
+        "password_change", "notifications", "deliveries",
     )  # fmt: skip
     pages += [(name, reverse(name)) for name in names]
     if connection := user.model_connections.order_by("pk").first():
