@@ -8,6 +8,7 @@ there is no second retry loop here."""
 
 import base64
 import functools
+import hashlib
 from decimal import Decimal
 
 import openai
@@ -16,6 +17,7 @@ from django.conf import settings
 
 from learning.prompt import SYSTEM
 
+from .asked_once import OPERATOR
 from .base import (
     AnalysisRequest,
     AnalystConfigurationError,
@@ -84,7 +86,9 @@ def _shared_client(api_key: str, base_url: str | None, timeout: float, max_retri
 class OpenAIAnalyst:
     name = "openai"
 
-    def __init__(self, client: openai.OpenAI | None = None, model: str | None = None):
+    def __init__(
+        self, client: openai.OpenAI | None = None, model: str | None = None, billed_to: str = OPERATOR
+    ):
         if client is None:
             if not settings.OPENAI_API_KEY:
                 raise AnalystConfigurationError("the OpenAI analyst needs OPENAI_API_KEY to be set")
@@ -96,6 +100,13 @@ class OpenAIAnalyst:
             )
         self.client = client
         self.model = model or settings.OPENAI_MODEL
+        self.billed_to = billed_to  # whose key pays: identical requests are shared only under the same
+
+    def request_parts(self, request: AnalysisRequest) -> list[str]:
+        """What decides the answer to `request` and who pays for it: identical parts, one call
+        (asked_once.request_key). The image by its digest, the rest as sent."""
+        image = hashlib.sha256(request.chart_png).hexdigest()
+        return [self.billed_to, str(self.client.base_url), self.model, SYSTEM, build_prompt(request), image]
 
     def analyse(self, request: AnalysisRequest) -> AnalystResult:
         prompt = build_prompt(request)
