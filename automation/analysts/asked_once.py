@@ -86,7 +86,9 @@ def ask_once(analyst: Analyst, request: AnalysisRequest, ask: Ask, deadline: flo
         if not flight.done.wait(_left(until)):
             raise AnalystDeadlineError(f"no answer within its deadline of {deadline:g} s while another asked")
         if flight.answer is not None:
-            return taken(flight.answer)
+            # The thread that asked in this process takes its answer first, paying if no one has: a thread
+            # that waited on it never pays, and needs no database connection to know it.
+            return taken(flight.answer, may_pay=False)
         # The thread that asked failed: this one tries in its turn, within what is left of its deadline.
 
 
@@ -211,11 +213,12 @@ def stored_answers(keys: list[str]) -> set[str]:
     return set(answered.values_list("key", flat=True))
 
 
-def taken(answer: AnalystAnswer) -> AnalystResult:
+def taken(answer: AnalystAnswer, *, may_pay: bool = True) -> AnalystResult:
     """The stored answer as this analysis's result: with the call's tokens and cost when it is the first
     analysis to take it, with none when the call was paid for by another."""
-    paid_here = bool(AnalystAnswer.objects.filter(pk=answer.pk, paid=False).update(paid=True))
-    _hand_back_connection()
+    paid_here = may_pay and bool(AnalystAnswer.objects.filter(pk=answer.pk, paid=False).update(paid=True))
+    if may_pay:
+        _hand_back_connection()
     stored = answer.result
     return AnalystResult(
         analysis=Analysis.model_validate(stored["analysis"]),
