@@ -178,10 +178,11 @@ class AskedAhead:
 
 
 def _asked(analyst: Analyst, request: AnalysisRequest) -> AnalystResult | None:
-    """The call, in a thread of the pool. A failure is left to the slot's cycle, which asks again and records
-    its own failure if it fails too."""
+    """The call, in a thread of the pool. Any failure is left to the slot's cycle, which asks again and
+    records its own failure, at its step, if it fails too."""
     try:
         return analyst.analyse(request)
-    except AnalystError as e:
-        logger.warning("replay call asked ahead failed, its cycle asks again: %s", e)
+    except Exception as e:
+        log = logger.warning if isinstance(e, AnalystError) else logger.exception
+        log("a replay's call asked ahead failed; its cycle asks again: %s", e)
         return None
