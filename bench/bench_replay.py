@@ -169,6 +169,11 @@ def decisions_of(bot, hours: int) -> list[tuple]:
     ]  # fmt: skip
 
 
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def openai_child(hours_wanted: int, serial_hours: int) -> None:
     import django
 
@@ -204,7 +209,10 @@ def openai_child(hours_wanted: int, serial_hours: int) -> None:
         bot = fn()
         return bot, time.perf_counter() - started, stand_in.calls - calls
 
+    own, drawing = cpu_seconds(resource.RUSAGE_SELF), cpu_seconds(resource.RUSAGE_CHILDREN)
     together, together_s, together_calls = timed(lambda: replay(spec))
+    own = cpu_seconds(resource.RUSAGE_SELF) - own
+    drawing = cpu_seconds(resource.RUSAGE_CHILDREN) - drawing  # the chart processes, reaped at its end
     distinct = len(stand_in.distinct)
     again, again_s, again_calls = timed(lambda: replay(spec, bot=another_bot("again")))
     AnalystAnswer.objects.all().delete()  # so that the replay one call at a time asks for itself
@@ -219,7 +227,10 @@ def openai_child(hours_wanted: int, serial_hours: int) -> None:
             {
                 "hours": len(hours), "concurrency": settings.REPLAY_ASK_CONCURRENCY,
                 "refresh_hours": settings.PROMPT_REFRESH_HOURS,
-                "together": {"seconds": together_s, "calls": together_calls, "distinct": distinct},
+                "together": {
+                    "seconds": together_s, "calls": together_calls, "distinct": distinct, "cpu": own,
+                    "chart_cpu": drawing,
+                },
                 "again": {"seconds": again_s, "calls": again_calls},
                 "serial": {"hours": serial_hours, "seconds": serial_s, "calls": serial_calls},
                 "same_decisions": decisions_of(serial, serial_hours) == decisions_of(together, serial_hours),
@@ -263,6 +274,12 @@ def openai_main(hours: int, serial_hours: int) -> None:
     ratio = together["seconds"] / LLM_TARGET_SECONDS
     verdict = "met" if ratio <= 1 else "NOT met"
     print(f"  target <= {LLM_TARGET_SECONDS:.0f} s: wall/target = {ratio:.2f} ({verdict})")
+    print(
+        f"  CPU: {together['cpu']:.1f} s in the replay's process (cycles, the calls' threads, the stand-in), "
+        f"{together['chart_cpu']:.1f} s in the processes drawing the charts ahead "
+        f"({together['chart_cpu'] / max(together['calls'], 1) * 1000:.0f} ms a chart); the calls' waits "
+        f"alone, a window at a time: {r['hours'] / 24 * ANALYST_SECONDS:.0f} s"
+    )
     print(
         f"  beside it, asked one call at a time (charts already stored), its first {serial['hours']} hours: "
         f"{serial['seconds']:.1f} s, {serial['calls']} calls, {per_hour:.2f} s an hour: "
