@@ -76,16 +76,18 @@ class StepTimer:
 
 
 # What a call that missed its deadline fails its step with: an error the outside world is expected to cause
-# now and then (automation.steps.EXPECTED_ERRORS), logged in a line.
-LATE = {"analysis": AnalystDeadlineError, "chart": ChartDeadlineError}
+# now and then (automation.steps.EXPECTED_ERRORS), logged in a line. The analyst's call is bounded by the
+# analysis step itself (_analyst_call_within), which may wait for another's call first.
+LATE = {"chart": ChartDeadlineError}
 
 
-def within(seconds: float, late: type[Exception], fn: Callable, *args):
-    """`fn(*args)` in a thread of its own, waited for `seconds` at most; past them `late` is raised and the
-    call is left to end on its own (a thread cannot be stopped). Celery applies time limits on its prefork
-    pool only, so on the io queue's threads this is what bounds a hung call. The call must only compute and
-    return (a chart's bytes, an analysis): whatever it gives back after its deadline is dropped, so an
-    abandoned call writes nothing. The cycle's log fields and Sentry scope go with it (its context)."""
+def within(seconds: float, late: type[Exception], fn: Callable, *args, deadline: float | None = None):
+    """`fn(*args)` in a thread of its own, waited for `seconds` at most; past them `late` is raised, naming
+    `deadline` when the seconds are what was left of it, and the call is left to end on its own (a thread
+    cannot be stopped). Celery applies time limits on its prefork pool only, so on the io queue's threads
+    this is what bounds a hung call. The call must only compute and return (a chart's bytes, an analysis):
+    whatever it gives back after its deadline is dropped, so an abandoned call writes nothing. The cycle's
+    log fields and Sentry scope go with it (its context)."""
     done = threading.Event()
     outcome: dict = {}
     context = contextvars.copy_context()
@@ -101,10 +103,16 @@ def within(seconds: float, late: type[Exception], fn: Callable, *args):
 
     threading.Thread(target=call, name=f"bounded-{getattr(fn, '__name__', 'call')}", daemon=True).start()
     if not done.wait(seconds):
-        raise late(f"no answer within its deadline of {seconds:g} s; the call was abandoned")
+        raise late(f"no answer within its deadline of {deadline or seconds:g} s; the call was abandoned")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+def _analyst_call_within(deadline: float) -> Callable:
+    """The analyst's call bounded by what is left of the step's `deadline` (the step may first have waited
+    for another worker's identical call)."""
+    return lambda seconds, call: within(seconds, AnalystDeadlineError, call, deadline=deadline)
 
 
 def shared_chart(
@@ -165,7 +173,11 @@ def analyse_market(
         name = timer.step("chart_store", save_chart, png, private_chart_name(chart_owner, market, as_of))
     request = AnalysisRequest(market=market, indicators=indicators, chart_png=png, insights=insights)
     release_database_connection()
-    result = timer.step("analysis", timer.bounded("analysis", analyse), analyst, request)
+    # Asked once among identical requests (analysts/asked_once.py): the step may wait for another worker's
+    # call instead of making its own, and both the wait and a call of its own count against its deadline.
+    deadline = timer.limits.get("analysis")
+    bound = None if deadline is None else _analyst_call_within(deadline)
+    result = timer.step("analysis", analyse, analyst, request, deadline, bound)
     return MarketAnalysis(market, candles, indicators, as_of, name, result, price, timer.timings)
 
 

@@ -54,7 +54,7 @@ from .notices import run_failed
 from .quotas import charged_to_operator, cycle_refusal
 from .schedule import LATE_SHARE, STALE_RUN, offset_of
 from .services import bot_pause
-from .steps import halted_by, new_trade, order_for, paper_broker, run_steps
+from .steps import halted_by, new_trade, order_for, paper_broker, run_steps, window_section_of
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +242,9 @@ class DatabaseLedger:
 
     def insights(self) -> dict | None:
         return latest_insights(self.bot.owner, bot=self.bot)
+
+    def window_section(self, window: tuple[datetime, datetime]) -> str | None:
+        return window_section_of(self.bot, window)
 
     def prompt_version(self, section: str):
         return prompt_version(section)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
+from django.conf import settings
 from django.db import transaction
 
 from accounts.models import User
@@ -30,6 +31,7 @@ from market.sources import COLUMNS, Market, StoredCandles, frame, position
 from .analysts.service import get_analyst
 from .models import AutomationSession, Bot, CycleRun
 from .replay_ahead import WorkedAhead
+from .replay_asks import AskedAhead
 from .replay_book import Book
 from .services import session_close
 
@@ -133,11 +135,14 @@ def replay(
     progress: Callable[[Progress], None] | None = None,
     draw_charts: bool | None = None,
     chunk: int | None = None,
+    ask_concurrency: int | None = None,
 ) -> Bot:
     """Run the cycles of every slot of `spec` not run yet, in order, into `bot` (by default the replay's own
     account). Charts are drawn for an analyst that looks at them, or when `draw_charts` says so (a demo's
     pages show them). `chunk`: cycles per transaction, when the site's processes must not wait on them for
-    long (CHUNK or CHUNK_WITH_CHARTS otherwise). Returns the bot."""
+    long (CHUNK or CHUNK_WITH_CHARTS otherwise). An analyst that asks a model is asked `ask_concurrency`
+    calls at a time (REPLAY_ASK_CONCURRENCY by default; 1: one call at a time, by each cycle). Returns the
+    bot."""
     bot = bot or replay_bot(spec)
     source = PreloadedCandles.load(spec.market)
     todo = not_run(bot, slots(spec, source))
@@ -147,29 +152,53 @@ def replay(
     # The technical analyst reads numbers; drawing thousands of charts it never looks at would be most of
     # the replay's time.
     draw = spec.analyst != "technical" if draw_charts is None else draw_charts
-    failed, day = 0, None
     with _running(bot), _worked_ahead(spec, source, todo, draw) as ahead:
         if ahead:
             book = Book(bot, source, ahead.analyst, indicators_of=ahead.indicators_of)
         else:
             book = Book(bot, source, analyst, draw_charts=draw)
-        for done, cycles in _chunks(todo, chunk or (CHUNK_WITH_CHARTS if draw else CHUNK)):
-            with transaction.atomic():
-                for slot in cycles:
-                    if slot.date() != day:
-                        day = slot.date()
-                        book.flush()
-                        _resume(bot)
-                        # What beat does every hour in production, on the replay's clock: the outcome
-                        # model is checked, and retrained once a day, on what had resolved by then.
-                        retrain(bot.owner, slot)
-                        book.new_day()
-                    run = book.cycle(slot)
-                    failed += run.status == CycleRun.Status.FAILED
-                book.flush()
-            if progress:
-                progress(Progress(done, len(todo), failed))
+        with _asked_ahead(book, todo, draw, ask_concurrency) as asking:
+            _run(bot, book, todo, asking, chunk or (CHUNK_WITH_CHARTS if draw else CHUNK), progress)
     return bot
+
+
+def _run(
+    bot: Bot,
+    book: Book,
+    todo: list[datetime],
+    asking: AskedAhead | None,
+    size: int,
+    progress: Callable[[Progress], None] | None,
+) -> None:
+    """The cycles of `todo` in order, in transactions of `size` of them."""
+    failed, day = 0, None
+    for done, chunk in _chunks(todo, size):
+        with transaction.atomic():
+            for slot in chunk:
+                if slot.date() != day:
+                    day = slot.date()
+                    book.flush()
+                    _resume(bot)
+                    # What beat does every hour in production, on the replay's clock: the outcome model is
+                    # checked, and retrained once a day, on what had resolved by then.
+                    retrain(bot.owner, slot)
+                    book.new_day()
+                if asking:
+                    asking.before(slot)
+                run = book.cycle(slot)
+                failed += run.status == CycleRun.Status.FAILED
+            book.flush()
+        if progress:
+            progress(Progress(done, len(todo), failed))
+
+
+def _asked_ahead(book: Book, todo: list[datetime], draw: bool, concurrency: int | None):
+    """The calls of each refresh window asked together ahead of its cycles (replay_asks), for an analyst
+    that asks a model and more than one call at a time; else nothing to enter."""
+    concurrency = settings.REPLAY_ASK_CONCURRENCY if concurrency is None else concurrency
+    if hasattr(book.analyst, "request_parts") and concurrency > 1:
+        return AskedAhead(book, todo, concurrency, draw=draw)
+    return contextlib.nullcontext()
 
 
 def _worked_ahead(spec: ReplaySpec, source: PreloadedCandles, todo: list[datetime], draw: bool):

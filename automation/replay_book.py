@@ -58,8 +58,9 @@ from .analysis import StepTimer
 from .analysts.base import Analyst
 from .models import AutomationSession, Bot, CycleRun
 from .quotas import charged_to_operator, spend_refusal, spent_this_month
+from .schedule import prompt_window
 from .services import bot_pause
-from .steps import halted_by, new_trade, order_for, paper_broker, run_steps
+from .steps import halted_by, new_trade, order_for, paper_broker, run_steps, window_section_of
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,9 @@ class Book:
         self._load_learning()
         self.slots = sorted(CycleRun.objects.filter(bot=self.bot).values_list("slot", flat=True))
         self.versions: dict[str, PromptVersion] = {}  # by prompt_text
+        # The prompt's refresh window the cycles are in, and the section its first analysis was given.
+        self.window: tuple[datetime, datetime] | None = None
+        self.section: str | None = None
         self.new_day()
         self._clear()
 
@@ -214,6 +218,12 @@ class Book:
     def insights(self) -> dict | None:
         return self.insights_data
 
+    def window_section(self, window: tuple[datetime, datetime]) -> str | None:
+        # Read from the database once per window (a replay resumed in the middle of one), then kept.
+        if self.window != window:
+            self.window, self.section = window, window_section_of(self.bot, window)
+        return self.section
+
     def prompt_version(self, section: str) -> PromptVersion:
         text = prompt_text(section)
         version = self.versions.get(text)
@@ -228,6 +238,8 @@ class Book:
         self.spent += record.cost_usd
         self._wait(record)
         self._count(record, [RECORDED])
+        if self.section is None and prompt_window(record.cycle_run.slot) == self.window:
+            self.section = record.prompt_section
         return record
 
     def monitor(self, candles: pd.DataFrame) -> None:

@@ -27,6 +27,14 @@ def slot_of(bot: Bot, moment: datetime) -> datetime:
     return moment - (moment - epoch) % period
 
 
+def prompt_window(moment: datetime) -> tuple[datetime, datetime]:
+    """The refresh window of the prompt's learned section that `moment` (market time) falls in: PROMPT_REFRESH
+    hours from the epoch on, so from midnight UTC with the default of 24 (automation.steps.prompt_section)."""
+    length = timedelta(hours=settings.PROMPT_REFRESH_HOURS)
+    start = moment - (moment - datetime(1970, 1, 1, tzinfo=UTC)) % length
+    return start, start + length
+
+
 def offset_of(bot: Bot) -> timedelta:
     """How far into each period the bot's cycle is due: whole minutes, stable per bot, spread evenly (a
     multiplicative hash of the id), so that a thousand bots do not call the analyst in the same second."""

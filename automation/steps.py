@@ -39,6 +39,7 @@ from .analysis import MarketAnalysis, StepTimer, analyse_market
 from .analysts.base import AnalystError
 from .charts.errors import ChartError
 from .models import Bot, CycleRun, KillSwitch
+from .schedule import prompt_window
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class Ledger(Protocol):
 
     # prompt and record
     def insights(self) -> dict | None: ...
+    def window_section(self, window: tuple[datetime, datetime]) -> str | None: ...
     def prompt_version(self, section: str) -> PromptVersion: ...
     def add_record(self, record: AILearningData) -> AILearningData: ...
 
@@ -99,8 +101,7 @@ def run_steps(
     the analyst, the chart). Returns the error that stopped them, logged, or None: the caller records it on
     the run."""
     try:
-        policy = ledger.latest_policy()
-        section = timer.step("prompt", insights_section, ledger.insights(), policy.patterns if policy else [])
+        section = timer.step("prompt", prompt_section, ledger, clock)
         done = analyse_market(ledger.market, until=clock, insights=section, timer=timer, **analysis)
         record = timer.step("record", _record, ledger, run, done, section)
         timer.step("monitor", ledger.monitor, done.candles)
@@ -113,6 +114,24 @@ def run_steps(
         log("cycle of bot %s slot %s failed in %s: %s", ledger.bot.pk, run.slot, timer.current, e)
         return e
     return None
+
+
+def prompt_section(ledger: Ledger, clock: datetime) -> str:
+    """The learned section of the prompt at `clock`, refreshed once per window of market time
+    (`schedule.prompt_window`): the window's first cycle is given what had been learned before it, and the
+    others the same section, so that the window's requests differ only by their charts and can be asked
+    together, ahead of the cycles (automation/replay_asks.py). Learning and deciding stay slot by slot."""
+    given = ledger.window_section(prompt_window(clock))
+    if given is not None:
+        return given
+    policy = ledger.latest_policy()
+    return insights_section(ledger.insights(), policy.patterns if policy else [])
+
+
+def window_section_of(bot: Bot, window: tuple[datetime, datetime]) -> str | None:
+    """The section the bot's first analysis in `window` was given, as stored; None before there is one."""
+    runs = CycleRun.objects.filter(bot=bot, slot__gte=window[0], slot__lt=window[1], analysis__isnull=False)
+    return runs.order_by("slot").values_list("analysis__prompt_section", flat=True).first()
 
 
 def _record(ledger: Ledger, run: CycleRun, done: MarketAnalysis, section: str) -> AILearningData:
@@ -248,6 +267,8 @@ def new_record(bot: Bot, run: CycleRun, done: MarketAnalysis, version, section: 
         if result.connection_id is None
         else AILearningData.BilledTo.OWNER,
         model_connection_id=result.connection_id,
+        answer_id=result.answer_id,
+        llm_call=result.call,
     )
 
 

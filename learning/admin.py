@@ -17,6 +17,7 @@ from . import counters
 from .insights import as_text, compute_insights, snapshot
 from .models import (
     AILearningData,
+    AnalystAnswer,
     InsightCounter,
     InsightSnapshot,
     LearnedPolicy,
@@ -145,17 +146,41 @@ class AILearningDataAdmin(ViewOnlyAdmin):
         "prompt_tokens",
         "completion_tokens",
         "cost_usd",
+        "llm_call",
     )
-    list_filter = ("outcome", "recommendation", "market_sentiment", "timeframe", "analyst", "regime")
+    list_filter = (
+        "outcome", "recommendation", "market_sentiment", "timeframe", "analyst", "regime", "llm_call",
+    )  # fmt: skip
     search_fields = ("user__email", "bot__name", "symbol")
     list_select_related = ("user", "bot")
-    raw_id_fields = ("user", "bot", "session", "cycle_run", "prompt_version")
+    raw_id_fields = ("user", "bot", "session", "cycle_run", "prompt_version", "answer")
     date_hierarchy = "created_at"
 
     def get_urls(self):
         usage = LLMUsageAdmin(self.model, self.admin_site)
         view = self.admin_site.admin_view(usage.changelist_view)
         return [path("llm-usage/", view, name="learning_ailearningdata_llm_usage"), *super().get_urls()]
+
+
+@admin.register(AnalystAnswer)
+class AnalystAnswerAdmin(ViewOnlyAdmin):
+    """Each distinct analyst request, asked once, and how many analyses shared its answer: what asking once
+    saved is the cost times the sharers less one."""
+
+    list_display = (
+        "answered_at", "model", "billed_to", "status", "prompt_tokens", "completion_tokens", "cost_usd",
+        "sharers",
+    )  # fmt: skip
+    list_filter = ("status", "billed_to", "model")
+    search_fields = ("key",)
+    date_hierarchy = "claimed_at"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(sharers=Count("analyses"))
+
+    @admin.display(description="Analyses sharing it", ordering="sharers")
+    def sharers(self, obj) -> int:
+        return obj.sharers
 
 
 @admin.register(PromptVersion)

@@ -18,6 +18,42 @@ class PromptVersion(models.Model):
         return self.sha256[:12]
 
 
+class AnalystAnswer(models.Model):
+    """The answer to one distinct analyst request, asked once and shared by every analysis that made the same
+    request (automation/analysts/asked_once.py): a thousand bots on twenty markets with the same prompt send
+    twenty requests, not a thousand. `key` is the hash of everything that decides the answer and who pays
+    for it (who is billed, the server, the model, the instructions, the prompt, the image). A row is first
+    a claim (ASKING) by the one worker that asks, then the answer (ANSWERED); it stays as the store a
+    replay over the same slots, prompt and model reads instead of asking again."""
+
+    class Status(models.TextChoices):
+        ASKING = "ASKING"
+        ANSWERED = "ANSWERED"
+
+    key = models.CharField(max_length=64, unique=True)
+    billed_to = models.CharField(max_length=100, help_text="Whose key pays: 'operator' for the platform's.")
+    model = models.CharField(max_length=100, blank=True, help_text="The model asked.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ASKING)
+    # Who holds the claim, and since when: a claim older than the analyst's deadline belongs to a worker
+    # that gave up or died, and is taken over.
+    claim = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True, help_text="The analyst's result, as it answered.")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    # Set by the first analysis that takes the answer, which records the call's tokens and cost; the others
+    # record none (docs/architecture.md, "Ask once").
+    paid = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["answered_at"])]
+
+    def __str__(self):
+        return f"{self.model} {self.key[:12]} ({self.status.lower()})"
+
+
 class AILearningData(models.Model):
     """One analysis and, once known, what happened after it. Its fields, the bot, the prompt
     version, the analyst and its cost; sentiment, recommendation and regime are columns as well as part of
@@ -87,6 +123,17 @@ class AILearningData(models.Model):
         related_name="analyses",
         help_text="The user's own model server that answered, if any.",
     )
+
+    class Call(models.TextChoices):
+        ASKED = "ASKED", "asked: carries the call's tokens and cost"
+        REUSED = "REUSED", "reused: the answer to an identical request, paid for by another analysis"
+
+    # For an analyst that asks a model: the answer this analysis took, and whether it paid for the call or
+    # reused an answer already paid for (then its tokens and cost are 0). Blank for the technical analyst.
+    answer = models.ForeignKey(
+        AnalystAnswer, null=True, blank=True, on_delete=models.SET_NULL, related_name="analyses"
+    )
+    llm_call = models.CharField(max_length=6, choices=Call.choices, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -29,6 +29,10 @@ class AnalystResult:
     completion_tokens: int = 0
     cost_usd: Decimal = Decimal(0)
     notes: dict = field(default_factory=dict)
+    # For an analyst whose identical requests are asked once (asked_once.py): the stored answer taken, and
+    # whether this analysis paid for the call ("ASKED") or reused one paid for ("REUSED", tokens and cost 0).
+    answer_id: int | None = None
+    call: str = ""
     # The user's own model server (accounts.ModelConnection) that answered; None: the operator's.
     connection_id: int | None = None
 

@@ -8,6 +8,7 @@ there is no second retry loop here."""
 
 import base64
 import functools
+import hashlib
 from collections.abc import Callable
 
 import openai
@@ -121,6 +122,12 @@ class OpenAIAnalyst:
         self.connection_id = connection_id
         self.billed_to = OPERATOR if connection_id is None else billed_to_connection(connection_id)
         self.check = check
+
+    def request_parts(self, request: AnalysisRequest) -> list[str]:
+        """What decides the answer to `request` and who pays for it: identical parts, one call
+        (asked_once.request_key). The image by its digest, the rest as sent."""
+        image = hashlib.sha256(request.chart_png).hexdigest()
+        return [self.billed_to, str(self.client.base_url), self.model, SYSTEM, build_prompt(request), image]
 
     def analyse(self, request: AnalysisRequest) -> AnalystResult:
         if self.check and (refusal := self.check()):

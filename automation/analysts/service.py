@@ -1,12 +1,14 @@
 """Choosing an analyst and asking it, with the level check every analysis goes through."""
 
 import dataclasses
+from collections.abc import Callable
 
 from django.conf import settings
 
 from accounts.crypto import SecretDecryptionError
 from core.outbound import UnsafeServerUrlError, server_url
 
+from .asked_once import ask_once
 from .base import AnalysisRequest, Analyst, AnalystConfigurationError, AnalystResult
 from .consistency import enforce_consistent_levels
 from .pricing import price_of
@@ -70,8 +72,23 @@ def analyst_for(bot) -> Analyst:
     )
 
 
-def analyse(analyst: Analyst, request: AnalysisRequest) -> AnalystResult:
-    result = storable_result(analyst.analyse(request))
+def analyse(
+    analyst: Analyst,
+    request: AnalysisRequest,
+    deadline: float | None = None,
+    bound: Callable[[float, Callable[[], AnalystResult]], AnalystResult] | None = None,
+) -> AnalystResult:
+    """The analyst's answer to `request`, asked once among identical requests (asked_once.py), its text
+    made storable and its levels checked. `deadline` (seconds) bounds the whole, a wait for another's call
+    included; `bound(seconds, call)` makes the call itself give up after that long
+    (automation.analysis.within)."""
+
+    def ask(seconds: float | None) -> AnalystResult:
+        if bound is None or seconds is None:
+            return analyst.analyse(request)
+        return bound(seconds, lambda: analyst.analyse(request))
+
+    result = storable_result(ask_once(analyst, request, ask, deadline))
     analysis, problem = enforce_consistent_levels(result.analysis)
     if problem is None:
         return result

@@ -14,6 +14,14 @@ class AnalysisSerializer(serializers.ModelSerializer):
     market_sentiment = serializers.ChoiceField(Sentiment.choices, allow_blank=True, read_only=True)
     chart_url = serializers.SerializerMethodField(help_text="The chart the analyst saw (PNG), for you only.")
     trade = serializers.IntegerField(source="trade_pk", read_only=True, allow_null=True)
+    llm_call = serializers.ChoiceField(
+        AILearningData.Call.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="ASKED: this analysis paid for the model's call (its tokens and cost). REUSED: the answer "
+        "to an identical request (the same model, prompt and chart) asked for another analysis, reused at "
+        "no cost. Blank for the technical analyst.",
+    )
     prompt_version = serializers.CharField(
         source="prompt_sha256", read_only=True, allow_null=True, help_text="SHA-256 of the prompt given."
     )
@@ -25,7 +33,8 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "market_sentiment", "confidence_score", "regime", "predicted_price", "analysis_data",
             "market_conditions", "feedback_data", "outcome", "actual_price", "accuracy_score", "outcome_r",
             "untraded", "resolved_at", "analyst", "model_name", "prompt_version", "prompt_tokens",
-            "completion_tokens", "cost_usd", "billed_to", "model_connection", "chart_url", "created_at",
+            "completion_tokens", "cost_usd", "billed_to", "model_connection", "llm_call", "chart_url",
+            "created_at",
         )  # fmt: skip
         read_only_fields = fields
 

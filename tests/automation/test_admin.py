@@ -31,6 +31,7 @@ from automation.models import (
 )
 from learning.models import (
     AILearningData,
+    AnalystAnswer,
     InsightCounter,
     InsightSnapshot,
     LearnedPolicy,
@@ -132,6 +133,7 @@ def one_of_each(alice, alice_bot, alice_account):
         )[0],
         prompt,
         analysis,
+        AnalystAnswer.objects.create(key="b" * 64, billed_to="operator", claimed_at=now),
         InsightSnapshot.objects.create(user=alice, data={"total": 1}),
         InsightCounter.objects.create(user=alice, symbol="BTC/USDT", timeframe="1h", dimension="all", n=1),
         PolicyCounter.objects.create(user=alice, bot_id=alice_bot.pk, bucket=70, n=1, r_sum=1.5),

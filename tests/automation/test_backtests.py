@@ -136,8 +136,8 @@ def test_the_plans_caps_a_backtests_candles_and_how_many_run_at_once(
     assert start(alice_client, django_capture_on_commit_callbacks, end_day="2017-10-06").status_code == 302
     second = start(alice_client, django_capture_on_commit_callbacks, end_day="2017-10-06")
     assert second.context["form"].non_field_errors() == [
-        "Your backtest of sample EUR/USD, 1 hour is still queued and your plan runs 1 at a time: wait for it to "
-        "finish, then start this one."
+        "Your backtest of sample EUR/USD, 1 hour is still queued and your plan runs 1 at a time: wait for it "
+        "to finish, then start this one."
     ]
     assert Backtest.objects.count() == 1
 

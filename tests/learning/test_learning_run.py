@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from automation.cycle import Outside, run_cycle
 from automation.models import AutomationSession, Bot, CycleRun
+from automation.schedule import prompt_window
 from learning.counters import rebuild
 from learning.insights import compute_insights, latest
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter
@@ -42,9 +43,13 @@ def test_cycles_over_real_candles_learn(alice, settings):
     assert insights["resolved"] == resolved.count()
     assert insights["accuracy"]["n"] >= settings.LEARNING_MIN_SAMPLES
 
-    # The last analysis was given a prompt citing the insights stored before it.
+    # The last analysis was given the prompt of its day's first (docs/learning.md, "The prompt's cadence"),
+    # citing the insights stored before that one.
     last = analyses.order_by("-created_at", "-pk").first()
-    before = InsightSnapshot.objects.filter(bot=bot, computed_at__lt=last.created_at).order_by(
+    day = analyses.filter(cycle_run__slot__gte=prompt_window(last.cycle_run.slot)[0])
+    first = day.order_by("cycle_run__slot").first()
+    assert day.count() > 1 and set(day.values_list("prompt_section", flat=True)) == {first.prompt_section}
+    before = InsightSnapshot.objects.filter(bot=bot, computed_at__lt=first.created_at).order_by(
         "-computed_at"
     )[0]
     cited = before.data["accuracy"]

@@ -86,6 +86,7 @@ SHARED_ADMIN_MODELS = {
     "automation.killswitch": "the operator's global switch",
     "automation.metrictotal": "the product's metrics, summed over every user",
     "automation.modelprice": "the operator's table of model prices",
+    "learning.analystanswer": "one analyst request's answer, shared by every bot that made the same request",
     "django_celery_beat.crontabschedule": "one schedule row serves every bot due at that minute",
     "django_celery_beat.intervalschedule": "the platform's own periodic tasks",
     "django_celery_beat.solarschedule": "not used by bots",

@@ -6,6 +6,7 @@ scripted queue, one reply per request, and keeps every request it received for t
     openai_stand_in.add_refusal("I can't help with that.")
     openai_stand_in.add_error(429)                       # an OpenAI-shaped error body with this status
     openai_stand_in.add_delay(5, '{"summary": ...}')     # the same, sent only after 5 seconds
+    openai_stand_in.answer_with(reply_for)               # past the script: reply_for(request body) each time
 """
 
 import contextlib
@@ -14,7 +15,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -125,6 +126,7 @@ class OpenAIStandIn:
         )
         self._lock = threading.Lock()
         self._replies: deque[Reply] = deque()
+        self._answer: Callable[[dict], Reply] | None = None
         self._ids = itertools.count(1)
         self.requests: list[ReceivedRequest] = []
         self.stopping = threading.Event()
@@ -185,6 +187,11 @@ class OpenAIStandIn:
         is never read."""
         self.add(Reply(content=content, delay=seconds))
 
+    def answer_with(self, answer: Callable[[dict], Reply]) -> None:
+        """Once the scripted replies are spent, each request is answered by `answer(its body)`: a stand-in
+        that answers the same request the same way, however many come and in whatever order."""
+        self._answer = answer
+
     # --- serving --------------------------------------------------------------------------------------------
     def receive(self, request: ReceivedRequest) -> Reply:
         """Record the request and take the next scripted reply. An exhausted script answers 400 with code
@@ -193,6 +200,8 @@ class OpenAIStandIn:
             self.requests.append(request)
             if self._replies:
                 return self._replies.popleft()
+            if self._answer is not None:
+                return self._answer(request.body)
         body = _error_body(400, "The stand-in has no scripted reply left")
         body["error"]["code"] = "stand_in_exhausted"
         return Reply(status=400, body=body, headers={"x-should-retry": "false"})

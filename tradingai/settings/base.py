@@ -384,6 +384,13 @@ STORAGES = {
 # (automation.analysis.within): Celery's time limits do nothing on the io queue's thread pool.
 ANALYST_DEADLINE_SECONDS = env.float("TRADINGAI_ANALYST_DEADLINE_SECONDS", default=180.0)
 CHART_DEADLINE_SECONDS = env.float("TRADINGAI_CHART_DEADLINE_SECONDS", default=90.0)
+# How often, in hours of market time, the learned section of a bot's prompt is refreshed: every cycle of a
+# window (from midnight UTC, with the default of 24) is given the section its first cycle was, so that a
+# replay can ask the window's calls together, ahead of its cycles (docs/learning.md, "The prompt's cadence").
+PROMPT_REFRESH_HOURS = env.int("TRADINGAI_PROMPT_REFRESH_HOURS", default=24)
+# How many of a refresh window's analyst calls a replay asks at once (automation/replay_asks.py): a day of
+# hourly slots, so that a window costs one call's wait. Lower it for an account with a low rate limit.
+REPLAY_ASK_CONCURRENCY = env.int("TRADINGAI_REPLAY_ASK_CONCURRENCY", default=24)
 # A run RUNNING for longer than this died with its worker: the analyst's and the chart's deadlines (4.5 min)
 # plus what bounds the other steps (the exchange's timeouts, the order's PLACE_RETRY_WAITS, seconds of local
 # work) come well within it (docs/operations.md, "Deadlines"). It is then marked failed
