@@ -76,8 +76,8 @@ def test_a_second_backtest_while_one_is_queued_is_refused_in_words(api, django_c
     assert second.status_code == 400
     assert second.json() == {
         "non_field_errors": [
-            "Your backtest of sample EUR/USD, 1 hour is still queued and your plan runs 1 at a time: wait for "
-            "it to finish, then start this one."
+            "Your backtest of sample EUR/USD, 1 hour is still queued and your plan runs 1 at a time: wait "
+            "for it to finish, then start this one."
         ]
     }
     assert Backtest.objects.count() == 1
