@@ -4,9 +4,11 @@ import secrets
 from django import forms
 from django.conf import settings
 
+from core.outbound import UnsafeServerUrlError
+
 from .events import SWITCHABLE
 from .models import Channel
-from .outbound import UnsafeUrlError, checked_public, checked_under
+from .outbound import checked_public, checked_under
 
 # Enough for every way of being told, not so many that one account fans one event out to hundreds of URLs.
 MAX_CHANNELS = 10
@@ -115,7 +117,7 @@ class ChannelForm(forms.ModelForm):
             return
         try:
             self.secrets = {"url": check(url)}
-        except UnsafeUrlError as e:
+        except UnsafeServerUrlError as e:
             self.add_error("url", str(e))
             return
         self.hint = hint or self.secrets["url"]

@@ -2,37 +2,33 @@
 a webhook URL is user input, and an attack until shown otherwise (a request from our servers to
 169.254.169.254, to a database port on 10.0.0.5, to the admin on localhost).
 
-- A URL is read by the WHATWG rules (ada, as automation/charts/urls.py does), and anything a client might
-  read differently is refused outright: backslashes, white space, control characters, user-info.
+- A URL is read by core/outbound.py's rules, the ones model connections' base URLs are held to: by the
+  WHATWG rules (ada), refusing outright what a client might read differently (backslashes, white space,
+  control characters, user-info).
 - Slack and Discord URLs must lie under their services' webhook bases (settings SLACK_WEBHOOK_BASE,
   DISCORD_WEBHOOK_BASE); Telegram's is built from TELEGRAM_API_BASE. The tests point these at stand-ins.
-- A generic webhook must be HTTPS on a host whose every address is public (`ipaddress.is_global`), checked
-  when it is saved and again before each request, since what a name resolves to can change. Only the hosts
-  in NOTIFICATIONS_LOCAL_HOSTS (the tests' 127.0.0.1; empty in production) are exempt, and may use HTTP.
+- A generic webhook is held to core's address policy (`core.outbound.server_url`): HTTPS, on a host whose
+  every address is public, checked when it is saved and again before each request, since what a name
+  resolves to can change. Notifications' allowance is narrower than model connections': only the hosts
+  named in NOTIFICATIONS_LOCAL_HOSTS (the tests' 127.0.0.1; none in production) may be on the operator's
+  networks, and use HTTP; link-local (the metadata service) and reserved addresses never.
 - Redirects are not followed: a public URL answering 302 to an internal one would undo the check.
 
 What remains: a name that resolves to a public address when checked and to a private one a moment later
 (DNS rebinding) could still be reached; docs/security.md says so."""
 
-import ipaddress
-import re
-import socket
 from dataclasses import dataclass
 
 import ada_url
 import requests
 from django.conf import settings
 
+from core.outbound import UnsafeServerUrlError, parsed, server_url
+
 # Connect and read timeouts: a receiver that takes longer is retried later rather than holding a worker.
 TIMEOUT = (5, 10)
-# Chromium and other clients drop or reinterpret these; a webhook URL never needs them.
-FORBIDDEN = re.compile(r"[\\\x00-\x20\x7f]")
 # How much of an answer's body the delivery log keeps.
 BODY_KEPT = 300
-
-
-class UnsafeUrlError(ValueError):
-    """A URL notifications will not call; the message says why, in words for the channel's owner."""
 
 
 class DeliveryError(Exception):
@@ -46,60 +42,24 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
-def parsed(url: str) -> dict:
-    if FORBIDDEN.search(url):
-        raise UnsafeUrlError("The URL may not contain spaces, backslashes or control characters.")
-    try:
-        parts = ada_url.parse_url(url)
-    except ValueError as e:
-        raise UnsafeUrlError("This is not a valid URL.") from e
-    if parts["username"] or parts["password"]:
-        raise UnsafeUrlError("The URL may not contain a user name or password.")
-    return parts
-
-
 def checked_under(url: str, base: str, service: str) -> str:
     """`url`, normalised, if it is a page under `base` (same scheme, host and port, its path below base's);
-    else UnsafeUrlError naming the service."""
+    else UnsafeServerUrlError naming the service."""
     parts, base_parts = parsed(url), ada_url.parse_url(base)
     same_origin = all(parts[p] == base_parts[p] for p in ("protocol", "hostname", "port"))
     below = (
         parts["pathname"].startswith(base_parts["pathname"]) and parts["pathname"] != base_parts["pathname"]
     )
     if not (same_origin and below):
-        raise UnsafeUrlError(f"This is not a {service} webhook URL: it must start with {base}")
+        raise UnsafeServerUrlError(f"This is not a {service} webhook URL: it must start with {base}")
     return parts["href"]
 
 
 def checked_public(url: str) -> str:
-    """`url`, normalised, if it is HTTPS on a host whose every address is public (or one of
-    NOTIFICATIONS_LOCAL_HOSTS); else UnsafeUrlError."""
-    parts = parsed(url)
-    host = parts["hostname"].strip("[]")
-    local = host in settings.NOTIFICATIONS_LOCAL_HOSTS
-    if parts["protocol"] != "https:" and not (local and parts["protocol"] == "http:"):
-        raise UnsafeUrlError("The URL must start with https://.")
-    if not local:
-        for address in _addresses(host, parts["port"]):
-            if not address.is_global:
-                raise UnsafeUrlError(
-                    f"The URL's host is a private or reserved address ({address}); it must be reachable on "
-                    "the internet."
-                )
-    return parts["href"]
-
-
-def _addresses(host: str, port: str) -> set:
-    try:
-        infos = socket.getaddrinfo(host, int(port or 443), proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError) as e:  # socket.gaierror is an OSError
-        raise UnsafeUrlError(f"The URL's host {host} cannot be found.") from e
-    found = set()
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0])
-        # An IPv4 address written as IPv6 (::ffff:10.0.0.1) is judged as the IPv4 address it is.
-        found.add(getattr(address, "ipv4_mapped", None) or address)
-    return found
+    """`url`, normalised, if the platform may call it (core/outbound.py), a query allowed; a host of
+    NOTIFICATIONS_LOCAL_HOSTS may be on the operator's networks. Else UnsafeServerUrlError."""
+    local = parsed(url)["hostname"].strip("[]") in settings.NOTIFICATIONS_LOCAL_HOSTS
+    return server_url(url, allow_private=local, allow_query=True)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ import time
 from django.conf import settings
 from django.core.mail import send_mail
 
+from core.outbound import UnsafeServerUrlError
+
 from .models import Channel, Delivery, Notification
-from .outbound import DeliveryError, UnsafeUrlError, checked_public, checked_under, post
+from .outbound import DeliveryError, checked_public, checked_under, post
 
 DISCORD_LIMIT = 2000
 TELEGRAM_LIMIT = 4096
@@ -65,7 +67,7 @@ def _webhook(channel: Channel, notification: Notification, delivery: Delivery) -
     secrets = channel.secrets()
     try:
         url = checked_public(secrets["url"])
-    except UnsafeUrlError as e:
+    except UnsafeServerUrlError as e:
         raise DeliveryError(str(e), transient=False) from None
     body = json.dumps(payload_of(notification, delivery), separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
@@ -102,7 +104,7 @@ def signature(key: str, timestamp: str, body: bytes) -> str:
 def _under(url: str, base: str, service: str) -> str:
     try:
         return checked_under(url, base, service)
-    except UnsafeUrlError as e:
+    except UnsafeServerUrlError as e:
         raise DeliveryError(str(e), transient=False) from None
 
 

@@ -170,6 +170,7 @@ KNOWN_FAILURES = [
         status=400,
         body=r"already have an e-mail channel|Give the webhook URL|not a Telegram bot token|numeric id"
         r"|not a (Slack|Discord) webhook URL|The URL|This is not a valid URL|at least 16 characters"
+        r"|The host .* (cannot be resolved|is on a private network|is not an address this server calls)"
         r"|already have a channel with this name|the most allowed|may not be blank|Null characters",
     ),
     # NOT A FAULT: a model connection's base URL must be one the platform may call (core/outbound.py: a

@@ -4,7 +4,7 @@ resolver passed in, since this machine has no DNS."""
 
 import pytest
 
-from core.outbound import UnsafeServerUrlError, refusal_for, server_url
+from core.outbound import UnsafeServerUrlError, server_url
 
 PUBLIC = {"api.openai.com": ["104.18.7.192", "2606:4700::6812:7c0"], "rebound.example": ["127.0.0.1"]}
 
@@ -85,5 +85,9 @@ def test_a_public_https_server_is_taken_as_a_client_reads_it():
 
 def test_a_host_is_refused_when_any_of_its_addresses_is_inside():
     split = {"split.example": ["104.18.7.192", "10.1.2.3"]}.get
-    assert "10.1.2.3" in refusal_for("split.example", allow_private=False, resolver=split)
-    assert refusal_for("split.example", allow_private=True, resolver=split) == ""
+    with pytest.raises(UnsafeServerUrlError, match=r"split.example \(10.1.2.3\) is on a private network"):
+        server_url("https://split.example/v1", allow_private=False, resolver=split)
+    assert (
+        server_url("https://split.example/v1", allow_private=True, resolver=split)
+        == "https://split.example/v1"
+    )

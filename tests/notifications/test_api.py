@@ -40,7 +40,7 @@ def test_bad_channels_are_400s_naming_the_field(alice, settings):
     api = client_of(alice)
     private = api.post(CHANNELS, {"label": "x", "kind": "WEBHOOK", "url": "https://10.1.2.3/"}, format="json")
     assert private.status_code == 400
-    assert "private or reserved" in private.json()["url"][0]
+    assert "private network" in private.json()["url"][0]
     telegram = api.post(CHANNELS, {"label": "t", "kind": "TELEGRAM", "token": "nope"}, format="json")
     assert set(telegram.json()) == {"token", "target"}
     assert api.post(CHANNELS, {"label": "k", "kind": "FAX"}, format="json").json()["kind"]

@@ -40,18 +40,18 @@ def test_a_signed_webhook_without_a_key_gets_one_shown_once(alice_client, notify
 
 
 UNSAFE = [
-    ("https://10.0.0.5/hook", "private or reserved"),
-    ("https://169.254.169.254/latest/meta-data/", "private or reserved"),
-    ("https://[::1]/hook", "private or reserved"),
-    ("https://[::ffff:10.0.0.1]/hook", "private or reserved"),
-    ("https://localhost/hook", "private or reserved"),
-    ("https://0x7f000002/hook", "private or reserved"),  # 127.0.0.2, as a browser reads it
+    ("https://10.0.0.5/hook", "private network"),
+    ("https://169.254.169.254/latest/meta-data/", "not an address this server calls"),
+    ("https://[::1]/hook", "private network"),
+    ("https://[::ffff:10.0.0.1]/hook", "private network"),
+    ("https://localhost/hook", "private network"),
+    ("https://0x7f000002/hook", "private network"),  # 127.0.0.2, as a browser reads it
     ("http://example.com/hook", "https://"),
     ("https://user:pw@example.com/hook", "user name or password"),
     ("https://127.0.0.1:8000\\@example.com/", "backslashes"),
     ("ftp://example.com/x", "https://"),
     ("not a url", "spaces"),
-    ("https://no-such-host.invalid/hook", "cannot be found"),
+    ("https://no-such-host.invalid/hook", "cannot be resolved"),
 ]
 
 
@@ -62,6 +62,22 @@ def test_a_webhook_url_to_an_internal_address_is_refused_in_words(alice_client, 
     assert response.status_code == 200
     assert any(reason in e for e in errors(response)["url"]), errors(response)
     assert not Channel.objects.exists()
+
+
+def test_a_named_local_host_may_be_private_but_the_metadata_service_never(alice_client, settings):
+    # NOTIFICATIONS_LOCAL_HOSTS lets the hosts it names be on the operator's networks, and no more: another
+    # private host is refused, and a link-local one even when named (core/outbound.py).
+    settings.NOTIFICATIONS_LOCAL_HOSTS = ["127.0.0.1", "169.254.169.254"]
+    other = post(alice_client, kind="WEBHOOK", url="https://10.0.0.5/hook")
+    assert "private network" in errors(other)["url"][0]
+    metadata = post(alice_client, kind="WEBHOOK", url="http://169.254.169.254/latest/meta-data/")
+    assert "not an address this server calls" in errors(metadata)["url"][0]
+    assert not Channel.objects.exists()
+    named = post(alice_client, kind="WEBHOOK", url="http://127.0.0.1:9/hook?from=tradingai")
+    assert named.status_code == 302
+    assert (
+        Channel.objects.get().secrets()["url"] == "http://127.0.0.1:9/hook?from=tradingai"
+    )  # its query kept
 
 
 @pytest.mark.parametrize(

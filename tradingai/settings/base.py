@@ -502,8 +502,9 @@ CELERY_BEAT_SCHEDULE = {
 SLACK_WEBHOOK_BASE = env.str("TRADINGAI_SLACK_WEBHOOK_BASE", default="https://hooks.slack.com/services/")
 DISCORD_WEBHOOK_BASE = env.str("TRADINGAI_DISCORD_WEBHOOK_BASE", default="https://discord.com/api/webhooks/")
 TELEGRAM_API_BASE = env.str("TRADINGAI_TELEGRAM_API_BASE", default="https://api.telegram.org")
-# Hosts a generic webhook may name although they are not public addresses (and over plain HTTP): none in
-# production, where such a URL is a request forgery; 127.0.0.1 in the tests.
+# Hosts a generic webhook may name although they are on the operator's networks (and over plain HTTP): none
+# in production, where such a URL is a request forgery; 127.0.0.1 in the tests. A link-local or reserved
+# address is refused even for a host named here (core/outbound.py).
 NOTIFICATIONS_LOCAL_HOSTS = env.list("TRADINGAI_NOTIFICATIONS_LOCAL_HOSTS", default=[])
 # A delivery is tried at most this many times, after 30 s, 1, 2, 4 and 8 minutes (or the receiver's
 # Retry-After), each wait at most NOTIFICATIONS_RETRY_MAX_SECONDS.
