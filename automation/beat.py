@@ -1,4 +1,5 @@
-"""Beat's scheduler: django-celery-beat's, recording its own ticks (automation.health)."""
+"""Beat's scheduler: django-celery-beat's, recording its own ticks (automation.health) and running the
+dispatcher of the bots' cycles itself (automation.dispatch)."""
 
 import logging
 import platform
@@ -8,9 +9,12 @@ from django.conf import settings
 from django.db import DatabaseError
 from django_celery_beat.schedulers import DatabaseScheduler
 
+from .dispatch import dispatch_due
 from .health import BEAT, record
 
 logger = logging.getLogger(__name__)
+
+DISPATCH_TASK = "automation.tasks.dispatch_cycles_task"
 
 
 class HeartbeatDatabaseScheduler(DatabaseScheduler):
@@ -28,3 +32,14 @@ class HeartbeatDatabaseScheduler(DatabaseScheduler):
                 # Beat goes on sending what is due; its stale heartbeat tells the operator (/healthz).
                 logger.exception("beat could not record its heartbeat")
         return super().tick(*args, **kwargs)
+
+    def apply_entry(self, entry, producer=None):
+        """The dispatcher's entry is run here, on beat's producer, rather than sent: sent, it would wait for
+        a free worker of the default queue (the trade monitor and retraining take minutes), and the cycles
+        with it. Any failure is logged and the next minute catches up (automation.dispatch)."""
+        if entry.task != DISPATCH_TASK:
+            return super().apply_entry(entry, producer=producer)
+        try:
+            dispatch_due(producer)
+        except Exception:  # beat must go on: a broker or database down now may be back next minute
+            logger.exception("the dispatch of the cycles due failed; the next minute sends them")
