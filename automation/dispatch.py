@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from celery import current_app
 from django.db import transaction
 from django.utils import timezone
+from kombu.utils.uuid import uuid
 
 from market.sources import Market
 
@@ -104,14 +105,35 @@ def _dispatch_batch(now: datetime, producer, done: Dispatched) -> bool:
             Bot.objects.filter(pk__in=pks).update(next_due=due)
         if missed:
             done.skipped += _record_skipped(missed, now)
-        # One pipeline to Redis for the batch (kombu's publish batch; other transports publish each message
-        # at once): a round trip per message cost more than the rest of the dispatch.
-        send = current_app.send_task
-        with producer.batch(max_size=BATCH):
-            for pk, slot in sends:
-                send(CYCLE_TASK, (pk, slot.isoformat()), {"on_schedule": True}, producer=producer)
+        if sends:
+            _send_cycles(producer, sends)
         done.sent += len(sends)
     return len(bots) == BATCH
+
+
+def _send_cycles(producer, sends: list[tuple[int, datetime]]) -> None:
+    """The `run_cycle_task(bot, slot, on_schedule=True)` messages, as `send_task` makes them, with what is
+    the same for all of them (the route, the queue's declaration, the kwargs' repr) done once: send_task per
+    message cost three times the CPU (0.5 ms), more than the rest of the dispatch together. All in one
+    pipeline to Redis (kombu's publish batch; other transports publish each message at once), not a round
+    trip each."""
+    amqp = current_app.amqp
+    queue = amqp.router.route({}, CYCLE_TASK)["queue"]
+    producer.maybe_declare(queue)
+    kwargs = {"on_schedule": True}
+    with producer.batch(max_size=BATCH):
+        for pk, slot in sends:
+            task_id, args = uuid(), (pk, slot.isoformat())
+            message = amqp.create_task_message(
+                task_id,
+                CYCLE_TASK,
+                args,
+                kwargs,
+                root_id=task_id,
+                argsrepr=repr(args),
+                kwargsrepr=repr(kwargs),
+            )
+            amqp.send_task_message(producer, CYCLE_TASK, message, queue=queue, declare=[])
 
 
 def _record_skipped(missed: dict[int, list[datetime]], now: datetime) -> int:
