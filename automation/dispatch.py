@@ -1,10 +1,11 @@
 """The dispatcher: once a minute, the cycles due, sent in bulk.
 
-Beat runs it at the start of every minute (settings.CELERY_BEAT_SCHEDULE, "dispatch-cycles"), in beat's own
-process (automation.beat), so that it waits for no free worker. Each running bot carries the moment its next
-slot is due (`Bot.next_due`, indexed), so a dispatch reads the bots due and no others, and starting or
-stopping a bot changes no beat schedule: with an entry per bot, django-celery-beat's DatabaseScheduler
-reloaded every entry and rebuilt its heap on each start or stop (1.9 s + 2.7 s at 10,000 bots, issue 21).
+Beat runs it at the start of every minute (settings.CELERY_BEAT_SCHEDULE, "dispatch-cycles"), on a thread
+of its own process (automation.beat), so that it waits for no free worker. Each running bot carries the
+moment its next slot is due (`Bot.next_due`, indexed), so a dispatch reads the bots due and no others, and
+starting or stopping a bot changes no beat schedule: with an entry per bot, django-celery-beat's
+DatabaseScheduler reloaded every entry and rebuilt its heap on each start or stop (1.9 s + 2.7 s at 10,000
+bots, issue 21).
 
 For each bot due, the slot due now is sent to the io queue as a scheduled run, so that the worker still
 applies the late-slot rule (automation.cycle) to a message that waited in the queue. Slots it missed (beat
@@ -54,17 +55,13 @@ class Dispatched:
     seconds: float = 0.0
 
 
-def dispatch_due(producer=None, now: datetime | None = None) -> Dispatched:
-    """Send the cycles due by `now` (the present by default) on `producer` (beat's own; one of the app's
-    pool when None), in transactions of BATCH bots."""
+def dispatch_due(now: datetime | None = None) -> Dispatched:
+    """Send the cycles due by `now` (the present by default), in transactions of BATCH bots, on a producer
+    of the app's pool."""
     started = time.perf_counter()
     now = now or timezone.now()
     done = Dispatched()
-    if producer is None:
-        with current_app.producer_or_acquire() as producer:
-            while _dispatch_batch(now, producer, done):
-                pass
-    else:
+    with current_app.producer_or_acquire() as producer:
         while _dispatch_batch(now, producer, done):
             pass
     done.seconds = time.perf_counter() - started

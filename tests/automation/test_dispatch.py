@@ -5,12 +5,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from celery import current_app
+from django.utils import timezone
 
 from automation.dispatch import MAX_SKIPPED_RUNS, dispatch_due
 from automation.models import Bot, CycleRun, MetricTotal
 from automation.schedule import next_due_after, offset_of, slot_of
 from automation.services import bot_start, bot_stop
-from automation.tasks import run_cycle_task
+from automation.tasks import dispatch_cycles_task, run_cycle_task
 from learning.models import AILearningData
 from market.importers import Bar, store_bars
 from tests.factories import BotFactory, import_eurusd
@@ -181,3 +182,17 @@ def test_the_dispatched_slot_is_the_one_due(alice, sample_market, io_queue):
     dispatch_due(now=now)
     [(_, [_, slot], _)] = sent(io_queue)
     assert datetime.fromisoformat(slot) == slot_of(bot, now - offset_of(bot))
+
+
+def test_the_dispatch_task_sent_to_a_worker_does_the_same(alice, sample_market, io_queue):
+    """Beat runs the dispatch itself (automation.beat); its entry's task, sent by another scheduler or by
+    hand, dispatches what is due by the time it runs: here, a bot whose minute of the hour is this one."""
+    market = {"exchange": "sample", "symbol": "EUR/USD", "timeframe": "1h"}
+    minute = timezone.now().minute
+    pk = next(pk for pk in range(10_000, 20_000) if offset_of(Bot(pk=pk, **market)).seconds == minute * 60)
+    bot = running_bot(alice, pk=pk)
+    Bot.objects.filter(pk=bot.pk).update(next_due=bot.next_due - HOUR)  # the start of this minute
+    dispatch_cycles_task.apply()
+    [(_, [sent_pk, _], kwargs)] = sent(io_queue)
+    assert (sent_pk, kwargs) == (bot.pk, {"on_schedule": True})
+    assert Bot.objects.get(pk=bot.pk).next_due == bot.next_due
