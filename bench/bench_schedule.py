@@ -105,8 +105,9 @@ def seed(bots: int, baseline: bool) -> tuple[list[int], list[int]]:
         for timeframe in TIMEFRAMES:
             store_bars("bench", symbol, timeframe, [bar])  # a bot starts on a market with stored candles
     total = bots + STOPPED_POOL
+    each = total // USERS + 1  # a plan's caps are per owner, and small integers
     plan = Plan.objects.create(
-        name="bench", max_running_bots=total, max_bots=total, cycles_per_day=10**9, run_now_per_hour=10**9
+        name="bench", max_running_bots=each, max_bots=each, cycles_per_day=10**9, run_now_per_hour=10**9
     )
     User.objects.bulk_create(User(email=f"owner{i}@bench.invalid", plan=plan) for i in range(USERS))
     owners = list(User.objects.order_by("pk").values_list("pk", flat=True))
