@@ -41,6 +41,10 @@ CYCLE_TASK = "automation.tasks.run_cycle_task"
 # Bots per transaction: their rows stay locked while their messages are sent (a second or so for 2,000), and
 # a start, stop or edit of one of them waits that long.
 BATCH = 2000
+# Messages per pipeline to Redis: each goes out as soon as it is full, so that the first cycles of a batch
+# wait for no more than these to be made. A batch sent whole at its end was none earlier than 1.1 s after
+# its due moment, half later than 2.4 s (100,000 bots, bench/bench_schedule.py on a loaded machine).
+FLUSH = 100
 # A bot that missed more slots than this (beat down for days) has the older ones said in one line of its
 # oldest skipped run, not a row each: 100,000 bots down for a day would otherwise be millions of rows.
 MAX_SKIPPED_RUNS = 24
@@ -111,14 +115,14 @@ def _dispatch_batch(now: datetime, producer, done: Dispatched) -> bool:
 def _send_cycles(producer, sends: list[tuple[int, datetime]]) -> None:
     """The `run_cycle_task(bot, slot, on_schedule=True)` messages, as `send_task` makes them, with what is
     the same for all of them (the route, the queue's declaration, the kwargs' repr) done once: send_task per
-    message cost three times the CPU (0.5 ms), more than the rest of the dispatch together. All in one
-    pipeline to Redis (kombu's publish batch; other transports publish each message at once), not a round
-    trip each."""
+    message cost three times the CPU (0.5 ms), more than the rest of the dispatch together. In pipelines of
+    FLUSH messages to Redis (kombu's publish batch; other transports publish each message at once), not a
+    round trip each."""
     amqp = current_app.amqp
     queue = amqp.router.route({}, CYCLE_TASK)["queue"]
     producer.maybe_declare(queue)
     kwargs = {"on_schedule": True}
-    with producer.batch(max_size=BATCH):
+    with producer.batch(max_size=FLUSH):
         for pk, slot in sends:
             task_id, args = uuid(), (pk, slot.isoformat())
             message = amqp.create_task_message(
