@@ -276,43 +276,45 @@ def run_phase(name: str, bots: int, minutes: int, out: Path) -> None:
     env = server_env(tmp, db_name, CELERY_BROKER_URL=BROKER_URL, LOG_LEVEL="INFO")
     beat = counter = stop = None
     try:
-        broker.flushdb()
-        setup_django(db_name, env)
-        seeded_at = time.perf_counter()
-        running, stopped = seed(bots, baseline)
-        seed_seconds = time.perf_counter() - seeded_at
-        close_database()
+        try:
+            broker.flushdb()
+            setup_django(db_name, env)
+            seeded_at = time.perf_counter()
+            running, stopped = seed(bots, baseline)
+            seed_seconds = time.perf_counter() - seeded_at
+            close_database()
 
-        ctx = multiprocessing.get_context("spawn")
-        stop = ctx.Event()
-        arrivals = tmp / "arrivals.txt"
-        counter = ctx.Process(target=count_messages, args=(BROKER_URL, str(arrivals), stop))
-        counter.start()
-        beat = start_beat(env, tmp, "django_celery_beat.schedulers:DatabaseScheduler" if baseline else None)
-        # The window opens on the first whole minute at least a minute after beat started, and lasts
-        # `minutes`: beat has loaded its schedule (the baseline's 10,000 entries take seconds) and the first
-        # dispatch has sent the slots that came due while the bots were written (minutes of them), which is
-        # a start-up's, not the steady state this measures.
-        opens = (int(time.time() + 60) // 60 + 1) * 60
-        closes = opens + minutes * 60
-        time.sleep(max(0.0, opens - time.time()))
-        if beat.poll() is not None:
-            raise RuntimeError("beat exited:\n" + (tmp / "beat.log").read_text())
-        cpu_before = tree_cpu(beat.pid)
-        churn = Churn(running, stopped, time.monotonic() + (closes - time.time()), baseline)
-        churn.start()
-        time.sleep(max(0.0, closes - time.time()))
-        beat_cpu = tree_cpu(beat.pid) - cpu_before
-        churn.join()
-        time.sleep(DRAIN_SECONDS)  # beat goes on: a message of the last minute may still be on its way
-    finally:
-        if beat is not None:
-            beat.terminate()
-            beat.wait(timeout=60)
-        if stop is not None:
-            stop.set()
-            counter.join(timeout=30)
-    try:
+            ctx = multiprocessing.get_context("spawn")
+            stop = ctx.Event()
+            arrivals = tmp / "arrivals.txt"
+            counter = ctx.Process(target=count_messages, args=(BROKER_URL, str(arrivals), stop))
+            counter.start()
+            beat = start_beat(
+                env, tmp, "django_celery_beat.schedulers:DatabaseScheduler" if baseline else None
+            )
+            # The window opens on the first whole minute at least a minute after beat started, and lasts
+            # `minutes`: beat has loaded its schedule (the baseline's 10,000 entries take seconds) and the
+            # first dispatch has sent the slots that came due while the bots were written (minutes of them),
+            # which is a start-up's, not the steady state this measures.
+            opens = (int(time.time() + 60) // 60 + 1) * 60
+            closes = opens + minutes * 60
+            time.sleep(max(0.0, opens - time.time()))
+            if beat.poll() is not None:
+                raise RuntimeError("beat exited:\n" + (tmp / "beat.log").read_text())
+            cpu_before = tree_cpu(beat.pid)
+            churn = Churn(running, stopped, time.monotonic() + (closes - time.time()), baseline)
+            churn.start()
+            time.sleep(max(0.0, closes - time.time()))
+            beat_cpu = tree_cpu(beat.pid) - cpu_before
+            churn.join()
+            time.sleep(DRAIN_SECONDS)  # beat goes on: a message of the last minute may still be on its way
+        finally:
+            if beat is not None:
+                beat.terminate()
+                beat.wait(timeout=60)
+            if stop is not None:
+                stop.set()
+                counter.join(timeout=30)
         figures = measure(arrivals, opens, closes, churn.touched, baseline)
         figures.update(
             bots=bots, minutes=minutes, seed_seconds=seed_seconds, beat_cpu_per_minute=beat_cpu / minutes,
