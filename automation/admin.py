@@ -39,6 +39,7 @@ class BotAdmin(admin.ModelAdmin):
         "timeframe",
         "mode",
         "status",
+        "next_due",
         "analyst",
         "updated_at",
     )
@@ -47,8 +48,9 @@ class BotAdmin(admin.ModelAdmin):
     list_select_related = ("owner",)
     raw_id_fields = ("owner", "exchange_account", "model_connection")
     # The status changes through the actions (start, pause, stop), which open and close sessions and
-    # schedules; a status typed into the form would change neither.
-    readonly_fields = ("status", "created_at", "updated_at")
+    # schedules; a status typed into the form would change neither. The next due moment is the dispatcher's
+    # (automation.dispatch): shown, so that an operator sees when a running bot's cycle is sent next.
+    readonly_fields = ("status", "next_due", "created_at", "updated_at")
     actions = ("pause_bots", "resume_bots", "stop_bots")
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

@@ -70,6 +70,10 @@ class Bot(models.Model):
         help_text="For your own model: the model to ask, as the server names it; it must read images.",
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.STOPPED)
+    # When the dispatcher (automation.dispatch) next sends the cycle of a running bot: its next slot plus its
+    # offset; empty while stopped or paused. Kept with the bot, so that starting or stopping one changes no
+    # beat schedule, and indexed, so that each minute's dispatch reads the bots due and no others.
+    next_due = models.DateTimeField(null=True, blank=True, editable=False)
 
     # Risk settings: the hard limits the policy works within (docs/architecture.md, "Steps 5-8").
     starting_balance = models.DecimalField(
@@ -118,6 +122,7 @@ class Bot(models.Model):
             models.Index(fields=["owner", "status"]),
             models.Index(fields=["status"]),
             models.Index(fields=["exchange", "symbol", "timeframe"]),
+            models.Index(fields=["next_due"], name="bot_next_due"),
         ]
         ordering = ["name"]
 

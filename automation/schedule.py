@@ -1,6 +1,6 @@
-"""When a bot's cycles are due: the slot a moment falls in, the bot's offset into each period, and the
-bounds on a slot that is late or a run that is stale. Below the cycle, the tasks and the bot actions, which
-all read it, so that none of them imports another for it."""
+"""When a bot's cycles are due: the slot a moment falls in, the bot's offset into each period, its next due
+moment, and the bounds on a slot that is late or a run that is stale. Below the cycle, the tasks, the
+dispatcher and the bot actions, which all read it, so that none of them imports another for it."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -40,3 +40,9 @@ def offset_of(bot: Bot) -> timedelta:
     multiplicative hash of the id), so that a thousand bots do not call the analyst in the same second."""
     minutes = int(Market(bot.exchange, bot.symbol, bot.timeframe).period.total_seconds() // 60)
     return timedelta(minutes=(bot.pk * 2654435761) % 2**32 % minutes)
+
+
+def next_due_after(bot: Bot, moment: datetime) -> datetime:
+    """The first moment after `moment` at which one of the bot's slots is due (its start plus the offset)."""
+    offset = offset_of(bot)
+    return slot_of(bot, moment - offset) + offset + Market(bot.exchange, bot.symbol, bot.timeframe).period

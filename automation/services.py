@@ -1,13 +1,11 @@
 """State changes of bots, as Zulip does them: validation first, then the change under a row lock that
 re-checks the state, so two callers racing on the same bot cannot both act."""
 
-import json
 import logging
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from accounts import audit
 from accounts.quotas import lock_user, room_for
@@ -17,9 +15,8 @@ from market.sources import Market
 
 from .models import AutomationSession, Bot, KillSwitch
 from .notices import bot_paused
-from .schedule import offset_of
+from .schedule import next_due_after
 
-CYCLE_TASK = "automation.tasks.run_cycle_task"
 logger = logging.getLogger(__name__)
 
 
@@ -56,10 +53,10 @@ def bot_save(bot: Bot, before: tuple[str, bool] | None, *, actor) -> None:
                 bot.save()
         else:
             # Not the status it was read with: a pause (the daily loss limit) or a stop landing while the form
-            # was filled in would be undone, leaving a RUNNING bot with no session and no schedule.
-            bot.save(
-                update_fields=[f.name for f in Bot._meta.concrete_fields if f.name not in ("id", "status")]
-            )
+            # was filled in would be undone, leaving a RUNNING bot with no session and no schedule; nor the
+            # next due moment, which the dispatcher moves on meanwhile.
+            unchanged = ("id", "status", "next_due")
+            bot.save(update_fields=[f.name for f in Bot._meta.concrete_fields if f.name not in unchanged])
         if bot.mode != mode and Bot.Mode.LIVE in (mode, bot.mode):
             was = f"switched from {Bot.Mode(mode).label} to" if mode else "created in"
             summary = f"Bot “{bot.name}” {was} {bot.get_mode_display()} on {bot.exchange}."
@@ -130,22 +127,9 @@ def _check_running_room(bot: Bot) -> None:
         )
 
 
-def _schedule(bot: Bot) -> CrontabSchedule:
-    minutes = int(offset_of(bot).total_seconds() // 60)
-    minute, hour = {
-        "15m": (f"{minutes}-59/15", "*"),
-        "1h": (str(minutes), "*"),
-        "4h": (str(minutes % 60), f"{minutes // 60}-23/4"),
-        "1d": (str(minutes % 60), str(minutes // 60)),
-    }[bot.timeframe]
-    schedule, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute, hour=hour, day_of_week="*", day_of_month="*", month_of_year="*", timezone="UTC"
-    )
-    return schedule
-
-
 def bot_start(bot: Bot, *, actor=None) -> AutomationSession:
-    """Open a session and put the bot's cycle on beat's schedule. `actor`: who started it (the audit log's
+    """Open a session and set when the bot's first cycle is due: the dispatcher (automation.dispatch) sends
+    it then, and each one after it. `actor`: who started it (the audit log's
     "who"), None for the platform."""
     check_startable(bot)
     with transaction.atomic():
@@ -156,7 +140,8 @@ def bot_start(bot: Bot, *, actor=None) -> AutomationSession:
         if locked.status == Bot.Status.RUNNING:
             raise BotActionError(f"“{bot.name}” is already running.")
         locked.status = Bot.Status.RUNNING
-        locked.save(update_fields=["status", "updated_at"])
+        locked.next_due = next_due_after(locked, timezone.now())
+        locked.save(update_fields=["status", "next_due", "updated_at"])
         session = AutomationSession.objects.create(bot=locked)
         _record_live(
             locked,
@@ -166,23 +151,8 @@ def bot_start(bot: Bot, *, actor=None) -> AutomationSession:
             session_id=session.pk,
             exchange_account_id=locked.exchange_account_id,
         )
-        PeriodicTask.objects.update_or_create(
-            name=f"bot {bot.pk} cycle",
-            defaults={
-                "task": CYCLE_TASK,
-                "crontab": _schedule(locked),
-                "interval": None,
-                "args": json.dumps([bot.pk]),
-                "enabled": True,
-                "description": f"{bot.name}: {bot.symbol} {bot.timeframe} on {bot.exchange}",
-            },
-        )
-    bot.status = Bot.Status.RUNNING
+    bot.status, bot.next_due = Bot.Status.RUNNING, locked.next_due
     return session
-
-
-def _unschedule(bot: Bot) -> None:
-    PeriodicTask.objects.filter(name=f"bot {bot.pk} cycle").update(enabled=False)
 
 
 def bot_stop(bot: Bot, reason: str = "stopped by its owner", *, actor=None) -> None:
@@ -190,28 +160,28 @@ def bot_stop(bot: Bot, reason: str = "stopped by its owner", *, actor=None) -> N
         if (
             not Bot.objects.filter(pk=bot.pk)
             .exclude(status=Bot.Status.STOPPED)
-            .update(status=Bot.Status.STOPPED)
+            .update(status=Bot.Status.STOPPED, next_due=None)
         ):
             raise BotActionError(f"“{bot.name}” is not running.")
         session_close(bot, reason)
-        _unschedule(bot)
         _record_live(
             bot, audit.Action.LIVE_BOT_STOPPED, f"Live bot “{bot.name}” {reason}.", actor, reason=reason
         )
-    bot.status = Bot.Status.STOPPED
+    bot.status, bot.next_due = Bot.Status.STOPPED, None
 
 
 @transaction.atomic
 def bot_pause(bot: Bot, reason: str, *, actor=None) -> bool:
     """Pause a running bot and close its session. False if it was not running. `actor`: None when the
     platform paused it (the daily loss limit), else the operator."""
-    if not Bot.objects.filter(pk=bot.pk, status=Bot.Status.RUNNING).update(status=Bot.Status.PAUSED):
+    if not Bot.objects.filter(pk=bot.pk, status=Bot.Status.RUNNING).update(
+        status=Bot.Status.PAUSED, next_due=None
+    ):
         return False
     session_close(bot, reason)
-    _unschedule(bot)
     summary = f"Live bot “{bot.name}” paused: {reason}."
     _record_live(bot, audit.Action.LIVE_BOT_PAUSED, summary, actor, reason=reason)
-    bot.status = Bot.Status.PAUSED
+    bot.status, bot.next_due = Bot.Status.PAUSED, None
     bot_paused(bot, reason)
     return True
 

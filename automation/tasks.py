@@ -3,17 +3,16 @@ from datetime import datetime
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
 
 from .backtests import TIME_LIMIT as BACKTEST_TIME_LIMIT
 from .backtests import backtest_run, fail_lost_backtests
 from .cycle import run_cycle
 from .demo import CLAIM_SECONDS, HistoryBusyError, history_in_background
+from .dispatch import dispatch_due
 from .health import queue_heartbeat, record
 from .models import Bot
 from .monitoring import monitor_running_bots
 from .recovery import recover_lost_runs
-from .schedule import offset_of, slot_of
 
 # The cycle's own failures are recorded on its run, not retried; only losing the database mid-task is.
 TRANSIENT = (OperationalError, InterfaceError)
@@ -42,15 +41,18 @@ def heartbeat_task(queue: str):
     soft_time_limit=8 * 60,
     time_limit=10 * 60,
 )
-def run_cycle_task(bot_id: int, slot: str | None = None):
-    """Beat sends it with no slot (the period now due); run-now sends the current slot."""
-    bot = Bot.objects.filter(pk=bot_id, status=Bot.Status.RUNNING).first()
-    if bot is None:
+def run_cycle_task(bot_id: int, slot: str, on_schedule: bool = False):
+    """The dispatcher sends the slot due `on_schedule` (late-slot rule applies); run-now the current slot."""
+    if not Bot.objects.filter(pk=bot_id, status=Bot.Status.RUNNING).exists():
         return  # stopped or paused since the message was sent
-    if slot:
-        run_cycle(bot.pk, datetime.fromisoformat(slot), on_schedule=False)
-    else:
-        run_cycle(bot.pk, slot_of(bot, timezone.now() - offset_of(bot)))
+    run_cycle(bot_id, datetime.fromisoformat(slot), on_schedule=on_schedule)
+
+
+@shared_task(ignore_result=True, autoretry_for=TRANSIENT, retry_backoff=5, max_retries=3, expires=50)
+def dispatch_cycles_task():
+    """The cycles due, sent (automation.dispatch). Beat runs it in its own process (automation.beat); sent to
+    a worker, as any task can be, it does the same, and run twice it sends nothing more."""
+    dispatch_due()
 
 
 @shared_task(

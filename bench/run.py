@@ -7,6 +7,7 @@ BENCHMARKS = [
     "bench.bench_analysis",
     "bench.bench_capture",
     "bench.bench_cycles",
+    "bench.bench_schedule",
     "bench.bench_insights",
     "bench.bench_api",
     "bench.bench_load",

@@ -1,7 +1,6 @@
 from functools import partial
 
 from django.db import transaction
-from django_celery_beat.models import PeriodicTask
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -63,7 +62,6 @@ class BotViewSet(viewsets.ModelViewSet):
         with transaction.atomic():
             if bot.status != Bot.Status.STOPPED:
                 bot_stop(bot, "deleted by its owner", actor=self.request.user)
-            PeriodicTask.objects.filter(name=f"bot {bot.pk} cycle").delete()
             bot.delete()
 
     def _act(self, request, do):

@@ -12,8 +12,8 @@ from django.db.models import ProtectedError, RestrictedError
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django_celery_beat.models import PeriodicTask
 
+from accounts import audit
 from accounts.audit import record
 from accounts.models import AuditEvent, ExchangeAccount
 from accounts.services import exchange_account_delete
@@ -222,11 +222,14 @@ def test_the_daily_loss_limit_pausing_a_live_bot_is_recorded_as_the_platforms(al
 
 
 def test_an_action_that_rolls_back_leaves_no_event(alice, live_bot, monkeypatch):
-    def unschedulable(**kwargs):
-        raise RuntimeError("beat's table is gone")
+    written = audit.record
+
+    def written_then_failed(*args, **kwargs):
+        written(*args, **kwargs)
+        raise RuntimeError("the database went away")
 
     # After the event is written, inside the same transaction.
-    monkeypatch.setattr(PeriodicTask.objects, "update_or_create", unschedulable)
+    monkeypatch.setattr(audit, "record", written_then_failed)
     with pytest.raises(RuntimeError):
         bot_start(live_bot, actor=alice)
     live_bot.refresh_from_db()

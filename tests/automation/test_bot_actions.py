@@ -1,10 +1,10 @@
-import json
 import socket
 from datetime import timedelta
 from functools import partial
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from accounts.models import Plan
@@ -35,14 +35,10 @@ def test_start_opens_a_session_and_schedules_the_cycle(paper_bot):
     paper_bot.refresh_from_db()
     assert paper_bot.status == Bot.Status.RUNNING
     assert paper_bot.sessions.get().is_open
-    task = PeriodicTask.objects.get(name=f"bot {paper_bot.pk} cycle")
-    assert (task.task, json.loads(task.args), task.enabled) == (
-        "automation.tasks.run_cycle_task",
-        [paper_bot.pk],
-        True,
-    )
-    assert task.crontab.minute == str(int(offset_of(paper_bot).total_seconds() // 60))
-    assert task.crontab.hour == "*"
+    # Due at the bot's minute of the hour, within the next hour; no beat entry of its own.
+    assert paper_bot.next_due.minute == int(offset_of(paper_bot).total_seconds() // 60)
+    assert timedelta(0) < paper_bot.next_due - timezone.now() <= timedelta(hours=1)
+    assert not PeriodicTask.objects.filter(name__startswith="bot ").exists()
 
     with pytest.raises(BotActionError, match="already running"):
         bot_start(paper_bot)
@@ -54,7 +50,8 @@ def test_stop_closes_the_session_with_the_reason_and_disables_the_schedule(paper
     bot_stop(paper_bot, "going on holiday")
     session = paper_bot.sessions.get()
     assert (session.is_open, session.stop_reason) == (False, "going on holiday")
-    assert not PeriodicTask.objects.get(name=f"bot {paper_bot.pk} cycle").enabled
+    paper_bot.refresh_from_db()
+    assert paper_bot.next_due is None
     with pytest.raises(BotActionError, match="not running"):
         bot_stop(paper_bot)
 
@@ -62,9 +59,9 @@ def test_stop_closes_the_session_with_the_reason_and_disables_the_schedule(paper
 def test_pause_disables_the_schedule_and_start_again_re_enables_it(paper_bot):
     bot_start(paper_bot)
     assert bot_pause(paper_bot, "daily loss limit")
-    assert not PeriodicTask.objects.get().enabled
+    assert Bot.objects.get(pk=paper_bot.pk).next_due is None
     bot_start(paper_bot)
-    assert PeriodicTask.objects.get().enabled
+    assert Bot.objects.get(pk=paper_bot.pk).next_due is not None
     assert paper_bot.sessions.count() == 2
 
 
@@ -81,7 +78,7 @@ def test_settings_saved_by_a_request_that_read_the_bot_before_a_pause_keep_the_p
     paper_bot.refresh_from_db()
     assert (paper_bot.status, paper_bot.min_confidence) == (Bot.Status.PAUSED, 70)
     assert not paper_bot.sessions.filter(stopped_at__isnull=True).exists()
-    assert not PeriodicTask.objects.get().enabled
+    assert paper_bot.next_due is None
 
 
 def test_plan_limit_of_running_bots(alice, sample_market):

@@ -10,18 +10,23 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
+from celery import current_app
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import PeriodicTask
 
+from automation.dispatch import dispatch_due
 from automation.models import Bot, CycleRun, Heartbeat
 from automation.run_now import bot_run_now
+from automation.schedule import offset_of
 from automation.services import bot_start
 from automation.tasks import heartbeat_task
 from learning.models import AILearningData
 from tradingai.settings.base import BASE_DIR
+
+SAMPLE = {"exchange": "sample", "symbol": "EUR/USD", "timeframe": "1h"}
 
 
 def url_of_test_database() -> str:
@@ -133,19 +138,22 @@ def test_run_now_runs_a_whole_cycle_on_the_worker(celery_env, tmp_path):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_beat_fires_a_started_bots_cycle(celery_env, tmp_path):
-    """bot_start puts the cycle on django-celery-beat's schedule; beat sends it and the worker runs it.
-    The bot's crontab is swapped for a one-second interval so the test need not wait for its minute."""
+def test_beat_dispatches_a_started_bots_cycle(celery_env, tmp_path):
+    """bot_start sets when the bot's cycle is due; beat's dispatcher sends it at the start of that minute and
+    the worker runs it. The bot's id is chosen so that its minute of the hour is one or two minutes away."""
     call_command("seed_demo", stdout=io.StringIO())
-    bot = Bot.objects.get()
-    bot_start(bot)
-    task = PeriodicTask.objects.get(name=f"bot {bot.pk} cycle")
-    assert task.crontab is not None
-    task.crontab, task.interval = (
-        None,
-        IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS),
+    demo = Bot.objects.get()
+    minute = (timezone.now() + timedelta(seconds=90)).minute
+    pk = next(
+        pk
+        for pk in range(demo.pk + 1, demo.pk + 10_000)
+        if offset_of(Bot(pk=pk, **SAMPLE)).seconds == minute * 60
     )
-    task.save()
+    bot = Bot.objects.create(pk=pk, owner=demo.owner, name="due next minute", **SAMPLE)
+    bot_start(bot)
+    assert not PeriodicTask.objects.filter(task="automation.tasks.run_cycle_task").exists()
+    bot.refresh_from_db()
+    assert bot.next_due - timezone.now() <= timedelta(minutes=2)
     log_path = tmp_path / "celery.log"
     processes = []
     try:
@@ -154,13 +162,53 @@ def test_beat_fires_a_started_bots_cycle(celery_env, tmp_path):
                 start(["worker", "--pool=solo", "--queues=default,io", "--without-mingle"], celery_env, log)
             )
             processes.append(start(["beat", "--schedule", str(tmp_path / "beat-schedule")], celery_env, log))
-            assert wait_for(lambda: CycleRun.objects.filter(bot=bot, status="SUCCEEDED").exists()), (
-                log_path.read_text()
-            )
+            ran = wait_for(lambda: CycleRun.objects.filter(bot=bot, status="SUCCEEDED").exists(), 240)
+            assert ran, log_path.read_text()
     finally:
         for process in processes:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-    assert f"Sending due task bot {bot.pk} cycle" in log_path.read_text()
+    assert "dispatched 1 cycle(s), 0 slot(s) skipped" in log_path.read_text()
     assert AILearningData.objects.filter(bot=bot).exists()
+    assert Bot.objects.get(pk=bot.pk).next_due > timezone.now()
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_slot_dispatched_twice_to_two_workers_runs_once(celery_env, tmp_path):
+    """Two dispatches of one slot (a second beat whose dispatch read the bot before the first moved it on,
+    or a commit lost after the send) and two workers taking the messages: one run, one analysis."""
+    call_command("seed_demo", stdout=io.StringIO())
+    bot = Bot.objects.get()
+    bot_start(bot)
+    bot.refresh_from_db()
+    due = bot.next_due - timedelta(hours=1)  # the slot just gone, which the sample market has
+    for _ in range(2):
+        Bot.objects.filter(pk=bot.pk).update(next_due=due)
+        assert dispatch_due(now=due).sent == 1
+    log_path = tmp_path / "celery.log"
+    workers = []
+    try:
+        with log_path.open("w") as log:
+            for name in ("one", "two"):
+                options = ["--pool=solo", "--queues=io", "--without-mingle", f"--hostname={name}@%h"]
+                workers.append(start(["worker", *options], celery_env, log))
+            done = CycleRun.objects.filter(bot=bot, status__in=["SUCCEEDED", "FAILED"])
+            assert wait_for(done.exists, 90), log_path.read_text()
+            # Both messages taken: the second run of the slot found it claimed.
+            assert wait_for(lambda: queue_is_empty("io"), 60), log_path.read_text()
+    finally:
+        for process in workers:
+            process.terminate()
+        for process in workers:
+            process.wait(timeout=30)
+    [run] = CycleRun.objects.filter(bot=bot)
+    assert run.status == "SUCCEEDED", run.error
+    assert AILearningData.objects.filter(bot=bot).count() == 1
+
+
+def queue_is_empty(name: str) -> bool:
+    with current_app.connection_for_read() as connection:
+        _, count, _ = current_app.amqp.queues[name](connection.default_channel).queue_declare(passive=True)
+    return count == 0

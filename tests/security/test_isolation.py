@@ -18,7 +18,6 @@ from django.urls import URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
-from django_celery_beat.models import PeriodicTask
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
@@ -87,7 +86,8 @@ SHARED_ADMIN_MODELS = {
     "automation.metrictotal": "the product's metrics, summed over every user",
     "automation.modelprice": "the operator's table of model prices",
     "learning.analystanswer": "one analyst request's answer, shared by every bot that made the same request",
-    "django_celery_beat.crontabschedule": "one schedule row serves every bot due at that minute",
+    "django_celery_beat.periodictask": "the platform's own periodic tasks (a bot's schedule is on the bot)",
+    "django_celery_beat.crontabschedule": "the platform's own periodic tasks (the dispatcher's minute)",
     "django_celery_beat.intervalschedule": "the platform's own periodic tasks",
     "django_celery_beat.solarschedule": "not used by bots",
     "django_celery_beat.clockedschedule": "not used by bots",
@@ -328,7 +328,6 @@ def her(alice, charlie, settings) -> Alice:
         "learning.promptversion": analysis.prompt_version, "trades.trade": analysis.trade,
         "learning.learnedpolicy": LearnedPolicy.objects.filter(bot=bot).first(),
         "learning.trainedmodel": model,
-        "django_celery_beat.periodictask": PeriodicTask.objects.get(name=f"bot {bot.pk} cycle"),
         "otp_totp.totpdevice": TOTPDevice.objects.create(user=alice, name="phone", confirmed=True),
         "automation.backtest": Backtest.objects.get(pk=backtest.pk, status=Backtest.Status.DONE),
     }  # fmt: skip
@@ -364,7 +363,6 @@ def her_rows(her: Alice) -> dict[str, list[dict]]:
         "sessions": AutomationSession.objects.filter(bot__owner=user),
         "runs": CycleRun.objects.filter(bot__owner=user),
         "policies": LearnedPolicy.objects.filter(bot__owner=user),
-        "schedule": PeriodicTask.objects.filter(name=f"bot {her.bot.pk} cycle"),
     }
     return {name: list(queryset.order_by("pk").values()) for name, queryset in querysets.items()}
 

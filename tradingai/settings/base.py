@@ -437,8 +437,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # django-celery-beat's scheduler, which also records beat's own ticks (automation.beat).
 CELERY_BEAT_SCHEDULER = "automation.beat:HeartbeatDatabaseScheduler"
 # Cycles wait on the LLM, the exchange and the browser: they run on their own queue, in a worker with many
-# threads; everything else stays on "default". Each bot's cycle schedule is a row of django-celery-beat
-# (see automation.services.bot_start), so it shows and can be edited in the admin.
+# threads; everything else stays on "default". Which cycles are due is kept with each bot (Bot.next_due), not
+# in beat's schedule: the dispatcher, run by beat every minute, sends them (automation.dispatch).
 CELERY_TASK_ROUTES = {
     "automation.tasks.run_cycle_task": {"queue": "io"},
     # Notifications wait on Slack, Discord, Telegram, a user's server or the mail server.
@@ -452,6 +452,9 @@ WORKER_HEARTBEAT_SECONDS = env.float("TRADINGAI_HEARTBEAT_SECONDS", default=60.0
 HEARTBEAT_STALE_SECONDS = 3 * WORKER_HEARTBEAT_SECONDS
 # Entries here are copied into django-celery-beat's tables when beat starts; the admin shows them.
 CELERY_BEAT_SCHEDULE = {
+    # At the start of each minute, the bots' cycles due (a bot's cycle is due at a whole minute of its
+    # period); beat runs it in its own process (automation.beat).
+    "dispatch-cycles": {"task": "automation.tasks.dispatch_cycles_task", "schedule": crontab()},
     **{
         f"heartbeat-{queue}": {
             "task": "automation.tasks.heartbeat_task",
