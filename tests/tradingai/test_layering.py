@@ -44,11 +44,14 @@ def test_the_code_keeps_the_layering():
         ("accounts.views", "automation.models"),
         ("core.pages", "automation.models"),  # the list pages' filter once took Bot
         ("market.sources", "trades.models"),
+        ("trades.monitor", "notifications.services"),  # trades tells notifications by signals instead
+        ("notifications.services", "automation.models"),
     ],
 )
 def test_an_import_up_the_layers_breaks_the_build(importer, imported):
     assert broken_contracts((importer, imported)) == [
-        "Apps in one direction: tradingai > automation > learning > trades > accounts > market > core"
+        "Apps in one direction: tradingai > automation > notifications > learning > trades > accounts > market"
+        " > core"
     ]
 
 
