@@ -35,6 +35,7 @@ from market.sources import Market, MarketDataSource
 from .analysis import LOOKBACK
 from .analysts.asked_once import request_key, store_answer, stored_answers
 from .analysts.base import OPERATOR, AnalysisRequest, Analyst, AnalystError, AnalystResult
+from .analysts.service import storable_result
 from .charts.rendered import render_chart
 from .charts.storage import rendered_chart_name, save_chart
 from .replay_book import Book
@@ -181,7 +182,7 @@ def _asked(analyst: Analyst, request: AnalysisRequest) -> AnalystResult | None:
     """The call, in a thread of the pool. Any failure is left to the slot's cycle, which asks again and
     records its own failure, at its step, if it fails too."""
     try:
-        return analyst.analyse(request)
+        return storable_result(analyst.analyse(request))  # as service.analyse keeps it (PostgreSQL's JSON)
     except Exception as e:
         log = logger.warning if isinstance(e, AnalystError) else logger.exception
         log("a replay's call asked ahead failed; its cycle asks again: %s", e)

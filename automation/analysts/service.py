@@ -84,11 +84,16 @@ def analyse(
     (automation.analysis.within)."""
 
     def ask(seconds: float | None) -> AnalystResult:
+        # Made storable before asked_once keeps it: PostgreSQL's JSON refuses a NUL as its text columns do.
         if bound is None or seconds is None:
-            return analyst.analyse(request)
-        return bound(seconds, lambda: analyst.analyse(request))
+            return storable_result(analyst.analyse(request))
+        return storable_result(bound(seconds, lambda: analyst.analyse(request)))
 
-    result = storable_result(ask_once(analyst, request, ask, deadline))
+    # A stored answer says nothing of whose connection asked it; the analyst does (its key is part of the
+    # request's, so an answer is only ever shared under the same connection).
+    result = dataclasses.replace(
+        ask_once(analyst, request, ask, deadline), connection_id=getattr(analyst, "connection_id", None)
+    )
     analysis, problem = enforce_consistent_levels(result.analysis)
     if problem is None:
         return result
