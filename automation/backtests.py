@@ -20,14 +20,13 @@ from django.db.models import Count, Max, Min
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from accounts.models import User
 from market.indicators import MIN_CANDLES
 from market.models import Candle
 from market.timeframes import TIMEFRAME_PERIODS
 
 from .evaluation import evaluate
 from .models import Backtest, Bot
-from .replay import REPLAY_DOMAIN, Progress, ReplaySpec, replay
+from .replay import Progress, ReplaySpec, replay, replay_account_bot
 
 logger = logging.getLogger(__name__)
 
@@ -101,30 +100,20 @@ def stored_markets() -> list[StoredRange]:
 def backtest_bot(backtest: Backtest) -> Bot:
     """The backtest's own account and paper bot, with its settings; made once, so that a task delivered again
     goes on in them."""
-    user, made = User.objects.get_or_create(
-        email=f"backtest-{backtest.pk}@{REPLAY_DOMAIN}",
-        defaults={"is_active": False, "display_name": f"Backtest {backtest.pk}"},
+    return replay_account_bot(
+        f"backtest-{backtest.pk}",
+        f"Backtest {backtest.pk}",
+        f"Backtest {backtest.pk}",
+        exchange=backtest.exchange,
+        symbol=backtest.symbol,
+        timeframe=backtest.timeframe,
+        analyst=Bot.Analyst.TECHNICAL,
+        starting_balance=backtest.starting_balance,
+        risk_per_trade_pct=backtest.risk_per_trade_pct,
+        max_open_trades=backtest.max_open_trades,
+        daily_loss_limit_pct=backtest.daily_loss_limit_pct,
+        min_confidence=backtest.min_confidence,
     )
-    if made:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    bot, _ = Bot.objects.get_or_create(
-        owner=user,
-        name=f"Backtest {backtest.pk}",
-        defaults={
-            "exchange": backtest.exchange,
-            "symbol": backtest.symbol,
-            "timeframe": backtest.timeframe,
-            "mode": Bot.Mode.SIMULATION,
-            "analyst": Bot.Analyst.TECHNICAL,
-            "starting_balance": backtest.starting_balance,
-            "risk_per_trade_pct": backtest.risk_per_trade_pct,
-            "max_open_trades": backtest.max_open_trades,
-            "daily_loss_limit_pct": backtest.daily_loss_limit_pct,
-            "min_confidence": backtest.min_confidence,
-        },
-    )
-    return bot
 
 
 def backtest_run(backtest_id: int) -> None:

@@ -90,23 +90,29 @@ def replay_bot(spec: ReplaySpec) -> Bot:
     """The replay's own account and paper bot, made once per market and analyst; a second replay of the same
     market goes on in them (and skips the slots already run)."""
     slug = re.sub(r"[^a-z0-9]+", "-", f"{spec.exchange} {spec.symbol} {spec.timeframe}".lower()).strip("-")
+    return replay_account_bot(
+        f"{slug}.{spec.analyst}",
+        f"Replay of {spec.symbol} {spec.timeframe}",
+        f"Replay {spec.symbol} {spec.timeframe} ({spec.analyst})",
+        exchange=spec.exchange,
+        symbol=spec.symbol,
+        timeframe=spec.timeframe,
+        analyst=spec.analyst.upper(),
+    )
+
+
+def replay_account_bot(local_part: str, display_name: str, bot_name: str, **settings) -> Bot:
+    """A paper bot with `settings` in an account of its own under REPLAY_DOMAIN (inactive, no password), so
+    that what a replay or a backtest runs never mixes with a user's own; both made once, so that a replay
+    started again goes on in them."""
     user, made = User.objects.get_or_create(
-        email=f"{slug}.{spec.analyst}@{REPLAY_DOMAIN}",
-        defaults={"is_active": False, "display_name": f"Replay of {spec.symbol} {spec.timeframe}"},
+        email=f"{local_part}@{REPLAY_DOMAIN}", defaults={"is_active": False, "display_name": display_name}
     )
     if made:
         user.set_unusable_password()
         user.save(update_fields=["password"])
     bot, _ = Bot.objects.get_or_create(
-        owner=user,
-        name=f"Replay {spec.symbol} {spec.timeframe} ({spec.analyst})",
-        defaults={
-            "exchange": spec.exchange,
-            "symbol": spec.symbol,
-            "timeframe": spec.timeframe,
-            "mode": Bot.Mode.SIMULATION,
-            "analyst": spec.analyst.upper(),
-        },
+        owner=user, name=bot_name, defaults={"mode": Bot.Mode.SIMULATION, **settings}
     )
     return bot
 
