@@ -34,6 +34,17 @@ def _fresh_costs():
 
 
 @pytest.fixture
+def eager_tasks():
+    """A task sent on commit (run-now's cycle, a backtest) runs at once, in this process (the live server's
+    thread), on the test database, instead of waiting for a worker."""
+    from tradingai.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
 def alice(db):
     return UserFactory(email="alice@example.com")
 

@@ -5,18 +5,10 @@ import pytest
 
 from automation.models import Backtest
 from tests.factories import import_eurusd
-from tradingai.celery import app
 
 from .conftest import client_of
 
 BODY = {"market": "sample|EUR/USD|1h", "start_day": "2017-10-02", "end_day": "2017-10-04"}
-
-
-@pytest.fixture
-def eager_tasks():
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 def test_a_backtest_is_created_run_and_read_back_with_its_report(

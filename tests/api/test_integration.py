@@ -2,11 +2,9 @@
 add an exchange account, create a paper bot, start it, run it now, read the run, the analysis and its chart,
 the trades, the insights and recommendations, pin the policy's minimum confidence, stop the bot."""
 
-import pytest
 import requests
 
 from tests.factories import import_eurusd
-from tradingai.celery import app
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -19,14 +17,6 @@ class Api(requests.Session):
 
     def request(self, method, path, **kwargs):
         return super().request(method, self.base + path, timeout=60, **kwargs)
-
-
-@pytest.fixture
-def eager_tasks():
-    # run-now queues the cycle on commit; here it runs at once, in the server's thread.
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 def test_an_integration_drives_a_bot_over_http(live_server, transactional_db, alice, eager_tasks):

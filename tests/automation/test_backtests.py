@@ -26,14 +26,6 @@ FORM = {
 
 
 @pytest.fixture
-def eager_tasks():
-    # The task the view sends on commit runs at once, in this process, on the test database.
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
-
-
-@pytest.fixture
 def candles(db):
     import_eurusd()
 

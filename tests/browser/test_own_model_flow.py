@@ -16,19 +16,10 @@ from tests.browser.test_trader_flow import fill, follow, submit, text
 from tests.factories import BotFactory, import_eurusd
 from tests.learning.test_prompt_reaches_the_model import ANSWER
 from tests.stand_ins.openai_server import openai_stand_in
-from tradingai.celery import app
 
 __all__ = ["openai_stand_in"]  # the trader's own model server, on 127.0.0.1
 
 KEY = "sk-trader-own-key-51b0e9a7c3"
-
-
-@pytest.fixture
-def eager():
-    # Run now queues the cycle on commit; here it runs at once, in the live server's thread.
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 @pytest.fixture
@@ -39,7 +30,7 @@ def browser():
 
 
 def test_a_trader_switches_a_bot_to_their_own_model_and_it_answers(
-    live_server, transactional_db, browser, eager, openai_stand_in, alice
+    live_server, transactional_db, browser, eager_tasks, openai_stand_in, alice
 ):
     import_eurusd()
     bot = BotFactory(owner=alice, name="EUR hourly", exchange="sample", symbol="EUR/USD", timeframe="1h")

@@ -19,7 +19,6 @@ from automation.models import Bot
 from learning.models import AILearningData
 from tests.factories import BotFactory, import_eurusd
 from trades.models import Trade
-from tradingai.celery import app
 
 FIRST_SLOT = datetime(2017, 10, 2, 0, tzinfo=UTC)
 PASSWORD = "a long passphrase nobody guesses 42"
@@ -30,14 +29,6 @@ def browser():
     driver = chromium(1280)
     yield driver
     driver.quit()
-
-
-@pytest.fixture
-def eager_tasks():
-    # Run now queues the cycle on commit; here it runs at once, in the live server's thread.
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
 
 
 def fill(browser, **fields):
