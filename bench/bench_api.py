@@ -89,7 +89,7 @@ INSERT INTO learning_ailearningdata (
     id, user_id, bot_id, analysis_data, market_conditions, symbol, timeframe, market_sentiment,
     recommendation, regime, confidence_score, predicted_price, screenshot, outcome, actual_price,
     accuracy_score, outcome_r, untraded, feedback_data, resolved_at, analyst, model_name, prompt_version_id,
-    prompt_section, prompt_tokens, completion_tokens, cost_usd, created_at, updated_at
+    prompt_section, prompt_tokens, completion_tokens, cost_usd, billed_to, llm_call, created_at, updated_at
 )
 SELECT
     j + 1, user_id, bot_id, '{{}}', '{{}}', symbol, '1h',
@@ -110,7 +110,7 @@ SELECT
     CASE WHEN a >= %(unresolved_from)s THEN NULL ELSE created_at + interval '1 day' END,
     'OPENAI', 'gpt-4o-mini', %(first_version)s + floor(r1 * 3)::int, '',
     1000 + floor(r2 * 500)::int, 150 + floor(r3 * 100)::int, round((0.0003 + r4 * 0.0002)::numeric, 6),
-    created_at, created_at
+    'OPERATOR', 'ASKED', created_at, created_at
 FROM rows
 """
 
