@@ -26,11 +26,14 @@ HOUR = timedelta(hours=1)
 
 @pytest.fixture(scope="module")
 def _candles(django_db_setup, django_db_blocker):
+    # Unblocked only to write and delete: held open across the yield, it let a test without the db marker
+    # write outside any transaction, rows that outlived it.
     with django_db_blocker.unblock():
         import_eurusd()
-        yield
-        from market.models import Candle
+    yield
+    from market.models import Candle
 
+    with django_db_blocker.unblock():
         Candle.objects.all().delete()
 
 

@@ -176,6 +176,7 @@ def test_an_openai_cycle_after_the_months_spend_reached_the_cap_is_skipped_and_n
     assert len(openai.requests) == 3
 
 
+@pytest.mark.django_db
 def test_a_replay_with_the_openai_analyst_stops_at_the_spend_cap_and_ignores_the_daily_cap(openai, settings):
     """The replay account has no plan: the settings' defaults. Its technical-analyst replays run thousands
     of cycles a day, so the daily cap is not applied to a replay; a paid one is held to the spend cap."""
