@@ -105,7 +105,7 @@ def test_a_trader_signs_up_runs_a_bot_and_reads_its_insights(
     browser.get(f"{url}/bots/{bot.pk}/")  # the run has happened by the time the answer came
     follow(browser, browser.find_element(By.CSS_SELECTOR, "td a[href^='/analyses/']"))
     analysis = AILearningData.objects.filter(bot=bot).latest("cycle_run__slot")
-    assert analysis.cycle_run.slot > FIRST_SLOT + timedelta(days=3000), "the first run listed is not run-now's"
+    assert analysis.cycle_run.slot > FIRST_SLOT + timedelta(days=3000), "not run-now's run"
     assert browser.current_url == f"{url}/analyses/{analysis.pk}/"
     assert "The chart the AI saw" in text(browser)
     chart = browser.find_element(By.CSS_SELECTOR, "img.chart")

@@ -18,7 +18,7 @@ def exchange_stand_in(monkeypatch):
         monkeypatch.setattr(
             exchanges,
             "make_client",
-            partial(exchanges.make_client, api_origin=stand_in.url, config=STAND_IN_CLIENT_CONFIG),
+            partial(exchanges.make_client, api_origin=stand_in.origin, config=STAND_IN_CLIENT_CONFIG),
         )
         yield stand_in
 

@@ -244,7 +244,7 @@ def test_no_secret_leaves_in_any_response_log_dump_or_task(
     assert "Invalid API-key" in refused_order.error  # the stand-in's answer: the key did reach it
 
     # Then the exchange cannot be reached at all: Run now sends the cycle's task, which fails at once.
-    exchange_stand_in.close()
+    exchange_stand_in.stop()
     with django_capture_on_commit_callbacks(execute=True):
         assert trader.post(f"/bots/{bot.pk}/run-now/", follow=True).status_code == 200
     unreachable = CycleRun.objects.get(bot=bot, slot=now)

@@ -36,14 +36,15 @@ every request received is recorded (`requests`, `requests_to`) and every order f
 import itertools
 import json
 import math
-import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.stand_ins.serving import StandInServer
 
 EXCHANGE_INFO = "/api/v3/exchangeInfo"
 KLINES = "/api/v3/klines"
@@ -302,12 +303,13 @@ def _symbol_info(listing: Listing) -> dict:
     }
 
 
-class ExchangeStandIn:
-    """Binance on 127.0.0.1 and a free port; use as a context manager, or start() and close().
+class ExchangeStandIn(StandInServer):
+    """Binance on 127.0.0.1 and a free port; use as a context manager, or start() and stop().
 
     `api_key`, when given, is the only key signed requests are accepted with."""
 
     def __init__(self, *, api_key: str | None = None):
+        super().__init__(_Handler)
         self.api_key = api_key
         # Binance's answer about the key; a test changes it to give a key other permissions.
         self.restrictions = {
@@ -332,34 +334,6 @@ class ExchangeStandIn:
         self._order_ids = itertools.count(28_000_001)
         self.listed = {listing.id: listing for listing in LISTINGS}
         self._scripts: dict[str, deque[_Script]] = defaultdict(deque)
-        self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.stand_in = self
-        # A short poll interval so that close() returns at once rather than after serve_forever's 0.5 s.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "ExchangeStandIn":
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._closing.set()  # ends any stalled response at once
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> "ExchangeStandIn":
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
     def fail_next(self, path: str, status: int, body: object, *, method: str | None = None) -> None:
         """The next request to `path` (with `method`, if given) gets this status and body (JSON unless a
@@ -412,7 +386,7 @@ class ExchangeStandIn:
         else:
             answer = self._answer(method, path, params, api_key)
         if script.delay:
-            self._closing.wait(script.delay)
+            self.stopping.wait(script.delay)
         return answer
 
     def _next_script(self, path: str, method: str) -> _Script:

@@ -17,14 +17,13 @@ Each request is recorded (path, headers, raw body). A test scripts the next answ
 
 import contextlib
 import json
-import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-SHUTDOWN_POLL_SECONDS = 0.02
+from tests.stand_ins.serving import StandInServer
 
 
 @dataclass(frozen=True)
@@ -37,14 +36,9 @@ class Received:
         return json.loads(self.body)
 
 
-class _Server(ThreadingHTTPServer):
-    stand_in: "NotifyStandIn"
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    server: _Server
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -133,30 +127,15 @@ def _json(body: bytes):
         return None
 
 
-class NotifyStandIn:
+class NotifyStandIn(StandInServer):
     def __init__(self) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.stand_in = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS}, daemon=True
-        )
-        self._lock = threading.Lock()
+        super().__init__(_Handler)
         self._failures: dict[str, deque] = defaultdict(deque)
         self.requests: list[Received] = []
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "NotifyStandIn":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        return self.origin
 
     def fail(self, prefix: str, status: int, *, retry_after: float | None = None, times: int = 1) -> None:
         with self._lock:

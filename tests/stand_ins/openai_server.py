@@ -12,14 +12,15 @@ scripted queue, one reply per request, and keeps every request it received for t
 import contextlib
 import itertools
 import json
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+
+from tests.stand_ins.serving import StandInServer
 
 COMPLETIONS_PATH = "/v1/chat/completions"
 # The API answers with the dated snapshot of the model asked for; a suffix keeps the two apart in tests.
@@ -27,8 +28,6 @@ SNAPSHOT_SUFFIX = "-2024-07-18"
 # The SDK ignores `Retry-After: 0` (it honours only positive waits) and falls back to 0.5 s, 1 s, ...
 # backoff. `retry-after-ms`, which it reads first, makes each retry wait 10 ms and keeps the tests fast.
 FAST_RETRY_HEADERS = {"Retry-After": "0", "retry-after-ms": "10"}
-# shutdown() waits for serve_forever's next poll; the default half second would be paid by every test.
-SHUTDOWN_POLL_SECONDS = 0.02
 # (type, code) of the real API's error bodies, so the SDK's exceptions carry the codes it would in production.
 ERROR_CODES = {
     400: ("invalid_request_error", None),
@@ -62,17 +61,12 @@ class ReceivedRequest:
     body: dict
 
 
-class _Server(ThreadingHTTPServer):
-    stand_in: "OpenAIStandIn"
-
-
 class _Handler(BaseHTTPRequestHandler):
     # HTTP/1.1 keep-alive, as the real API: the SDK's connection pool reuses connections between retries.
     protocol_version = "HTTP/1.1"
     # Headers and body go out in two writes; with Nagle's algorithm the second waits for the client's delayed
     # ACK, 40 ms a request on Linux.
     disable_nagle_algorithm = True
-    server: _Server
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -117,34 +111,17 @@ def _error_body(status: int, message: str) -> dict:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-class OpenAIStandIn:
+class OpenAIStandIn(StandInServer):
     def __init__(self) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.stand_in = self
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS}, daemon=True
-        )
-        self._lock = threading.Lock()
+        super().__init__(_Handler)
         self._replies: deque[Reply] = deque()
         self._answer: Callable[[dict], Reply] | None = None
         self._ids = itertools.count(1)
         self.requests: list[ReceivedRequest] = []
-        self.stopping = threading.Event()
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> "OpenAIStandIn":
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        return f"{self.origin}/v1"
 
     # --- scripting ------------------------------------------------------------------------------------------
     def add(self, reply: Reply) -> None:
