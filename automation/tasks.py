@@ -14,8 +14,9 @@ from .models import Bot
 from .monitoring import monitor_running_bots
 from .recovery import recover_lost_runs
 
-# The cycle's own failures are recorded on its run, not retried; only losing the database mid-task is.
-TRANSIENT = (OperationalError, InterfaceError)
+# The cycle's own failures are recorded on its run, not retried; only losing the database mid-task is, the
+# same way for every task.
+RETRIED = {"autoretry_for": (OperationalError, InterfaceError), "retry_backoff": 5, "max_retries": 3}
 
 
 @shared_task(ignore_result=True)
@@ -33,9 +34,7 @@ def heartbeat_task(queue: str):
     # automation.recovery fails the runs so left.
     acks_late=True,
     reject_on_worker_lost=False,
-    autoretry_for=TRANSIENT,
-    retry_backoff=5,
-    max_retries=3,
+    **RETRIED,
     # Honoured on a prefork pool only; on the io queue's threads the cycle's own deadlines bound it
     # (automation.analysis.within), both well within schedule.STALE_RUN.
     soft_time_limit=8 * 60,
@@ -48,7 +47,7 @@ def run_cycle_task(bot_id: int, slot: str, on_schedule: bool = False):
     run_cycle(bot_id, datetime.fromisoformat(slot), on_schedule=on_schedule)
 
 
-@shared_task(ignore_result=True, autoretry_for=TRANSIENT, retry_backoff=5, max_retries=3, expires=50)
+@shared_task(ignore_result=True, **RETRIED, expires=50)
 def dispatch_cycles_task():
     """The cycles due, sent (automation.dispatch). Beat runs it in its own process (automation.beat); sent to
     a worker, as any task can be, it does the same, and run twice it sends nothing more."""
@@ -58,9 +57,7 @@ def dispatch_cycles_task():
 @shared_task(
     ignore_result=True,
     acks_late=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=5,
-    max_retries=3,
+    **RETRIED,
     soft_time_limit=4 * 60,
     time_limit=5 * 60,
 )
@@ -68,7 +65,7 @@ def monitor_trades_task():
     monitor_running_bots()
 
 
-@shared_task(ignore_result=True, acks_late=True, autoretry_for=TRANSIENT, retry_backoff=5, max_retries=3)
+@shared_task(ignore_result=True, acks_late=True, **RETRIED)
 def recover_lost_runs_task():
     recover_lost_runs()
     fail_lost_backtests()
@@ -81,9 +78,7 @@ def recover_lost_runs_task():
     # the backtest once its progress stops (automation.backtests.fail_lost_backtests).
     acks_late=True,
     reject_on_worker_lost=False,
-    autoretry_for=TRANSIENT,
-    retry_backoff=5,
-    max_retries=3,
+    **RETRIED,
     soft_time_limit=BACKTEST_TIME_LIMIT.total_seconds(),
     time_limit=BACKTEST_TIME_LIMIT.total_seconds() + 60,
 )
@@ -96,9 +91,7 @@ def run_backtest_task(backtest_id: int):
     ignore_result=True,
     # Redelivered if the worker dies mid-way: the replay skips the slots already run and goes on.
     acks_late=True,
-    autoretry_for=TRANSIENT,
-    retry_backoff=5,
-    max_retries=3,
+    **RETRIED,
     soft_time_limit=50 * 60,
     time_limit=60 * 60,
 )
