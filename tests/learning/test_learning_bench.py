@@ -20,7 +20,7 @@ from bench.bench_learning import (
     store_candles,
 )
 from bench.policy_ceiling import ceiling, t_of
-from bench.policy_offline import run
+from bench.policy_offline import constants, run
 
 CANDLES = WARM_UP + 150  # below the replay's AHEAD_FROM slots: no worker process to start
 
@@ -114,3 +114,9 @@ def test_the_ceiling_of_an_edge_trades_it_once_its_evidence_clears_the_bar_and_o
     assert 0.85 < edge["BH first: capture"] < 1 and edge["t"] > 10
     noise = ceiling(_calls(list(rng.normal(0.0, 1.0, 800)), planted), alpha=0.05, candidates=60)
     assert noise["BH first: from trade"] is None and noise["BH first: capture"] == 0.0
+
+
+def test_the_offline_policy_takes_only_the_policys_own_constants():
+    assert constants(["DROP_Z=1.0", "MAX_PATTERNS=2"]) == {"DROP_Z": 1.0, "MAX_PATTERNS": 2}
+    with pytest.raises(SystemExit, match="DROPZ is not a constant"):
+        constants(["DROPZ=1.0"])
