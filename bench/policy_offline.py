@@ -14,9 +14,10 @@ Prints per dump: the oracle's and the policy's summed R, capture, trades, the su
 factor (at the default 1 % risk a trade, about the paper account's result in %), policy versions, and for
 the flip market the cycles from the flip to the last trade on a planted-negative call; then the mean capture
 per market. `--only FIELD` restricts the conditions tried to FIELD's values (an experiment: it tells the
-policy the shape of a plant keyed to FIELD).
+policy the shape of a plant keyed to FIELD). `--set NAME=VALUE` sets one of learning.policy's constants for
+the run (e.g. `--set DROP_Z=1.0`; the half-lives are settings: TRADINGAI_POLICY_*_HALF_LIFE_CANDLES).
 
-Run: .venv/bin/python -m bench.policy_offline DIR/*.json [--only regime]
+Run: .venv/bin/python -m bench.policy_offline DIR/*.json [--only regime] [--set DROP_Z=1.0 ...]
 """
 
 import argparse
@@ -150,10 +151,24 @@ def only(field: str) -> None:
     policy.Evidence.candidates = candidates
 
 
+def constants(assignments: list[str]) -> dict:
+    """NAME=VALUE pairs as learning.policy's constants: each NAME must be one, each VALUE a JSON value."""
+    from learning import policy
+
+    found = {}
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        if not name.isupper() or not hasattr(policy, name):
+            raise SystemExit(f"--set {assignment}: {name} is not a constant of learning.policy")
+        found[name] = json.loads(value)
+    return found
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench.policy_offline", description=__doc__.split("\n\n")[0])
     parser.add_argument("dumps", type=Path, nargs="+", help="files bench_learning --dump wrote")
     parser.add_argument("--only", help="try only this field's values (e.g. regime)")
+    parser.add_argument("--set", action="append", default=[], help="NAME=VALUE: a learning.policy constant")
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingai.settings.local")
     import django
@@ -161,6 +176,10 @@ def main(argv: list[str] | None = None) -> None:
     django.setup()
     if args.only:
         only(args.only)
+    from learning import policy
+
+    for name, value in constants(args.set).items():
+        setattr(policy, name, value)
     results = [run(path) for path in args.dumps]
     for result in results:
         print(json.dumps(result))

@@ -3,8 +3,9 @@ calls the replay's analyst really makes, so that its oracle and its figures are 
 
 import dataclasses
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,7 +19,8 @@ from bench.bench_learning import (
     replayed_calls,
     store_candles,
 )
-from bench.policy_offline import run
+from bench.policy_ceiling import ceiling, t_of
+from bench.policy_offline import constants, run
 
 CANDLES = WARM_UP + 150  # below the replay's AHEAD_FROM slots: no worker process to start
 
@@ -81,3 +83,40 @@ def test_the_policy_replays_alone_over_the_calls_a_replay_dumped(tmp_path):
     result = run(path)
     assert (result["market"], result["oracle_r"]) == ("strong", round(oracle, 1))
     assert result["trades"] > 0 and result["versions"] >= 1  # the probe trades before anything is learned
+
+
+def _calls(outcomes: list[float], planted: list[bool]) -> list[dict]:
+    """One call every 10 hours, each resolved 5 hours after it was made."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    return [
+        {
+            "as_of": (start + timedelta(hours=10 * i)).isoformat(),
+            "resolved_at": (start + timedelta(hours=10 * i + 5)).isoformat(),
+            "outcome_r": r,
+            "weight": 1.0 if inside else 0.0,
+        }
+        for i, (r, inside) in enumerate(zip(outcomes, planted, strict=True))
+    ]
+
+
+def test_the_ceiling_t_is_the_textbook_one_when_every_call_is_its_own_cluster():
+    r = np.array([1.0, -1.0, 2.0, 0.5, -0.5, 1.5])
+    t, clusters = t_of(r, np.arange(len(r)))
+    assert clusters == 6 and t == pytest.approx(r.mean() / (r.std(ddof=1) / np.sqrt(6)))
+
+
+def test_the_ceiling_of_an_edge_trades_it_once_its_evidence_clears_the_bar_and_of_noise_never():
+    rng = np.random.default_rng(3)
+    planted = [i % 2 == 0 for i in range(800)]
+    edge = ceiling(_calls(list(rng.normal(0.8, 1.0, 800)), planted), alpha=0.05, candidates=60)
+    # One test is passed as soon as MIN_SAMPLES planted calls resolved; the first of 60 needs a few more.
+    assert edge["one test: from trade"] == 30 < edge["BH first: from trade"] < 60
+    assert 0.85 < edge["BH first: capture"] < 1 and edge["t"] > 10
+    noise = ceiling(_calls(list(rng.normal(0.0, 1.0, 800)), planted), alpha=0.05, candidates=60)
+    assert noise["BH first: from trade"] is None and noise["BH first: capture"] == 0.0
+
+
+def test_the_offline_policy_takes_only_the_policys_own_constants():
+    assert constants(["DROP_Z=1.0", "MAX_PATTERNS=2"]) == {"DROP_Z": 1.0, "MAX_PATTERNS": 2}
+    with pytest.raises(SystemExit, match="DROPZ is not a constant"):
+        constants(["DROPZ=1.0"])
