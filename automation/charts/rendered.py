@@ -107,19 +107,21 @@ def _wipe(*axes) -> None:
 
 
 def _draw_price(ax, visible: pd.DataFrame, close: np.ndarray, market: Market, indicators: Indicators) -> None:
-    addplots = []
-    for period in EMA_PERIODS:
-        ema = pd.Series(talib.EMA(close, period)).iloc[-len(visible) :].set_axis(visible.index)
-        if ema.notna().sum() > 1:  # an EMA needs a stretch of history to be worth a line
-            addplots.append(
-                mpf.make_addplot(ema, ax=ax, color=EMA_COLOURS[period], width=1.1, label=f"EMA {period}")
-            )
     levels = [*indicators.support, *indicators.resistance]
     extra = {}
     if levels:
         colours = [UP] * len(indicators.support) + [DOWN] * len(indicators.resistance)
         extra["hlines"] = {"hlines": levels, "colors": colours, "linestyle": "--", "linewidths": 0.9}
-    mpf.plot(visible, ax=ax, type="candle", addplot=addplots, ylabel="Price", **extra)
+    mpf.plot(visible, ax=ax, type="candle", ylabel="Price", **extra)
+    # The EMAs drawn here, on the candles' x (their positions, as mplfinance places them), rather than as
+    # mplfinance addplots: an addplot is validated, and given a legend of its own that the one below
+    # replaces (4 ms of an 80 ms chart). The same pixels.
+    x = np.arange(len(visible))
+    emas = []
+    for period in EMA_PERIODS:
+        ema = talib.EMA(close, period)[-len(visible) :]
+        if np.count_nonzero(~np.isnan(ema)) > 1:  # an EMA needs a stretch of history to be worth a line
+            emas += ax.plot(x, ema, color=EMA_COLOURS[period], linewidth=1.1, label=f"EMA {period}")
     # Placed at the top, where it always fits: left to place it, matplotlib measures the axes' tick labels
     # at each draw for a title that could collide with ticks on top, which this chart does not have.
     ax.set_title(f"{market.symbol} · {market.timeframe} · {market.exchange}", y=1, pad=6)
@@ -130,7 +132,7 @@ def _draw_price(ax, visible: pd.DataFrame, close: np.ndarray, market: Market, in
         pad = (high - low) * 0.03
         ax.set_ylim(min(low, min(nearest) - pad), max(high, max(nearest) + pad))
     plt.setp(ax.get_xticklabels(), visible=False)  # the volume panel below carries the dates
-    if addplots:
+    if emas:
         ax.legend(loc="upper left", fontsize=8)
 
 
