@@ -43,6 +43,10 @@ from .schedule import prompt_window
 from .steps import prompt_section
 
 logger = logging.getLogger(__name__)
+# Charts per task of the chart processes: a window's charts shared among them, rather than a window per
+# process, so that the window the replay waits for is drawn by every process at once (the first window,
+# and the last, were drawn by one of them while the others had nothing left to draw).
+DRAW_BATCH = 4
 
 _SOURCE: MarketDataSource | None = None  # the candles, in a chart process
 
@@ -81,7 +85,7 @@ class AskedAhead:
         self.calls = ThreadPoolExecutor(concurrency, thread_name_prefix="replay-ask")
         # Every chart task sent now, before the calls' threads exist: a fork copies only the forking thread.
         self.charts: ProcessPoolExecutor | None = None
-        self.drawn: dict[tuple[datetime, datetime], Future] = {}
+        self.drawn: dict[tuple[datetime, datetime], list[Future]] = {}
         undrawn = {
             window: [
                 s for s in window_slots if (name := self._chart_name(s)) and not default_storage.exists(name)
@@ -96,7 +100,10 @@ class AskedAhead:
                 initargs=(book.source,),
             )
             self.drawn = {
-                window: self.charts.submit(_draw, self.market, slots)
+                window: [
+                    self.charts.submit(_draw, self.market, slots[start : start + DRAW_BATCH])
+                    for start in range(0, len(slots), DRAW_BATCH)
+                ]
                 for window, slots in undrawn.items()
                 if slots
             }
@@ -116,7 +123,9 @@ class AskedAhead:
             return
         self.current = window
         section = prompt_section(self.book, slot)
-        drawn = self.drawn.pop(window).result() if window in self.drawn else {}
+        drawn = {}
+        for batch in self.drawn.pop(window, []):
+            drawn.update(batch.result())
         requests: dict[str, AnalysisRequest] = {}
         for later in self.windows.pop(window, []):
             request = self._request(later, section, drawn.get(later))

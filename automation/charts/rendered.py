@@ -1,8 +1,9 @@
 """The default chart: drawn by the platform with mplfinance, the way a trader would look at it."""
 
 import functools
-import io
+import struct
 import threading
+import zlib
 
 import matplotlib
 
@@ -15,7 +16,6 @@ import talib
 from django.conf import settings
 from matplotlib import pyplot as plt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from PIL import Image
 
 from market.indicators import EMA_PERIODS, Indicators
 from market.sources import Market
@@ -28,8 +28,8 @@ UP, DOWN = "#127a3e", "#b42318"
 STYLE = mpf.make_mpf_style(base_mpf_style="charles", gridstyle=":", facecolor="white", rc={"font.size": 10})
 # Axes rectangles (left, bottom, width, height) in figure fractions: price above, volume below.
 PRICE_BOX, VOLUME_BOX = (0.05, 0.32, 0.87, 0.60), (0.05, 0.12, 0.87, 0.18)
-# Speed over size: level 1 encodes about 3x faster than the default for a 30% larger file.
-PNG_OPTIONS = {"compress_level": 1}
+# The PNG's compression: zlib's level 3 on rows left unfiltered (png_rgb says why).
+PNG_LEVEL = 3
 # The figure and its axes are kept for the process and drawn on again (_canvas), under this lock: one
 # figure cannot be drawn by two threads at once, and the cycle queue's worker runs threads.
 _RENDER_LOCK = threading.Lock()
@@ -44,14 +44,34 @@ def render_chart(df: pd.DataFrame, market: Market, indicators: Indicators) -> by
             _draw_price(ax_price, visible, df["close"].to_numpy(dtype=float), market, indicators)
             _draw_volume(ax_volume, visible)
             fig.canvas.draw()
-            # Encoded without the alpha channel, which is opaque everywhere: a quarter less to compress
-            # than savefig's RGBA, the same pixels.
-            image = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
-            buffer = io.BytesIO()
-            image.save(buffer, format="png", **PNG_OPTIONS)
-            return buffer.getvalue()
+            return png_rgb(np.asarray(fig.canvas.buffer_rgba()))
         finally:
             _wipe(ax_price, ax_volume)
+
+
+def png_rgb(rgba: np.ndarray) -> bytes:
+    """The PNG of an opaque RGBA canvas, written as RGB: the alpha channel is opaque everywhere and would
+    be a quarter of what is compressed. Written here rather than by Pillow, whose encoder picks a filter for
+    every row and spent 17 ms of a 105 ms chart on it (with the copy out of the RGBA buffer, 22 ms): on a
+    chart, mostly flat white with thin lines, unfiltered rows at zlib's level 3 compress as well (73 KB
+    against Pillow's 80 KB at level 1) in 5 ms. The same pixels (tests/automation/test_analysis.py)."""
+    height, width, _ = rgba.shape
+    rows = np.empty((height, 1 + width * 3), dtype=np.uint8)
+    rows[:, 0] = 0  # each row's filter type: none
+    rows[:, 1:].reshape(height, width, 3)[...] = rgba[..., :3]
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits a channel, RGB, not interlaced
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(rows.data, PNG_LEVEL)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 @functools.cache
@@ -87,19 +107,21 @@ def _wipe(*axes) -> None:
 
 
 def _draw_price(ax, visible: pd.DataFrame, close: np.ndarray, market: Market, indicators: Indicators) -> None:
-    addplots = []
-    for period in EMA_PERIODS:
-        ema = pd.Series(talib.EMA(close, period)).iloc[-len(visible) :].set_axis(visible.index)
-        if ema.notna().sum() > 1:  # an EMA needs a stretch of history to be worth a line
-            addplots.append(
-                mpf.make_addplot(ema, ax=ax, color=EMA_COLOURS[period], width=1.1, label=f"EMA {period}")
-            )
     levels = [*indicators.support, *indicators.resistance]
     extra = {}
     if levels:
         colours = [UP] * len(indicators.support) + [DOWN] * len(indicators.resistance)
         extra["hlines"] = {"hlines": levels, "colors": colours, "linestyle": "--", "linewidths": 0.9}
-    mpf.plot(visible, ax=ax, type="candle", addplot=addplots, ylabel="Price", **extra)
+    mpf.plot(visible, ax=ax, type="candle", ylabel="Price", **extra)
+    # The EMAs drawn here, on the candles' x (their positions, as mplfinance places them), rather than as
+    # mplfinance addplots: an addplot is validated, and given a legend of its own that the one below
+    # replaces (4 ms of an 80 ms chart). The same pixels.
+    x = np.arange(len(visible))
+    emas = []
+    for period in EMA_PERIODS:
+        ema = talib.EMA(close, period)[-len(visible) :]
+        if np.count_nonzero(~np.isnan(ema)) > 1:  # an EMA needs a stretch of history to be worth a line
+            emas += ax.plot(x, ema, color=EMA_COLOURS[period], linewidth=1.1, label=f"EMA {period}")
     # Placed at the top, where it always fits: left to place it, matplotlib measures the axes' tick labels
     # at each draw for a title that could collide with ticks on top, which this chart does not have.
     ax.set_title(f"{market.symbol} · {market.timeframe} · {market.exchange}", y=1, pad=6)
@@ -110,7 +132,7 @@ def _draw_price(ax, visible: pd.DataFrame, close: np.ndarray, market: Market, in
         pad = (high - low) * 0.03
         ax.set_ylim(min(low, min(nearest) - pad), max(high, max(nearest) + pad))
     plt.setp(ax.get_xticklabels(), visible=False)  # the volume panel below carries the dates
-    if addplots:
+    if emas:
         ax.legend(loc="upper left", fontsize=8)
 
 

@@ -138,6 +138,15 @@ def test_rendered_chart_is_a_1280_by_720_png(eurusd):
     assert len(image.convert("RGB").getcolors(maxcolors=1 << 20)) > 50  # candles, lines and text were drawn
 
 
+def test_the_charts_png_holds_the_canvas_pixels_as_rgb():
+    # rendered.png_rgb writes the PNG itself: any pixel, of any channel, must read back as it was.
+    rgba = np.random.default_rng(7).integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    image = Image.open(io.BytesIO(rendered.png_rgb(rgba)))
+    assert (image.format, image.mode, image.size) == ("PNG", "RGB", (53, 37))
+    assert np.array_equal(np.asarray(image), rgba[..., :3])
+
+
 def test_a_chart_drawn_on_the_kept_figure_is_the_chart_a_new_figure_draws(eurusd):
     # The figure is kept between charts (rendered._canvas): nothing of one chart may show on the next.
     df = StoredCandles().candles(eurusd, limit=300)
