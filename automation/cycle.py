@@ -141,11 +141,24 @@ def _step_noter(run: CycleRun):
 
 
 def run_cycle(
-    bot_id: int, slot: datetime, outside: Outside = Outside(), *, on_schedule: bool = True
-) -> CycleRun:
+    bot_id: int,
+    slot: datetime,
+    outside: Outside = Outside(),
+    *,
+    on_schedule: bool = True,
+    running_only: bool = False,
+) -> CycleRun | None:
     """Run the bot's cycle for `slot`. A scheduled run (`on_schedule`) that starts too long after it was due
-    is skipped; a run the owner asked for (run-now) is never late."""
-    bot = Bot.objects.select_related("owner__plan", "exchange_account", "model_connection").get(pk=bot_id)
+    is skipped; a run the owner asked for (run-now) is never late. With `running_only` (a queued task's), a
+    bot stopped or paused since then runs nothing: None, and no run."""
+    bots = Bot.objects.select_related("owner__plan", "exchange_account", "model_connection")
+    if running_only:
+        # Asked with the bot's own read rather than by a query of its own before it.
+        bot = bots.filter(pk=bot_id, status=Bot.Status.RUNNING).first()
+        if bot is None:
+            return None
+    else:
+        bot = bots.get(pk=bot_id)
     run, owned = claim(bot, slot)
     if not owned:
         return run  # a duplicate: the slot is someone else's, running or done
