@@ -108,16 +108,32 @@ def _move(run: CycleRun, old: str, new: str, **fields) -> bool:
         connection.close()
         moved = CycleRun.objects.filter(pk=run.pk, status=old).update(status=new, **fields)
     if moved:
-        run.refresh_from_db()
+        # What was written, set on the run as it is: reading the row back cost a query, and dropped the run's
+        # cached session, which recording the analysis and the trade then read again.
+        run.status = str(new)  # as read back: the value, not the choice
+        for name, value in fields.items():
+            setattr(run, name, value)
     return bool(moved)
 
 
 def _step_noter(run: CycleRun):
+    # Ten steps a cycle: written as plain SQL, since building the same UPDATE through the ORM each time cost
+    # more CPU than the rest of the note (bench/bench_cycles.py's profile).
+    quote = connection.ops.quote_name
+    meta = CycleRun._meta
+    # Only the model's own names are formatted in; the values go as parameters.
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {quote(meta.get_field('step').column)} = %s "  # noqa: S608
+        f"WHERE {quote(meta.pk.column)} = %s"
+    )
+
     def note(step: str) -> None:
         # The analysis step starts after its connection was handed back for the analyst's wait
         # (analysis.release_database_connection); noting it must not hold one through that wait.
         released = connection.connection is None
-        CycleRun.objects.filter(pk=run.pk).update(step=step)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [step, run.pk])
+        run.step = step
         if released and not connection.in_atomic_block:
             connection.close()
 
@@ -125,11 +141,24 @@ def _step_noter(run: CycleRun):
 
 
 def run_cycle(
-    bot_id: int, slot: datetime, outside: Outside = Outside(), *, on_schedule: bool = True
-) -> CycleRun:
+    bot_id: int,
+    slot: datetime,
+    outside: Outside = Outside(),
+    *,
+    on_schedule: bool = True,
+    running_only: bool = False,
+) -> CycleRun | None:
     """Run the bot's cycle for `slot`. A scheduled run (`on_schedule`) that starts too long after it was due
-    is skipped; a run the owner asked for (run-now) is never late."""
-    bot = Bot.objects.select_related("owner", "exchange_account", "model_connection").get(pk=bot_id)
+    is skipped; a run the owner asked for (run-now) is never late. With `running_only` (a queued task's), a
+    bot stopped or paused since then runs nothing: None, and no run."""
+    bots = Bot.objects.select_related("owner__plan", "exchange_account", "model_connection")
+    if running_only:
+        # Asked with the bot's own read rather than by a query of its own before it.
+        bot = bots.filter(pk=bot_id, status=Bot.Status.RUNNING).first()
+        if bot is None:
+            return None
+    else:
+        bot = bots.get(pk=bot_id)
     run, owned = claim(bot, slot)
     if not owned:
         return run  # a duplicate: the slot is someone else's, running or done
@@ -195,8 +224,9 @@ def _run_claimed(
         failed = {"finished_at": timezone.now(), "failed_step": "analysis", "error": error}
         _end(tally, run, CycleRun.Status.RUNNING, CycleRun.Status.FAILED, **failed)
         return run
+    ledger = DatabaseLedger(bot, market, outside.broker)
     failure = run_steps(
-        DatabaseLedger(bot, market, outside.broker),
+        ledger,
         run,
         clock,
         timer,
@@ -217,7 +247,7 @@ def _run_claimed(
             failed_step=timer.current,
             error=f"{type(failure).__name__}: {failure}"[:2000],
         )
-        count_analyst(tally, run, analyst.name, failure)
+        count_analyst(tally, run, analyst.name, failure, ledger.recorded)
         run_failed(run, bot)
         return run
     _end(
@@ -228,7 +258,7 @@ def _run_claimed(
         finished_at=timezone.now(),
         timings=timer.timings,
     )
-    count_analyst(tally, run, analyst.name, None)
+    count_analyst(tally, run, analyst.name, None, ledger.recorded)
     logger.info("cycle succeeded; its steps took %.1f s", sum(timer.timings.values()))
     return run
 
@@ -239,6 +269,11 @@ class DatabaseLedger:
 
     def __init__(self, bot: Bot, market: Market, broker: Broker | None):
         self.bot, self.market, self.broker = bot, market, broker
+        self.recorded: list[AILearningData] = []  # the analyses stored, for the run's metrics (count_analyst)
+        # The bot's closed P&L and open positions as the decision read them: the paper broker's cash, read
+        # again moments later, would take two more queries for the same figures. Read afresh after a monitor
+        # pass, which may close trades.
+        self._books: tuple[Decimal, list] | None = None
 
     def insights(self) -> dict | None:
         return latest_insights(self.bot.owner, bot=self.bot)
@@ -254,9 +289,11 @@ class DatabaseLedger:
         with transaction.atomic():
             record.save()
             count_recorded(record)
+        self.recorded.append(record)
         return record
 
     def monitor(self, candles) -> None:
+        self._books = None
         monitor_trades(self.bot, candles, self.market.period, resolve=resolve_traded)
 
     def awaiting(self) -> list:
@@ -295,10 +332,15 @@ class DatabaseLedger:
         keep_policy(policy, new)
 
     def realised(self) -> Decimal:
-        return accounting.realised(self.bot)
+        return self._read_books()[0]
 
     def holding(self) -> list:
-        return accounting.holding(self.bot)
+        return self._read_books()[1]
+
+    def _read_books(self) -> tuple[Decimal, list]:
+        if self._books is None:
+            self._books = accounting.realised(self.bot), accounting.holding(self.bot)
+        return self._books
 
     def closed_pnls(self, since: datetime) -> list[Decimal]:
         return accounting.closed_pnls(self.bot, since)

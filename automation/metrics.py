@@ -103,8 +103,11 @@ def count_run(tally: Tally, run: CycleRun) -> None:
         tally.observe("tradingai_cycle_step_seconds", seconds, step=step)
 
 
-def count_analyst(tally: Tally, run: CycleRun, analyst: str, failure: Exception | None) -> None:
-    """The analyst's call of a run that reached the analysis step, and what the analysis it recorded cost."""
+def count_analyst(
+    tally: Tally, run: CycleRun, analyst: str, failure: Exception | None, recorded: list[AILearningData]
+) -> None:
+    """The analyst's call of a run that reached the analysis step, and what the analysis it `recorded` (as
+    stored: none when the run failed before) cost."""
     seconds = (run.timings or {}).get("analysis")
     if seconds is None:
         return
@@ -113,14 +116,11 @@ def count_analyst(tally: Tally, run: CycleRun, analyst: str, failure: Exception 
     tally.count(
         "tradingai_analyst_calls", analyst=analyst, outcome=type(failure).__name__ if failed else "ok"
     )
-    recorded = AILearningData.objects.filter(cycle_run=run).values(
-        "analyst", "prompt_tokens", "completion_tokens", "cost_usd"
-    )
     for analysis in recorded:
-        name = analysis["analyst"] or analyst
-        tally.count("tradingai_llm_tokens", analysis["prompt_tokens"], analyst=name, kind="prompt")
-        tally.count("tradingai_llm_tokens", analysis["completion_tokens"], analyst=name, kind="completion")
-        tally.count("tradingai_llm_cost_usd", float(analysis["cost_usd"]), analyst=name)
+        name = analysis.analyst or analyst
+        tally.count("tradingai_llm_tokens", analysis.prompt_tokens, analyst=name, kind="prompt")
+        tally.count("tradingai_llm_tokens", analysis.completion_tokens, analyst=name, kind="completion")
+        tally.count("tradingai_llm_cost_usd", float(analysis.cost_usd), analyst=name)
 
 
 class ProductCollector:

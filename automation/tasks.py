@@ -10,7 +10,6 @@ from .cycle import run_cycle
 from .demo import CLAIM_SECONDS, HistoryBusyError, history_in_background
 from .dispatch import dispatch_due
 from .health import queue_heartbeat, record
-from .models import Bot
 from .monitoring import monitor_running_bots
 from .recovery import recover_lost_runs
 
@@ -42,9 +41,7 @@ def heartbeat_task(queue: str):
 )
 def run_cycle_task(bot_id: int, slot: str, on_schedule: bool = False):
     """The dispatcher sends the slot due `on_schedule` (late-slot rule applies); run-now the current slot."""
-    if not Bot.objects.filter(pk=bot_id, status=Bot.Status.RUNNING).exists():
-        return  # stopped or paused since the message was sent
-    run_cycle(bot_id, datetime.fromisoformat(slot), on_schedule=on_schedule)
+    run_cycle(bot_id, datetime.fromisoformat(slot), on_schedule=on_schedule, running_only=True)
 
 
 @shared_task(ignore_result=True, **RETRIED, expires=50)

@@ -100,9 +100,14 @@ def latest_policy(bot) -> LearnedPolicy | None:
     return LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
 
 
-def effective_policy(bot, latest: LearnedPolicy | None = None) -> Policy:
-    """`latest`: the bot's latest LearnedPolicy, when the caller has it already."""
-    latest = latest or latest_policy(bot)
+# effective_policy's `latest` when the caller has not read it: None is a bot with no policy yet.
+_UNREAD = object()
+
+
+def effective_policy(bot, latest: LearnedPolicy | object | None = _UNREAD) -> Policy:
+    """`latest`: the bot's latest LearnedPolicy (None: it has none), when the caller has read it already."""
+    if latest is _UNREAD:
+        latest = latest_policy(bot)
     if latest is None:
         return Policy(min_confidence=float(bot.min_confidence), size_factor=settings.POLICY_PROBE_SIZE)
     values = {
