@@ -342,7 +342,7 @@ def burst(bots, warm, env, processes: int, concurrency: int, tmp: Path, stand_in
         f"(the analyst alone takes {ANALYST_SECONDS:.0f} s)"
     )
     print(f"  queued, first enqueue to started: {describe(waits)}")
-    charts = list((Path(settings.MEDIA_ROOT) / "charts").glob(f"*_{BURST_SLOT:%Y%m%d_%H%M%S}*.png"))
+    charts = list((Path(settings.MEDIA_ROOT) / "charts").rglob(f"*_{BURST_SLOT:%Y%m%d_%H%M%S}*.png"))
     print(f"  chart files stored for the burst's candle (one per render): {len(charts)}")
     print("  steps:")
     print_steps(runs)
