@@ -17,8 +17,10 @@ same behaviour; tests/automation/test_replay.py replays the same hours through `
 books and finds the same rows."""
 
 import bisect
+import functools
 import json
 import logging
+import operator
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
@@ -466,6 +468,7 @@ def _create(model: type[models.Model], rows: list[models.Model]) -> None:
         return
     meta, quote = model._meta, connection.ops.quote_name
     fields = [field for field in meta.concrete_fields if not field.primary_key]
+    values_of = [(_value_of(field), _param_of(field)) for field in fields]
     names = ", ".join(quote(field.column) for field in fields)
     row_values = "(" + ", ".join(["%s"] * len(fields)) + ")"
     size = connection.ops.bulk_batch_size(fields, rows)
@@ -474,7 +477,7 @@ def _create(model: type[models.Model], rows: list[models.Model]) -> None:
         params = []
         for row in batch:
             row._prepare_related_fields_for_save(operation_name="bulk_create")  # keys of rows written since
-            params += [_param(field, field.pre_save(row, True)) for field in fields]
+            params += [param(value(row)) for value, param in values_of]
         values = ", ".join([row_values] * len(batch))
         # Only the model's own table and column names are formatted in; every value is a parameter.
         sql = (
@@ -487,6 +490,32 @@ def _create(model: type[models.Model], rows: list[models.Model]) -> None:
         for row, key in zip(batch, keys, strict=True):
             row.pk = key
             row._state.adding, row._state.db = False, connection.alias
+
+
+def _value_of(field: models.Field) -> Callable[[models.Model], object]:
+    """`field.pre_save(row, True)` as a function of the row: the attribute itself where the field's class
+    keeps Field's (most do; a date set on creation or a file does not)."""
+    if type(field).pre_save is models.Field.pre_save:
+        return operator.attrgetter(field.attname)
+    return lambda row: field.pre_save(row, True)
+
+
+# The fields whose get_db_prep_save hands a value of their own Python type (or None) over as it is on every
+# backend, and only converts others (str(), float(), bool()); a key to an auto field too, whose int is not
+# adapted as an integer field's is (PostgreSQL's wraps those). Asking each field for each value was half of
+# the writing.
+_AS_IS = {models.CharField: str, models.TextField: str, models.FloatField: float, models.BooleanField: bool}
+_AUTO_KEYS = (models.AutoField, models.BigAutoField)
+
+
+def _param_of(field: models.Field) -> Callable[[object], object]:
+    """`_param(field, value)` as a function of the value (held equal by tests/automation/test_replay.py)."""
+    own = _AS_IS.get(type(field))
+    if type(field) in (models.ForeignKey, models.OneToOneField) and type(field.target_field) in _AUTO_KEYS:
+        own = int
+    if own is None:
+        return functools.partial(_param, field)
+    return lambda value: value if value is None or type(value) is own else _param(field, value)
 
 
 def _param(field: models.Field, value):
@@ -517,10 +546,11 @@ def _write(model: type[models.Model], rows, fields: list[str]) -> None:
     columns = [meta.get_field(name) for name in fields]
     names = ", ".join(quote(column.column) for column in columns)
     values = ", ".join(["%s"] * len(columns))
+    params_of = [(operator.attrgetter(c.attname), _param_of(c)) for c in columns]
     # Only the model's own table and column names are formatted in; every value is a parameter.
     sql = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES ({values})"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [[_param(c, getattr(row, c.attname)) for c in columns] for row in rows])
+        cursor.executemany(sql, [[param(value(row)) for value, param in params_of] for row in rows])
 
 
 def _update(model: type[models.Model], rows, fields: list[str]) -> None:
@@ -532,8 +562,9 @@ def _update(model: type[models.Model], rows, fields: list[str]) -> None:
     meta, quote = model._meta, connection.ops.quote_name
     columns = [meta.get_field(name) for name in fields]
     assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    params_of = [(operator.attrgetter(c.attname), _param_of(c)) for c in columns]
     # Only the model's own table and column names are formatted in; every value is a parameter.
     sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
-    params = [[_param(c, getattr(row, c.attname)) for c in columns] + [row.pk] for row in rows]
+    params = [[param(value(row)) for value, param in params_of] + [row.pk] for row in rows]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
