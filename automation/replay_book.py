@@ -94,6 +94,7 @@ class Book:
         self._load_trades()
         self._load_learning()
         self.slots = sorted(CycleRun.objects.filter(bot=self.bot).values_list("slot", flat=True))
+        self.stored_last = self.slots[-1] if self.slots else None  # the last slot run before these books
         self.versions: dict[str, PromptVersion] = {}  # by prompt_text
         # The prompt's refresh window the cycles are in, and the section its first analysis was given.
         self.window: tuple[datetime, datetime] | None = None
@@ -221,9 +222,12 @@ class Book:
         return self.insights_data
 
     def window_section(self, window: tuple[datetime, datetime]) -> str | None:
-        # Read from the database once per window (a replay resumed in the middle of one), then kept.
+        # Read from the database once per window, where a run before these books may have given it (a replay
+        # resumed in the middle of one), then kept; the books' own cycles run in order, and give it in
+        # add_record.
         if self.window != window:
-            self.window, self.section = window, window_section_of(self.bot, window)
+            stored = self.stored_last is not None and self.stored_last >= window[0]
+            self.window, self.section = window, window_section_of(self.bot, window) if stored else None
         return self.section
 
     def prompt_version(self, section: str) -> PromptVersion:
