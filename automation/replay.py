@@ -68,6 +68,7 @@ class PreloadedCandles(StoredCandles):
 
     def __init__(self, candles: pd.DataFrame):
         self.frame = candles
+        self.opens = candles["open"].tolist()  # a column taken from the frame at every cycle cost more
 
     @classmethod
     def load(cls, market: Market) -> "PreloadedCandles":
@@ -84,7 +85,7 @@ class PreloadedCandles(StoredCandles):
 
     def open_at(self, market: Market, moment: datetime) -> float | None:
         at = position(self.frame.index, moment)
-        return float(self.frame["open"].iat[at]) if at < len(self.frame) else None
+        return self.opens[at] if at < len(self.opens) else None
 
 
 def replay_bot(spec: ReplaySpec) -> Bot:

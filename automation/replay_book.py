@@ -23,6 +23,7 @@ import logging
 import operator
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -169,7 +170,7 @@ class Book:
         self.new_runs: list[CycleRun] = []
         self.new_analyses: list[AILearningData] = []
         self.new_trades: list[Trade] = []
-        self.new_snapshots: list[InsightSnapshot] = []
+        self.new_snapshots: list[_Snapshot] = []
         self.new_policies: list[LearnedPolicy] = []
         self.changed_analyses: dict[int, AILearningData] = {}
         self.changed_trades: dict[int, Trade] = {}
@@ -278,9 +279,7 @@ class Book:
         if unnamed:  # a version given before a resumed replay, resolved only now
             self.version_names |= version_names(unnamed)
         data = insights_from(self.scope, self.figures, self._trades_figures(), self.version_names)
-        self.new_snapshots.append(
-            InsightSnapshot(user=self.bot.owner, bot=self.bot, resolved_count=data["resolved"], data=data)
-        )
+        self.new_snapshots.append(_Snapshot(self.bot.owner_id, self.bot.pk, data["resolved"], data))
         self.insights_data, self.snapshot_count = data, self.resolved
 
     def policy_counters(self) -> tuple[dict, list[dict]]:
@@ -454,13 +453,35 @@ class Book:
         self._clear()
 
 
+@dataclass(slots=True)
+class _Snapshot:
+    """An InsightSnapshot's row as `_write` reads it: nothing refers to one, so it needs no model instance,
+    whose making cost more than its writing."""
+
+    user_id: int
+    bot_id: int
+    resolved_count: int
+    data: dict
+    computed_at: datetime | None = None
+
+
 def _as_stored(row: models.Model) -> models.Model:
     """Decimals at the places their columns keep, as a cycle reading its rows back would see them."""
-    for field in row._meta.concrete_fields:
-        value = getattr(row, field.attname)
-        if isinstance(field, models.DecimalField) and isinstance(value, Decimal):
-            setattr(row, field.attname, value.quantize(Decimal(1).scaleb(-field.decimal_places)))
+    for attname, places in _decimal_places(type(row)):
+        value = getattr(row, attname)
+        if isinstance(value, Decimal):
+            setattr(row, attname, value.quantize(places))
     return row
+
+
+@functools.cache
+def _decimal_places(model: type[models.Model]) -> list[tuple[str, Decimal]]:
+    """The model's decimal fields, each with the step its column keeps."""
+    return [
+        (field.attname, Decimal(1).scaleb(-field.decimal_places))
+        for field in model._meta.concrete_fields
+        if isinstance(field, models.DecimalField)
+    ]
 
 
 def _create(model: type[models.Model], rows: list[models.Model]) -> None:
