@@ -12,6 +12,7 @@ outcomes are computed from what was learned before.
 Resumable: a slot's run is unique per bot, so a replay started again skips the slots that ran."""
 
 import contextlib
+import gc
 import multiprocessing
 import re
 from collections.abc import Callable, Iterator
@@ -67,6 +68,7 @@ class PreloadedCandles(StoredCandles):
 
     def __init__(self, candles: pd.DataFrame):
         self.frame = candles
+        self.opens = candles["open"].tolist()  # a column taken from the frame at every cycle cost more
 
     @classmethod
     def load(cls, market: Market) -> "PreloadedCandles":
@@ -83,7 +85,7 @@ class PreloadedCandles(StoredCandles):
 
     def open_at(self, market: Market, moment: datetime) -> float | None:
         at = position(self.frame.index, moment)
-        return float(self.frame["open"].iat[at]) if at < len(self.frame) else None
+        return self.opens[at] if at < len(self.opens) else None
 
 
 def replay_bot(spec: ReplaySpec) -> Bot:
@@ -158,7 +160,7 @@ def replay(
     # The technical analyst reads numbers; drawing thousands of charts it never looks at would be most of
     # the replay's time.
     draw = spec.analyst != "technical" if draw_charts is None else draw_charts
-    with _running(bot), _worked_ahead(spec, source, todo, draw) as ahead:
+    with _running(bot), _fewer_full_collections(), _worked_ahead(spec, source, todo, draw) as ahead:
         if ahead:
             book = Book(bot, source, ahead.analyst, indicators_of=ahead.indicators_of)
         else:
@@ -196,6 +198,21 @@ def _run(
             book.flush()
         if progress:
             progress(Progress(done, len(todo), failed))
+
+
+@contextlib.contextmanager
+def _fewer_full_collections():
+    """The garbage collector's full passes a hundred times rarer while the replay runs: each walks every
+    object the process holds (Django's, pandas', the books'), and the cycles make so many short-lived ones
+    that those passes were a twentieth of a replay's time (0.55 s of 10.6 s CPU on 5,000 hours; 0.2 s
+    so, with the same peak memory). Garbage that outlives the young generations waits for a later full
+    pass, or the first after the replay."""
+    young, middle, full = gc.get_threshold()
+    gc.set_threshold(young, middle, full * 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(young, middle, full)
 
 
 def _asked_ahead(book: Book, todo: list[datetime], draw: bool, concurrency: int | None):

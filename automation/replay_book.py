@@ -17,10 +17,13 @@ same behaviour; tests/automation/test_replay.py replays the same hours through `
 books and finds the same rows."""
 
 import bisect
+import functools
 import json
 import logging
+import operator
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -92,6 +95,7 @@ class Book:
         self._load_trades()
         self._load_learning()
         self.slots = sorted(CycleRun.objects.filter(bot=self.bot).values_list("slot", flat=True))
+        self.stored_last = self.slots[-1] if self.slots else None  # the last slot run before these books
         self.versions: dict[str, PromptVersion] = {}  # by prompt_text
         # The prompt's refresh window the cycles are in, and the section its first analysis was given.
         self.window: tuple[datetime, datetime] | None = None
@@ -166,7 +170,7 @@ class Book:
         self.new_runs: list[CycleRun] = []
         self.new_analyses: list[AILearningData] = []
         self.new_trades: list[Trade] = []
-        self.new_snapshots: list[InsightSnapshot] = []
+        self.new_snapshots: list[_Snapshot] = []
         self.new_policies: list[LearnedPolicy] = []
         self.changed_analyses: dict[int, AILearningData] = {}
         self.changed_trades: dict[int, Trade] = {}
@@ -219,9 +223,12 @@ class Book:
         return self.insights_data
 
     def window_section(self, window: tuple[datetime, datetime]) -> str | None:
-        # Read from the database once per window (a replay resumed in the middle of one), then kept.
+        # Read from the database once per window, where a run before these books may have given it (a replay
+        # resumed in the middle of one), then kept; the books' own cycles run in order, and give it in
+        # add_record.
         if self.window != window:
-            self.window, self.section = window, window_section_of(self.bot, window)
+            stored = self.stored_last is not None and self.stored_last >= window[0]
+            self.window, self.section = window, window_section_of(self.bot, window) if stored else None
         return self.section
 
     def prompt_version(self, section: str) -> PromptVersion:
@@ -272,9 +279,7 @@ class Book:
         if unnamed:  # a version given before a resumed replay, resolved only now
             self.version_names |= version_names(unnamed)
         data = insights_from(self.scope, self.figures, self._trades_figures(), self.version_names)
-        self.new_snapshots.append(
-            InsightSnapshot(user=self.bot.owner, bot=self.bot, resolved_count=data["resolved"], data=data)
-        )
+        self.new_snapshots.append(_Snapshot(self.bot.owner_id, self.bot.pk, data["resolved"], data))
         self.insights_data, self.snapshot_count = data, self.resolved
 
     def policy_counters(self) -> tuple[dict, list[dict]]:
@@ -448,13 +453,35 @@ class Book:
         self._clear()
 
 
+@dataclass(slots=True)
+class _Snapshot:
+    """An InsightSnapshot's row as `_write` reads it: nothing refers to one, so it needs no model instance,
+    whose making cost more than its writing."""
+
+    user_id: int
+    bot_id: int
+    resolved_count: int
+    data: dict
+    computed_at: datetime | None = None
+
+
 def _as_stored(row: models.Model) -> models.Model:
     """Decimals at the places their columns keep, as a cycle reading its rows back would see them."""
-    for field in row._meta.concrete_fields:
-        value = getattr(row, field.attname)
-        if isinstance(field, models.DecimalField) and isinstance(value, Decimal):
-            setattr(row, field.attname, value.quantize(Decimal(1).scaleb(-field.decimal_places)))
+    for attname, places in _decimal_places(type(row)):
+        value = getattr(row, attname)
+        if isinstance(value, Decimal):
+            setattr(row, attname, value.quantize(places))
     return row
+
+
+@functools.cache
+def _decimal_places(model: type[models.Model]) -> list[tuple[str, Decimal]]:
+    """The model's decimal fields, each with the step its column keeps."""
+    return [
+        (field.attname, Decimal(1).scaleb(-field.decimal_places))
+        for field in model._meta.concrete_fields
+        if isinstance(field, models.DecimalField)
+    ]
 
 
 def _create(model: type[models.Model], rows: list[models.Model]) -> None:
@@ -466,6 +493,7 @@ def _create(model: type[models.Model], rows: list[models.Model]) -> None:
         return
     meta, quote = model._meta, connection.ops.quote_name
     fields = [field for field in meta.concrete_fields if not field.primary_key]
+    values_of = [(_value_of(field), _param_of(field)) for field in fields]
     names = ", ".join(quote(field.column) for field in fields)
     row_values = "(" + ", ".join(["%s"] * len(fields)) + ")"
     size = connection.ops.bulk_batch_size(fields, rows)
@@ -474,7 +502,7 @@ def _create(model: type[models.Model], rows: list[models.Model]) -> None:
         params = []
         for row in batch:
             row._prepare_related_fields_for_save(operation_name="bulk_create")  # keys of rows written since
-            params += [_param(field, field.pre_save(row, True)) for field in fields]
+            params += [param(value(row)) for value, param in values_of]
         values = ", ".join([row_values] * len(batch))
         # Only the model's own table and column names are formatted in; every value is a parameter.
         sql = (
@@ -487,6 +515,32 @@ def _create(model: type[models.Model], rows: list[models.Model]) -> None:
         for row, key in zip(batch, keys, strict=True):
             row.pk = key
             row._state.adding, row._state.db = False, connection.alias
+
+
+def _value_of(field: models.Field) -> Callable[[models.Model], object]:
+    """`field.pre_save(row, True)` as a function of the row: the attribute itself where the field's class
+    keeps Field's (most do; a date set on creation or a file does not)."""
+    if type(field).pre_save is models.Field.pre_save:
+        return operator.attrgetter(field.attname)
+    return lambda row: field.pre_save(row, True)
+
+
+# The fields whose get_db_prep_save hands a value of their own Python type (or None) over as it is on every
+# backend, and only converts others (str(), float(), bool()); a key to an auto field too, whose int is not
+# adapted as an integer field's is (PostgreSQL's wraps those). Asking each field for each value was half of
+# the writing.
+_AS_IS = {models.CharField: str, models.TextField: str, models.FloatField: float, models.BooleanField: bool}
+_AUTO_KEYS = (models.AutoField, models.BigAutoField)
+
+
+def _param_of(field: models.Field) -> Callable[[object], object]:
+    """`_param(field, value)` as a function of the value (held equal by tests/automation/test_replay.py)."""
+    own = _AS_IS.get(type(field))
+    if type(field) in (models.ForeignKey, models.OneToOneField) and type(field.target_field) in _AUTO_KEYS:
+        own = int
+    if own is None:
+        return functools.partial(_param, field)
+    return lambda value: value if value is None or type(value) is own else _param(field, value)
 
 
 def _param(field: models.Field, value):
@@ -517,10 +571,11 @@ def _write(model: type[models.Model], rows, fields: list[str]) -> None:
     columns = [meta.get_field(name) for name in fields]
     names = ", ".join(quote(column.column) for column in columns)
     values = ", ".join(["%s"] * len(columns))
+    params_of = [(operator.attrgetter(c.attname), _param_of(c)) for c in columns]
     # Only the model's own table and column names are formatted in; every value is a parameter.
     sql = f"INSERT INTO {quote(meta.db_table)} ({names}) VALUES ({values})"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.executemany(sql, [[_param(c, getattr(row, c.attname)) for c in columns] for row in rows])
+        cursor.executemany(sql, [[param(value(row)) for value, param in params_of] for row in rows])
 
 
 def _update(model: type[models.Model], rows, fields: list[str]) -> None:
@@ -532,8 +587,9 @@ def _update(model: type[models.Model], rows, fields: list[str]) -> None:
     meta, quote = model._meta, connection.ops.quote_name
     columns = [meta.get_field(name) for name in fields]
     assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    params_of = [(operator.attrgetter(c.attname), _param_of(c)) for c in columns]
     # Only the model's own table and column names are formatted in; every value is a parameter.
     sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
-    params = [[_param(c, getattr(row, c.attname)) for c in columns] + [row.pk] for row in rows]
+    params = [[param(value(row)) for value, param in params_of] + [row.pk] for row in rows]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

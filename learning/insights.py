@@ -191,7 +191,10 @@ def summed_counters(scope: Scope) -> dict[str, dict[str, dict]]:
 
 
 def _stat_of(row: dict, **extra) -> dict:
-    return stat(row["hits"], row["n"], **extra)
+    # `stat` written out: insights are computed after every resolution, a hundred of these each time.
+    hits, n = row["hits"], row["n"]
+    rate, low, high = _rate(hits, n)
+    return {**extra, "n": n, "hits": hits, "rate": rate, "low": low, "high": high}
 
 
 def _rows(values: dict[str, dict]) -> list[dict]:
@@ -257,12 +260,15 @@ def _failing_below(calibration: list[dict], minimum: int) -> dict | None:
     (also at least `minimum`) do better than anything that interval allows. Without the last condition a
     cut would be recommended where the confident calls fail just as much."""
     found = None
+    # The counts below each boundary as running sums, those above as what the totals leave.
+    all_hits, all_n = sum(r["hits"] for r in calibration), sum(r["n"] for r in calibration)
+    hits = n = 0
     for i in range(1, len(calibration)):
-        below, above = calibration[:i], calibration[i:]
-        low = stat(sum(r["hits"] for r in below), sum(r["n"] for r in below))
-        high = stat(sum(r["hits"] for r in above), sum(r["n"] for r in above))
-        enough = low["n"] >= minimum and high["n"] >= minimum
-        if enough and low["high"] < 0.5 and high["rate"] > low["high"]:
+        hits, n = hits + calibration[i - 1]["hits"], n + calibration[i - 1]["n"]
+        if n < minimum or all_n - n < minimum:
+            continue
+        low, high = stat(hits, n), stat(all_hits - hits, all_n - n)
+        if low["high"] < 0.5 and high["rate"] > low["high"]:
             found = {"confidence": calibration[i]["lower"], "below": low, "at_or_above": high}
     return found
 

@@ -218,6 +218,81 @@ def _pipeline() -> Pipeline:
     return make_pipeline(columns, LogisticRegression(solver="newton-cholesky"))
 
 
+class _Inputs:
+    """Calls' model inputs as `_pipeline`'s column transformer hands them to its steps: the numeric ones as
+    floats (NaN where missing) in the column-major order a DataFrame's columns come in (the scaler sums down
+    the columns, and a sum in another memory order may round otherwise), the categorical ones as columns."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = rows
+        self.numeric = np.array([[row[n] for n in NUMERIC] for row in rows], dtype=float, order="F")
+        self.categorical = [np.array([row[c] for row in rows], dtype=object) for c in CATEGORICAL]
+
+    def take(self, at: np.ndarray) -> "_Inputs":
+        taken = _Inputs.__new__(_Inputs)
+        taken.rows = [self.rows[i] for i in at]
+        taken.numeric = np.asfortranarray(self.numeric[at])
+        taken.categorical = [column[at] for column in self.categorical]
+        return taken
+
+
+class _Fitted:
+    """`_pipeline()` fitted on `inputs`, its steps run by hand on arrays: the same imputer, scaler and
+    regression on the same numbers, so the same model to the bit (tests/learning/test_ml.py holds it to the
+    pipeline), without the column transformer's and the data frame's work, which cost more than the fits.
+    The one-hot columns are the encoder's: each input's categories seen, sorted, one column each. Where the
+    pipeline would stack its columns as a sparse matrix (many symbols), the pipeline itself."""
+
+    def __init__(self, inputs: _Inputs, won: np.ndarray):
+        self.categories = [sorted(set(column.tolist())) for column in inputs.categorical]
+        self.pipeline = None
+        # The column transformer's rule: sparse where the share of non-zero values is below 0.3 (each row
+        # has every numeric input and one category of each categorical input).
+        width = len(NUMERIC) + sum(len(seen) for seen in self.categories)
+        if (len(NUMERIC) + len(CATEGORICAL)) / width < 0.3:
+            self.pipeline = _pipeline().fit(_frame(inputs.rows), won)
+            return
+        self.imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(inputs.numeric)
+        self.scaler = StandardScaler().fit(self.imputer.transform(inputs.numeric))
+        self.regression = LogisticRegression(solver="newton-cholesky").fit(self._design(inputs), won)
+
+    def _design(self, inputs: _Inputs) -> np.ndarray:
+        scaled = self.scaler.transform(self.imputer.transform(inputs.numeric))
+        onehot = [
+            column == category
+            for column, seen in zip(inputs.categorical, self.categories, strict=True)
+            for category in seen
+        ]
+        return np.hstack([scaled, np.column_stack(onehot).astype(float)])
+
+    def probabilities(self, inputs: _Inputs) -> np.ndarray:
+        if self.pipeline is not None:
+            return self.pipeline.predict_proba(_frame(inputs.rows))[:, 1]
+        return self.regression.predict_proba(self._design(inputs))[:, 1]
+
+    def parameters(self) -> dict:
+        """The fitted model as plain numbers. Not a pickle: loading a pickle runs whatever code it names, so
+        a model file anyone else could write to would be a way in."""
+        if self.pipeline is not None:
+            columns, regression = self.pipeline[0], self.pipeline[-1]
+            imputer, scaler = columns.named_transformers_["num"]
+            categories = [c.tolist() for c in columns.named_transformers_["cat"].categories_]
+        else:
+            imputer, scaler, regression = self.imputer, self.scaler, self.regression
+            categories = self.categories
+        return {
+            "sklearn": sklearn.__version__,
+            "numeric": list(NUMERIC),
+            "medians": imputer.statistics_.tolist(),
+            "mean": scaler.mean_.tolist(),
+            "scale": scaler.scale_.tolist(),
+            "categorical": list(CATEGORICAL),
+            "categories": categories,
+            "coef": regression.coef_[0].tolist(),
+            "intercept": float(regression.intercept_[0]),
+        }
+
+
 def _brier(won: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean((p - won) ** 2))
 
@@ -251,20 +326,20 @@ def alpha_spent(turn: int) -> float:
     return AUC_ALPHA * 6 / (math.pi**2 * turn**2)
 
 
-def _evaluate(x: pd.DataFrame, won: np.ndarray, made: np.ndarray, resolved: np.ndarray) -> dict | None:
+def _evaluate(x: _Inputs, won: np.ndarray, made: np.ndarray, resolved: np.ndarray) -> dict | None:
     """Out-of-sample predictions over expanding time-ordered windows, against the stated confidence
     calibrated on each window's training rows, on the same rows. None when no window had both outcomes to
     learn from."""
-    stated = x["confidence"].to_numpy(dtype=float)
+    stated = x.numeric[:, NUMERIC.index("confidence")]
     predicted, baseline, held = [], [], []
-    for fit_on, test_on in TimeSeriesSplit(n_splits=SPLITS).split(x):
+    for fit_on, test_on in TimeSeriesSplit(n_splits=SPLITS).split(x.numeric):
         # Purged: a row whose outcome came after the first test call was made could not have been learned
         # from at the time of that call.
         fit_on = fit_on[resolved[fit_on] < made[test_on[0]]]
         if len(set(won[fit_on])) < 2:
             continue  # a window of one outcome has nothing to learn; its rows are not counted
-        fitted = _pipeline().fit(x.iloc[fit_on], won[fit_on])
-        predicted.append(fitted.predict_proba(x.iloc[test_on])[:, 1])
+        fitted = _Fitted(x.take(fit_on), won[fit_on])
+        predicted.append(fitted.probabilities(x.take(test_on)))
         baseline.append(fit_calibration(stated[fit_on], won[fit_on]).probabilities(stated[test_on]))
         held.append(test_on)
     if not held:
@@ -296,13 +371,13 @@ def train(user, *, until: datetime) -> TrainedModel | None:
     calls = sorted(resolved_calls(_calls(user=user, resolved_at__lt=until)), key=lambda c: (c.made, c.pk))
     if len(calls) < settings.ML_MIN_SAMPLES:
         return None
-    x, won = _frame([c.inputs for c in calls]), np.array([c.won for c in calls], dtype=int)
+    x, won = _Inputs([c.inputs for c in calls]), np.array([c.won for c in calls], dtype=int)
     made = np.array([c.made for c in calls])
     resolved = np.array([c.resolved for c in calls])
     evaluated = _evaluate(x, won, made, resolved)
     if evaluated is None:
         return None
-    body = json.dumps(_parameters_of(_pipeline().fit(x, won)), sort_keys=True).encode()
+    body = json.dumps(_Fitted(x, won).parameters(), sort_keys=True).encode()
     trained_to = resolved.max()
     version = f"{trained_to:%Y%m%d%H%M}-{hashlib.sha256(body).hexdigest()[:12]}"
     evaluated["auc_alpha"] = float(f"{alpha_spent(TrainedModel.objects.filter(user=user).count() + 1):.3g}")
@@ -314,7 +389,7 @@ def train(user, *, until: datetime) -> TrainedModel | None:
         "until": until.isoformat(),
         # The baseline the switch-off check measures the model against: the confidence calibrated on the
         # same rows.
-        "calibration": fit_calibration(x["confidence"].to_numpy(dtype=float), won).to_json(),
+        "calibration": fit_calibration(x.numeric[:, NUMERIC.index("confidence")], won).to_json(),
     }
     with transaction.atomic():
         existing = TrainedModel.objects.filter(user=user, version=version).first()
@@ -336,24 +411,6 @@ def train(user, *, until: datetime) -> TrainedModel | None:
         model.artifact.save(f"{user.pk}-{version}.json", ContentFile(body), save=False)
         model.save()
     return model
-
-
-def _parameters_of(pipeline: Pipeline) -> dict:
-    """The fitted pipeline as plain numbers. Not a pickle: loading a pickle runs whatever code it names, so
-    a model file anyone else could write to would be a way in."""
-    columns, regression = pipeline[0], pipeline[-1]
-    imputer, scaler = columns.named_transformers_["num"]
-    return {
-        "sklearn": sklearn.__version__,
-        "numeric": list(NUMERIC),
-        "medians": imputer.statistics_.tolist(),
-        "mean": scaler.mean_.tolist(),
-        "scale": scaler.scale_.tolist(),
-        "categorical": list(CATEGORICAL),
-        "categories": [c.tolist() for c in columns.named_transformers_["cat"].categories_],
-        "coef": regression.coef_[0].tolist(),
-        "intercept": float(regression.intercept_[0]),
-    }
 
 
 # Read once per process: the cycle asks every hour and a replay thousands of times. Keyed by the artifact's

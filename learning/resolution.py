@@ -16,7 +16,7 @@ from django.db.models import Q
 from core.values import BUY_OR_SELL, Outcome
 from market.sources import position
 from trades.brokers.simulation import paper_costs
-from trades.outcomes import Costs, accuracy_score, paper_trade, time_limit
+from trades.outcomes import Bars, Costs, accuracy_score, paper_trade, time_limit
 
 from .counters import count_policy, count_resolved
 from .models import AILearningData
@@ -82,16 +82,19 @@ def resolve_due(
     if candles.empty:
         return 0
     first_open = candles.index[0].to_pydatetime()
+    bars = None  # the candles as floats, once one is due
     resolved = 0
     for analysis, due in list(waiting):
         if due > now:
             continue  # what due_window says first, without reading the analysis again
-        window = due_window(analysis, candles, first_open, period, now)
+        if bars is None:
+            bars = Bars(candles)
+        window = due_window(analysis, bars, first_open, period, now)
         if window is None:
             if forget is not None and out_of_reach(analysis, first_open):
                 forget(analysis)
             # Else its time limit fell in a market's pause, and the candles after it are still to come.
-        elif settle(analysis, untraded_fields(analysis, window, period, costs)):
+        elif settle(analysis, untraded_fields(analysis, bars, window, period, costs)):
             resolved += 1
     return resolved
 
@@ -105,18 +108,16 @@ def awaiting(bot):
     )
 
 
-def due_window(
-    analysis: AILearningData, candles: pd.DataFrame, first_open, period, now
-) -> pd.DataFrame | None:
-    """The candles of the analysis's time limit (`limit_of`), once they have all closed by `now` and
-    `candles` (which start at `first_open`) hold them; else None."""
+def due_window(analysis: AILearningData, bars: Bars, first_open, period, now) -> tuple[int, int] | None:
+    """Where the candles of the analysis's time limit (`limit_of`) lie in `bars` (which start at
+    `first_open`), [start, end), once they have all closed by `now` and `bars` hold them; else None."""
     if due_at(analysis, period) > now or out_of_reach(analysis, first_open):
         return None  # not due; or older than the candles at hand: a monitor pass with a longer look-back
     # Counted in candles, as the monitor counts a trade's: where the market paused (a currency pair's
     # weekend) the limit runs on in the candles after the pause, and the call waits for them.
-    start = position(candles.index, datetime.fromisoformat(analysis.market_conditions["as_of"]))
-    window = candles.iloc[start : start + limit_of(analysis)]
-    return window if len(window) == limit_of(analysis) else None
+    start = position(bars.index, datetime.fromisoformat(analysis.market_conditions["as_of"]))
+    end = start + limit_of(analysis)
+    return (start, end) if end <= len(bars) else None
 
 
 def out_of_reach(analysis: AILearningData, first_open) -> bool:
@@ -135,12 +136,14 @@ def limit_of(analysis: AILearningData) -> int:
     return time_limit(analysis.analysis_data.get("horizon"), settings.MAX_HOLDING_CANDLES)
 
 
-def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: timedelta, costs: Costs) -> dict:
-    """The outcome fields of an untraded analysis over the candles of its time limit (`due_window`), a BUY or
-    SELL scored at the market's `costs`."""
+def untraded_fields(
+    analysis: AILearningData, bars: Bars, window: tuple[int, int], period: timedelta, costs: Costs
+) -> dict:
+    """The outcome fields of an untraded analysis over the candles of its time limit (`due_window`'s
+    `window` of `bars`), a BUY or SELL scored at the market's `costs`."""
     a, conditions = analysis.analysis_data, analysis.market_conditions
     reference = float(conditions["close"])
-    fields = {"untraded": True, "resolved_at": (window.index[-1] + period).to_pydatetime()}
+    fields = {"untraded": True, "resolved_at": bars.closed_at(window[1] - 1, period)}
     recommendation = analysis.recommendation
     if recommendation in BUY_OR_SELL and a.get("stop_loss") is not None:
         # What its paper trade would have written (`trades.outcomes.paper_trade`): the window ends at the
@@ -150,11 +153,12 @@ def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: time
             Decimal(str(a["stop_loss"])),
             _decimal(a.get("take_profit")),
             datetime.fromisoformat(conditions["as_of"]),
-            window,
+            bars,
             period,
             limit_of(analysis),
             costs,
             settings.BREAKEVEN_BAND_PCT,
+            window,
         )
         fields |= {
             "resolved_at": exit.at,
@@ -170,7 +174,7 @@ def untraded_fields(analysis: AILearningData, window: pd.DataFrame, period: time
         }
     else:
         # HOLD said the price would not move much: right if it ended within one ATR of where it was.
-        actual = float(window["close"].iat[-1])
+        actual = bars.close[window[1] - 1]
         band = float(conditions.get("atr") or 0.0)
         fields |= {
             "outcome": Outcome.WIN if abs(actual - reference) <= band else Outcome.LOSS,

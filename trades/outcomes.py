@@ -69,9 +69,26 @@ def time_limit(horizon: int | None, max_candles: int) -> int:
     return min(int(horizon), max_candles) if horizon else max_candles
 
 
-def from_entry(candles: pd.DataFrame, entered_at: datetime, period) -> pd.DataFrame:
-    """The candles from the one the entry fell in: the one that opened at the entry floored to the period."""
-    return candles.iloc[position(candles.index, entered_at - (entered_at - EPOCH) % period) :]
+class Bars:
+    """Candles as plain floats, with their open times, converted from a frame once: the monitor and learning
+    walk a few candles at a time, many times a cycle, and slicing the frame for each walk (and boxing each
+    candle's time) cost more than the walks."""
+
+    def __init__(self, candles: pd.DataFrame):
+        self.index = candles.index
+        columns = float_columns(candles, "open", "low", "high", "close")
+        self.open, self.low, self.high, self.close = (c.tolist() for c in columns)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def entry(self, entered_at: datetime, period) -> int:
+        """The position of the candle the entry fell in: the one that opened at the entry floored to the
+        period."""
+        return position(self.index, entered_at - (entered_at - EPOCH) % period)
+
+    def closed_at(self, at: int, period) -> datetime:
+        return (self.index[at] + period).to_pydatetime()
 
 
 def first_exit(
@@ -85,17 +102,34 @@ def first_exit(
     costs: Costs,
 ) -> Exit | None:
     """The first exit among `candles` opened at or after the entry, or None while the position stays open:
-    the monitor's rule for open trades (trades.monitor), and so `paper_trade`'s. A stop fills at the stop, or
-    at the candle's open when the price gapped through it (the open already beyond the stop), less the
-    slippage; a target fills at the target; the time exit at the close, less the slippage."""
-    after = from_entry(candles, entered_at, period)
+    the monitor's rule for open trades (trades.monitor), and so `paper_trade`'s (`exit_among`)."""
+    bars = Bars(candles)
+    return exit_among(
+        bars, bars.entry(entered_at, period), len(bars), side, stop, target, period, max_candles, costs
+    )
+
+
+def exit_among(
+    bars: Bars,
+    begin: int,
+    end: int,
+    side: str,
+    stop: Decimal | None,
+    target: Decimal | None,
+    period,
+    max_candles: int,
+    costs: Costs,
+) -> Exit | None:
+    """`first_exit` over the candles `bars[begin:end]`, the first of them the one the entry fell in. A stop
+    fills at the stop, or at the candle's open when the price gapped through it (the open already beyond the
+    stop), less the slippage; a target fills at the target; the time exit at the close, less the
+    slippage."""
     buy = side == Side.BUY
     leaving = Side.SELL if buy else Side.BUY  # the side of the order that closes the position
     worst = None  # the most adverse price so far, as a float: ordered as its exact decimal is
-    # Plain floats rather than rows of a frame: the monitor and the outcomes walk candles every cycle.
-    opens, lows, highs, closes = (c.tolist() for c in float_columns(after, "open", "low", "high", "close"))
-    bars = zip(after.index, opens, lows, highs, closes, strict=True)
-    for count, (open_time, open_, low, high, close) in enumerate(bars, start=1):
+    opens, lows, highs, closes = bars.open, bars.low, bars.high, bars.close
+    for at in range(begin, end):
+        open_, low, high, close = opens[at], lows[at], highs[at], closes[at]
         extreme = low if buy else high
         worst = extreme if worst is None else min(worst, extreme) if buy else max(worst, extreme)
         if stop is not None and (low <= stop if buy else high >= stop):
@@ -105,12 +139,12 @@ def first_exit(
         elif target is not None and (high >= target if buy else low <= target):
             reason, level = "TAKE_PROFIT", target
             price = target
-        elif count >= max_candles:
+        elif at - begin + 1 >= max_candles:
             reason, level = "TIME_EXIT", Decimal(str(close))
             price = costs.fill_price(leaving, level)
         else:
             continue
-        return Exit(price, (open_time + period).to_pydatetime(), reason, Decimal(str(worst)), level)
+        return Exit(price, bars.closed_at(at, period), reason, Decimal(str(worst)), level)
     return None
 
 
@@ -119,20 +153,24 @@ def paper_trade(
     stop: Decimal | None,
     target: Decimal | None,
     entered_at: datetime,
-    candles: pd.DataFrame,
+    bars: Bars,
     period,
     max_candles: int,
     costs: Costs,
     band_pct: Decimal,
+    within: tuple[int, int] | None = None,
 ) -> tuple[Exit, TradeResult] | None:
     """The paper trade of a call acted on at `entered_at` (when the candle it saw closed), as the replay's
     cycle opens it (at the open of the candle then starting, plus the slippage: the paper broker's fill) and
-    the monitor closes it (`first_exit`, the fee out): its exit and what it wrote, per unit (the amount
-    cancels out of the percentage and R); None while it would still be open."""
-    exit = first_exit(side, stop, target, entered_at, candles, period, max_candles, costs)
+    the monitor closes it (`first_exit`, the fee out), among the candles `within` (positions [start, end) of
+    `bars`; all of them by default): its exit and what it wrote, per unit (the amount cancels out of the
+    percentage and R); None while it would still be open."""
+    start, end = within or (0, len(bars))
+    begin = max(bars.entry(entered_at, period), start)
+    exit = exit_among(bars, begin, end, side, stop, target, period, max_candles, costs)
     if exit is None:
         return None
-    opened = Decimal(str(from_entry(candles, entered_at, period)["open"].iat[0]))
+    opened = Decimal(str(bars.open[begin]))
     entry = costs.fill_price(side, opened)
     direction = 1 if side == Side.BUY else -1
     return exit, trade_result(

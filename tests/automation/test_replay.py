@@ -6,10 +6,13 @@ import dataclasses
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.db import models
 
+from automation import replay_book
 from automation.analysts.service import get_analyst
 from automation.cycle import Outside, run_cycle
 from automation.evaluation import evaluate
@@ -306,3 +309,27 @@ def test_the_books_decide_and_write_what_the_cycle_does(candles, settings, monke
     assert worker.analyst.answered == len(got["analyses"])  # every answer came from the worker
     for name in expected:
         assert got[name] == expected[name], name
+
+
+@pytest.mark.django_db
+def test_the_books_write_each_value_as_its_field_prepares_it():
+    samples = {
+        models.CharField: ["BUY", CycleRun.Status.SUCCEEDED, "", None, 3],
+        models.TextField: ["text", None, 4],
+        models.FloatField: [1.5, 2, None, Decimal("0.1")],
+        models.BooleanField: [True, False, None, 1],
+        models.ForeignKey: [7, None, "8"],
+        models.OneToOneField: [9, None, "10"],
+        models.DecimalField: [Decimal("1.23"), 1.5, None],
+        models.DateTimeField: [START, None],
+        models.PositiveIntegerField: [3, None, "4"],
+        models.JSONField: [{"a": [1, 2.5]}, [], None],
+    }
+    tried = 0
+    for model in (CycleRun, AILearningData, Trade, InsightSnapshot, LearnedPolicy):
+        for field in model._meta.concrete_fields:
+            for value in samples.get(type(field), []):
+                written, prepared = replay_book._param_of(field)(value), replay_book._param(field, value)
+                assert (type(written), written) == (type(prepared), prepared), (field, value)
+                tried += 1
+    assert tried > 150

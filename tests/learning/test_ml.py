@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+import sklearn
 
 from automation.cycle import run_cycle
 from automation.models import AutomationSession, Bot
@@ -397,3 +398,51 @@ def test_no_retraining_without_enough_new_calls(alice, settings):
     assert ml.retrain(alice, later) is None and TrainedModel.objects.count() == 1
     calls(alice, 1, hour=400, seed=6)
     assert ml.retrain(alice, later).metrics["n"] == 240 + needed
+
+
+def model_inputs(rng, n: int, symbols: int) -> list[dict]:
+    """Random `features()` rows: a tenth of each numeric input missing, categories drawn from a few values and
+    `symbols` symbols."""
+    choices = {
+        "analyst": ["TECHNICAL"],
+        "recommendation": ["BUY", "SELL"],
+        "regime": ["", "TREND_LOW_VOL", "RANGE_HIGH_VOL"],
+        "sentiment_vs_call": ["WITH", "AGAINST", "NEUTRAL"],
+        "timeframe": ["1h", "4h"],
+        "symbol": [f"S{i}/USD" for i in range(symbols)],
+    }
+    return [
+        {name: None if rng.random() < 0.1 else float(rng.normal(50, 20)) for name in ml.NUMERIC}
+        | {name: str(rng.choice(values)) for name, values in choices.items()}
+        for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize("symbols", [1, 30, 31, 60])  # 41 categories in all stack dense, 42 sparse
+def test_the_fitted_steps_are_the_pipelines_model_to_the_bit(symbols):
+    rng = np.random.default_rng(symbols)
+    rows = model_inputs(rng, 900, symbols)
+    won = rng.integers(0, 2, len(rows))
+    x = ml._Inputs(rows)
+    for fit_on, test_on in [
+        (np.arange(600), np.arange(600, 900)),
+        (np.sort(rng.choice(900, 400, replace=False)), np.arange(900)),  # taken rows keep the column order
+    ]:
+        pipeline = ml._pipeline().fit(ml._frame([rows[i] for i in fit_on]), won[fit_on])
+        fitted = ml._Fitted(x.take(fit_on), won[fit_on])
+        columns, regression = pipeline[0], pipeline[-1]
+        imputer, scaler = columns.named_transformers_["num"]
+        assert (fitted.pipeline is not None) == columns.sparse_output_
+        assert fitted.parameters() == {
+            "sklearn": sklearn.__version__,
+            "numeric": list(ml.NUMERIC),
+            "medians": imputer.statistics_.tolist(),
+            "mean": scaler.mean_.tolist(),
+            "scale": scaler.scale_.tolist(),
+            "categorical": list(ml.CATEGORICAL),
+            "categories": [c.tolist() for c in columns.named_transformers_["cat"].categories_],
+            "coef": regression.coef_[0].tolist(),
+            "intercept": float(regression.intercept_[0]),
+        }
+        expected = pipeline.predict_proba(ml._frame([rows[i] for i in test_on]))[:, 1]
+        assert fitted.probabilities(x.take(test_on)).tolist() == expected.tolist()

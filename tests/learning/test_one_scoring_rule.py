@@ -22,18 +22,20 @@ from tests.automation.test_ledger_contract import cycles, hours, make_bot
 from tests.factories import UserFactory, import_eurusd
 from trades.brokers.simulation import paper_costs
 from trades.models import Trade
+from trades.outcomes import Bars
 
 HOUR = timedelta(hours=1)
 
 
 def scored_untraded(analysis: AILearningData, candles: pd.DataFrame) -> dict:
     """The outcome fields the call would have had had it not been traded, from every candle there is."""
+    bars = Bars(candles)
     window = due_window(
-        analysis, candles, candles.index[0].to_pydatetime(), HOUR, datetime.max.replace(tzinfo=UTC)
+        analysis, bars, candles.index[0].to_pydatetime(), HOUR, datetime.max.replace(tzinfo=UTC)
     )
     assert window is not None, "the candles end before the call's time limit"
     bot = analysis.bot
-    return untraded_fields(analysis, window, HOUR, paper_costs(bot.exchange, bot.symbol))
+    return untraded_fields(analysis, bars, window, HOUR, paper_costs(bot.exchange, bot.symbol))
 
 
 def disagreements(trades, candles: pd.DataFrame) -> list[tuple]:

@@ -12,6 +12,7 @@ from tests.factories import BotFactory
 from trades.models import Trade
 from trades.monitor import close_trade
 from trades.outcomes import (
+    Bars,
     Costs,
     Exit,
     accuracy_score,
@@ -97,7 +98,9 @@ def test_a_candle_touching_stop_and_target_counts_the_stop():
 
 def test_the_seed_calls_paper_trade_with_the_paper_costs():
     # The seed's call, acted on at the open of the next candle, 146.50; the target reached in the second.
-    bars = candles((146.5, 148.0, 146.0, 147.8), (147.8, 152.5, 147.5, 152.0), (152.0, 153.0, 151.0, 151.2))
+    bars = Bars(
+        candles((146.5, 148.0, 146.0, 147.8), (147.8, 152.5, 147.5, 152.0), (152.0, 153.0, 151.0, 151.2))
+    )
     call = ("BUY", Decimal("143.57"), Decimal("152.43"), T0, bars, HOUR, 10)
     band = Decimal("0.1")
     # Without slippage: 5.93 to the target less 0.1465 + 0.15243 of fees, over 2.93 of risk.
@@ -125,7 +128,9 @@ def test_the_seed_calls_paper_trade_with_the_paper_costs():
 def test_a_paper_trade_enters_at_the_next_open_and_a_stop_gapped_through_fills_at_that_candles_open():
     # The call saw a close of 146.50; the next candle opened at 146.80 (its entry), the one after that at
     # 143.00, already below the stop at 143.57: stopped out at that open, not at the stop.
-    bars = candles((146.8, 147.0, 146.0, 146.2), (143.0, 144.0, 142.5, 143.8), (143.8, 145.0, 143.5, 144.0))
+    bars = Bars(
+        candles((146.8, 147.0, 146.0, 146.2), (143.0, 144.0, 142.5, 143.8), (143.8, 145.0, 143.5, 144.0))
+    )
     exit, result = paper_trade("BUY", Decimal("143.57"), None, T0, bars, HOUR, 10, NO_COSTS, Decimal("0.1"))
     assert (exit.reason, exit.price, exit.at) == ("STOP_LOSS", Decimal("143.0"), T0 + 2 * HOUR)
     # -3.80 over the 3.23 of risk from 146.80: worse than the -1 R the stop promised.
