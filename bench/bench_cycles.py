@@ -358,7 +358,7 @@ def burst(bots, warm, env, processes: int, concurrency: int, tmp: Path, stand_in
 
 def _suffix(value: str) -> str:
     # Formatted into CREATE and DROP DATABASE (bench/common.py), which take no parameters.
-    if not re.fullmatch(r"[a-z0-9_]{1,30}", value):
+    if not re.fullmatch(r"[a-z0-9_]{0,30}", value):  # empty: the default database name
         raise argparse.ArgumentTypeError("lower-case letters, digits and _ only")
     return value
 
