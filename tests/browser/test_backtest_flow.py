@@ -33,10 +33,12 @@ def set_date(browser, name: str, value: str):
 
 def progress_of(browser) -> tuple[float, float] | None:
     """The progress bar's value and maximum, or None once the page shows the backtest over."""
-    bars = browser.find_elements(By.ID, "backtest-progress")
-    if not bars:
-        return None
-    return tuple(browser.execute_script("return [arguments[0].value, arguments[0].max]", bars[0]))
+    # Found and read in one script: htmx swaps the bar in every few seconds, and an element found by one
+    # command could be gone by the next (stale, as a CI run saw).
+    shown = browser.execute_script(
+        "const bar = document.getElementById('backtest-progress'); return bar && [bar.value, bar.max];"
+    )
+    return tuple(shown) if shown else None
 
 
 @pytest.mark.worker
@@ -61,11 +63,12 @@ def test_a_trader_backtests_a_market_and_reads_the_report(
             assert "No backtests yet" in text(browser)
             follow(browser, browser.find_element(By.LINK_TEXT, "New backtest"))
             Select(browser.find_element(By.NAME, "market")).select_by_value("sample|EUR/USD|1h")
-            # Eight weeks of hours: some thousand cycles, long enough to see the bar move, and past
-            # automation.replay.AHEAD_FROM, where a replay forks a helper process, which a pool process (a
-            # daemon) may not: the backtest failed so until the replay asked first.
-            set_date(browser, "start_day", "2017-10-02")
-            set_date(browser, "end_day", "2017-11-26")
+            # Nine months of hours, some 4,700 cycles: long enough for the page's 5-second poll to see the bar
+            # between its ends (at the replay's 500 cycles a second, a thousand were over within one poll),
+            # and past automation.replay.AHEAD_FROM, where a replay forks a helper process, which a pool
+            # process (a daemon) may not: the backtest failed so until the replay asked first.
+            set_date(browser, "start_day", "2017-05-01")
+            set_date(browser, "end_day", "2018-02-05")
             risk = browser.find_element(By.NAME, "risk_per_trade_pct")
             risk.clear()
             risk.send_keys("0.5")
