@@ -311,6 +311,11 @@ def test_the_books_decide_and_write_what_the_cycle_does(candles, settings, monke
         assert got[name] == expected[name], name
 
 
+def comparable(param) -> tuple:
+    # psycopg's JSON wrapper (on PostgreSQL) compares by identity: what it carries is compared instead.
+    return type(param), getattr(param, "obj", param)
+
+
 @pytest.mark.django_db
 def test_the_books_write_each_value_as_its_field_prepares_it():
     samples = {
@@ -330,6 +335,6 @@ def test_the_books_write_each_value_as_its_field_prepares_it():
         for field in model._meta.concrete_fields:
             for value in samples.get(type(field), []):
                 written, prepared = replay_book._param_of(field)(value), replay_book._param(field, value)
-                assert (type(written), written) == (type(prepared), prepared), (field, value)
+                assert comparable(written) == comparable(prepared), (field, value)
                 tried += 1
     assert tried > 150
