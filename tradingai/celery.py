@@ -4,8 +4,14 @@ import os
 from celery import Celery
 from celery.signals import setup_logging
 from django.conf import settings
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradingai.settings.local")
+
+# A filesystem:// broker URL means kombu's filesystem transport with each message written whole first
+# (tradingai/broker.py). An alias of the URL's scheme, not the broker_transport setting, which would apply to
+# any URL a test or an operator gives instead (a Redis one too).
+TRANSPORT_ALIASES["filesystem"] = "tradingai.broker:Transport"
 
 app = Celery("tradingai")
 app.config_from_object("django.conf:settings", namespace="CELERY")

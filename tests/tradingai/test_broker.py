@@ -44,5 +44,11 @@ def test_the_app_sends_through_it_when_the_broker_is_the_filesystem(settings):
     if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
         pytest.skip("the suite runs on another broker (CELERY_BROKER_URL)")
     with app.connection_for_write() as conn:
-        assert conn.transport_cls is broker.Transport or conn.transport_cls == "tradingai.broker:Transport"
         assert isinstance(conn.default_channel, broker.Channel)
+
+
+def test_another_broker_url_keeps_its_own_transport():
+    with Connection("redis://127.0.0.1:1/0") as conn:
+        assert conn.transport.driver_type == "redis"
+    with Connection("filesystem://") as conn:
+        assert isinstance(conn.transport, broker.Transport)
