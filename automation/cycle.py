@@ -31,7 +31,6 @@ from learning.policy import (
     policy_window,
 )
 from learning.resolution import due_at, resolve_traded, settle
-from market.exchanges import source_for
 from market.sources import Market, MarketDataSource, StoredCandles
 from trades import accounting, entries
 from trades.brokers.base import Broker, BrokerError, BrokerTemporaryError, Fill, OrderRequest
@@ -41,7 +40,7 @@ from trades.policy import Decision
 from trades.signals import trade_opened
 
 from . import plain_sql as sql
-from . import reads
+from . import reads, shared_reads
 from .analysis import ChartMaker, MarketAnalysis, StepTimer
 from .analysts.base import Analyst, AnalystError
 from .analysts.service import analyst_for
@@ -179,9 +178,9 @@ def _run_claimed(
     bot: Bot, run: CycleRun, slot: datetime, outside: Outside, on_schedule: bool, tally: Tally
 ) -> CycleRun:
     market = Market(bot.exchange, bot.symbol, bot.timeframe)
-    source = outside.source or source_for(market)
+    source = outside.source or shared_reads.source_of(market)
     # Stored candles have a market clock, the slot; a live market is read as of now.
-    stored = isinstance(source, StoredCandles)
+    stored = isinstance(source, StoredCandles | shared_reads.SharedCandles)
     clock = slot if stored else timezone.now()
     lateness = clock - (slot + offset_of(bot))
     if on_schedule and not stored:
@@ -233,6 +232,7 @@ def _run_claimed(
         chart=outside.chart or chart_for(bot),
         chart_owner=f"bot{bot.pk}",
         draw_chart=outside.draw_chart,
+        indicators_of=shared_reads.indicators_of,
     )
     if failure is not None:
         _end(
