@@ -20,22 +20,17 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.log_context import log_context
-from core.values import Outcome
 from learning.counters import count_recorded
 from learning.insights import latest as latest_insights
 from learning.insights import snapshot
-from learning.ml import active_model
 from learning.models import AILearningData, InsightSnapshot
 from learning.policy import (
     keep_policy,
-    latest_policy,
     policy_calls_resolved,
     policy_counters,
     policy_window,
 )
-from learning.prompt import prompt_version
-from learning.resolution import awaiting, due_at, resolve_traded, settle
-from market.exchanges import source_for
+from learning.resolution import due_at, resolve_traded, settle
 from market.sources import Market, MarketDataSource, StoredCandles
 from trades import accounting, entries
 from trades.brokers.base import Broker, BrokerError, BrokerTemporaryError, Fill, OrderRequest
@@ -44,17 +39,20 @@ from trades.monitor import monitor_trades
 from trades.policy import Decision
 from trades.signals import trade_opened
 
+from . import plain_sql as sql
+from . import reads, shared_reads
 from .analysis import ChartMaker, MarketAnalysis, StepTimer
 from .analysts.base import Analyst, AnalystError
 from .analysts.service import analyst_for
 from .charts.tradingview import shared_capture
 from .metrics import Tally, count_analyst, count_run
-from .models import AutomationSession, Bot, CycleRun
+from .models import Bot, CycleRun
 from .notices import run_failed
 from .quotas import charged_to_operator, cycle_refusal
+from .reads import Figures, figures_of
 from .schedule import LATE_SHARE, STALE_RUN, offset_of
 from .services import bot_pause
-from .steps import halted_by, new_trade, order_for, paper_broker, run_steps, window_section_of
+from .steps import new_trade, order_for, paper_broker, run_steps
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +72,12 @@ class Outside:
     draw_chart: bool = True  # False for an analyst that reads numbers only, in a replay
 
 
-def claim(bot: Bot, slot: datetime) -> tuple[CycleRun, bool]:
-    """The run of this slot, and whether this caller owns it now."""
+def claim(bot: Bot, slot: datetime, session_id: int | None) -> tuple[CycleRun, bool]:
+    """The run of this slot, in the bot's open session (`session_id`, read with the bot), and whether this
+    caller owns it now."""
     try:
         with transaction.atomic():
-            session = AutomationSession.objects.filter(bot=bot, stopped_at__isnull=True).first()
-            return CycleRun.objects.create(bot=bot, slot=slot, session=session), True
+            return sql.insert(CycleRun(bot=bot, slot=slot, session_id=session_id)), True
     except IntegrityError:
         run = CycleRun.objects.get(bot=bot, slot=slot)
     # A worker that died between claiming and finishing leaves its run behind; take it over, once.
@@ -97,8 +95,10 @@ def claim(bot: Bot, slot: datetime) -> tuple[CycleRun, bool]:
 
 
 def _move(run: CycleRun, old: str, new: str, **fields) -> bool:
+    # As CycleRun.objects.filter(pk=run.pk, status=old).update(...), in plain SQL (automation.plain_sql).
+    where, values = {"id": run.pk, "status": old}, {"status": new, **fields}
     try:
-        moved = CycleRun.objects.filter(pk=run.pk, status=old).update(status=new, **fields)
+        moved = sql.update(CycleRun, where, values)
     except (OperationalError, InterfaceError):
         # The server ended the connection (a restart, a failover, an operator): without a new one the run
         # would stay RUNNING and its slot taken for good. Once, and not inside a transaction (a replay's
@@ -106,7 +106,7 @@ def _move(run: CycleRun, old: str, new: str, **fields) -> bool:
         if connection.in_atomic_block:
             raise
         connection.close()
-        moved = CycleRun.objects.filter(pk=run.pk, status=old).update(status=new, **fields)
+        moved = sql.update(CycleRun, where, values)
     if moved:
         # What was written, set on the run as it is: reading the row back cost a query, and dropped the run's
         # cached session, which recording the analysis and the trade then read again.
@@ -151,15 +151,11 @@ def run_cycle(
     """Run the bot's cycle for `slot`. A scheduled run (`on_schedule`) that starts too long after it was due
     is skipped; a run the owner asked for (run-now) is never late. With `running_only` (a queued task's), a
     bot stopped or paused since then runs nothing: None, and no run."""
-    bots = Bot.objects.select_related("owner__plan", "exchange_account", "model_connection")
-    if running_only:
-        # Asked with the bot's own read rather than by a query of its own before it.
-        bot = bots.filter(pk=bot_id, status=Bot.Status.RUNNING).first()
-        if bot is None:
-            return None
-    else:
-        bot = bots.get(pk=bot_id)
-    run, owned = claim(bot, slot)
+    # Whether it runs asked with the bot's own read rather than by a query of its own before it.
+    bot, session_id = reads.bot_to_run(bot_id, running_only)
+    if bot is None:
+        return None
+    run, owned = claim(bot, slot, session_id)
     if not owned:
         return run  # a duplicate: the slot is someone else's, running or done
     tally = Tally()  # what the run adds to the metrics (automation.metrics), saved once at its end
@@ -182,11 +178,12 @@ def _run_claimed(
     bot: Bot, run: CycleRun, slot: datetime, outside: Outside, on_schedule: bool, tally: Tally
 ) -> CycleRun:
     market = Market(bot.exchange, bot.symbol, bot.timeframe)
-    source = outside.source or source_for(market)
+    source = outside.source or shared_reads.source_of(market)
     # Stored candles have a market clock, the slot; a live market is read as of now.
-    clock = slot if isinstance(source, StoredCandles) else timezone.now()
+    stored = isinstance(source, StoredCandles | shared_reads.SharedCandles)
+    clock = slot if stored else timezone.now()
     lateness = clock - (slot + offset_of(bot))
-    if on_schedule and not isinstance(source, StoredCandles):
+    if on_schedule and not stored:
         tally.observe("tradingai_cycle_lateness_seconds", max(lateness.total_seconds(), 0))
     if on_schedule and lateness > market.period * LATE_SHARE:
         late = f"started {clock - slot} after its slot; skipped rather than run late"
@@ -224,7 +221,7 @@ def _run_claimed(
         failed = {"finished_at": timezone.now(), "failed_step": "analysis", "error": error}
         _end(tally, run, CycleRun.Status.RUNNING, CycleRun.Status.FAILED, **failed)
         return run
-    ledger = DatabaseLedger(bot, market, outside.broker)
+    ledger = DatabaseLedger(bot, market, outside.broker, run=run, clock=clock)
     failure = run_steps(
         ledger,
         run,
@@ -235,6 +232,7 @@ def _run_claimed(
         chart=outside.chart or chart_for(bot),
         chart_owner=f"bot{bot.pk}",
         draw_chart=outside.draw_chart,
+        indicators_of=shared_reads.indicators_of,
     )
     if failure is not None:
         _end(
@@ -267,40 +265,58 @@ class DatabaseLedger:
     """The steps' ledger (automation.steps.Ledger) of a live cycle: every read a query, every write a row
     written at once, as a worker among others, and the monitor task between cycles, must see them."""
 
-    def __init__(self, bot: Bot, market: Market, broker: Broker | None):
+    def __init__(
+        self,
+        bot: Bot,
+        market: Market,
+        broker: Broker | None,
+        *,
+        run: CycleRun | None = None,
+        clock: datetime | None = None,
+    ):
         self.bot, self.market, self.broker = bot, market, broker
         self.recorded: list[AILearningData] = []  # the analyses stored, for the run's metrics (count_analyst)
-        # The bot's closed P&L and open positions as the decision read them: the paper broker's cash, read
-        # again moments later, would take two more queries for the same figures. Read afresh after a monitor
-        # pass, which may close trades.
-        self._books: tuple[Decimal, list] | None = None
+        # The figures of the bot's situation (steps.situation_of) for `run` at `clock`, read in one statement
+        # when the decision asks for the first of them, and kept for the paper broker's cash moments later.
+        # Read afresh after a monitor pass, which may close trades.
+        self._run = run
+        self._day = clock.replace(hour=0, minute=0, second=0, microsecond=0) if clock else None
+        self._figures: Figures | None = None
+        # What a read merged with the one before it gave for the next (automation.reads): the latest
+        # insights read with the window's section, the latest snapshot's count with the resolved count.
+        self._insights: tuple[dict | None] | None = None
+        self._snapshot_resolved: int | None = None
 
     def insights(self) -> dict | None:
+        if self._insights is not None:
+            (insights,), self._insights = self._insights, None
+            return insights
         return latest_insights(self.bot.owner, bot=self.bot)
 
     def window_section(self, window: tuple[datetime, datetime]) -> str | None:
-        return window_section_of(self.bot, window)
+        section, insights = reads.window_section(self.bot, window)
+        self._insights = None if section is not None else (insights,)
+        return section
 
     def prompt_version(self, section: str):
-        return prompt_version(section)
+        return reads.prompt_version(section)
 
     def add_record(self, record: AILearningData) -> AILearningData:
         # Counted in the insights' running totals in the same transaction.
         with transaction.atomic():
-            record.save()
+            sql.insert(record)
             count_recorded(record)
         self.recorded.append(record)
         return record
 
     def monitor(self, candles) -> None:
-        self._books = None
-        monitor_trades(self.bot, candles, self.market.period, resolve=resolve_traded)
+        self._figures = None
+        period, watched = self.market.period, reads.watched(self.bot)
+        monitor_trades(self.bot, candles, period, resolve=resolve_traded, open_trades=watched)
 
     def awaiting(self) -> list:
         period = self.market.period
-        return [
-            (analysis, due_at(analysis, period)) for analysis in awaiting(self.bot).order_by("created_at")
-        ]
+        return [(analysis, due_at(analysis, period)) for analysis in reads.awaiting(self.bot)]
 
     def settle(self, analysis: AILearningData, fields: dict) -> bool:
         return settle(analysis, fields)
@@ -309,9 +325,13 @@ class DatabaseLedger:
         pass  # read again each cycle; a monitor pass with a longer look-back may still resolve it
 
     def resolved_count(self) -> int:
-        return AILearningData.objects.filter(bot=self.bot).exclude(outcome="").count()
+        resolved, self._snapshot_resolved = reads.resolved_counts(self.bot)
+        return resolved
 
     def snapshot_resolved(self) -> int:
+        if self._snapshot_resolved is not None:
+            at_snapshot, self._snapshot_resolved = self._snapshot_resolved, None
+            return at_snapshot
         bot = self.bot
         last = InsightSnapshot.objects.filter(user=bot.owner, bot=bot).order_by("-computed_at", "-pk").first()
         return last.resolved_count if last else 0
@@ -332,40 +352,51 @@ class DatabaseLedger:
         keep_policy(policy, new)
 
     def realised(self) -> Decimal:
-        return self._read_books()[0]
+        return self._read_figures().realised
 
     def holding(self) -> list:
-        return self._read_books()[1]
+        return self._read_figures().holding
 
-    def _read_books(self) -> tuple[Decimal, list]:
-        if self._books is None:
-            self._books = accounting.realised(self.bot), accounting.holding(self.bot)
-        return self._books
+    def _read_figures(self) -> "Figures":
+        if self._figures is None:
+            self._figures = figures_of(self.bot, self._run, self._day or timezone.now())
+        return self._figures
 
     def closed_pnls(self, since: datetime) -> list[Decimal]:
-        return accounting.closed_pnls(self.bot, since)
+        if since != self._day:
+            return accounting.closed_pnls(self.bot, since)
+        return self._read_figures().day_pnls
 
     def latest_outcomes(self) -> list[str]:
-        return accounting.latest_outcomes(self.bot)
+        return self._read_figures().latest_outcomes
 
     def last_loss(self) -> datetime | None:
-        losses = Trade.objects.filter(bot=self.bot, outcome=Outcome.LOSS).order_by("-closed_at")
-        return losses.values_list("closed_at", flat=True).first()
+        return self._read_figures().last_loss
 
     def runs_after(self, moment: datetime, run: CycleRun) -> int:
-        return CycleRun.objects.filter(bot=self.bot, slot__gt=moment).exclude(pk=run.pk).count()
+        figures = self._read_figures()
+        if run is not self._run or moment != figures.last_loss:
+            return CycleRun.objects.filter(bot=self.bot, slot__gt=moment).exclude(pk=run.pk).count()
+        return figures.runs_since_loss
 
     def halted_by(self) -> str:
-        return halted_by(self.bot)
+        engaged = self._read_figures().kill_switch
+        return "global" if engaged else "user" if self.bot.owner.trading_halted else ""
 
     def latest_policy(self):
-        return latest_policy(self.bot)
+        return reads.latest_policy(self.bot)
 
     def outcome_model(self):
-        return active_model(self.bot.owner)
+        return reads.active_model(self.bot)
 
     def noted(self, record: AILearningData) -> None:
-        record.save(update_fields=["feedback_data", "updated_at"])
+        # As record.save(update_fields=["feedback_data", "updated_at"]), in plain SQL (automation.plain_sql).
+        record.updated_at = timezone.now()
+        sql.update(
+            AILearningData,
+            {"id": record.pk},
+            {"feedback_data": record.feedback_data, "updated_at": record.updated_at},
+        )
 
     def pause(self, reason: str) -> None:
         bot_pause(self.bot, reason)
@@ -388,12 +419,12 @@ def _execute(
 ) -> Trade:
     bot, broker = ledger.bot, ledger.broker
     order = order_for(bot, run, done, decision)
-    existing = Trade.objects.filter(client_order_id=order.client_order_id).first()
+    existing = reads.trade_of(order.client_order_id)
     if existing and existing.status != Trade.Status.PENDING:
         return existing  # a retry of this run already recorded its order
     if bot.mode != Bot.Mode.LIVE:
         trade = new_trade(bot, run, record, done, order, _place(broker or paper_broker(ledger, clock), order))
-        trade.save()
+        sql.insert(trade)
         trade_opened.send(sender=Trade, trade=trade)
         return trade
     if broker is None:

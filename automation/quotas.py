@@ -21,6 +21,7 @@ from django.db.models import Sum
 from accounts.quotas import day_start, month_start, next_day, next_month, quotas_of
 from learning.models import AILearningData
 
+from . import plain_sql as sql
 from .analysts.base import OPERATOR
 from .models import Bot, CycleRun
 from .notices import spend_cap_reached
@@ -77,17 +78,54 @@ def cycle_refusal(run: CycleRun, charged: bool, now: datetime) -> str:
     (once a month: automation.notices)."""
     user = run.bot.owner
     cap = quotas_of(user).cycles_per_day
-    if cycles_made_today(user, now, before=run) >= cap:
+    made, spent = _used(run, now, charged)
+    if made >= cap:
         return (
             f"skipped: the plan's {cap} cycles a day are used up; cycles run again from "
             f"{next_day(now):%Y-%m-%d} 00:00 UTC"
         )
     if charged:
-        refusal = spend_refusal(user, spent_this_month(user, now), now)
+        refusal = spend_refusal(user, spent, now)
         if refusal:
             spend_cap_reached(user, refusal.removeprefix("skipped: "), month_start(now))
         return refusal
     return ""
+
+
+def _statement(charged: bool) -> str:
+    # Only the models' own table and column names are formatted in (automation.plain_sql).
+    runs, bots, analyses = sql.table(CycleRun), sql.table(Bot), sql.table(AILearningData)
+    run = {name: f"{runs}.{sql.column(CycleRun, name)}" for name in ("id", "bot", "created_at", "status")}
+    owner, bot_id = (f"{bots}.{sql.column(Bot, name)}" for name in ("owner", "id"))
+    user, created, billed, cost = (
+        sql.column(AILearningData, name) for name in ("user", "created_at", "billed_to", "cost_usd")
+    )
+    made = (
+        f"SELECT COUNT(*) FROM {runs} INNER JOIN {bots} ON {run['bot']} = {bot_id} "  # noqa: S608
+        f"WHERE {owner} = %s AND {run['created_at']} >= %s AND NOT ({run['status']} = %s) "
+        f"AND {run['id']} < %s"
+    )
+    spent = (
+        f"SELECT CAST(SUM({cost}) AS NUMERIC) FROM {analyses} "  # noqa: S608
+        f"WHERE {user} = %s AND {created} >= %s AND {billed} = %s"
+    )
+    return f"SELECT ({made}), ({spent})" if charged else f"SELECT ({made}), NULL"
+
+
+_CHARGED, _FREE = sql.statement(lambda: _statement(True)), sql.statement(lambda: _statement(False))
+
+
+def _used(run: CycleRun, now: datetime, charged: bool) -> tuple[int, Decimal]:
+    """`cycles_made_today(user, now, before=run)` and, when `charged`, `spent_this_month(user, now)` (else
+    0), in one statement: the same counts and sums, as the ORM converts them."""
+    user = run.bot.owner
+    params = [user.pk, sql.parameter(CycleRun, "created_at", day_start(now)), CycleRun.Status.SKIPPED, run.pk]
+    if charged:
+        month = sql.parameter(AILearningData, "created_at", month_start(now))
+        params += [user.pk, month, AILearningData.BilledTo.OPERATOR]
+    [(made, spent)] = sql.rows((_CHARGED if charged else _FREE)(), params)
+    spent = sql.converter(sql.as_computed(AILearningData, "cost_usd"))(spent)
+    return made, Decimal(spent or 0)
 
 
 def notices(user, now: datetime) -> list[str]:

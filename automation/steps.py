@@ -245,7 +245,7 @@ def new_record(bot: Bot, run: CycleRun, done: MarketAnalysis, version, section: 
         prompt_section=section,
         user=bot.owner,
         bot=bot,
-        session=run.session,
+        session_id=run.session_id,
         cycle_run=run,
         analysis_data=a.model_dump(),
         market_conditions={**done.indicators.to_dict(), "as_of": done.as_of.isoformat()},
@@ -305,7 +305,7 @@ def new_trade(
     trade = Trade(
         owner=bot.owner,
         bot=bot,
-        session=run.session,
+        session_id=run.session_id,
         analysis=record,
         is_simulated=bot.mode == Bot.Mode.SIMULATION,
         symbol=bot.symbol,

@@ -24,13 +24,16 @@ def _fresh_cache(request, django_db_blocker):
 
 @pytest.fixture(autouse=True)
 def _fresh_costs():
-    """A market's costs are read once a minute per process (trades.brokers.simulation), and what exchanges
-    said their fees are is remembered (market.costs): each test reads its own markets' costs afresh."""
+    """A market's costs are read once a minute per process (trades.brokers.simulation), what exchanges
+    said their fees are is remembered (market.costs), and a market's candles, indicators and source are
+    kept a minute (automation.shared_reads): each test reads its own markets' afresh."""
+    from automation import shared_reads
     from market import costs
     from trades.brokers import simulation
 
     simulation._cached.clear()
     costs._exchange_fees.clear()
+    shared_reads.clear()
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ class Account:
 
 # A live entry written ahead of its order (trades.entries) holds its position as an open one does: the
 # exchange may have filled it already, and a risk limit that did not count it would let a second one through.
-HOLDING = Q(status__in=(Trade.Status.OPEN, Trade.Status.PENDING))
+HELD = (Trade.Status.OPEN, Trade.Status.PENDING)
+HOLDING = Q(status__in=HELD)
 
 
 # The losing streak is counted among this many latest closed trades.

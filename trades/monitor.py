@@ -140,19 +140,21 @@ def exit_of(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tupl
 
 
 def monitor_trades(
-    bot, candles: pd.DataFrame, period, broker: Broker | None = None, *, resolve
+    bot, candles: pd.DataFrame, period, broker: Broker | None = None, *, resolve, open_trades=None
 ) -> list[Trade]:
     """Close every open trade of the bot whose exit the candles (or the exchange) show, each with its
     analysis resolved by `resolve(trade)` (see close_trade); returns the trades closed. Live entries left
     PENDING by an ended cycle are settled from the exchange first, so that a position it filled is watched
-    from this pass on."""
-    if Trade.objects.filter(bot=bot, status=Trade.Status.PENDING, is_simulated=False).exists():
-        settle_pending(bot, broker)
-    open_trades = (
-        Trade.objects.filter(bot=bot, status=Trade.Status.OPEN)
-        .select_related("bot")
-        .order_by("execution_time")
-    )
+    from this pass on. `open_trades`: the bot's open trades in order of execution, when the caller has read
+    them (a cycle, with its other reads in plain SQL) and found no live entry PENDING."""
+    if open_trades is None:
+        if Trade.objects.filter(bot=bot, status=Trade.Status.PENDING, is_simulated=False).exists():
+            settle_pending(bot, broker)
+        open_trades = (
+            Trade.objects.filter(bot=bot, status=Trade.Status.OPEN)
+            .select_related("bot")
+            .order_by("execution_time")
+        )
 
     def broker_for(trade: Trade) -> Broker | None:
         nonlocal broker

@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from learning.models import AnalystAnswer
 
+from .. import plain_sql as sql
 from .base import OPERATOR, AnalysisRequest, Analyst, AnalystDeadlineError, AnalystResult
 from .schema import Analysis
 
@@ -121,7 +122,7 @@ def _asked_across_processes(key: str, analyst: Analyst, ask: Ask, until: float |
     pause = FIRST_PAUSE
     try:
         while True:
-            row = AnalystAnswer.objects.filter(key=key).first()
+            row = _answer_of(key)
             if row is not None and row.status == AnalystAnswer.Status.ANSWERED:
                 return row
             claim = _claim(key, analyst, row)
@@ -213,7 +214,7 @@ def stored_answers(keys: list[str]) -> set[str]:
 def taken(answer: AnalystAnswer, *, may_pay: bool = True) -> AnalystResult:
     """The stored answer as this analysis's result: with the call's tokens and cost when it is the first
     analysis to take it, with none when the call was paid for by another."""
-    paid_here = may_pay and bool(AnalystAnswer.objects.filter(pk=answer.pk, paid=False).update(paid=True))
+    paid_here = may_pay and bool(sql.update(AnalystAnswer, {"id": answer.pk, "paid": False}, {"paid": True}))
     if may_pay:
         _hand_back_connection()
     stored = answer.result
@@ -229,6 +230,22 @@ def taken(answer: AnalystAnswer, *, may_pay: bool = True) -> AnalystResult:
         answer_id=answer.pk,
         call="ASKED" if paid_here else "REUSED",
     )
+
+
+# Read by every cycle that leads its process's wait for a key, most of a burst's: in plain SQL, as
+# AnalystAnswer.objects.filter(key=key).first() (automation.plain_sql).
+_ANSWER = sql.statement(
+    lambda: (
+        f"SELECT {sql.columns(AnalystAnswer)} FROM {sql.table(AnalystAnswer)} "  # noqa: S608
+        f"WHERE {sql.column(AnalystAnswer, 'key')} = %s "
+        f"ORDER BY {sql.column(AnalystAnswer, 'id')} ASC LIMIT 1"
+    )
+)
+
+
+def _answer_of(key: str) -> AnalystAnswer | None:
+    found = sql.instances(AnalystAnswer, _ANSWER(), [key])
+    return found[0] if found else None
 
 
 def _left(until: float | None) -> float | None:

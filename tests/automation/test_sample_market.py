@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from automation import cycle
+from automation import shared_reads
 from automation.cycle import run_cycle
 from automation.models import AutomationSession, Bot, CycleRun
 from automation.monitoring import monitor_running_bots
@@ -52,8 +52,8 @@ def seen(monkeypatch):
         source.candles = candles
         return source
 
-    cycle_source_for = cycle.source_for
-    monkeypatch.setattr(cycle, "source_for", spying)
+    cycle_source_for = shared_reads.source_for
+    monkeypatch.setattr(shared_reads, "source_for", spying)
     return frames
 
 

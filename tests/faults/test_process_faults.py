@@ -120,7 +120,8 @@ def test_a_connection_dropped_mid_cycle_fails_the_run_at_its_step_keeps_what_was
     assert first.status == "SUCCEEDED"
     [trade] = Trade.objects.all()
 
-    monkeypatch.setattr(cycle, "monitor_trades", dropping_before(cycle.monitor_trades))
+    # Dropped as the monitor step reads the open trades, its first query (automation.reads.watched).
+    monkeypatch.setattr(cycle.reads, "watched", dropping_before(cycle.reads.watched))
     second = run_cycle(paper_bot.pk, SLOT + HOUR, fakes())
     assert (second.status, second.failed_step, second.step) == ("FAILED", "monitor", "monitor"), second.error
     assert second.error == "OperationalError: terminating connection due to administrator command"
