@@ -24,7 +24,7 @@ import operator
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
@@ -382,13 +382,25 @@ class Book:
         self.pending[id(analysis)] = (analysis, due_at(analysis, self.market.period))
 
     def _count(self, analysis: AILearningData, increments: list[tuple]) -> None:
-        key = insight_key(analysis)
-        for dimension, value, *sums in increments:
-            figure = self.figures[dimension].setdefault(value, dict.fromkeys(SUMS, 0))
-            delta = self.insight_deltas[(*key, dimension, value)]
-            for i, name in enumerate(SUMS):
-                figure[name] += sums[i]
-                delta[i] += sums[i]
+        # Each sum added by name, unrolled: a loop over SUMS for each of a resolution's dozen figures cost
+        # more than the rest of settling it.
+        user, bot, symbol, timeframe = insight_key(analysis)
+        figures, deltas = self.figures, self.insight_deltas
+        for dimension, value, n, hits, scored, confidence_sum, squared_error in increments:
+            figure = figures[dimension].get(value)
+            if figure is None:
+                figure = figures[dimension][value] = dict.fromkeys(SUMS, 0)
+            figure["n"] += n
+            figure["hits"] += hits
+            figure["scored"] += scored
+            figure["confidence_sum"] += confidence_sum
+            figure["squared_error"] += squared_error
+            delta = deltas[(user, bot, symbol, timeframe, dimension, value)]
+            delta[0] += n
+            delta[1] += hits
+            delta[2] += scored
+            delta[3] += confidence_sum
+            delta[4] += squared_error
 
     def _closed(self, trade: Trade) -> None:
         bisect.insort(self.closed, trade, key=lambda t: t.closed_at)
@@ -538,9 +550,39 @@ def _param_of(field: models.Field) -> Callable[[object], object]:
     own = _AS_IS.get(type(field))
     if type(field) in (models.ForeignKey, models.OneToOneField) and type(field.target_field) in _AUTO_KEYS:
         own = int
+    ops, base = type(connection.ops), BaseDatabaseOperations
+    # A Decimal or an int is handed over as it is where the backend adapts neither (SQLite does not;
+    # PostgreSQL wraps integers); the field's own conversion of one is a copy of it.
+    if (
+        isinstance(field, models.DecimalField)
+        and ops.adapt_decimalfield_value is base.adapt_decimalfield_value
+    ):
+        return lambda value: (
+            value if value is None or (type(value) is Decimal and value.is_finite()) else _param(field, value)
+        )
+    if (
+        isinstance(field, models.IntegerField)
+        and ops.adapt_integerfield_value is base.adapt_integerfield_value
+    ):
+        own = int
+    if type(field) is models.DateTimeField:
+        return _datetime_param(field)
     if own is None:
         return functools.partial(_param, field)
     return lambda value: value if value is None or type(value) is own else _param(field, value)
+
+
+def _datetime_param(field: models.DateTimeField) -> Callable[[object], object]:
+    """A UTC datetime as SQLite's backend writes it, its text in UTC without the offset, when the connection's
+    time zone is UTC: the field's conversion made it naive through the time zone machinery, a third of the
+    writing's time (0.7 s of a 5,000-hour replay's 3.4 s profiled). Anything else as the field writes it."""
+    if connection.vendor != "sqlite" or connection.timezone is not UTC:
+        return functools.partial(_param, field)
+    return lambda value: (
+        str(value.replace(tzinfo=None))
+        if type(value) is datetime and value.tzinfo is UTC
+        else _param(field, value)
+    )
 
 
 def _param(field: models.Field, value):

@@ -5,7 +5,7 @@ started again decides exactly as one run straight through), and a report whose f
 import dataclasses
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -326,7 +326,7 @@ def test_the_books_write_each_value_as_its_field_prepares_it():
         models.ForeignKey: [7, None, "8"],
         models.OneToOneField: [9, None, "10"],
         models.DecimalField: [Decimal("1.23"), 1.5, None],
-        models.DateTimeField: [START, None],
+        models.DateTimeField: [START, None, START.astimezone(timezone(timedelta(hours=2)))],
         models.PositiveIntegerField: [3, None, "4"],
         models.JSONField: [{"a": [1, 2.5]}, [], None],
     }
