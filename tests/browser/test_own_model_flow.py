@@ -12,7 +12,7 @@ from accounts.models import ModelConnection
 from automation.browser import chromium, log_in
 from automation.models import Bot
 from learning.models import AILearningData
-from tests.browser.test_trader_flow import fill, follow, submit, text
+from tests.browser.test_trader_flow import fill, follow, press, submit, text
 from tests.factories import BotFactory, import_eurusd
 from tests.learning.test_prompt_reaches_the_model import ANSWER
 from tests.stand_ins.openai_server import openai_stand_in
@@ -56,7 +56,7 @@ def test_a_trader_switches_a_bot_to_their_own_model_and_it_answers(
     submit(browser, "Start")
     submit(browser, "Run now")
     browser.get(f"{url}/bots/{bot.pk}/")  # the run has happened by the time the answer came
-    follow(browser, browser.find_element(By.CSS_SELECTOR, "td a[href^='/analyses/']"))
+    press(browser, By.CSS_SELECTOR, "td a[href^='/analyses/']")
 
     [sent] = openai_stand_in.requests
     assert sent.headers["authorization"] == f"Bearer {KEY}" and sent.body["model"] == "llava:13b"

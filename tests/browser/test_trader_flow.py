@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core import mail
-from selenium.common.exceptions import WebDriverException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -63,8 +63,21 @@ def gone(element):
     return check
 
 
+def press(browser, by: str, value: str):
+    """Click the element found by (`by`, `value`) and wait for the next page. A page's live parts
+    (templates/_live.html) are replaced every few seconds, buttons and links included: one replaced between
+    being found and being clicked is stale, the click never landed, and the element is found again."""
+    for _ in range(3):
+        try:
+            follow(browser, browser.find_element(by, value))
+            return
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{value!r} was replaced each time before it could be clicked")
+
+
 def submit(browser, label: str):
-    follow(browser, browser.find_element(By.XPATH, f"//button[normalize-space()='{label}']"))
+    press(browser, By.XPATH, f"//button[normalize-space()='{label}']")
 
 
 def text(browser) -> str:
@@ -103,7 +116,7 @@ def test_a_trader_signs_up_runs_a_bot_and_reads_its_insights(
     assert "is on its way" in text(browser)
 
     browser.get(f"{url}/bots/{bot.pk}/")  # the run has happened by the time the answer came
-    follow(browser, browser.find_element(By.CSS_SELECTOR, "td a[href^='/analyses/']"))
+    press(browser, By.CSS_SELECTOR, "td a[href^='/analyses/']")
     analysis = AILearningData.objects.filter(bot=bot).latest("cycle_run__slot")
     assert analysis.cycle_run.slot > FIRST_SLOT + timedelta(days=3000), "not run-now's run"
     assert browser.current_url == f"{url}/analyses/{analysis.pk}/"
