@@ -21,7 +21,10 @@ from tests.factories import BotFactory, import_eurusd
 
 __all__ = ["celery_env"]  # the worker's environment, a fixture
 
-HISTORY = 60  # hourly cycles: enough for closed trades, hence a P&L and a win rate
+# Hourly cycles: enough for closed trades, hence a P&L and a win rate, and a history long enough that the
+# dashboard, refreshed every 5 s, shows its bar between the ends (60 were over between two refreshes once, on
+# PostgreSQL, after the replay got faster).
+HISTORY = 240
 
 
 # Read in one script: the polled parts of the page are replaced every few seconds, and an element found
