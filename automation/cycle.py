@@ -52,7 +52,7 @@ from .quotas import charged_to_operator, cycle_refusal
 from .reads import Figures, figures_of
 from .schedule import LATE_SHARE, STALE_RUN, offset_of
 from .services import bot_pause
-from .steps import new_trade, order_for, paper_broker, run_steps
+from .steps import halted_by, new_trade, order_for, paper_broker, run_steps
 
 logger = logging.getLogger(__name__)
 
@@ -380,8 +380,7 @@ class DatabaseLedger:
         return figures.runs_since_loss
 
     def halted_by(self) -> str:
-        engaged = self._read_figures().kill_switch
-        return "global" if engaged else "user" if self.bot.owner.trading_halted else ""
+        return halted_by(self.bot, engaged=self._read_figures().kill_switch)
 
     def latest_policy(self):
         return reads.latest_policy(self.bot)

@@ -194,8 +194,12 @@ def _decide(
     return decision
 
 
-def halted_by(bot: Bot) -> str:
-    return "global" if KillSwitch.is_engaged() else "user" if bot.owner.trading_halted else ""
+def halted_by(bot: Bot, engaged: bool | None = None) -> str:
+    """Who halted the bot's trading: the operator's kill switch (`engaged`, when the caller read it with
+    other figures), its owner, or no one."""
+    if engaged is None:
+        engaged = KillSwitch.is_engaged()
+    return "global" if engaged else "user" if bot.owner.trading_halted else ""
 
 
 def decision_for(
