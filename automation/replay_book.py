@@ -44,7 +44,7 @@ from learning.counters import (
     policy_row,
     resolved_figures,
 )
-from learning.insights import Scope, insights_from, summed_counters, trades_figures, version_names
+from learning.insights import Rows, Scope, insights_from, summed_counters, trades_figures, version_names
 from learning.ml import active_model
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter, PromptVersion
 from learning.policy import POLICY_ROW, REFRESHED, policy_calls
@@ -124,6 +124,7 @@ class Book:
             self._wait(analysis)
         self.resolved = AILearningData.objects.filter(bot=bot).exclude(outcome="").count()
         self.figures = summed_counters(self.scope)
+        self.rows = Rows()  # the insights' rows, kept from one snapshot to the next
         self.version_names: dict[int, str] = {}  # the prompt versions' hashes by id, as insights show them
         self.alike = {
             pk: (symbol, timeframe)
@@ -278,7 +279,7 @@ class Book:
         unnamed = {v: {} for v in self.figures["prompt_version"] if v and int(v) not in self.version_names}
         if unnamed:  # a version given before a resumed replay, resolved only now
             self.version_names |= version_names(unnamed)
-        data = insights_from(self.scope, self.figures, self._trades_figures(), self.version_names)
+        data = insights_from(self.scope, self.figures, self._trades_figures(), self.version_names, self.rows)
         self.new_snapshots.append(_Snapshot(self.bot.owner_id, self.bot.pk, data["resolved"], data))
         self.insights_data, self.snapshot_count = data, self.resolved
 

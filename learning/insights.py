@@ -73,16 +73,39 @@ def compute_insights(user, *, bot=None, symbol: str = "", timeframe: str = "") -
     return insights_from(scope, figures, _trades(scope), version_names(figures["prompt_version"]))
 
 
-def insights_from(scope: Scope, figures: dict, trades: dict, version_names: dict[int, str]) -> dict:
+class Rows:
+    """The insights' rows (a figure's n, hits, rate and interval, with what names it) kept between insights
+    computed from the same growing counters: a replay's books compute them after every resolution, and one
+    resolution moves one row of each dimension. A row is made again only when its counter's n moved (every
+    resolution adds one to the n of each counter it counts in, and nothing takes from them); the others are
+    the same dicts as the time before, which nothing changes."""
+
+    def __init__(self):
+        self.kept: dict[tuple[str, str], tuple[int, dict]] = {}
+
+    def row(self, dimension: str, value: str, sums: dict, make) -> dict:
+        """The row of `dimension`'s `value`, made by `make(sums)` when its n is not the one kept."""
+        kept = self.kept.get((dimension, value))
+        if kept is not None and kept[0] == sums["n"]:
+            return kept[1]
+        made = make(sums)
+        self.kept[dimension, value] = sums["n"], made
+        return made
+
+
+def insights_from(
+    scope: Scope, figures: dict, trades: dict, version_names: dict[int, str], rows: Rows | None = None
+) -> dict:
     """The insights from the summed counters (`figures`: {dimension: {value: sums}}), the closed trades'
     figures (`trades_figures`) and the prompt versions' hashes by id; the database's computation and a
-    replay's in memory share it."""
+    replay's in memory share it. `rows`: those kept from the last insights of the same counters, if any."""
     minimum = settings.LEARNING_MIN_SAMPLES
+    rows = rows or Rows()
     overall_row = figures["all"].get("", _EMPTY)
     overall = stat(overall_row["hits"], overall_row["n"])
-    groups = {name: _rows(figures[name]) for name in DIMENSIONS}
-    groups["prompt_version"] = _named_versions(groups["prompt_version"], version_names)
-    calibration = _calibration(figures["calibration"])
+    groups = {name: _rows(rows, name, figures[name]) for name in DIMENSIONS if name != "prompt_version"}
+    groups["prompt_version"] = _named_versions(rows, figures["prompt_version"], version_names)
+    calibration = _calibration(rows, figures["calibration"])
     insights = {
         "scope": {
             "user": scope.user_id,
@@ -96,12 +119,19 @@ def insights_from(scope: Scope, figures: dict, trades: dict, version_names: dict
         "resolved": overall["n"],
         "accuracy": overall,
         "accuracy_traded": {
-            name: _stat_of(figures["traded"].get(name, _EMPTY)) for name in ("traded", "untraded")
+            name: rows.row("traded", name, figures["traded"].get(name, _EMPTY), _stat_of)
+            for name in ("traded", "untraded")
         },
         "by_confidence": [
-            _stat_of(figures["confidence"].get(name, _EMPTY), group=name) for name in CONFIDENCE_BUCKETS
+            rows.row(
+                "confidence",
+                name,
+                figures["confidence"].get(name, _EMPTY),
+                lambda sums, name=name: _stat_of(sums, group=name),
+            )
+            for name in CONFIDENCE_BUCKETS
         ],
-        **{f"by_{name}": rows for name, rows in groups.items()},
+        **{f"by_{name}": found for name, found in groups.items()},
         "calibration": calibration,
         "brier": {
             "n": overall_row["scored"],
@@ -110,7 +140,10 @@ def insights_from(scope: Scope, figures: dict, trades: dict, version_names: dict
             else None,
         },
         "trades": trades,
-        "over_time": [_stat_of(row, week=week) for week, row in sorted(figures["week"].items())],
+        "over_time": [
+            rows.row("week", week, sums, lambda sums, week=week: _stat_of(sums, week=week))
+            for week, sums in sorted(figures["week"].items())
+        ],
     }
     ranked = [row for row in groups["timeframe"] if row["n"] >= minimum]
     ranked.sort(key=lambda row: row["rate"])
@@ -197,8 +230,11 @@ def _stat_of(row: dict, **extra) -> dict:
     return {**extra, "n": n, "hits": hits, "rate": rate, "low": low, "high": high}
 
 
-def _rows(values: dict[str, dict]) -> list[dict]:
-    return [_stat_of(row, group=value) for value, row in sorted(values.items())]
+def _rows(rows: Rows, dimension: str, values: dict[str, dict]) -> list[dict]:
+    return [
+        rows.row(dimension, value, sums, lambda sums, value=value: _stat_of(sums, group=value))
+        for value, sums in sorted(values.items())
+    ]
 
 
 def version_names(versions: dict[str, dict]) -> dict[int, str]:
@@ -206,24 +242,34 @@ def version_names(versions: dict[str, dict]) -> dict[int, str]:
     return dict(PromptVersion.objects.filter(pk__in=ids).values_list("pk", "sha256")) if ids else {}
 
 
-def _named_versions(rows: list[dict], names: dict[int, str]) -> list[dict]:
-    """Prompt versions by their hash, as the insights show them, rather than by id."""
-    return sorted(
-        ({**row, "group": names.get(int(row["group"]), "") if row["group"] else ""} for row in rows),
-        key=lambda row: row["group"],
-    )
+def _named_versions(rows: Rows, versions: dict[str, dict], names: dict[int, str]) -> list[dict]:
+    """Prompt versions by their hash, as the insights show them, rather than by id (a version's hash never
+    changes)."""
+
+    def named(sums: dict, value: str) -> dict:
+        return _stat_of(sums, group=names.get(int(value), "") if value else "")
+
+    found = [
+        rows.row("prompt_version", value, sums, lambda sums, value=value: named(sums, value))
+        for value, sums in versions.items()
+    ]
+    return sorted(found, key=lambda row: row["group"])
 
 
-def _calibration(deciles: dict[str, dict]) -> list[dict]:
+def _calibration(rows: Rows, deciles: dict[str, dict]) -> list[dict]:
     """Stated confidence against the realised hit rate, in tens (90-100 together)."""
-    return [
-        _stat_of(
-            row,
+
+    def bucket(sums: dict, value: str) -> dict:
+        return _stat_of(
+            sums,
             bucket=f"{int(value) * 10}-{int(value) * 10 + 10}",
             lower=int(value) * 10,
-            mean_confidence=_round(row["confidence_sum"] / row["scored"]),
+            mean_confidence=_round(sums["confidence_sum"] / sums["scored"]),
         )
-        for value, row in sorted(deciles.items(), key=lambda item: int(item[0]))
+
+    return [
+        rows.row("calibration", value, sums, lambda sums, value=value: bucket(sums, value))
+        for value, sums in sorted(deciles.items(), key=lambda item: int(item[0]))
     ]
 
 

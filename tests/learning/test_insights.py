@@ -16,7 +16,16 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from learning.insights import compute_insights, snapshot, wilson
+from learning.insights import (
+    Rows,
+    Scope,
+    compute_insights,
+    insights_from,
+    snapshot,
+    summed_counters,
+    version_names,
+    wilson,
+)
 from learning.models import InsightCounter, InsightSnapshot
 from tests.factories import BotFactory
 from trades.models import Trade
@@ -190,3 +199,19 @@ def test_the_admin_shows_a_users_insights(client, alice, data):
     assert page.status_code == 200
     assert "accuracy:  52.2% (n=90, 95% CI 42-62%)" in page.content.decode()
     assert "Prefer the 1h timeframe: accuracy 75% (n=40) against 30% (n=40) on 15m" in page.content.decode()
+
+
+def test_rows_kept_between_insights_give_what_computing_afresh_gives(alice, data):
+    # A replay's books keep the rows from one snapshot to the next (learning.insights.Rows); after more
+    # resolutions, the rows whose counts moved are made again and the rest kept.
+    scope = Scope(alice.pk)
+    kept = Rows()
+    first = insights_from(scope, summed_counters(scope), {}, {}, kept)
+    resolved(alice, 3, 1, timeframe="4h", confidence_score=60, week=2)  # three rows move, and one is new
+    figures = summed_counters(scope)
+    names = version_names(figures["prompt_version"])
+    again, afresh = insights_from(scope, figures, {}, names, kept), insights_from(scope, figures, {}, names)
+    for insights in (first, again, afresh):
+        del insights["computed_at"]
+    assert again == afresh != first
+    assert again["resolved"] == first["resolved"] + 3
