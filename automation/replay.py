@@ -34,6 +34,7 @@ from .models import AutomationSession, Bot, CycleRun
 from .replay_ahead import WorkedAhead
 from .replay_asks import AskedAhead
 from .replay_book import Book
+from .replay_snapshots import MadeBehind
 from .services import session_close
 
 # Replay accounts live under a reserved top-level domain (RFC 2606): no one can sign up with such an address,
@@ -165,7 +166,11 @@ def replay(
             book = Book(bot, source, ahead.analyst, indicators_of=ahead.indicators_of)
         else:
             book = Book(bot, source, analyst, draw_charts=draw)
-        with _asked_ahead(book, todo, draw, ask_concurrency) as asking:
+        # Where a worker computes ahead, another makes the snapshots behind (replay_snapshots).
+        behind = MadeBehind(book.scope, book.figures) if ahead else contextlib.nullcontext()
+        with behind, _asked_ahead(book, todo, draw, ask_concurrency) as asking:
+            if ahead:
+                book.make_snapshots_behind(behind)
             _run(bot, book, todo, asking, chunk or (CHUNK_WITH_CHARTS if draw else CHUNK), progress)
     return bot
 

@@ -61,6 +61,7 @@ from .analysis import StepTimer
 from .analysts.base import Analyst
 from .models import AutomationSession, Bot, CycleRun
 from .quotas import charged_to_operator, spend_refusal, spent_this_month
+from .replay_snapshots import MadeBehind
 from .schedule import prompt_window
 from .services import bot_pause
 from .steps import halted_by, new_trade, order_for, paper_broker, run_steps, window_section_of
@@ -125,6 +126,9 @@ class Book:
         self.resolved = AILearningData.objects.filter(bot=bot).exclude(outcome="").count()
         self.figures = summed_counters(self.scope)
         self.rows = Rows()  # the insights' rows, kept from one snapshot to the next
+        self.counted: list[list[tuple]] = []  # what moved the counters since the last snapshot
+        self.behind: MadeBehind | None = None  # who makes the snapshots, when not these books
+        self.names_sent = 0  # how many of version_names it has
         self.version_names: dict[int, str] = {}  # the prompt versions' hashes by id, as insights show them
         self.alike = {
             pk: (symbol, timeframe)
@@ -220,7 +224,14 @@ class Book:
         return run
 
     # --- the ledger (automation.steps.Ledger): what the steps read and write, kept here ---------------------
+    def make_snapshots_behind(self, behind: MadeBehind) -> None:
+        """Have `behind` (automation/replay_snapshots.py) make the snapshots from now on."""
+        self.behind = behind
+        self.counted, self.names_sent = [], 0
+
     def insights(self) -> dict | None:
+        if self.behind:
+            self._take_made()
         return self.insights_data
 
     def window_section(self, window: tuple[datetime, datetime]) -> str | None:
@@ -279,9 +290,30 @@ class Book:
         unnamed = {v: {} for v in self.figures["prompt_version"] if v and int(v) not in self.version_names}
         if unnamed:  # a version given before a resumed replay, resolved only now
             self.version_names |= version_names(unnamed)
-        data = insights_from(self.scope, self.figures, self._trades_figures(), self.version_names, self.rows)
-        self.new_snapshots.append(_Snapshot(self.bot.owner_id, self.bot.pk, data["resolved"], data))
-        self.insights_data, self.snapshot_count = data, self.resolved
+        if self.behind:
+            moved = {(dimension, value) for counted in self.counted for dimension, value, *_ in counted}
+            names = dict(list(self.version_names.items())[self.names_sent :])
+            self.names_sent = len(self.version_names)
+            self.behind.add(
+                [(d, v, _SUMS_OF(self.figures[d][v])) for d, v in moved], self._trades_sums(), names
+            )
+        else:
+            data = insights_from(
+                self.scope, self.figures, trades_figures(**self._trades_sums()), self.version_names, self.rows
+            )
+            self.new_snapshots.append(_Snapshot(self.bot.owner_id, self.bot.pk, data["resolved"], data))
+            self.insights_data = data
+        self.counted = []
+        self.snapshot_count = self.resolved
+
+    def _take_made(self) -> None:
+        """The snapshots made behind so far, kept to be written; the latest is the insights."""
+        made = self.behind.made()
+        self.new_snapshots += [
+            _Snapshot(self.bot.owner_id, self.bot.pk, resolved, _Encoded(data)) for resolved, data in made
+        ]
+        if made:
+            self.insights_data = orjson.loads(made[-1][1])
 
     def policy_counters(self) -> tuple[dict, list[dict]]:
         return self.alike, list(self.policy_totals.values())
@@ -387,6 +419,7 @@ class Book:
         # more than the rest of settling it.
         user, bot, symbol, timeframe = insight_key(analysis)
         figures, deltas = self.figures, self.insight_deltas
+        self.counted.append(increments)
         for dimension, value, n, hits, scored, confidence_sum, squared_error in increments:
             figure = figures[dimension].get(value)
             if figure is None:
@@ -424,19 +457,22 @@ class Book:
         elif trade.pnl < 0:
             self.losses += trade.pnl
 
-    def _trades_figures(self) -> dict:
+    def _trades_sums(self) -> dict:
+        """The closed trades' figures as `trades_figures` takes them."""
         sums = self.trade_sums
-        return trades_figures(
-            n=sums["n"],
-            wins=sums["wins"],
-            expectancy_pct=sums["pct"] / sums["pct_n"] if sums["pct_n"] else None,
-            expectancy_r=sums["r"] / sums["r_n"] if sums["r_n"] else None,
-            gains=self.gains,
-            losses=self.losses,
-        )
+        return {
+            "n": sums["n"],
+            "wins": sums["wins"],
+            "expectancy_pct": sums["pct"] / sums["pct_n"] if sums["pct_n"] else None,
+            "expectancy_r": sums["r"] / sums["r_n"] if sums["r_n"] else None,
+            "gains": self.gains,
+            "losses": self.losses,
+        }
 
     def flush(self) -> None:
         """Write what the cycles since the last flush made and changed: a few bulk statements."""
+        if self.behind:
+            self._take_made()
         now = timezone.now()
         _create(CycleRun, self.new_runs)
         _create(AILearningData, self.new_analyses)
@@ -466,6 +502,14 @@ class Book:
         self._clear()
 
 
+class _Encoded(str):
+    """A JSON value encoded already (by automation/replay_snapshots.py's worker): written as it is."""
+
+
+# A counter's sums in SUMS' order.
+_SUMS_OF = operator.itemgetter(*SUMS)
+
+
 @dataclass(slots=True)
 class _Snapshot:
     """An InsightSnapshot's row as `_write` reads it: nothing refers to one, so it needs no model instance,
@@ -474,7 +518,7 @@ class _Snapshot:
     user_id: int
     bot_id: int
     resolved_count: int
-    data: dict
+    data: dict | str  # a dict, or JSON encoded already (_Encoded)
     computed_at: datetime | None = None
 
 
@@ -590,6 +634,8 @@ def _param(field: models.Field, value):
     """`field.get_db_prep_save(value)`, with JSON encoded by orjson (a tenth of the standard library's time
     on the rows a replay writes) where the database takes JSON as text; what orjson refuses, the standard
     library encodes, or refuses as Django would."""
+    if type(value) is _Encoded:
+        return str(value)
     json_field = isinstance(field, models.JSONField) and field.encoder is None
     if value is not None and json_field and _json_as_text():
         try:

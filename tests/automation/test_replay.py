@@ -28,6 +28,7 @@ from automation.replay import (
     slots,
 )
 from automation.replay_ahead import WorkedAhead
+from automation.replay_snapshots import MadeBehind
 from learning.insights import compute_insights
 from learning.ml import retrain
 from learning.models import (
@@ -291,6 +292,15 @@ def test_the_books_decide_and_write_what_the_cycle_does(candles, settings, monke
             workers.append(self)
 
     monkeypatch.setattr("automation.replay.WorkedAhead", Recorded)
+    made_behind = []
+
+    class Counted(MadeBehind):
+        def made(self):
+            made = super().made()
+            made_behind.extend(made)
+            return made
+
+    monkeypatch.setattr("automation.replay.MadeBehind", Counted)
     spec = ReplaySpec("sample", "EUR/USD", "1h", start=START, end=START + timedelta(hours=400))
     reference = replay_bot(spec)
     reference.owner.email = f"reference@{REPLAY_DOMAIN}"
@@ -307,6 +317,7 @@ def test_the_books_decide_and_write_what_the_cycle_does(candles, settings, monke
     assert any("ml_gate" in a[5] for a in expected["analyses"]), "the outcome model never gated: a weak test"
     [worker] = workers
     assert worker.analyst.answered == len(got["analyses"])  # every answer came from the worker
+    assert len(made_behind) == len(got["snapshots"])  # every snapshot was made by the other worker
     for name in expected:
         assert got[name] == expected[name], name
 
