@@ -1,8 +1,10 @@
 """Replay throughput: the whole loop (technical analyst, policy, paper broker, monitor, outcomes, insights,
 policy learning, the outcome model's daily check and retraining) over the 5,000 shipped EUR/USD hours, into
-a fresh SQLite database (the embedded default), with the peak memory of the process and of the worker that
-computes the technical analyses ahead (automation/replay_ahead.py), and the CPU time of both. Target (issue
-21): at least 1,000 cycles a second, i.e. 5,000 candles in 5 s or less; before it, 201-238 on this machine.
+a fresh SQLite database (the embedded default), with the peak memory of the process and of the largest of
+its two workers (the one computing the technical analyses ahead, automation/replay_ahead.py, and the one
+making the insight snapshots behind, automation/replay_snapshots.py), and the CPU time of each side.
+Target (issue 21): at least 1,000 cycles a second, i.e. 5,000 candles in 5 s or less; before it, 201-238 on
+this machine.
 DEBUG is off, as in production: at DEBUG Django keeps every query's SQL, a few per cent of the time.
 
 With `--analyst openai` (issue 21): 1,000 of those hours with the OpenAI analyst, answered by a local
@@ -53,10 +55,10 @@ def child() -> None:
     started, cpu = time.perf_counter(), time.process_time()
     bot = replay(ReplaySpec("sample", "EUR/USD", "1h"))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    worker = resource.getrusage(resource.RUSAGE_CHILDREN)  # the worker has ended with the replay
+    worker = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers have ended with the replay
     figures = evaluate(bot)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    worker_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the process working ahead
+    worker_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the larger worker's
     print(
         json.dumps(
             {
@@ -316,13 +318,13 @@ def main() -> None:
         f"replay, 5,000 EUR/USD hours, technical analyst, full learning, SQLite: {result['cycles']} cycles "
         f"({result['failed']} failed) in {result['seconds']:.1f} s = {rate:.1f} cycles/s; "
         f"{result['resolved']} analyses resolved, {result['trades']} trades; peak memory "
-        f"{result['peak_rss_mib']:.0f} MiB, and {result['worker_peak_rss_mib']:.0f} MiB in the worker that "
-        "computes the technical analyses ahead"
+        f"{result['peak_rss_mib']:.0f} MiB, and {result['worker_peak_rss_mib']:.0f} MiB in the larger of "
+        "its two workers (analyses ahead, snapshots behind)"
     )
     print(
         f"  CPU: {result['cpu_seconds']:.1f} s in the replay's process "
         f"({result['cycles'] / result['cpu_seconds']:.0f} cycles per CPU second), "
-        f"{result['worker_cpu_seconds']:.1f} s in the worker; on a busy machine the wall time is the "
+        f"{result['worker_cpu_seconds']:.1f} s in its workers; on a busy machine the wall time is the "
         "longer, and the CPU time what the replay itself cost"
     )
     ratio = rate / TARGET_CYCLES_PER_SECOND
