@@ -13,80 +13,79 @@ then is what a cycle would read back from the database.
 The worker is forked after the books loaded the counters and never touches the database, like
 automation/replay_ahead.py's."""
 
+import contextlib
 import multiprocessing
 from collections import defaultdict
-from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing.connection import Connection
 
 import orjson
 
 from learning.counters import SUMS
 from learning.insights import Rows, Scope, insights_from, trades_figures
 
-# Snapshots per task sent to the worker: a task costs the sender about as much as a few snapshots' counters,
-# and the worker is at most this many snapshots behind when the books wait for it.
-BATCH = 8
-
-# In the worker: the counters as the books had them at the last snapshot sent, the rows kept between
-# snapshots, the prompt versions' names.
-_SCOPE: Scope | None = None
-_FIGURES: dict[str, dict[str, dict]] = {}
-_ROWS = Rows()
-_NAMES: dict[int, str] = {}
+# What the books send when they want the snapshots made so far, and when they are done.
+TAKE, DONE = "take", None
 
 
-def _start(scope: Scope, figures: dict[str, dict[str, dict]]) -> None:
-    global _SCOPE, _FIGURES
-    _SCOPE, _FIGURES = scope, figures
-
-
-def _make(snapshots: list[tuple]) -> list[tuple[int, str]]:
+def _serve(books: Connection, scope: Scope, figures: dict[str, dict[str, dict]]) -> None:
     """In the worker: each snapshot's (resolved count, insights as JSON) from the counters it moved, the
-    trades' figures and the names of versions named since the last."""
-    made = []
-    for moved, trades, names in snapshots:
-        for dimension, value, sums in moved:
-            _FIGURES[dimension][value] = dict(zip(SUMS, sums, strict=True))
-        _NAMES.update(names)
-        data = insights_from(_SCOPE, _FIGURES, trades_figures(**trades), _NAMES, _ROWS)
-        made.append((data["resolved"], orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()))
-    return made
+    trades' figures and the names of versions named since the last, kept until the books take them; an
+    error instead, the first one met, once it is met."""
+    rows, names, made = Rows(), {}, []
+    while (message := books.recv()) is not DONE:
+        if message == TAKE:
+            books.send(made)
+            made = []
+        elif not isinstance(made, Exception):
+            moved, trades, named = message
+            try:
+                for dimension, value, sums in moved:
+                    figures[dimension][value] = dict(zip(SUMS, sums, strict=True))
+                names.update(named)
+                data = insights_from(scope, figures, trades_figures(**trades), names, rows)
+                made.append((data["resolved"], orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()))
+            except Exception as e:  # the books raise it when they take the snapshots
+                made = e
 
 
 class MadeBehind:
-    """The snapshots of a replay's books made by a worker process. Use as a context manager."""
+    """The snapshots of a replay's books made by a worker process. Use as a context manager.
+
+    One pipe each way: a snapshot costs the books one small message (a task sent to a process pool cost
+    them 44 µs a snapshot, its queue's thread taking turns with theirs), and the worker answers only when
+    asked, so it never waits on the books while they run their cycles."""
 
     def __init__(self, scope: Scope, figures: dict[str, dict[str, dict]]):
-        # A copy as the counters are now: the worker is forked at the first task, when they have moved on.
+        context = multiprocessing.get_context("fork")
+        self.pipe, worker_end = context.Pipe()
+        # A copy of the counters as they are now, for the worker to move on from.
         start = defaultdict(
             dict, {name: {v: dict(sums) for v, sums in rows.items()} for name, rows in figures.items()}
         )
-        self.pool = ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("fork"), initializer=_start, initargs=(scope, start)
-        )
-        self.unsent: list[tuple] = []
-        self.sent: list[Future] = []
+        self.worker = context.Process(target=_serve, args=(worker_end, scope, start), daemon=True)
+        self.worker.start()
+        worker_end.close()
 
     def __enter__(self) -> "MadeBehind":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        with contextlib.suppress(OSError):  # the worker has ended already
+            self.pipe.send(DONE)
+        self.worker.join(timeout=10)
+        if self.worker.is_alive():
+            self.worker.kill()
+        self.pipe.close()
 
     def add(self, moved: list[tuple], trades: dict, names: dict[int, str]) -> None:
         """A snapshot of the counters `moved` since the last ((dimension, value, SUMS) each), the closed
         trades' figures (`trades_figures`' arguments) and the versions named since the last."""
-        self.unsent.append((moved, trades, names))
-        if len(self.unsent) >= BATCH:
-            self._send()
+        self.pipe.send((moved, trades, names))
 
     def made(self) -> list[tuple[int, str]]:
         """Every snapshot added and not taken yet, as (resolved count, insights as JSON), in order."""
-        self._send()
-        made = [snapshot for task in self.sent for snapshot in task.result()]
-        self.sent = []
+        self.pipe.send(TAKE)
+        made = self.pipe.recv()
+        if isinstance(made, Exception):
+            raise made
         return made
-
-    def _send(self) -> None:
-        if self.unsent:
-            self.sent.append(self.pool.submit(_make, self.unsent))
-            self.unsent = []
