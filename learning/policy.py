@@ -272,20 +272,25 @@ class Evidence:
         numbers = np.array(list(map(_NUMBERS, rows)), float)
         self.bucket, block_of = numbers[:, 0], numbers[:, 1]
         self.sums = {name: numbers[:, 2 + i] for i, name in enumerate(POLICY_SUMS)}
-        bots = [alike[r["bot_id"]] for r in rows]
-        self.values = {
-            name: np.array(list(map(operator.itemgetter(name), rows)))
-            for name in ("regime", "market_sentiment", "rsi_band")
-        }
+        bot_of = list(map(operator.itemgetter("bot_id"), rows))
+        bots = {pk: alike[pk] for pk in set(bot_of)}
         bands = {bucket: confidence_band(bucket) for bucket in set(self.bucket.tolist())}
-        self.values["confidence_band"] = np.array([bands[b] for b in self.bucket.tolist()])
-        self.values["symbol"] = np.array([symbol for symbol, _ in bots])
-        self.values["timeframe"] = np.array([timeframe for _, timeframe in bots])
+        fields = ("regime", "market_sentiment", "rsi_band")
+        columns = {name: list(map(operator.itemgetter(name), rows)) for name in fields}
+        columns["confidence_band"] = list(map(bands.__getitem__, self.bucket.tolist()))
+        columns["symbol"] = [bots[pk][0] for pk in bot_of]
+        columns["timeframe"] = [bots[pk][1] for pk in bot_of]
+        # Each field's values as codes into its distinct values in order (`levels`): the candidates and
+        # their masks are read off the codes, not the strings (a relearning at 5,000 hours' counters:
+        # 2.9 -> 2.1 ms).
+        self.levels, self.codes = {}, {}
+        for name, column in columns.items():
+            self.levels[name] = sorted(set(column))
+            index = {value: i for i, value in enumerate(self.levels[name])}
+            self.codes[name] = np.array(list(map(index.__getitem__, column)))
         # When each row's block ended, in the learner's candles; the latest row is now.
-        seconds = {timeframe: TIMEFRAME_PERIODS[timeframe].total_seconds() for _, timeframe in set(bots)}
-        block_seconds = settings.POLICY_BLOCK_CANDLES * np.array(
-            [seconds[timeframe] for _, timeframe in bots]
-        )
+        seconds = [TIMEFRAME_PERIODS[timeframe].total_seconds() for timeframe in self.levels["timeframe"]]
+        block_seconds = settings.POLICY_BLOCK_CANDLES * np.array(seconds)[self.codes["timeframe"]]
         ends = (block_of + 1) * block_seconds
         # Each row's cluster (`stats`): the rows in cluster order, and where each cluster's rows start in it.
         # A product with a one-hot matrix of rows by clusters did the same sums at a hundred times the cost
@@ -303,18 +308,22 @@ class Evidence:
         block, half_life = settings.POLICY_BLOCK_CANDLES, settings.POLICY_HALF_LIFE_CANDLES
         ratio, blocks = 0.5 ** (block / half_life), age.max() // block + 1
         span = block * (1 - ratio**blocks) / (1 - ratio) if ratio < 1 else block * blocks
-        self.candles = span * len({r["bot_id"] for r in rows})
+        self.candles = span * len(bots)
 
     def candidates(self, with_thresholds: bool) -> list[dict]:
         """Every condition the policy tries: the confidence thresholds, each field's values, and every pair of
         values of two fields that occur together; a field with one value only says nothing."""
-        seen = {name: set(column.tolist()) - {""} for name, column in self.values.items()}
-        present = {name: sorted(values) for name, values in seen.items() if len(values) > 1}
+        seen = {name: [value for value in levels if value] for name, levels in self.levels.items()}
+        present = {name: values for name, values in seen.items() if len(values) > 1}
         found = [{"min_confidence": t} for t in THRESHOLDS] if with_thresholds else []
         found += [{name: value} for name, values in present.items() for value in values]
         for first, second in itertools.combinations(present, 2):
-            pairs = set(zip(self.values[first].tolist(), self.values[second].tolist(), strict=True))
-            found += [{first: a, second: b} for a, b in sorted(pairs) if a and b]
+            # The pairs that occur, as one code each, in the order of their first value, then their second.
+            width = len(self.levels[second])
+            for pair in np.unique(self.codes[first] * width + self.codes[second]).tolist():
+                a, b = self.levels[first][pair // width], self.levels[second][pair % width]
+                if a and b:
+                    found.append({first: a, second: b})
         return found
 
     def mask(self, conditions: dict) -> np.ndarray:
@@ -326,7 +335,10 @@ class Evidence:
 
     @functools.cache  # noqa: B019 - an Evidence lives for one learning, and its rows do not change
     def _equal(self, name: str, value) -> np.ndarray:
-        return self.bucket >= value if name == "min_confidence" else self.values[name] == value
+        if name == "min_confidence":
+            return self.bucket >= value
+        levels = self.levels[name]
+        return self.codes[name] == (levels.index(value) if value in levels else -1)
 
     def stats(self, masks: np.ndarray, weights: np.ndarray, robust: bool = True) -> dict[str, np.ndarray]:
         """For each row of `masks` (candidates by counter rows): weighted n, mean R and the mean holding
