@@ -201,8 +201,8 @@ def policy_from(
     }
     sizes = {
         "learned": False,
-        "resolved": sum(r["n"] for r in rows),
-        "calls": sum(r["n"] for r in counters),  # the pool's, learned from or not: when to learn again
+        "resolved": sum(map(_N, rows)),
+        "calls": sum(map(_N, counters)),  # the pool's, learned from or not: when to learn again
         "pooling": pooling,
         "candidates": 0,
     }
@@ -254,6 +254,9 @@ def _steady(current: LearnedPolicy | None, factor: float) -> float:
     return factor
 
 
+# A counter row's n, read in C rather than by a generator (the pool's sums over 5,000 hours' counters:
+# 190 -> 150 µs a relearning).
+_N = operator.itemgetter("n")
 # A counter row's numbers as Evidence reads them, in one C call per row (a Python loop over each row's values
 # was a fifth of a relearning).
 _NUMBERS = operator.itemgetter("bucket", "block", *POLICY_SUMS)
@@ -360,7 +363,10 @@ class Evidence:
         }
         if not robust:
             return found
-        by_cluster_n, by_cluster_r = self._per_cluster(m * wn), self._per_cluster(m * wr)
+        # The masks put in cluster order once for both sums, not each product (430 -> 390 µs a call).
+        ordered = m[:, self.by_cluster]
+        by_cluster_n = self._per_cluster(ordered * wn[self.by_cluster])
+        by_cluster_r = self._per_cluster(ordered * wr[self.by_cluster])
         groups = (by_cluster_n > 0).sum(axis=1)
         spread = ((by_cluster_r - mean[:, None] * by_cluster_n) ** 2).sum(axis=1)
         several = (groups > 1) & (n > 0)
@@ -378,9 +384,9 @@ class Evidence:
         }
 
     def _per_cluster(self, values: np.ndarray) -> np.ndarray:
-        """The sums of `values` (candidates by counter rows) over each cluster's rows: candidates by
-        clusters."""
-        return np.add.reduceat(values[:, self.by_cluster], self.cluster_starts, axis=1)
+        """The sums of `values` (candidates by counter rows, in cluster order: `by_cluster`) over each
+        cluster's rows: candidates by clusters."""
+        return np.add.reduceat(values, self.cluster_starts, axis=1)
 
     def edges(self, kept: list[dict], minimum: int) -> tuple[list[dict], np.ndarray, int, int]:
         """The conditions to trade inside of: greedily, among those adopted (Benjamini-Hochberg across every
@@ -572,13 +578,13 @@ def pool(bot, alike: list[int], counters: list[dict], minimum: int) -> tuple[lis
 
 
 def _mean_r(rows: list[dict]) -> dict:
-    n = sum(r["n"] for r in rows)
+    n = sum(map(_N, rows))
     if not n:
         return {"n": 0, "mean_r": None, "variance": 0.0}
     # Summed exactly (fsum): the rows come in another order from the database than from a replay's books,
     # and a plain sum's last bit could then round a mean on a tie (0.35445) two ways.
-    mean = math.fsum(r["r_sum"] for r in rows) / n
-    squares = math.fsum(r["r_squares"] for r in rows)
+    mean = math.fsum(map(operator.itemgetter("r_sum"), rows)) / n
+    squares = math.fsum(map(operator.itemgetter("r_squares"), rows))
     variance = (squares - n * mean * mean) / (n - 1) if n > 1 else 0.0
     return {"n": n, "mean_r": _round(mean), "variance": _round(max(variance, 0.0))}
 
