@@ -201,8 +201,8 @@ def policy_from(
     }
     sizes = {
         "learned": False,
-        "resolved": sum(r["n"] for r in rows),
-        "calls": sum(r["n"] for r in counters),  # the pool's, learned from or not: when to learn again
+        "resolved": sum(map(_N, rows)),
+        "calls": sum(map(_N, counters)),  # the pool's, learned from or not: when to learn again
         "pooling": pooling,
         "candidates": 0,
     }
@@ -254,6 +254,9 @@ def _steady(current: LearnedPolicy | None, factor: float) -> float:
     return factor
 
 
+# A counter row's n, read in C rather than by a generator (the pool's sums over 5,000 hours' counters:
+# 190 -> 150 µs a relearning).
+_N = operator.itemgetter("n")
 # A counter row's numbers as Evidence reads them, in one C call per row (a Python loop over each row's values
 # was a fifth of a relearning).
 _NUMBERS = operator.itemgetter("bucket", "block", *POLICY_SUMS)
@@ -272,20 +275,25 @@ class Evidence:
         numbers = np.array(list(map(_NUMBERS, rows)), float)
         self.bucket, block_of = numbers[:, 0], numbers[:, 1]
         self.sums = {name: numbers[:, 2 + i] for i, name in enumerate(POLICY_SUMS)}
-        bots = [alike[r["bot_id"]] for r in rows]
-        self.values = {
-            name: np.array(list(map(operator.itemgetter(name), rows)))
-            for name in ("regime", "market_sentiment", "rsi_band")
-        }
+        bot_of = list(map(operator.itemgetter("bot_id"), rows))
+        bots = {pk: alike[pk] for pk in set(bot_of)}
         bands = {bucket: confidence_band(bucket) for bucket in set(self.bucket.tolist())}
-        self.values["confidence_band"] = np.array([bands[b] for b in self.bucket.tolist()])
-        self.values["symbol"] = np.array([symbol for symbol, _ in bots])
-        self.values["timeframe"] = np.array([timeframe for _, timeframe in bots])
+        fields = ("regime", "market_sentiment", "rsi_band")
+        columns = {name: list(map(operator.itemgetter(name), rows)) for name in fields}
+        columns["confidence_band"] = list(map(bands.__getitem__, self.bucket.tolist()))
+        columns["symbol"] = [bots[pk][0] for pk in bot_of]
+        columns["timeframe"] = [bots[pk][1] for pk in bot_of]
+        # Each field's values as codes into its distinct values in order (`levels`): the candidates and
+        # their masks are read off the codes, not the strings (a relearning at 5,000 hours' counters:
+        # 2.9 -> 2.1 ms).
+        self.levels, self.codes = {}, {}
+        for name, column in columns.items():
+            self.levels[name] = sorted(set(column))
+            index = {value: i for i, value in enumerate(self.levels[name])}
+            self.codes[name] = np.array(list(map(index.__getitem__, column)))
         # When each row's block ended, in the learner's candles; the latest row is now.
-        seconds = {timeframe: TIMEFRAME_PERIODS[timeframe].total_seconds() for _, timeframe in set(bots)}
-        block_seconds = settings.POLICY_BLOCK_CANDLES * np.array(
-            [seconds[timeframe] for _, timeframe in bots]
-        )
+        seconds = [TIMEFRAME_PERIODS[timeframe].total_seconds() for timeframe in self.levels["timeframe"]]
+        block_seconds = settings.POLICY_BLOCK_CANDLES * np.array(seconds)[self.codes["timeframe"]]
         ends = (block_of + 1) * block_seconds
         # Each row's cluster (`stats`): the rows in cluster order, and where each cluster's rows start in it.
         # A product with a one-hot matrix of rows by clusters did the same sums at a hundred times the cost
@@ -303,18 +311,22 @@ class Evidence:
         block, half_life = settings.POLICY_BLOCK_CANDLES, settings.POLICY_HALF_LIFE_CANDLES
         ratio, blocks = 0.5 ** (block / half_life), age.max() // block + 1
         span = block * (1 - ratio**blocks) / (1 - ratio) if ratio < 1 else block * blocks
-        self.candles = span * len({r["bot_id"] for r in rows})
+        self.candles = span * len(bots)
 
     def candidates(self, with_thresholds: bool) -> list[dict]:
         """Every condition the policy tries: the confidence thresholds, each field's values, and every pair of
         values of two fields that occur together; a field with one value only says nothing."""
-        seen = {name: set(column.tolist()) - {""} for name, column in self.values.items()}
-        present = {name: sorted(values) for name, values in seen.items() if len(values) > 1}
+        seen = {name: [value for value in levels if value] for name, levels in self.levels.items()}
+        present = {name: values for name, values in seen.items() if len(values) > 1}
         found = [{"min_confidence": t} for t in THRESHOLDS] if with_thresholds else []
         found += [{name: value} for name, values in present.items() for value in values]
         for first, second in itertools.combinations(present, 2):
-            pairs = set(zip(self.values[first].tolist(), self.values[second].tolist(), strict=True))
-            found += [{first: a, second: b} for a, b in sorted(pairs) if a and b]
+            # The pairs that occur, as one code each, in the order of their first value, then their second.
+            width = len(self.levels[second])
+            for pair in np.unique(self.codes[first] * width + self.codes[second]).tolist():
+                a, b = self.levels[first][pair // width], self.levels[second][pair % width]
+                if a and b:
+                    found.append({first: a, second: b})
         return found
 
     def mask(self, conditions: dict) -> np.ndarray:
@@ -326,7 +338,10 @@ class Evidence:
 
     @functools.cache  # noqa: B019 - an Evidence lives for one learning, and its rows do not change
     def _equal(self, name: str, value) -> np.ndarray:
-        return self.bucket >= value if name == "min_confidence" else self.values[name] == value
+        if name == "min_confidence":
+            return self.bucket >= value
+        levels = self.levels[name]
+        return self.codes[name] == (levels.index(value) if value in levels else -1)
 
     def stats(self, masks: np.ndarray, weights: np.ndarray, robust: bool = True) -> dict[str, np.ndarray]:
         """For each row of `masks` (candidates by counter rows): weighted n, mean R and the mean holding
@@ -348,7 +363,10 @@ class Evidence:
         }
         if not robust:
             return found
-        by_cluster_n, by_cluster_r = self._per_cluster(m * wn), self._per_cluster(m * wr)
+        # The masks put in cluster order once for both sums, not each product (430 -> 390 µs a call).
+        ordered = m[:, self.by_cluster]
+        by_cluster_n = self._per_cluster(ordered * wn[self.by_cluster])
+        by_cluster_r = self._per_cluster(ordered * wr[self.by_cluster])
         groups = (by_cluster_n > 0).sum(axis=1)
         spread = ((by_cluster_r - mean[:, None] * by_cluster_n) ** 2).sum(axis=1)
         several = (groups > 1) & (n > 0)
@@ -366,9 +384,9 @@ class Evidence:
         }
 
     def _per_cluster(self, values: np.ndarray) -> np.ndarray:
-        """The sums of `values` (candidates by counter rows) over each cluster's rows: candidates by
-        clusters."""
-        return np.add.reduceat(values[:, self.by_cluster], self.cluster_starts, axis=1)
+        """The sums of `values` (candidates by counter rows, in cluster order: `by_cluster`) over each
+        cluster's rows: candidates by clusters."""
+        return np.add.reduceat(values, self.cluster_starts, axis=1)
 
     def edges(self, kept: list[dict], minimum: int) -> tuple[list[dict], np.ndarray, int, int]:
         """The conditions to trade inside of: greedily, among those adopted (Benjamini-Hochberg across every
@@ -560,13 +578,13 @@ def pool(bot, alike: list[int], counters: list[dict], minimum: int) -> tuple[lis
 
 
 def _mean_r(rows: list[dict]) -> dict:
-    n = sum(r["n"] for r in rows)
+    n = sum(map(_N, rows))
     if not n:
         return {"n": 0, "mean_r": None, "variance": 0.0}
     # Summed exactly (fsum): the rows come in another order from the database than from a replay's books,
     # and a plain sum's last bit could then round a mean on a tie (0.35445) two ways.
-    mean = math.fsum(r["r_sum"] for r in rows) / n
-    squares = math.fsum(r["r_squares"] for r in rows)
+    mean = math.fsum(map(operator.itemgetter("r_sum"), rows)) / n
+    squares = math.fsum(map(operator.itemgetter("r_squares"), rows))
     variance = (squares - n * mean * mean) / (n - 1) if n > 1 else 0.0
     return {"n": n, "mean_r": _round(mean), "variance": _round(max(variance, 0.0))}
 

@@ -201,6 +201,54 @@ def test_the_policy_trades_inside_the_condition_with_the_evidence(known):
     assert outside == f"outside the conditions it learned to trade in: {edge}"
 
 
+def test_the_candidates_are_the_values_and_the_pairs_that_occur(settings):
+    """Read off each field's codes: every value of a field with more than one (none missing), in order, and
+    the pairs of two such fields' values found together in a row, in order of the first then the second;
+    their masks are the rows holding them."""
+    sums = {"n": 1, "r_sum": 1.0, "r_squares": 1.0, "wins": 1, "win_r": 1.0, "losses": 0, "loss_r": 0.0}
+    rows = [
+        {
+            "bot_id": 1,
+            "bucket": bucket,
+            "regime": regime,
+            "market_sentiment": sentiment,
+            "rsi_band": "",
+            "block": 0,
+            **sums,
+            "hold_sum": 4.0,
+        }
+        for bucket, regime, sentiment in [
+            (80, "TREND_LOW_VOL", "BULLISH"),
+            (60, "RANGE_LOW_VOL", "BEARISH"),
+            (65, "RANGE_LOW_VOL", ""),
+            (85, "TREND_LOW_VOL", "BULLISH"),
+        ]
+    ]
+    evidence = Evidence(rows, {1: ("EUR/USD", "1h")}, HOUR)
+
+    found = evidence.candidates(with_thresholds=False)
+
+    assert found == [
+        {"regime": "RANGE_LOW_VOL"},
+        {"regime": "TREND_LOW_VOL"},
+        {"market_sentiment": "BEARISH"},
+        {"market_sentiment": "BULLISH"},
+        {"confidence_band": "60-70"},
+        {"confidence_band": ">=80"},
+        {"regime": "RANGE_LOW_VOL", "market_sentiment": "BEARISH"},
+        {"regime": "TREND_LOW_VOL", "market_sentiment": "BULLISH"},
+        {"regime": "RANGE_LOW_VOL", "confidence_band": "60-70"},
+        {"regime": "TREND_LOW_VOL", "confidence_band": ">=80"},
+        {"market_sentiment": "BEARISH", "confidence_band": "60-70"},
+        {"market_sentiment": "BULLISH", "confidence_band": ">=80"},
+    ]
+    assert evidence.mask({"regime": "RANGE_LOW_VOL"}).tolist() == [False, True, True, False]
+    assert evidence.mask({"market_sentiment": "BULLISH", "min_confidence": 85}).tolist() == [False] * 3 + [
+        True
+    ]
+    assert not evidence.mask({"regime": "TREND_HIGH_VOL"}).any()
+
+
 def test_a_losing_pocket_of_what_it_trades_is_not_traded(alice, settings, lasting):
     settings.LEARNING_MIN_SAMPLES = 30
     settings.POLICY_RELEARN_CALLS = 1
