@@ -400,6 +400,36 @@ def test_no_retraining_without_enough_new_calls(alice, settings):
     assert ml.retrain(alice, later).metrics["n"] == 240 + needed
 
 
+def test_retrain_reads_its_standing_as_the_orm_does(alice, charlie):
+    # retrain's one plain statement (ml._standing) against the queries it replaced: the active model, the n of
+    # the newest model (active or not), and the calls resolved before a moment (not a HOLD, an unresolved
+    # call, one without a confidence, or another user's).
+    def through_the_orm(now):
+        active = ml.active_model(alice)
+        newest = TrainedModel.objects.filter(user=alice).order_by("-created_at", "-pk").first()
+        counted = ml._calls(user=alice, resolved_at__lt=now).count()
+        return active and active.pk, newest and newest.metrics["n"], counted
+
+    now = T0 + 300 * HOUR
+    assert ml._standing(alice, now) == through_the_orm(now) == (None, None, 0)
+    rows = calls(alice, 240)
+    calls(charlie, 10)
+    AILearningData.objects.filter(pk=rows[0].pk).update(recommendation="HOLD")
+    AILearningData.objects.filter(pk=rows[1].pk).update(outcome="")
+    AILearningData.objects.filter(pk=rows[2].pk).update(confidence_score=None)
+    assert ml._standing(alice, now) == through_the_orm(now) == (None, None, 237)
+    active = ml.train(alice, until=now)
+    assert active.is_active
+    assert ml._standing(alice, now) == through_the_orm(now) == (active.pk, 237, 237)
+    calls(alice, 60, hour=300, seed=5)
+    later = T0 + 400 * HOUR
+    retired = ml.train(alice, until=later)
+    TrainedModel.objects.filter(pk=retired.pk).update(is_active=False)
+    TrainedModel.objects.filter(pk=active.pk).update(is_active=True)
+    assert ml._standing(alice, later) == through_the_orm(later) == (active.pk, 297, 297)
+    assert ml._standing(alice, now)[2] == 237  # resolved before the moment only
+
+
 def model_inputs(rng, n: int, symbols: int) -> list[dict]:
     """Random `features()` rows: a tenth of each numeric input missing, categories drawn from a few values and
     `symbols` symbols."""
