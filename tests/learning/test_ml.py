@@ -430,6 +430,23 @@ def test_retrain_reads_its_standing_as_the_orm_does(alice, charlie):
     assert ml._standing(alice, now)[2] == 237  # resolved before the moment only
 
 
+def test_a_call_is_remembered_as_read_afresh_until_its_row_changes(alice):
+    rows = calls(alice, 5)
+    remembered = ml.resolved_calls(ml._calls(user=alice))
+    assert all(a is b for a, b in zip(ml.resolved_calls(ml._calls(user=alice)), remembered, strict=True))
+    ml._CALLS.clear()
+    assert ml.resolved_calls(ml._calls(user=alice)) == remembered
+
+    flipped = {"WIN": "LOSS", "LOSS": "WIN"}[rows[0].outcome]
+    later = rows[0].resolved_at + HOUR
+    AILearningData.objects.filter(pk=rows[0].pk).update(outcome=flipped, resolved_at=later)
+    changed = ml.resolved_calls(ml._calls(user=alice))
+    ml._CALLS.clear()
+    assert changed == ml.resolved_calls(ml._calls(user=alice))
+    [call] = [c for c in changed if c.pk == rows[0].pk]
+    assert (call.won, call.resolved) == (int(flipped == "WIN"), later)
+
+
 def model_inputs(rng, n: int, symbols: int) -> list[dict]:
     """Random `features()` rows: a tenth of each numeric input missing, categories drawn from a few values and
     `symbols` symbols."""
