@@ -235,9 +235,10 @@ class _Inputs:
 
 
 class _Fitted:
-    """`_pipeline()` fitted on `inputs`, its steps run by hand on arrays: the same imputer, scaler and
-    regression on the same numbers, so the same model to the bit (tests/learning/test_ml.py holds it to the
-    pipeline), without the column transformer's and the data frame's work, which cost more than the fits.
+    """`_pipeline()` fitted on `inputs`, its steps run by hand on arrays: the imputer's medians (`_medians`),
+    the same scaler and regression on the same numbers, so the same model to the bit
+    (tests/learning/test_ml.py holds it to the pipeline), without the column transformer's and the data
+    frame's work, which cost more than the fits.
     The one-hot columns are the encoder's: each input's categories seen, sorted, one column each. Where the
     pipeline would stack its columns as a sparse matrix (many symbols), the pipeline itself."""
 
@@ -250,12 +251,16 @@ class _Fitted:
         if (len(NUMERIC) + len(CATEGORICAL)) / width < 0.3:
             self.pipeline = _pipeline().fit(_frame(inputs.rows), won)
             return
-        self.imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(inputs.numeric)
-        self.scaler = StandardScaler().fit(self.imputer.transform(inputs.numeric))
+        self.medians = _medians(inputs.numeric)
+        self.scaler = StandardScaler().fit(self._imputed(inputs))
         self.regression = LogisticRegression(solver="newton-cholesky").fit(self._design(inputs), won)
 
+    def _imputed(self, inputs: _Inputs) -> np.ndarray:
+        # The imputer's transform, in the inputs' memory order as it keeps it: the scaler's sums depend on it.
+        return np.where(np.isnan(inputs.numeric), self.medians, inputs.numeric)
+
     def _design(self, inputs: _Inputs) -> np.ndarray:
-        scaled = self.scaler.transform(self.imputer.transform(inputs.numeric))
+        scaled = self.scaler.transform(self._imputed(inputs))
         onehot = [
             column == category
             for column, seen in zip(inputs.categorical, self.categories, strict=True)
@@ -274,14 +279,15 @@ class _Fitted:
         if self.pipeline is not None:
             columns, regression = self.pipeline[0], self.pipeline[-1]
             imputer, scaler = columns.named_transformers_["num"]
+            medians = imputer.statistics_
             categories = [c.tolist() for c in columns.named_transformers_["cat"].categories_]
         else:
-            imputer, scaler, regression = self.imputer, self.scaler, self.regression
+            medians, scaler, regression = self.medians, self.scaler, self.regression
             categories = self.categories
         return {
             "sklearn": sklearn.__version__,
             "numeric": list(NUMERIC),
-            "medians": imputer.statistics_.tolist(),
+            "medians": medians.tolist(),
             "mean": scaler.mean_.tolist(),
             "scale": scaler.scale_.tolist(),
             "categorical": list(CATEGORICAL),
@@ -289,6 +295,16 @@ class _Fitted:
             "coef": regression.coef_[0].tolist(),
             "intercept": float(regression.intercept_[0]),
         }
+
+
+def _medians(numeric: np.ndarray) -> np.ndarray:
+    """What SimpleImputer(strategy="median", keep_empty_features=True) fits: each column's median of the
+    values present, 0 where none is. numpy's nanmedian gives the masked median's numbers without the imputer's
+    checks and masked arrays (1.44 -> 0.33 ms for 3,000 calls; its transform 0.21 -> 0.03 ms)."""
+    medians = np.zeros(numeric.shape[1])
+    present = ~np.isnan(numeric).all(axis=0)
+    medians[present] = np.nanmedian(numeric[:, present], axis=0)
+    return medians
 
 
 def _brier(won: np.ndarray, p: np.ndarray) -> float:

@@ -493,3 +493,19 @@ def test_the_fitted_steps_are_the_pipelines_model_to_the_bit(symbols):
         }
         expected = pipeline.predict_proba(ml._frame([rows[i] for i in test_on]))[:, 1]
         assert fitted.probabilities(x.take(test_on)).tolist() == expected.tolist()
+
+
+def test_an_input_never_present_is_imputed_as_the_pipeline_imputes_it():
+    # The imputer keeps such an input, as a column of zeros (keep_empty_features); `_medians` must too.
+    rng = np.random.default_rng(5)
+    rows = [row | {"volume_z": None} for row in model_inputs(rng, 301, 1)]
+    won = rng.integers(0, 2, len(rows))
+    pipeline = ml._pipeline().fit(ml._frame(rows), won)
+    fitted = ml._Fitted(ml._Inputs(rows), won)
+    imputer, scaler = pipeline[0].named_transformers_["num"]
+    parameters = fitted.parameters()
+    assert parameters["medians"] == imputer.statistics_.tolist()
+    assert parameters["medians"][ml.NUMERIC.index("volume_z")] == 0
+    assert (parameters["mean"], parameters["coef"]) == (scaler.mean_.tolist(), pipeline[-1].coef_[0].tolist())
+    expected = pipeline.predict_proba(ml._frame(rows))[:, 1]
+    assert fitted.probabilities(ml._Inputs(rows)).tolist() == expected.tolist()
