@@ -45,7 +45,6 @@ from learning.counters import (
     resolved_figures,
 )
 from learning.insights import Rows, Scope, insights_from, summed_counters, trades_figures, version_names
-from learning.ml import active_model
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter, PromptVersion
 from learning.policy import POLICY_ROW, REFRESHED, policy_calls
 from learning.prompt import prompt_text, prompt_version
@@ -61,6 +60,7 @@ from .analysis import StepTimer
 from .analysts.base import Analyst
 from .models import AutomationSession, Bot, CycleRun
 from .quotas import charged_to_operator, spend_refusal, spent_this_month
+from .reads import active_model
 from .replay_snapshots import MadeBehind
 from .schedule import prompt_window
 from .services import bot_pause
@@ -163,7 +163,7 @@ class Book:
         """What can change between a replay's days from outside the books: the session (a paused bot
         started again), the outcome model (retrained), the kill switches."""
         self.session = AutomationSession.objects.filter(bot=self.bot, stopped_at__isnull=True).first()
-        self.model = active_model(self.bot.owner)
+        self.model = active_model(self.bot)
         self.bot.owner.refresh_from_db(fields=["trading_halted"])
         self.halted = halted_by(self.bot)
         # The plan's monthly LLM spend binds a replay with a paid analyst as it binds live cycles; read after

@@ -400,6 +400,53 @@ def test_no_retraining_without_enough_new_calls(alice, settings):
     assert ml.retrain(alice, later).metrics["n"] == 240 + needed
 
 
+def test_retrain_reads_its_standing_as_the_orm_does(alice, charlie):
+    # retrain's one plain statement (ml._standing) against the queries it replaced: the active model, the n of
+    # the newest model (active or not), and the calls resolved before a moment (not a HOLD, an unresolved
+    # call, one without a confidence, or another user's).
+    def through_the_orm(now):
+        active = ml.active_model(alice)
+        newest = TrainedModel.objects.filter(user=alice).order_by("-created_at", "-pk").first()
+        counted = ml._calls(user=alice, resolved_at__lt=now).count()
+        return active and active.pk, newest and newest.metrics["n"], counted
+
+    now = T0 + 300 * HOUR
+    assert ml._standing(alice, now) == through_the_orm(now) == (None, None, 0)
+    rows = calls(alice, 240)
+    calls(charlie, 10)
+    AILearningData.objects.filter(pk=rows[0].pk).update(recommendation="HOLD")
+    AILearningData.objects.filter(pk=rows[1].pk).update(outcome="")
+    AILearningData.objects.filter(pk=rows[2].pk).update(confidence_score=None)
+    assert ml._standing(alice, now) == through_the_orm(now) == (None, None, 237)
+    active = ml.train(alice, until=now)
+    assert active.is_active
+    assert ml._standing(alice, now) == through_the_orm(now) == (active.pk, 237, 237)
+    calls(alice, 60, hour=300, seed=5)
+    later = T0 + 400 * HOUR
+    retired = ml.train(alice, until=later)
+    TrainedModel.objects.filter(pk=retired.pk).update(is_active=False)
+    TrainedModel.objects.filter(pk=active.pk).update(is_active=True)
+    assert ml._standing(alice, later) == through_the_orm(later) == (active.pk, 297, 297)
+    assert ml._standing(alice, now)[2] == 237  # resolved before the moment only
+
+
+def test_a_call_is_remembered_as_read_afresh_until_its_row_changes(alice):
+    rows = calls(alice, 5)
+    remembered = ml.resolved_calls(ml._calls(user=alice))
+    assert all(a is b for a, b in zip(ml.resolved_calls(ml._calls(user=alice)), remembered, strict=True))
+    ml._CALLS.clear()
+    assert ml.resolved_calls(ml._calls(user=alice)) == remembered
+
+    flipped = {"WIN": "LOSS", "LOSS": "WIN"}[rows[0].outcome]
+    later = rows[0].resolved_at + HOUR
+    AILearningData.objects.filter(pk=rows[0].pk).update(outcome=flipped, resolved_at=later)
+    changed = ml.resolved_calls(ml._calls(user=alice))
+    ml._CALLS.clear()
+    assert changed == ml.resolved_calls(ml._calls(user=alice))
+    [call] = [c for c in changed if c.pk == rows[0].pk]
+    assert (call.won, call.resolved) == (int(flipped == "WIN"), later)
+
+
 def model_inputs(rng, n: int, symbols: int) -> list[dict]:
     """Random `features()` rows: a tenth of each numeric input missing, categories drawn from a few values and
     `symbols` symbols."""
@@ -446,3 +493,19 @@ def test_the_fitted_steps_are_the_pipelines_model_to_the_bit(symbols):
         }
         expected = pipeline.predict_proba(ml._frame([rows[i] for i in test_on]))[:, 1]
         assert fitted.probabilities(x.take(test_on)).tolist() == expected.tolist()
+
+
+def test_an_input_never_present_is_imputed_as_the_pipeline_imputes_it():
+    # The imputer keeps such an input, as a column of zeros (keep_empty_features); `_medians` must too.
+    rng = np.random.default_rng(5)
+    rows = [row | {"volume_z": None} for row in model_inputs(rng, 301, 1)]
+    won = rng.integers(0, 2, len(rows))
+    pipeline = ml._pipeline().fit(ml._frame(rows), won)
+    fitted = ml._Fitted(ml._Inputs(rows), won)
+    imputer, scaler = pipeline[0].named_transformers_["num"]
+    parameters = fitted.parameters()
+    assert parameters["medians"] == imputer.statistics_.tolist()
+    assert parameters["medians"][ml.NUMERIC.index("volume_z")] == 0
+    assert (parameters["mean"], parameters["coef"]) == (scaler.mean_.tolist(), pipeline[-1].coef_[0].tolist())
+    expected = pipeline.predict_proba(ml._frame(rows))[:, 1]
+    assert fitted.probabilities(ml._Inputs(rows)).tolist() == expected.tolist()
