@@ -602,7 +602,8 @@ class Evidence:
 def _levels(values: list, codes: np.ndarray) -> tuple[list, np.ndarray]:
     """The distinct values the rows hold, in order, and each row's code into them (`codes`: each row's
     index into `values`, which may hold more, and the same value more than once)."""
-    present = np.unique(codes)
+    # The codes held counted rather than np.unique'd (sorting them: 6 fields a relearning, 33 -> 2.5 µs each).
+    present = np.flatnonzero(np.bincount(codes, minlength=len(values)))
     held = [values[i] for i in present.tolist()]
     levels = sorted(set(held))
     rank = {value: i for i, value in enumerate(levels)}
