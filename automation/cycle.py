@@ -25,6 +25,7 @@ from learning.insights import latest as latest_insights
 from learning.insights import snapshot
 from learning.models import AILearningData, InsightSnapshot
 from learning.policy import (
+    CounterTable,
     keep_policy,
     policy_calls_resolved,
     policy_counters,
@@ -339,7 +340,7 @@ class DatabaseLedger:
     def snapshot(self) -> None:
         snapshot(self.bot.owner, bot=self.bot)
 
-    def policy_counters(self) -> tuple[dict, list[dict]]:
+    def policy_counters(self) -> tuple[dict, CounterTable]:
         return policy_counters(self.bot)
 
     def policy_window(self, bot_ids: list[int]) -> dict:

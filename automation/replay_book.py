@@ -46,7 +46,7 @@ from learning.counters import (
 )
 from learning.insights import Rows, Scope, insights_from, summed_counters, trades_figures, version_names
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PolicyCounter, PromptVersion
-from learning.policy import POLICY_ROW, REFRESHED, policy_calls
+from learning.policy import POLICY_ROW, REFRESHED, CounterTable, PolicyTotals, policy_calls
 from learning.prompt import prompt_text, prompt_version
 from learning.resolution import awaiting, due_at, traded_fields
 from market.indicators import Indicators, compute
@@ -136,13 +136,12 @@ class Book:
                 owner_id=bot.owner_id, analyst=bot.analyst
             ).values_list("pk", "symbol", "timeframe")
         }
-        # (bot, bucket, regime, sentiment) -> the row as learn_policy reads it from PolicyCounter
-        self.policy_totals = {
-            tuple(row[name] for name in POLICY_ROW): row
-            for row in PolicyCounter.objects.filter(user_id=bot.owner_id, bot_id__in=list(self.alike)).values(
+        # The policy's running totals (PolicyCounter), moved by `settle` and handed to each relearning
+        self.policy_totals = PolicyTotals(
+            PolicyCounter.objects.filter(user_id=bot.owner_id, bot_id__in=list(self.alike)).values(
                 *POLICY_ROW, *POLICY_SUMS
             )
-        }
+        )
         # Each bot's earliest and latest resolved call: the policy's data window.
         self.windows = {
             row["bot_id"]: [row["first"], row["last"]]
@@ -157,7 +156,7 @@ class Book:
         self.insights_data = snapshot.data if snapshot else None
         self.snapshot_count = snapshot.resolved_count if snapshot else 0
         self.policy = LearnedPolicy.objects.filter(bot=bot).order_by("-created_at", "-pk").first()
-        self.calls = sum(row["n"] for row in self.policy_totals.values())  # the pool's resolved calls
+        self.calls = self.policy_totals.table().calls()  # the pool's resolved calls
 
     def new_day(self) -> None:
         """What can change between a replay's days from outside the books: the session (a paused bot
@@ -315,8 +314,8 @@ class Book:
         if made:
             self.insights_data = orjson.loads(made[-1][1])
 
-    def policy_counters(self) -> tuple[dict, list[dict]]:
-        return self.alike, list(self.policy_totals.values())
+    def policy_counters(self) -> tuple[dict, CounterTable]:
+        return self.alike, self.policy_totals.table()
 
     def policy_window(self, bot_ids: list[int]) -> dict:
         spans = [self.windows[pk] for pk in bot_ids if pk in self.windows]
@@ -399,14 +398,11 @@ class Book:
         row = policy_row(analysis)
         if row:
             self.calls += 1
-            key, sums = row[1 : len(POLICY_ROW) + 1], row[len(POLICY_ROW) + 1 :]
-            totals = self.policy_totals.setdefault(
-                key, {**dict(zip(POLICY_ROW, key, strict=True)), **dict.fromkeys(POLICY_SUMS, 0)}
-            )
+            sums = row[len(POLICY_ROW) + 1 :]
+            self.policy_totals.add(row[1 : len(POLICY_ROW) + 1], sums)
             delta = self.policy_deltas[row[: len(POLICY_ROW) + 1]]
-            for i, name in enumerate(POLICY_SUMS):
-                totals[name] += sums[i]
-                delta[i] += sums[i]
+            for i, value in enumerate(sums):
+                delta[i] += value
             span = self.windows.setdefault(analysis.bot_id, [analysis.resolved_at, analysis.resolved_at])
             span[0], span[1] = min(span[0], analysis.resolved_at), max(span[1], analysis.resolved_at)
         return True

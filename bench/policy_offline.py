@@ -61,22 +61,19 @@ class Totals:
     """The policy's running totals (PolicyCounter rows) of the calls counted so far."""
 
     def __init__(self):
-        from learning.counters import POLICY_KEY, POLICY_SUMS
+        from learning.policy import PolicyTotals
 
-        self.key, self.sums, self.rows = POLICY_KEY, POLICY_SUMS, {}
+        self.totals = PolicyTotals()
 
     def count(self, record) -> None:
-        from learning.counters import policy_row
+        from learning.counters import POLICY_KEY, policy_row
 
         row = policy_row(record)
-        key, sums = row[: len(self.key)], row[len(self.key) :]
-        self.rows[key] = [a + b for a, b in zip(self.rows.get(key, [0.0] * len(sums)), sums, strict=True)]
+        self.totals.add(row[1 : len(POLICY_KEY)], row[len(POLICY_KEY) :])
 
-    def counters(self) -> list[dict]:
-        return [
-            {**dict(zip(self.key, key, strict=True)), **dict(zip(self.sums, sums, strict=True))}
-            for key, sums in self.rows.items()
-        ]
+    def counters(self):
+        """The rows as learning.policy.relearn takes them (a CounterTable)."""
+        return self.totals.table()
 
 
 def no_window(bot_ids: list[int]) -> dict:

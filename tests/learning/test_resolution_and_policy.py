@@ -16,6 +16,7 @@ from learning.models import AILearningData, LearnedPolicy, PromptVersion
 from learning.policy import (
     MIN_CLUSTERS,
     Evidence,
+    PolicyTotals,
     _size_factor,
     effective_policy,
     learn_policy,
@@ -224,7 +225,7 @@ def test_the_candidates_are_the_values_and_the_pairs_that_occur(settings):
             (85, "TREND_LOW_VOL", "BULLISH"),
         ]
     ]
-    evidence = Evidence(rows, {1: ("EUR/USD", "1h")}, HOUR)
+    evidence = Evidence(PolicyTotals(rows).table(), {1: ("EUR/USD", "1h")}, HOUR)
 
     found = evidence.candidates(with_thresholds=False)
 
@@ -270,7 +271,8 @@ def test_a_losing_pocket_of_what_it_trades_is_not_traded(alice, settings, lastin
     avoid, avoided, tried = evidence.carve_outs(every, [], settings.LEARNING_MIN_SAMPLES)
     [pocket] = [p for p in avoid if p["conditions"] == {"market_sentiment": "BEARISH"}]
     assert (pocket["n"], pocket["expectancy_r"], pocket["high"]) == (40, -1.0, -1.0)
-    assert tried > 1 and avoided.sum() == sum(r["market_sentiment"] == "BEARISH" for r in rows)
+    bearish = rows.codes["market_sentiment"] == rows.values["market_sentiment"].index("BEARISH")
+    assert tried > 1 and avoided.tolist() == bearish.tolist()
 
 
 def test_the_calibrated_confidence_sizes_each_call(alice, settings, lasting):
