@@ -55,6 +55,7 @@ from market.sources import Market, MarketDataSource
 from trades.accounting import STREAK_WINDOW
 from trades.models import Trade
 from trades.monitor import closing_fields, watch
+from trades.outcomes import Bars
 from trades.policy import Decision
 
 from .analysis import StepTimer
@@ -83,6 +84,7 @@ class Book:
         *,
         draw_charts: bool = False,
         indicators_of: Callable[[Market, pd.DataFrame], Indicators] | None = None,
+        bars_of: Callable[[pd.DataFrame], Bars] = Bars,
     ):
         self.bot = Bot.objects.select_related("owner").get(pk=bot.pk)
         if self.bot.mode != Bot.Mode.SIMULATION:
@@ -91,6 +93,7 @@ class Book:
         self.source, self.analyst, self.draw_charts = source, analyst, draw_charts
         # Nothing else reads them: computed, not stored for other bots to share.
         self.indicators_of = indicators_of or (lambda market, candles: compute(candles))
+        self.bars_of = bars_of
         self.scope = Scope(self.bot.owner_id, self.bot.pk)
         self._load_trades()
         self._load_learning()
@@ -202,6 +205,7 @@ class Book:
             analyst=self.analyst,
             draw_chart=self.draw_charts,
             indicators_of=self.indicators_of,
+            bars_of=self.bars_of,
         )
         if failure is None:
             run.status = CycleRun.Status.SUCCEEDED

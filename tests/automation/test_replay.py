@@ -46,6 +46,7 @@ from tests.stand_ins.openai_server import openai_stand_in
 
 __all__ = ["openai_stand_in"]
 from trades.models import Trade
+from trades.outcomes import Bars
 
 START = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday
 CUT = START + timedelta(hours=100)
@@ -90,6 +91,21 @@ def test_preloaded_candles_are_what_the_stored_ones_are(candles):
         expected = StoredCandles().candles(market, limit=300, until=until)
         got = preloaded.candles(market, limit=300, until=until)
         assert got.equals(expected), until
+
+
+def test_preloaded_candles_hand_out_the_bars_their_frames_convert_to(candles):
+    market = Market("sample", "EUR/USD", "1h")
+    preloaded = PreloadedCandles.load(market)
+    last = preloaded.frame.index[-1].to_pydatetime() + market.period
+    for until in (START, START + timedelta(minutes=30), CUT, last):
+        for limit in (1, 300):
+            got = preloaded.candles(market, limit=limit, until=until)
+            assert vars(preloaded.bars(got)) == vars(Bars(got)), (until, limit)
+    assert (
+        len(preloaded.bars(preloaded.candles(market, limit=300, until=datetime(2000, 1, 1, tzinfo=UTC)))) == 0
+    )
+    with pytest.raises(ValueError, match="not a run"):
+        preloaded.bars(StoredCandles().candles(market, limit=300, until=CUT).iloc[::2])
 
 
 def test_no_lookahead_changing_the_future_changes_no_decision_before_it(candles):
