@@ -100,6 +100,7 @@ class Book:
         self.slots = sorted(CycleRun.objects.filter(bot=self.bot).values_list("slot", flat=True))
         self.stored_last = self.slots[-1] if self.slots else None  # the last slot run before these books
         self.versions: dict[str, PromptVersion] = {}  # by prompt_text
+        self.last_version: tuple[str, PromptVersion] | None = None  # the last section given, and its version
         # The prompt's refresh window the cycles are in, and the section its first analysis was given.
         self.window: tuple[datetime, datetime] | None = None
         self.section: str | None = None
@@ -237,12 +238,15 @@ class Book:
         return self.section
 
     def prompt_version(self, section: str) -> PromptVersion:
-        text = prompt_text(section)
-        version = self.versions.get(text)
-        if version is None:
-            version = self.versions[text] = prompt_version(section)
-            self.version_names[version.pk] = version.sha256
-        return version
+        # A window's cycles are given the same section: its figures masked once, not by each (26 µs a cycle).
+        if self.last_version is None or self.last_version[0] != section:
+            text = prompt_text(section)
+            version = self.versions.get(text)
+            if version is None:
+                version = self.versions[text] = prompt_version(section)
+                self.version_names[version.pk] = version.sha256
+            self.last_version = section, version
+        return self.last_version[1]
 
     def add_record(self, record: AILearningData) -> AILearningData:
         record = _as_stored(record)

@@ -38,6 +38,7 @@ from learning.models import (
     PolicyCounter,
     TrainedModel,
 )
+from learning.prompt import prompt_version
 from market.importers import parse_csv, store_bars
 from market.sources import Market, StoredCandles
 from tests.factories import EURUSD_CSV, BotFactory, UserFactory, import_eurusd
@@ -106,6 +107,19 @@ def test_preloaded_candles_hand_out_the_bars_their_frames_convert_to(candles):
     )
     with pytest.raises(ValueError, match="not a run"):
         preloaded.bars(StoredCandles().candles(market, limit=300, until=CUT).iloc[::2])
+
+
+def test_the_books_give_each_section_the_version_it_is_stored_under(candles):
+    book = replay_book.Book(replay_bot(ReplaySpec("sample", "EUR/USD", "1h")), StoredCandles(), None)
+    # Given again, its figures changed (the same version), its words changed, and given back.
+    sections = ["Win rate 55% over 20 calls."] * 2 + [
+        "Win rate 60% over 21 calls.",
+        "Avoid SELL.",
+        "Win rate 55% over 20 calls.",
+    ]
+    got = [book.prompt_version(section) for section in sections]
+    assert [v.pk for v in got] == [prompt_version(section).pk for section in sections]
+    assert len({v.pk for v in got}) == 2
 
 
 def test_no_lookahead_changing_the_future_changes_no_decision_before_it(candles):
