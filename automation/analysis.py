@@ -163,7 +163,7 @@ def analyse_market(
     )
     bars = bars_of(candles)
     indicators = timer.step("indicators", indicators_of, market, candles)
-    as_of = (candles.index[-1] + market.period).to_pydatetime()
+    as_of = bars.times[-1] + market.period
     opened = source.open_at(market, as_of)
     price = indicators.close if opened is None else opened
     if not draw_chart:
