@@ -13,7 +13,10 @@ from django.core.management import call_command
 from django.db import models
 
 from automation import replay_book
+from automation.analysis import LOOKBACK
+from automation.analysts.base import AnalysisRequest
 from automation.analysts.service import get_analyst
+from automation.analysts.technical import TechnicalAnalyst
 from automation.cycle import Outside, run_cycle
 from automation.evaluation import evaluate
 from automation.models import AutomationSession, CycleRun
@@ -40,6 +43,7 @@ from learning.models import (
 )
 from learning.prompt import prompt_version
 from market.importers import parse_csv, store_bars
+from market.indicators import compute
 from market.sources import Market, StoredCandles
 from tests.factories import EURUSD_CSV, BotFactory, UserFactory, import_eurusd
 from tests.learning.test_prompt_reaches_the_model import ANSWER
@@ -120,6 +124,25 @@ def test_the_books_give_each_section_the_version_it_is_stored_under(candles):
     got = [book.prompt_version(section) for section in sections]
     assert [v.pk for v in got] == [prompt_version(section).pk for section in sections]
     assert len({v.pk for v in got}) == 2
+
+
+def test_the_worked_ahead_answers_are_what_the_cycle_would_compute(candles):
+    market = Market("sample", "EUR/USD", "1h")
+    source = PreloadedCandles.load(market)
+    todo = slots(ReplaySpec("sample", "EUR/USD", "1h", start=START, end=START + timedelta(hours=5)), source)
+    with WorkedAhead(source, market, todo) as ahead:
+        for slot in todo:
+            seen = source.candles(market, limit=LOOKBACK, until=slot)
+            indicators = ahead.indicators_of(market, seen)
+            assert indicators == compute(seen)
+            request = AnalysisRequest(market=market, indicators=indicators, chart_png=b"")
+            assert ahead.analyst.analyse(request) == TechnicalAnalyst().analyse(request)
+        assert ahead.analyst.answered == len(todo)
+        # Asked again, and about indicators it did not hand out (worked out again): answered afresh.
+        assert ahead.analyst.analyse(request) == TechnicalAnalyst().analyse(request)
+        again = AnalysisRequest(market=market, indicators=ahead.indicators_of(market, seen), chart_png=b"")
+        assert ahead.analyst.analyse(again) == TechnicalAnalyst().analyse(again)
+        assert ahead.analyst.answered == len(todo)
 
 
 def test_no_lookahead_changing_the_future_changes_no_decision_before_it(candles):
