@@ -15,6 +15,7 @@ from django.db import connection, connections
 
 from market.indicators import MIN_CANDLES, Indicators, indicators_for
 from market.sources import Market, MarketDataSource, require
+from trades.outcomes import Bars
 
 from .analysts.base import AnalysisRequest, Analyst, AnalystDeadlineError, AnalystResult
 from .analysts.service import analyse
@@ -36,6 +37,7 @@ _CHART_LOCKS_GUARD = threading.Lock()
 class MarketAnalysis:
     market: Market
     candles: pd.DataFrame
+    bars: Bars  # the candles as the monitor and learning walk them
     indicators: Indicators
     as_of: datetime  # when the last candle closed: the moment the analysis is for
     chart: str  # storage name of the PNG
@@ -152,14 +154,16 @@ def analyse_market(
     draw_chart: bool = True,
     timer: StepTimer | None = None,
     indicators_of: Callable[[Market, pd.DataFrame], Indicators] = indicators_for,
+    bars_of: Callable[[pd.DataFrame], Bars] = Bars,
 ) -> MarketAnalysis:
     timer = timer or StepTimer()
     candles = timer.step(
         "market_data",
         lambda: require(source.candles(market, limit=LOOKBACK, until=until), MIN_CANDLES, market),
     )
+    bars = bars_of(candles)
     indicators = timer.step("indicators", indicators_of, market, candles)
-    as_of = (candles.index[-1] + market.period).to_pydatetime()
+    as_of = bars.times[-1] + market.period
     opened = source.open_at(market, as_of)
     price = indicators.close if opened is None else opened
     if not draw_chart:
@@ -178,7 +182,7 @@ def analyse_market(
     deadline = timer.limits.get("analysis")
     bound = None if deadline is None else _analyst_call_within(deadline)
     result = timer.step("analysis", analyse, analyst, request, deadline, bound)
-    return MarketAnalysis(market, candles, indicators, as_of, name, result, price, timer.timings)
+    return MarketAnalysis(market, candles, bars, indicators, as_of, name, result, price, timer.timings)
 
 
 def release_database_connection() -> None:

@@ -28,6 +28,7 @@ from learning.ml import retrain
 from market.indicators import MIN_CANDLES
 from market.models import Candle
 from market.sources import COLUMNS, Market, StoredCandles, frame, position
+from trades.outcomes import Bars
 
 from . import plain_sql as sql
 from .analysts.service import get_analyst
@@ -70,7 +71,7 @@ class PreloadedCandles(StoredCandles):
 
     def __init__(self, candles: pd.DataFrame):
         self.frame = candles
-        self.opens = candles["open"].tolist()  # a column taken from the frame at every cycle cost more
+        self.all_bars = Bars(candles)
 
     @classmethod
     def load(cls, market: Market) -> "PreloadedCandles":
@@ -86,8 +87,17 @@ class PreloadedCandles(StoredCandles):
         return self.frame.iloc[max(0, end - limit) : end]
 
     def open_at(self, market: Market, moment: datetime) -> float | None:
-        at = position(self.frame.index, moment)
-        return self.opens[at] if at < len(self.opens) else None
+        at = self.all_bars.at(moment)
+        return self.all_bars.open[at] if at < len(self.all_bars) else None
+
+    def bars(self, candles: pd.DataFrame) -> Bars:
+        """`Bars(candles)` for candles this source handed out: their slice of the market's, converted once."""
+        index = self.frame.index.asi8
+        start = int(index.searchsorted(candles.index.asi8[0])) if len(candles) else 0
+        end = start + len(candles)
+        if len(candles) and not (end <= len(index) and index[end - 1] == candles.index.asi8[-1]):
+            raise ValueError("these candles are not a run of this source's")
+        return self.all_bars[start:end]
 
 
 def replay_bot(spec: ReplaySpec) -> Bot:
@@ -164,9 +174,9 @@ def replay(
     draw = spec.analyst != "technical" if draw_charts is None else draw_charts
     with _running(bot), _fewer_full_collections(), _worked_ahead(spec, source, todo, draw) as ahead:
         if ahead:
-            book = Book(bot, source, ahead.analyst, indicators_of=ahead.indicators_of)
+            book = Book(bot, source, ahead.analyst, indicators_of=ahead.indicators_of, bars_of=source.bars)
         else:
-            book = Book(bot, source, analyst, draw_charts=draw)
+            book = Book(bot, source, analyst, draw_charts=draw, bars_of=source.bars)
         # Where a worker computes ahead, another makes the snapshots behind (replay_snapshots).
         behind = MadeBehind(book.scope, book.figures) if ahead else contextlib.nullcontext()
         with behind, _asked_ahead(book, todo, draw, ask_concurrency) as asking:

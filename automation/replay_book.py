@@ -54,6 +54,7 @@ from market.sources import Market, MarketDataSource
 from trades.accounting import STREAK_WINDOW
 from trades.models import Trade
 from trades.monitor import closing_fields, watch
+from trades.outcomes import Bars
 from trades.policy import Decision
 
 from .analysis import StepTimer
@@ -84,6 +85,7 @@ class Book:
         *,
         draw_charts: bool = False,
         indicators_of: Callable[[Market, pd.DataFrame], Indicators] | None = None,
+        bars_of: Callable[[pd.DataFrame], Bars] = Bars,
     ):
         self.bot = Bot.objects.select_related("owner").get(pk=bot.pk)
         if self.bot.mode != Bot.Mode.SIMULATION:
@@ -92,12 +94,14 @@ class Book:
         self.source, self.analyst, self.draw_charts = source, analyst, draw_charts
         # Nothing else reads them: computed, not stored for other bots to share.
         self.indicators_of = indicators_of or (lambda market, candles: compute(candles))
+        self.bars_of = bars_of
         self.scope = Scope(self.bot.owner_id, self.bot.pk)
         self._load_trades()
         self._load_learning()
         self.slots = sorted(CycleRun.objects.filter(bot=self.bot).values_list("slot", flat=True))
         self.stored_last = self.slots[-1] if self.slots else None  # the last slot run before these books
         self.versions: dict[str, PromptVersion] = {}  # by prompt_text
+        self.last_version: tuple[str, PromptVersion] | None = None  # the last section given, and its version
         # The prompt's refresh window the cycles are in, and the section its first analysis was given.
         self.window: tuple[datetime, datetime] | None = None
         self.section: str | None = None
@@ -205,6 +209,7 @@ class Book:
             analyst=self.analyst,
             draw_chart=self.draw_charts,
             indicators_of=self.indicators_of,
+            bars_of=self.bars_of,
         )
         if failure is None:
             run.status = CycleRun.Status.SUCCEEDED
@@ -243,12 +248,15 @@ class Book:
         return self.section
 
     def prompt_version(self, section: str) -> PromptVersion:
-        text = prompt_text(section)
-        version = self.versions.get(text)
-        if version is None:
-            version = self.versions[text] = prompt_version(section)
-            self.version_names[version.pk] = version.sha256
-        return version
+        # A window's cycles are given the same section: its figures masked once, not by each (26 µs a cycle).
+        if self.last_version is None or self.last_version[0] != section:
+            text = prompt_text(section)
+            version = self.versions.get(text)
+            if version is None:
+                version = self.versions[text] = prompt_version(section)
+                self.version_names[version.pk] = version.sha256
+            self.last_version = section, version
+        return self.last_version[1]
 
     def add_record(self, record: AILearningData) -> AILearningData:
         record = _as_stored(record)

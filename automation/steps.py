@@ -33,6 +33,7 @@ from trades.accounting import account_of, loss_of, streak_of
 from trades.brokers.base import BrokerError, Fill, OrderRequest
 from trades.brokers.simulation import SimulationBroker, paper_costs
 from trades.models import Trade
+from trades.outcomes import Bars
 from trades.policy import Decision, RiskLimits, Situation, decide
 
 from .analysis import MarketAnalysis, StepTimer, analyse_market
@@ -105,7 +106,7 @@ def run_steps(
         done = analyse_market(ledger.market, until=clock, insights=section, timer=timer, **analysis)
         record = timer.step("record", _record, ledger, run, done, section)
         timer.step("monitor", ledger.monitor, done.candles)
-        timer.step("learn", learn, ledger, done.candles, clock)
+        timer.step("learn", learn, ledger, done.bars, clock)
         decision = timer.step("decide", _decide, ledger, run, record, done, clock)
         if decision.trade:
             timer.step("execute", ledger.execute, run, record, done, decision, clock)
@@ -139,7 +140,7 @@ def _record(ledger: Ledger, run: CycleRun, done: MarketAnalysis, section: str) -
     return ledger.add_record(new_record(ledger.bot, run, done, ledger.prompt_version(section), section))
 
 
-def learn(ledger: Ledger, candles: pd.DataFrame, clock: datetime) -> None:
+def learn(ledger: Ledger, bars: Bars, clock: datetime) -> None:
     """Resolve the untraded analyses whose horizon has passed; if anything was resolved since the bot's last
     insights (here, by a trade the monitor closed, or between cycles by the monitor task), store its insights
     and learn its policy again."""
@@ -147,7 +148,7 @@ def learn(ledger: Ledger, candles: pd.DataFrame, clock: datetime) -> None:
     # A live bot's calls are scored at its account's fee tier, a paper bot's at the market's costs.
     account = bot.exchange_account if bot.mode == bot.Mode.LIVE else None
     costs = paper_costs(market.exchange, market.symbol, account)
-    resolve_due(ledger.awaiting(), candles, market.period, clock, ledger.settle, costs, ledger.forget)
+    resolve_due(ledger.awaiting(), bars, market.period, clock, ledger.settle, costs, ledger.forget)
     if ledger.resolved_count() != ledger.snapshot_resolved():
         ledger.snapshot()
         learn_policy(ledger)

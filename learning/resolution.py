@@ -14,7 +14,6 @@ from django.db import transaction
 from django.db.models import Q
 
 from core.values import BUY_OR_SELL, Outcome
-from market.sources import position
 from trades.brokers.simulation import paper_costs
 from trades.outcomes import Bars, Costs, accuracy_score, paper_trade, time_limit
 
@@ -68,27 +67,24 @@ def resolve_untraded(bot, candles: pd.DataFrame, period: timedelta, now: datetim
     """Resolve the bot's untraded analyses whose time limit has passed by `now`, from `candles` (which must
     reach back to the oldest of them; those it does not cover wait). Returns how many were resolved."""
     waiting = [(analysis, due_at(analysis, period)) for analysis in awaiting(bot).order_by("created_at")]
-    return resolve_due(waiting, candles, period, now, settle, paper_costs(bot.exchange, bot.symbol))
+    return resolve_due(waiting, Bars(candles), period, now, settle, paper_costs(bot.exchange, bot.symbol))
 
 
 def resolve_due(
-    waiting, candles: pd.DataFrame, period: timedelta, now: datetime, settle, costs: Costs, forget=None
+    waiting, bars: Bars, period: timedelta, now: datetime, settle, costs: Costs, forget=None
 ) -> int:
     """Settle each of `waiting`, (analysis, when its time limit passes at the earliest) pairs wherever they
-    are kept (the database, a replay's books), whose time limit `candles` cover by `now`, with
+    are kept (the database, a replay's books), whose time limit the candles `bars` cover by `now`, with
     `settle(analysis, fields)` (which returns whether it wrote them), scoring a BUY or SELL at the market's
     `costs`; one older than the candles is handed to `forget`, when given: the look-back only moves on, so
     this caller will never resolve it. Returns how many were resolved."""
-    if candles.empty:
+    if not len(bars):
         return 0
-    first_open = candles.index[0].to_pydatetime()
-    bars = None  # the candles as floats, once one is due
+    first_open = bars.times[0]
     resolved = 0
     for analysis, due in list(waiting):
         if due > now:
             continue  # what due_window says first, without reading the analysis again
-        if bars is None:
-            bars = Bars(candles)
         window = due_window(analysis, bars, first_open, period, now)
         if window is None:
             if forget is not None and out_of_reach(analysis, first_open):
@@ -115,7 +111,7 @@ def due_window(analysis: AILearningData, bars: Bars, first_open, period, now) ->
         return None  # not due; or older than the candles at hand: a monitor pass with a longer look-back
     # Counted in candles, as the monitor counts a trade's: where the market paused (a currency pair's
     # weekend) the limit runs on in the candles after the pause, and the call waits for them.
-    start = position(bars.index, datetime.fromisoformat(analysis.market_conditions["as_of"]))
+    start = bars.at(datetime.fromisoformat(analysis.market_conditions["as_of"]))
     end = start + limit_of(analysis)
     return (start, end) if end <= len(bars) else None
 

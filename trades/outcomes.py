@@ -4,6 +4,8 @@ known answer (the example trade of docs/learning.md among them). One rule scores
 not: the monitor closes paper trades by it, and learning scores the calls that were not traded by the paper
 trade they would have been (`paper_trade`), so it lives here, below learning."""
 
+import bisect
+import copy
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -11,7 +13,7 @@ from decimal import Decimal
 import pandas as pd
 
 from core.values import Outcome, Recommendation, Side
-from market.sources import EPOCH, float_columns, position
+from market.sources import EPOCH, float_columns
 
 PRICE_STEP = Decimal("0.000000000001")
 ONE_UNIT = Decimal(1)
@@ -70,25 +72,44 @@ def time_limit(horizon: int | None, max_candles: int) -> int:
 
 
 class Bars:
-    """Candles as plain floats, with their open times, converted from a frame once: the monitor and learning
-    walk a few candles at a time, many times a cycle, and slicing the frame for each walk (and boxing each
-    candle's time) cost more than the walks."""
+    """Candles as plain floats, with their open times as datetimes, converted from a frame once: the monitor
+    and learning walk a few candles at a time, many times a cycle, and slicing the frame for each walk (and
+    boxing each candle's time) cost more than the walks."""
 
     def __init__(self, candles: pd.DataFrame):
-        self.index = candles.index
+        self.times: list[datetime] = candles.index.to_pydatetime().tolist()
         columns = float_columns(candles, "open", "low", "high", "close")
         self.open, self.low, self.high, self.close = (c.tolist() for c in columns)
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.times)
+
+    def __getitem__(self, span: slice) -> "Bars":
+        """The bars of the candles at positions `span`, as Bars of a frame of just those would hold them: a
+        look-back's taken from its market's whole history converted once (300 candles: 14 µs, where
+        converting their frame takes 220 µs, their times as datetimes most of it)."""
+        part = copy.copy(self)
+        part.times, part.open, part.low, part.high, part.close = (
+            self.times[span],
+            self.open[span],
+            self.low[span],
+            self.high[span],
+            self.close[span],
+        )
+        return part
+
+    def at(self, moment: datetime) -> int:
+        """Where `moment` goes among the open times (the position of the candle that opened then, if one
+        did)."""
+        return bisect.bisect_left(self.times, moment)
 
     def entry(self, entered_at: datetime, period) -> int:
         """The position of the candle the entry fell in: the one that opened at the entry floored to the
         period."""
-        return position(self.index, entered_at - (entered_at - EPOCH) % period)
+        return self.at(entered_at - (entered_at - EPOCH) % period)
 
     def closed_at(self, at: int, period) -> datetime:
-        return (self.index[at] + period).to_pydatetime()
+        return self.times[at] + period
 
 
 def first_exit(

@@ -13,7 +13,10 @@ from django.core.management import call_command
 from django.db import models
 
 from automation import replay_book
+from automation.analysis import LOOKBACK
+from automation.analysts.base import AnalysisRequest
 from automation.analysts.service import get_analyst
+from automation.analysts.technical import TechnicalAnalyst
 from automation.cycle import Outside, run_cycle
 from automation.evaluation import evaluate
 from automation.models import AutomationSession, CycleRun
@@ -39,7 +42,9 @@ from learning.models import (
     PolicyCounter,
     TrainedModel,
 )
+from learning.prompt import prompt_version
 from market.importers import parse_csv, store_bars
+from market.indicators import compute
 from market.sources import Market, StoredCandles
 from tests.factories import EURUSD_CSV, BotFactory, UserFactory, import_eurusd
 from tests.learning.test_prompt_reaches_the_model import ANSWER
@@ -47,6 +52,7 @@ from tests.stand_ins.openai_server import openai_stand_in
 
 __all__ = ["openai_stand_in"]
 from trades.models import Trade
+from trades.outcomes import Bars
 
 START = datetime(2017, 10, 2, 0, tzinfo=UTC)  # a Monday
 CUT = START + timedelta(hours=100)
@@ -91,6 +97,53 @@ def test_preloaded_candles_are_what_the_stored_ones_are(candles):
         expected = StoredCandles().candles(market, limit=300, until=until)
         got = preloaded.candles(market, limit=300, until=until)
         assert got.equals(expected), until
+
+
+def test_preloaded_candles_hand_out_the_bars_their_frames_convert_to(candles):
+    market = Market("sample", "EUR/USD", "1h")
+    preloaded = PreloadedCandles.load(market)
+    last = preloaded.frame.index[-1].to_pydatetime() + market.period
+    for until in (START, START + timedelta(minutes=30), CUT, last):
+        for limit in (1, 300):
+            got = preloaded.candles(market, limit=limit, until=until)
+            assert vars(preloaded.bars(got)) == vars(Bars(got)), (until, limit)
+    assert (
+        len(preloaded.bars(preloaded.candles(market, limit=300, until=datetime(2000, 1, 1, tzinfo=UTC)))) == 0
+    )
+    with pytest.raises(ValueError, match="not a run"):
+        preloaded.bars(StoredCandles().candles(market, limit=300, until=CUT).iloc[::2])
+
+
+def test_the_books_give_each_section_the_version_it_is_stored_under(candles):
+    book = replay_book.Book(replay_bot(ReplaySpec("sample", "EUR/USD", "1h")), StoredCandles(), None)
+    # Given again, its figures changed (the same version), its words changed, and given back.
+    sections = ["Win rate 55% over 20 calls."] * 2 + [
+        "Win rate 60% over 21 calls.",
+        "Avoid SELL.",
+        "Win rate 55% over 20 calls.",
+    ]
+    got = [book.prompt_version(section) for section in sections]
+    assert [v.pk for v in got] == [prompt_version(section).pk for section in sections]
+    assert len({v.pk for v in got}) == 2
+
+
+def test_the_worked_ahead_answers_are_what_the_cycle_would_compute(candles):
+    market = Market("sample", "EUR/USD", "1h")
+    source = PreloadedCandles.load(market)
+    todo = slots(ReplaySpec("sample", "EUR/USD", "1h", start=START, end=START + timedelta(hours=5)), source)
+    with WorkedAhead(source, market, todo) as ahead:
+        for slot in todo:
+            seen = source.candles(market, limit=LOOKBACK, until=slot)
+            indicators = ahead.indicators_of(market, seen)
+            assert indicators == compute(seen)
+            request = AnalysisRequest(market=market, indicators=indicators, chart_png=b"")
+            assert ahead.analyst.analyse(request) == TechnicalAnalyst().analyse(request)
+        assert ahead.analyst.answered == len(todo)
+        # Asked again, and about indicators it did not hand out (worked out again): answered afresh.
+        assert ahead.analyst.analyse(request) == TechnicalAnalyst().analyse(request)
+        again = AnalysisRequest(market=market, indicators=ahead.indicators_of(market, seen), chart_png=b"")
+        assert ahead.analyst.analyse(again) == TechnicalAnalyst().analyse(again)
+        assert ahead.analyst.answered == len(todo)
 
 
 def test_no_lookahead_changing_the_future_changes_no_decision_before_it(candles):
