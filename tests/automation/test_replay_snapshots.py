@@ -25,7 +25,8 @@ def test_the_worker_makes_the_snapshots_the_books_would(settings):
     scope, figures = Scope(1, 2), counters(3, 1)
     expected = []
     with MadeBehind(scope, figures) as behind:
-        for n, hits in ((4, 2), (5, 2), (6, 3)):
+        won = {**TRADES, "n": 2, "wins": 1, "gains": 5}  # sent only when they change
+        for n, hits, trades in ((4, 2, TRADES), (5, 2, TRADES), (6, 3, won), (7, 3, won)):
             moved = counters(n, hits)
             for dimension, rows in moved.items():
                 figures[dimension] |= rows
@@ -35,13 +36,13 @@ def test_the_worker_makes_the_snapshots_the_books_would(settings):
                     for d, rows in moved.items()
                     for v, s in rows.items()
                 ],
-                TRADES,
+                trades,
                 {},
             )
-            expected.append(insights_from(scope, figures, trades_figures(**TRADES), {}))
+            expected.append(insights_from(scope, figures, trades_figures(**trades), {}))
         made = behind.made()
         assert behind.made() == []  # taken once
-    assert [resolved for resolved, _ in made] == [4, 5, 6]
+    assert [resolved for resolved, _ in made] == [4, 5, 6, 7]
     for (_, data), want in zip(made, expected, strict=True):
         got = json.loads(data)
         assert {k: v for k, v in got.items() if k != "computed_at"} == json.loads(
