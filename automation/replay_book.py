@@ -476,7 +476,7 @@ class Book:
     def flush(self) -> None:
         """Write what the cycles since the last flush made and changed: a few bulk statements."""
         if self.behind:
-            self._take_made()
+            self.behind.send()  # its last snapshots made while the other rows are written
         now = timezone.now()
         _create(CycleRun, self.new_runs)
         _create(AILearningData, self.new_analyses)
@@ -491,6 +491,8 @@ class Book:
             AILearningData, self.changed_analyses.values(), [*OUTCOME_FIELDS, "feedback_data", "updated_at"]
         )
         _update(Trade, self.changed_trades.values(), [*CLOSING_FIELDS, "learning_data", "updated_at"])
+        if self.behind:
+            self._take_made()
         for snapshot in self.new_snapshots:
             snapshot.computed_at = now
         # Nothing refers to them, so they need no keys back: one executemany (bulk_create spent more time

@@ -92,18 +92,19 @@ class MadeBehind:
         self.trades = trades
         self.unsent.append((moved, changed, names))
         if len(self.unsent) >= BATCH:
-            self._send()
+            self.send()
 
     def made(self) -> list[tuple[int, str]]:
         """Every snapshot added and not taken yet, as (resolved count, insights as JSON), in order."""
-        self._send()
+        self.send()
         self.pipe.send(TAKE)
         made = self.pipe.recv()
         if isinstance(made, Exception):
             raise made
         return made
 
-    def _send(self) -> None:
+    def send(self) -> None:
+        """Send the snapshots added and not sent yet."""
         if self.unsent:
             self.pipe.send(self.unsent)
             self.unsent = []
