@@ -298,7 +298,11 @@ class Book:
         if unnamed:  # a version given before a resumed replay, resolved only now
             self.version_names |= version_names(unnamed)
         if self.behind:
-            moved = {(dimension, value) for counted in self.counted for dimension, value, *_ in counted}
+            # In the order the books first moved them, so that a counter new to the worker comes in the order
+            # it came to the books' own counters.
+            moved = dict.fromkeys(
+                (dimension, value) for counted in self.counted for dimension, value, *_ in counted
+            )
             names = dict(list(self.version_names.items())[self.names_sent :])
             self.names_sent = len(self.version_names)
             self.behind.add(
