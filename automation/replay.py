@@ -177,11 +177,7 @@ def replay(
             book = Book(bot, source, ahead.analyst, indicators_of=ahead.indicators_of, bars_of=source.bars)
         else:
             book = Book(bot, source, analyst, draw_charts=draw, bars_of=source.bars)
-        # Where a worker computes ahead, another makes the snapshots behind (replay_snapshots).
-        behind = MadeBehind(book.scope, book.figures) if ahead else contextlib.nullcontext()
-        with behind, _asked_ahead(book, todo, draw, ask_concurrency) as asking:
-            if ahead:
-                book.make_snapshots_behind(behind)
+        with _made_behind(book, ahead), _asked_ahead(book, todo, draw, ask_concurrency) as asking:
             _run(bot, book, todo, asking, chunk or (CHUNK_WITH_CHARTS if draw else CHUNK), progress)
     return bot
 
@@ -238,6 +234,18 @@ def _asked_ahead(book: Book, todo: list[datetime], draw: bool, concurrency: int 
     if hasattr(book.analyst, "request_parts") and concurrency > 1:
         return AskedAhead(book, todo, concurrency, draw=draw)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _made_behind(book: Book, ahead: WorkedAhead | None):
+    """Where a worker computes ahead, another makes the books' snapshots behind (replay_snapshots) while
+    this is entered; else the books make them."""
+    if ahead is None:
+        yield
+        return
+    with MadeBehind(book.scope, book.figures) as behind:
+        book.make_snapshots_behind(behind)
+        yield
 
 
 def _worked_ahead(spec: ReplaySpec, source: PreloadedCandles, todo: list[datetime], draw: bool):
