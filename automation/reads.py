@@ -195,6 +195,41 @@ def active_model(bot: Bot) -> TrainedModel | None:
     return found[0] if found else None
 
 
+@dataclass(frozen=True)
+class DayStanding:
+    """What a replay's books read again each simulated day (automation.replay_book.Book.new_day): what can
+    change from outside them."""
+
+    session_id: int | None  # the bot's open session (a paused bot's owner started it again)
+    trading_halted: bool  # by its owner
+    kill_switch: bool  # the operator's, engaged
+
+
+def _day_statement() -> str:
+    sessions, owners, switches = sql.table(AutomationSession), sql.table(User), sql.table(KillSwitch)
+    session = {n: sql.column(AutomationSession, n) for n in ("id", "bot", "stopped_at", "started_at")}
+    open_session = (
+        f"SELECT {session['id']} FROM {sessions} WHERE {session['bot']} = %s "  # noqa: S608
+        f"AND {session['stopped_at']} IS NULL ORDER BY {session['started_at']} DESC LIMIT 1"
+    )
+    halted = f"SELECT {sql.column(User, 'trading_halted')} FROM {owners} WHERE {sql.column(User, 'id')} = %s"  # noqa: S608
+    engaged = f"SELECT COUNT(*) FROM {switches} WHERE {sql.column(KillSwitch, 'engaged')} = %s"  # noqa: S608
+    return f"SELECT ({open_session}), ({halted}), ({engaged})"
+
+
+DAY = sql.statement(_day_statement)
+
+
+def day_standing(bot: Bot) -> DayStanding:
+    """The bot's open session (AutomationSession.objects.filter(bot=bot, stopped_at__isnull=True).first()),
+    its owner's `trading_halted` and KillSwitch.is_engaged(), in one statement: three queries through the
+    ORM were most of a replay's daily reading (0.33 s of CPU over 5,000 hours)."""
+    [(session_id, halted, engaged)] = sql.rows(
+        DAY(), [bot.pk, bot.owner_id, sql.parameter(KillSwitch, "engaged", True)]
+    )
+    return DayStanding(session_id, bool(halted), bool(engaged))
+
+
 def _awaiting_statement() -> str:
     analyses, trades = sql.table(AILearningData), sql.table(Trade)
     analysis = {

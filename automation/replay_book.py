@@ -59,9 +59,9 @@ from trades.policy import Decision
 
 from .analysis import StepTimer
 from .analysts.base import Analyst
-from .models import AutomationSession, Bot, CycleRun
+from .models import Bot, CycleRun
 from .quotas import charged_to_operator, spend_refusal, spent_this_month
-from .reads import active_model
+from .reads import active_model, day_standing
 from .replay_snapshots import MadeBehind
 from .schedule import prompt_window
 from .services import bot_pause
@@ -165,10 +165,11 @@ class Book:
     def new_day(self) -> None:
         """What can change between a replay's days from outside the books: the session (a paused bot
         started again), the outcome model (retrained), the kill switches."""
-        self.session = AutomationSession.objects.filter(bot=self.bot, stopped_at__isnull=True).first()
+        standing = day_standing(self.bot)
+        self.session_id = standing.session_id
         self.model = active_model(self.bot)
-        self.bot.owner.refresh_from_db(fields=["trading_halted"])
-        self.halted = halted_by(self.bot)
+        self.bot.owner.trading_halted = standing.trading_halted
+        self.halted = halted_by(self.bot, standing.kill_switch)
         # The plan's monthly LLM spend binds a replay with a paid analyst as it binds live cycles; read after
         # the day's flush, and counted on by _record (automation.quotas says why the daily cap does not).
         self.paid = self.analyst is not None and charged_to_operator(self.bot, self.analyst)
@@ -194,7 +195,7 @@ class Book:
         run = CycleRun(
             bot=self.bot,
             slot=slot,
-            session=self.session,
+            session_id=self.session_id,
             status=CycleRun.Status.RUNNING,
             started_at=timezone.now(),
         )
@@ -222,7 +223,7 @@ class Book:
 
     def _skipped(self, slot: datetime, reason: str) -> CycleRun:
         skipped = {"status": CycleRun.Status.SKIPPED, "finished_at": timezone.now(), "error": reason}
-        run = CycleRun(bot=self.bot, slot=slot, session=self.session, **skipped)
+        run = CycleRun(bot=self.bot, slot=slot, session_id=self.session_id, **skipped)
         self.new_runs.append(run)
         self.slots.append(slot)
         return run
@@ -381,7 +382,7 @@ class Book:
 
     def pause(self, reason: str) -> None:
         bot_pause(self.bot, reason)
-        self.session = None
+        self.session_id = None
 
     def execute(
         self, run: CycleRun, record: AILearningData, done, decision: Decision, clock: datetime

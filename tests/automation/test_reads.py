@@ -264,6 +264,27 @@ def test_the_bot_as_the_cycle_reads_it(bot, alice):
     assert session == AutomationSession.objects.get(bot=bot, stopped_at__isnull=True).pk
 
 
+def test_what_a_replay_reads_each_day(bot, alice, charlie):
+    def orm():
+        session = AutomationSession.objects.filter(bot=bot, stopped_at__isnull=True).first()
+        alice.refresh_from_db(fields=["trading_halted"])
+        return reads.DayStanding(session and session.pk, alice.trading_halted, KillSwitch.is_engaged())
+
+    assert reads.day_standing(bot) == orm() == reads.DayStanding(None, False, False)
+    AutomationSession.objects.create(bot=bot, stopped_at=T0)
+    AutomationSession.objects.create(bot=BotFactory(owner=charlie))  # another bot's
+    opened = AutomationSession.objects.create(bot=bot)
+    charlie.trading_halted = True  # another owner's
+    charlie.save()
+    assert reads.day_standing(bot) == orm() == reads.DayStanding(opened.pk, False, False)
+    alice.trading_halted = True
+    alice.save()
+    KillSwitch.objects.create(engaged=False)
+    assert reads.day_standing(bot) == orm() == reads.DayStanding(opened.pk, True, False)
+    KillSwitch.objects.create(engaged=True)
+    assert reads.day_standing(bot) == orm() == reads.DayStanding(opened.pk, True, True)
+
+
 def test_the_trade_of_an_order(bot):
     assert reads.trade_of("tai-9-open") is None
     made = trade(bot, "PENDING", is_simulated=False, client_order_id="tai-9-open", learning_data={"a": 1})
