@@ -33,11 +33,50 @@ _CHART_LOCKS: dict[str, threading.Lock] = {}
 _CHART_LOCKS_GUARD = threading.Lock()
 
 
+class Candles:
+    """The candles a cycle reads up to its moment: `frame`, as the indicators and the chart take them, and
+    `bars`, as the monitor and learning walk them, each made once, when first asked for. A replay's are cut
+    from its market's whole history loaded once (automation.replay.PreloadedCandles.window), and their frame
+    is made only when something computes from it or draws it: with the technical analyses worked out ahead
+    (automation/replay_ahead.py), nothing does, and making one a cycle was 0.45 s of a 5,000-hour replay's
+    CPU."""
+
+    def __init__(
+        self,
+        frame: pd.DataFrame | None = None,
+        *,
+        bars: Bars | None = None,
+        make_frame: Callable[[], pd.DataFrame] | None = None,
+    ):
+        if frame is None and (bars is None or make_frame is None):
+            raise ValueError("candles are a frame, or bars with a way to make their frame")
+        self._frame, self._bars, self._make_frame = frame, bars, make_frame
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = self._make_frame()
+        return self._frame
+
+    @property
+    def bars(self) -> Bars:
+        if self._bars is None:
+            self._bars = Bars(self._frame)
+        return self._bars
+
+    def __len__(self) -> int:
+        return len(self._bars) if self._bars is not None else len(self._frame)
+
+
+def frame_indicators(market: Market, candles: Candles) -> Indicators:
+    """`indicators_for` of the candles' frame: the stored indicators of a live cycle."""
+    return indicators_for(market, candles.frame)
+
+
 @dataclass
 class MarketAnalysis:
     market: Market
-    candles: pd.DataFrame
-    bars: Bars  # the candles as the monitor and learning walk them
+    candles: Candles
     indicators: Indicators
     as_of: datetime  # when the last candle closed: the moment the analysis is for
     chart: str  # storage name of the PNG
@@ -153,26 +192,30 @@ def analyse_market(
     chart_owner: str = "adhoc",  # whose `chart` it is (a bot, in a cycle); the rendered chart is everyone's
     draw_chart: bool = True,
     timer: StepTimer | None = None,
-    indicators_of: Callable[[Market, pd.DataFrame], Indicators] = indicators_for,
-    bars_of: Callable[[pd.DataFrame], Bars] = Bars,
+    indicators_of: Callable[[Market, Candles], Indicators] = frame_indicators,
+    candles_of: Callable[[Market, int, datetime | None], Candles] | None = None,
 ) -> MarketAnalysis:
+    """`candles_of(market, limit, until)`: where the candles come from when not as `source.candles`' frame
+    (a replay's, cut from the whole history it loaded)."""
     timer = timer or StepTimer()
-    candles = timer.step(
-        "market_data",
-        lambda: require(source.candles(market, limit=LOOKBACK, until=until), MIN_CANDLES, market),
-    )
-    bars = bars_of(candles)
+
+    def read() -> Candles:
+        if candles_of is not None:
+            return candles_of(market, LOOKBACK, until)
+        return Candles(source.candles(market, limit=LOOKBACK, until=until))
+
+    candles = timer.step("market_data", lambda: require(read(), MIN_CANDLES, market))
     indicators = timer.step("indicators", indicators_of, market, candles)
-    as_of = bars.times[-1] + market.period
+    as_of = candles.bars.times[-1] + market.period
     opened = source.open_at(market, as_of)
     price = indicators.close if opened is None else opened
     if not draw_chart:
         png, name = b"", ""
     elif chart is None:  # the platform's rendered chart, shared by every bot on the market
         render = timer.bounded("chart", render_chart)
-        png, name = timer.step("chart", shared_chart, candles, market, indicators, as_of, render)
+        png, name = timer.step("chart", shared_chart, candles.frame, market, indicators, as_of, render)
     else:
-        png = timer.step("chart", timer.bounded("chart", chart), candles, market, indicators)
+        png = timer.step("chart", timer.bounded("chart", chart), candles.frame, market, indicators)
         # Another chart (a bot's TradingView page) is its owner's alone, stored where no one else looks.
         name = timer.step("chart_store", save_chart, png, private_chart_name(chart_owner, market, as_of))
     request = AnalysisRequest(market=market, indicators=indicators, chart_png=png, insights=insights)
@@ -182,7 +225,7 @@ def analyse_market(
     deadline = timer.limits.get("analysis")
     bound = None if deadline is None else _analyst_call_within(deadline)
     result = timer.step("analysis", analyse, analyst, request, deadline, bound)
-    return MarketAnalysis(market, candles, bars, indicators, as_of, name, result, price, timer.timings)
+    return MarketAnalysis(market, candles, indicators, as_of, name, result, price, timer.timings)
 
 
 def release_database_connection() -> None:

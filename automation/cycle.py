@@ -233,7 +233,7 @@ def _run_claimed(
         chart=outside.chart or chart_for(bot),
         chart_owner=f"bot{bot.pk}",
         draw_chart=outside.draw_chart,
-        indicators_of=shared_reads.indicators_of,
+        indicators_of=lambda market, candles: shared_reads.indicators_of(market, candles.frame),
     )
     if failure is not None:
         _end(
@@ -310,10 +310,10 @@ class DatabaseLedger:
         self.recorded.append(record)
         return record
 
-    def monitor(self, candles) -> None:
+    def monitor(self, bars) -> None:
         self._figures = None
         period, watched = self.market.period, reads.watched(self.bot)
-        monitor_trades(self.bot, candles, period, resolve=resolve_traded, open_trades=watched)
+        monitor_trades(self.bot, bars, period, resolve=resolve_traded, open_trades=watched)
 
     def awaiting(self) -> list:
         period = self.market.period

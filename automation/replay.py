@@ -31,6 +31,7 @@ from market.sources import COLUMNS, Market, StoredCandles, frame, position
 from trades.outcomes import Bars
 
 from . import plain_sql as sql
+from .analysis import Candles
 from .analysts.service import get_analyst
 from .models import AutomationSession, Bot, CycleRun
 from .replay_ahead import WorkedAhead
@@ -90,14 +91,14 @@ class PreloadedCandles(StoredCandles):
         at = self.all_bars.at(moment)
         return self.all_bars.open[at] if at < len(self.all_bars) else None
 
-    def bars(self, candles: pd.DataFrame) -> Bars:
-        """`Bars(candles)` for candles this source handed out: their slice of the market's, converted once."""
-        index = self.frame.index.asi8
-        start = int(index.searchsorted(candles.index.asi8[0])) if len(candles) else 0
-        end = start + len(candles)
-        if len(candles) and not (end <= len(index) and index[end - 1] == candles.index.asi8[-1]):
-            raise ValueError("these candles are not a run of this source's")
-        return self.all_bars[start:end]
+    def window(self, market: Market, limit: int, until: datetime | None) -> Candles:
+        """`Candles(self.candles(market, limit=limit, until=until))`, their bars cut from the market's
+        converted once and their frame made only if asked for."""
+        if until is None:
+            raise ValueError("a replay's candles are always asked for as of a slot")
+        end = position(self.frame.index, until - market.period, side="right")
+        start = max(0, end - limit)
+        return Candles(bars=self.all_bars[start:end], make_frame=lambda: self.frame.iloc[start:end])
 
 
 def replay_bot(spec: ReplaySpec) -> Bot:
@@ -174,9 +175,11 @@ def replay(
     draw = spec.analyst != "technical" if draw_charts is None else draw_charts
     with _running(bot), _fewer_full_collections(), _worked_ahead(spec, source, todo, draw) as ahead:
         if ahead:
-            book = Book(bot, source, ahead.analyst, indicators_of=ahead.indicators_of, bars_of=source.bars)
+            book = Book(
+                bot, source, ahead.analyst, indicators_of=ahead.indicators_of, candles_of=source.window
+            )
         else:
-            book = Book(bot, source, analyst, draw_charts=draw, bars_of=source.bars)
+            book = Book(bot, source, analyst, draw_charts=draw, candles_of=source.window)
         with _made_behind(book, ahead), _asked_ahead(book, todo, draw, ask_concurrency) as asking:
             _run(bot, book, todo, asking, chunk or (CHUNK_WITH_CHARTS if draw else CHUNK), progress)
     return bot

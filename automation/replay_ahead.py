@@ -14,12 +14,10 @@ import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 
-import pandas as pd
-
 from market.indicators import MIN_CANDLES, Indicators, compute
 from market.sources import Market, MarketDataSource
 
-from .analysis import LOOKBACK
+from .analysis import LOOKBACK, Candles
 from .analysts.base import AnalysisRequest, AnalystResult
 from .analysts.technical import TechnicalAnalyst
 
@@ -35,10 +33,9 @@ def _remember(source: MarketDataSource) -> None:
     _SOURCE = source
 
 
-def _work(market: Market, slots: list[datetime]) -> list[tuple[int, Indicators, AnalystResult] | None]:
-    """In the worker: each slot's indicators and technical analysis, with its last candle's open time (the
-    index's integer), or None where the cycle must see for itself (too few candles, an error it should meet
-    at its own step)."""
+def _work(market: Market, slots: list[datetime]) -> list[tuple[datetime, Indicators, AnalystResult] | None]:
+    """In the worker: each slot's indicators and technical analysis, with its last candle's open time, or
+    None where the cycle must see for itself (too few candles, an error it should meet at its own step)."""
     answers = []
     for slot in slots:
         try:
@@ -48,7 +45,8 @@ def _work(market: Market, slots: list[datetime]) -> list[tuple[int, Indicators, 
                 continue
             indicators = compute(candles)
             request = AnalysisRequest(market=market, indicators=indicators, chart_png=b"")
-            answers.append((int(candles.index.asi8[-1]), indicators, TechnicalAnalyst().analyse(request)))
+            last_open = candles.index[-1].to_pydatetime()
+            answers.append((last_open, indicators, TechnicalAnalyst().analyse(request)))
         except Exception:  # the cycle computes this slot itself and fails at the step that fails
             answers.append(None)
     return answers
@@ -68,10 +66,9 @@ class WorkedAhead:
             (batch[0], self.pool.submit(_work, market, batch))
             for batch in (slots[i : i + BATCH] for i in range(0, len(slots), BATCH))
         ]
-        # The last candle's open time (the index's integer, as the source's frames hold it) -> the slot's
-        # answer, filled batch by batch: found without boxing a Timestamp and writing its ISO form, which
-        # cost more than the rest of handing an answer over (indicators_of: 43-52 -> 6-7 µs a cycle).
-        self.answers: dict[int, tuple[Indicators, AnalystResult]] = {}
+        # The last candle's open time, as the cycle's bars hold it (a datetime, not a Timestamp to box) ->
+        # the slot's answer, filled batch by batch.
+        self.answers: dict[datetime, tuple[Indicators, AnalystResult]] = {}
         self.analyst = _Answering()
 
     def __enter__(self) -> "WorkedAhead":
@@ -80,18 +77,17 @@ class WorkedAhead:
     def __exit__(self, *exc) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def indicators_of(self, market: Market, candles: pd.DataFrame) -> Indicators:
-        key = int(candles.index.asi8[-1])
-        if key not in self.answers and market == self.market:
+    def indicators_of(self, market: Market, candles: Candles) -> Indicators:
+        last_open = candles.bars.times[-1]
+        if last_open not in self.answers and market == self.market:
             # Take in the batches that start by this slot: the cycles ask in slot order.
-            last_open = candles.index[-1]
             while self.batches and self.batches[0][0] <= last_open + market.period:
                 for answer in self.batches.pop(0)[1].result():
                     if answer is not None:
                         self.answers[answer[0]] = answer[1:]
-        answer = self.answers.pop(key, None)
+        answer = self.answers.pop(last_open, None)
         self.analyst.given = answer
-        return answer[0] if answer else compute(candles)
+        return answer[0] if answer else compute(candles.frame)
 
 
 class _Answering:

@@ -32,7 +32,7 @@ from accounts.quotas import quotas_of
 from market.indicators import MIN_CANDLES, compute
 from market.sources import Market, MarketDataSource
 
-from .analysis import LOOKBACK
+from .analysis import LOOKBACK, Candles
 from .analysts.asked_once import request_key, store_answer, stored_answers
 from .analysts.base import OPERATOR, AnalysisRequest, Analyst, AnalystError, AnalystResult
 from .analysts.service import storable_result
@@ -175,7 +175,7 @@ class AskedAhead:
                 png = stored.read()
         else:
             return None
-        indicators = self.book.indicators_of(self.market, candles)
+        indicators = self.book.indicators_of(self.market, Candles(candles))
         return AnalysisRequest(market=self.market, indicators=indicators, chart_png=png, insights=section)
 
     def _chart_name(self, slot: datetime, candles=None) -> str:

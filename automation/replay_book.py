@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import orjson
-import pandas as pd
 from django.db import connection, models
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import Max, Min
@@ -57,7 +56,7 @@ from trades.monitor import closing_fields, watch
 from trades.outcomes import Bars
 from trades.policy import Decision
 
-from .analysis import StepTimer
+from .analysis import Candles, StepTimer
 from .analysts.base import Analyst
 from .models import Bot, CycleRun
 from .quotas import charged_to_operator, spend_refusal, spent_this_month
@@ -84,8 +83,8 @@ class Book:
         analyst: Analyst,
         *,
         draw_charts: bool = False,
-        indicators_of: Callable[[Market, pd.DataFrame], Indicators] | None = None,
-        bars_of: Callable[[pd.DataFrame], Bars] = Bars,
+        indicators_of: Callable[[Market, Candles], Indicators] | None = None,
+        candles_of: Callable[[Market, int, datetime | None], Candles] | None = None,
     ):
         self.bot = Bot.objects.select_related("owner").get(pk=bot.pk)
         if self.bot.mode != Bot.Mode.SIMULATION:
@@ -93,8 +92,8 @@ class Book:
         self.market = Market(self.bot.exchange, self.bot.symbol, self.bot.timeframe)
         self.source, self.analyst, self.draw_charts = source, analyst, draw_charts
         # Nothing else reads them: computed, not stored for other bots to share.
-        self.indicators_of = indicators_of or (lambda market, candles: compute(candles))
-        self.bars_of = bars_of
+        self.indicators_of = indicators_of or (lambda market, candles: compute(candles.frame))
+        self.candles_of = candles_of
         self.scope = Scope(self.bot.owner_id, self.bot.pk)
         self._load_trades()
         self._load_learning()
@@ -210,7 +209,7 @@ class Book:
             analyst=self.analyst,
             draw_chart=self.draw_charts,
             indicators_of=self.indicators_of,
-            bars_of=self.bars_of,
+            candles_of=self.candles_of,
         )
         if failure is None:
             run.status = CycleRun.Status.SUCCEEDED
@@ -269,8 +268,8 @@ class Book:
             self.section = record.prompt_section
         return record
 
-    def monitor(self, candles: pd.DataFrame) -> None:
-        watch(self.open, candles, self.market.period, lambda trade: None, self._close)
+    def monitor(self, bars: Bars) -> None:
+        watch(self.open, bars, self.market.period, lambda trade: None, self._close)
 
     def _close(self, trade: Trade, exit, fee: Decimal) -> bool:
         for name, value in closing_fields(trade, exit, fee).items():

@@ -17,7 +17,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
 
-import pandas as pd
 from django.conf import settings
 
 from learning.conditions import conditions_of
@@ -62,7 +61,7 @@ class Ledger(Protocol):
     def add_record(self, record: AILearningData) -> AILearningData: ...
 
     # monitor: `trades.monitor.watch` over the open trades, closing through the ledger
-    def monitor(self, candles: pd.DataFrame) -> None: ...
+    def monitor(self, bars: Bars) -> None: ...
 
     # learn
     def awaiting(self) -> list[tuple[AILearningData, datetime]]: ...
@@ -105,8 +104,8 @@ def run_steps(
         section = timer.step("prompt", prompt_section, ledger, clock)
         done = analyse_market(ledger.market, until=clock, insights=section, timer=timer, **analysis)
         record = timer.step("record", _record, ledger, run, done, section)
-        timer.step("monitor", ledger.monitor, done.candles)
-        timer.step("learn", learn, ledger, done.bars, clock)
+        timer.step("monitor", ledger.monitor, done.candles.bars)
+        timer.step("learn", learn, ledger, done.candles.bars, clock)
         decision = timer.step("decide", _decide, ledger, run, record, done, clock)
         if decision.trade:
             timer.step("execute", ledger.execute, run, record, done, decision, clock)

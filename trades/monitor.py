@@ -23,7 +23,7 @@ from .brokers.base import Broker, OrderRequest
 from .brokers.simulation import paper_costs
 from .entries import settle_pending
 from .models import Trade
-from .outcomes import PRICE_STEP, Costs, Exit, first_exit, time_limit, trade_result
+from .outcomes import PRICE_STEP, Bars, Costs, Exit, first_exit, time_limit, trade_result
 from .signals import trade_closed
 
 
@@ -33,7 +33,7 @@ def costs_of(trade: Trade) -> Costs:
     return paper_costs(trade.bot.exchange, trade.symbol)
 
 
-def find_exit(trade: Trade, candles: pd.DataFrame, period, costs: Costs) -> Exit | None:
+def find_exit(trade: Trade, candles: Bars | pd.DataFrame, period, costs: Costs) -> Exit | None:
     """The trade's exit by `outcomes.first_exit` at the market's `costs`, or None while it stays open."""
     limit = time_limit(trade.learning_data.get("horizon"), settings.MAX_HOLDING_CANDLES)
     return first_exit(
@@ -121,7 +121,9 @@ def _exit_fill(trade: Trade, exit: Exit, broker: Broker, costs: Costs) -> tuple[
     return Exit(fill.price, fill.filled_at, exit.reason, exit.worst, exit.level), fill.fee
 
 
-def exit_of(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tuple[Exit, Decimal] | None:
+def exit_of(
+    trade: Trade, candles: Bars | pd.DataFrame, period, broker: Broker
+) -> tuple[Exit, Decimal] | None:
     """The trade's exit and its fee, or None while it stays open."""
     protected = trade.learning_data.get("protection_id") and not trade.is_simulated
     state = broker.protection(trade.symbol, trade.client_order_id) if protected else None
@@ -140,7 +142,7 @@ def exit_of(trade: Trade, candles: pd.DataFrame, period, broker: Broker) -> tupl
 
 
 def monitor_trades(
-    bot, candles: pd.DataFrame, period, broker: Broker | None = None, *, resolve, open_trades=None
+    bot, candles: Bars | pd.DataFrame, period, broker: Broker | None = None, *, resolve, open_trades=None
 ) -> list[Trade]:
     """Close every open trade of the bot whose exit the candles (or the exchange) show, each with its
     analysis resolved by `resolve(trade)` (see close_trade); returns the trades closed. Live entries left
@@ -167,7 +169,7 @@ def monitor_trades(
     return watch(open_trades, candles, period, broker_for, lambda *closing: close_trade(*closing, resolve))
 
 
-def watch(open_trades, candles: pd.DataFrame, period, broker_for, close) -> list[Trade]:
+def watch(open_trades, candles: Bars | pd.DataFrame, period, broker_for, close) -> list[Trade]:
     """The monitor's pass over `open_trades`, wherever they are kept (the database, a replay's books): each
     one whose exit the candles (or the exchange) show is handed to `close(trade, exit, fee)`, which returns
     whether it closed it. Returns the trades closed."""

@@ -117,14 +117,15 @@ def first_exit(
     stop: Decimal | None,
     target: Decimal | None,
     entered_at: datetime,
-    candles: pd.DataFrame,
+    candles: "Bars | pd.DataFrame",
     period,
     max_candles: int,
     costs: Costs,
 ) -> Exit | None:
     """The first exit among `candles` opened at or after the entry, or None while the position stays open:
-    the monitor's rule for open trades (trades.monitor), and so `paper_trade`'s (`exit_among`)."""
-    bars = Bars(candles)
+    the monitor's rule for open trades (trades.monitor), and so `paper_trade`'s (`exit_among`). A cycle
+    hands over the Bars it walks anyway; a frame is converted."""
+    bars = candles if isinstance(candles, Bars) else Bars(candles)
     return exit_among(
         bars, bars.entry(entered_at, period), len(bars), side, stop, target, period, max_candles, costs
     )

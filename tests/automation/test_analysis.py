@@ -13,7 +13,7 @@ from django.urls import reverse
 from matplotlib import pyplot as plt
 from PIL import Image
 
-from automation.analysis import analyse_market
+from automation.analysis import Candles, analyse_market
 from automation.analysts.base import AnalystResult
 from automation.analysts.consistency import enforce_consistent_levels
 from automation.analysts.schema import Analysis
@@ -27,6 +27,7 @@ from market.indicators import compute
 from market.sources import Market, StoredCandles
 from tests.factories import EURUSD_CSV, import_eurusd
 from tests.market.test_indicators import bars
+from trades.outcomes import Bars
 
 ANALYZE_EURUSD = [
     "--exchange", "sample", "--symbol", "EUR/USD", "--timeframe", "1h", "--at", "2018-01-15T12:00:00Z"
@@ -121,7 +122,7 @@ def test_technical_analysis_is_deterministic_on_real_candles(eurusd):
         for _ in range(2)
     ]
     assert runs[0].result.analysis == runs[1].result.analysis
-    assert runs[0].candles.index[-1] < until  # nothing after the moment asked for
+    assert runs[0].candles.frame.index[-1] < until  # nothing after the moment asked for
     assert set(runs[0].timings) == {"market_data", "indicators", "chart", "chart_store", "analysis"}
 
 
@@ -257,3 +258,20 @@ def test_analyze_reports_an_openai_failure_as_a_command_error(eurusd, openai_sta
     args = ["--exchange", "sample", "--symbol", "EUR/USD", "--timeframe", "1h", "--analyst", "openai"]
     with pytest.raises(CommandError, match="AnalystRefusedError: the model refused"):
         call_command("analyze", *args)
+
+
+def test_candles_make_their_frame_and_bars_once_and_only_when_asked(eurusd):
+    frame = StoredCandles().candles(eurusd, limit=300)
+    made = []
+
+    def make():
+        made.append(1)
+        return frame
+
+    cut = Candles(bars=Bars(frame), make_frame=make)
+    assert len(cut) == 300 and made == []  # the bars are enough for what a replay's cycle reads
+    assert cut.frame is frame and cut.frame is frame and made == [1]
+    whole = Candles(frame)
+    assert len(whole) == 300 and vars(whole.bars) == vars(Bars(frame)) and whole.bars is whole.bars
+    with pytest.raises(ValueError, match="a way to make their frame"):
+        Candles(bars=Bars(frame))

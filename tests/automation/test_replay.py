@@ -99,19 +99,20 @@ def test_preloaded_candles_are_what_the_stored_ones_are(candles):
         assert got.equals(expected), until
 
 
-def test_preloaded_candles_hand_out_the_bars_their_frames_convert_to(candles):
+def test_preloaded_candles_hand_out_windows_of_the_frames_they_would_hand_out(candles):
     market = Market("sample", "EUR/USD", "1h")
     preloaded = PreloadedCandles.load(market)
     last = preloaded.frame.index[-1].to_pydatetime() + market.period
-    for until in (START, START + timedelta(minutes=30), CUT, last):
+    early = datetime(2000, 1, 1, tzinfo=UTC)
+    for until in (early, START, START + timedelta(minutes=30), CUT, last):
         for limit in (1, 300):
-            got = preloaded.candles(market, limit=limit, until=until)
-            assert vars(preloaded.bars(got)) == vars(Bars(got)), (until, limit)
-    assert (
-        len(preloaded.bars(preloaded.candles(market, limit=300, until=datetime(2000, 1, 1, tzinfo=UTC)))) == 0
-    )
-    with pytest.raises(ValueError, match="not a run"):
-        preloaded.bars(StoredCandles().candles(market, limit=300, until=CUT).iloc[::2])
+            expected = preloaded.candles(market, limit=limit, until=until)
+            window = preloaded.window(market, limit, until)
+            assert len(window) == len(expected), (until, limit)
+            assert vars(window.bars) == vars(Bars(expected)), (until, limit)
+            assert window.frame.equals(expected), (until, limit)
+    with pytest.raises(ValueError, match="as of a slot"):
+        preloaded.window(market, 300, None)
 
 
 def test_the_books_give_each_section_the_version_it_is_stored_under(candles):
@@ -133,9 +134,9 @@ def test_the_worked_ahead_answers_are_what_the_cycle_would_compute(candles):
     todo = slots(ReplaySpec("sample", "EUR/USD", "1h", start=START, end=START + timedelta(hours=5)), source)
     with WorkedAhead(source, market, todo) as ahead:
         for slot in todo:
-            seen = source.candles(market, limit=LOOKBACK, until=slot)
+            seen = source.window(market, LOOKBACK, slot)
             indicators = ahead.indicators_of(market, seen)
-            assert indicators == compute(seen)
+            assert indicators == compute(seen.frame)
             request = AnalysisRequest(market=market, indicators=indicators, chart_png=b"")
             assert ahead.analyst.analyse(request) == TechnicalAnalyst().analyse(request)
         assert ahead.analyst.answered == len(todo)

@@ -8,7 +8,7 @@ from trades.brokers.base import BrokerError, OrderRequest
 from trades.brokers.simulation import SimulationBroker
 from trades.models import Trade
 from trades.monitor import find_exit
-from trades.outcomes import Costs
+from trades.outcomes import Bars, Costs
 from trades.policy import COOLDOWN_AFTER_LOSSES, COOLDOWN_CYCLES, RiskLimits, Situation, decide
 
 D = Decimal
@@ -127,6 +127,7 @@ def test_exits_from_candle_highs_and_lows(side, bars, expected):
     t = trade(side, *((105, 90) if side == "SELL" else ()))
     found = find_exit(t, candles(*bars), HOUR, NO_COSTS)
     assert (found.reason, found.price, found.at) == (expected[0], expected[1], T0 + expected[2] * HOUR)
+    assert find_exit(t, Bars(candles(*bars)), HOUR, NO_COSTS) == found  # as a cycle hands them over
 
 
 def test_a_stop_fills_less_the_slippage_or_at_the_open_it_gapped_to_and_a_target_at_its_level():
