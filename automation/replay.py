@@ -11,6 +11,7 @@ outcomes are computed from what was learned before.
 
 Resumable: a slot's run is unique per bot, so a replay started again skips the slots that ran."""
 
+import bisect
 import contextlib
 import gc
 import multiprocessing
@@ -96,7 +97,9 @@ class PreloadedCandles(StoredCandles):
         converted once and their frame made only if asked for."""
         if until is None:
             raise ValueError("a replay's candles are always asked for as of a slot")
-        end = position(self.frame.index, until - market.period, side="right")
+        # Among the bars' times, as `position` finds it among the frame's (without asking pandas for the
+        # index's integers and unit each cycle).
+        end = bisect.bisect_right(self.all_bars.times, until - market.period)
         start = max(0, end - limit)
         return Candles(bars=self.all_bars[start:end], make_frame=lambda: self.frame.iloc[start:end])
 

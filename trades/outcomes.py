@@ -5,7 +5,6 @@ not: the monitor closes paper trades by it, and learning scores the calls that w
 trade they would have been (`paper_trade`), so it lives here, below learning."""
 
 import bisect
-import copy
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -88,7 +87,7 @@ class Bars:
         """The bars of the candles at positions `span`, as Bars of a frame of just those would hold them: a
         look-back's taken from its market's whole history converted once (300 candles: 14 µs, where
         converting their frame takes 220 µs, their times as datetimes most of it)."""
-        part = copy.copy(self)
+        part = Bars.__new__(Bars)  # not copy.copy, a third of the slicing's time: every attribute is set here
         part.times, part.open, part.low, part.high, part.close = (
             self.times[span],
             self.open[span],
