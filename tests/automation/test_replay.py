@@ -403,3 +403,19 @@ def test_the_books_write_each_value_as_its_field_prepares_it():
                 assert comparable(written) == comparable(prepared), (field, value)
                 tried += 1
     assert tried > 150
+
+
+@pytest.mark.django_db
+def test_the_books_take_each_key_from_the_row_written_before_and_refuse_one_never_written():
+    bot = BotFactory()
+    run = CycleRun(bot=bot, slot=START)
+    analysis = AILearningData(
+        user=bot.owner, bot=bot, cycle_run=run, symbol=bot.symbol, timeframe="1h", analysis_data={}
+    )
+    with pytest.raises(ValueError, match="unsaved related object 'cycle_run'"):
+        replay_book._create(AILearningData, [analysis])
+    replay_book._create(CycleRun, [run])
+    replay_book._create(AILearningData, [analysis])
+    stored = AILearningData.objects.get(pk=analysis.pk)
+    assert (stored.cycle_run_id, stored.bot_id, stored.user_id) == (run.pk, bot.pk, bot.owner_id)
+    assert analysis.cycle_run is run and analysis.cycle_run_id == run.pk
