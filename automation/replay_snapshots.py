@@ -72,6 +72,7 @@ class MadeBehind:
         self.worker.start()
         worker_end.close()
         self.unsent: list[tuple] = []
+        self.untaken = 0  # snapshots added since the books last took them
         self.trades: dict | None = None  # the trades' figures last sent
 
     def __enter__(self) -> "MadeBehind":
@@ -91,11 +92,17 @@ class MadeBehind:
         changed = None if trades == self.trades else trades
         self.trades = trades
         self.unsent.append((moved, changed, names))
+        self.untaken += 1
         if len(self.unsent) >= BATCH:
             self.send()
 
     def made(self) -> list[tuple[int, str]]:
-        """Every snapshot added and not taken yet, as (resolved count, insights as JSON), in order."""
+        """Every snapshot added and not taken yet, as (resolved count, insights as JSON), in order. Without
+        asking the worker when there is none (the prompt reads the insights at the start of each refresh
+        window, right after the day's flush took them)."""
+        if not self.untaken:
+            return []
+        self.untaken = 0
         self.send()
         self.pipe.send(TAKE)
         made = self.pipe.recv()

@@ -42,6 +42,9 @@ def test_the_worker_makes_the_snapshots_the_books_would(settings):
             expected.append(insights_from(scope, figures, trades_figures(**trades), {}))
         made = behind.made()
         assert behind.made() == []  # taken once
+        behind.worker.kill()
+        behind.worker.join()
+        assert behind.made() == []  # and without asking the worker, when nothing was added since
     assert [resolved for resolved, _ in made] == [4, 5, 6, 7]
     for (_, data), want in zip(made, expected, strict=True):
         got = json.loads(data)
