@@ -300,12 +300,15 @@ class _Fitted:
 
 def _medians(numeric: np.ndarray) -> np.ndarray:
     """What SimpleImputer(strategy="median", keep_empty_features=True) fits: each column's median of the
-    values present, 0 where none is. numpy's nanmedian gives the masked median's numbers without the imputer's
-    checks and masked arrays (1.44 -> 0.33 ms for 3,000 calls; its transform 0.21 -> 0.03 ms)."""
-    medians = np.zeros(numeric.shape[1])
-    present = ~np.isnan(numeric).all(axis=0)
-    medians[present] = np.nanmedian(numeric[:, present], axis=0)
-    return medians
+    values present, 0 where none is, taken as its masked median takes it: the two middle values (the middle
+    one twice for an odd count) summed and halved. From the columns sorted once, without the imputer's checks
+    and masked arrays, which numpy's nanmedian uses too below 600 rows (at 1,000 calls of the replay: the
+    imputer 0.66 ms, nanmedian 0.27-0.30, this 0.05-0.06)."""
+    ordered = np.sort(numeric, axis=0)  # NaN last
+    present = numeric.shape[0] - np.isnan(numeric).sum(axis=0)
+    columns = np.arange(numeric.shape[1])
+    middle = (ordered[(present - 1) // 2, columns] + ordered[present // 2, columns]) / 2
+    return np.where(present > 0, middle, 0.0)
 
 
 def _brier(won: np.ndarray, p: np.ndarray) -> float:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 import sklearn
+from sklearn.impute import SimpleImputer
 
 from automation.cycle import run_cycle
 from automation.models import AutomationSession, Bot
@@ -509,3 +510,15 @@ def test_an_input_never_present_is_imputed_as_the_pipeline_imputes_it():
     assert (parameters["mean"], parameters["coef"]) == (scaler.mean_.tolist(), pipeline[-1].coef_[0].tolist())
     expected = pipeline.predict_proba(ml._frame(rows))[:, 1]
     assert fitted.probabilities(ml._Inputs(rows)).tolist() == expected.tolist()
+
+
+def test_the_medians_are_the_imputers():
+    # Odd and even counts of values present, ties (one decimal), an input never present; below and above the
+    # 600 rows where numpy's own medians change their way.
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 7, 8, 599, 600, 1000, 3001):
+        numeric = rng.normal(50, 20, size=(n, len(ml.NUMERIC))).round(1)
+        numeric[rng.random(numeric.shape) < 0.2] = np.nan
+        numeric[:, -1] = np.nan
+        imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(numeric)
+        assert ml._medians(np.asfortranarray(numeric)).tolist() == imputer.statistics_.tolist()
