@@ -22,6 +22,7 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import CharField, Count
 from django.db.models.functions import Cast
+from scipy.special import expit
 from scipy.stats import mannwhitneyu
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -237,9 +238,10 @@ class _Inputs:
 
 class _Fitted:
     """`_pipeline()` fitted on `inputs`, its steps run by hand on arrays: the imputer's medians (`_medians`),
-    the same scaler and regression on the same numbers, so the same model to the bit
-    (tests/learning/test_ml.py holds it to the pipeline), without the column transformer's and the data
-    frame's work, which cost more than the fits.
+    the scaler's mean and scale (`_standardising`), the same regression on the same numbers, and its
+    probabilities as predict_proba computes them, so the same model to the bit (tests/learning/test_ml.py
+    holds it to the pipeline), without the column transformer's, the data frame's and the steps' checks of
+    their input, which cost more than the fits.
     The one-hot columns are the encoder's: each input's categories seen, sorted, one column each. Where the
     pipeline would stack its columns as a sparse matrix (many symbols), the pipeline itself."""
 
@@ -253,15 +255,19 @@ class _Fitted:
             self.pipeline = _pipeline().fit(_frame(inputs.rows), won)
             return
         self.medians = _medians(inputs.numeric)
-        self.scaler = StandardScaler().fit(self._imputed(inputs))
-        self.regression = LogisticRegression(solver="newton-cholesky").fit(self._design(inputs), won)
+        self.mean, self.scale = _standardising(self._imputed(inputs))
+        # Its parameters are the constants above, which the tests' fits of the pipeline validate: checking
+        # them again at every fit cost a tenth of it.
+        with sklearn.config_context(skip_parameter_validation=True):
+            self.regression = LogisticRegression(solver="newton-cholesky").fit(self._design(inputs), won)
 
     def _imputed(self, inputs: _Inputs) -> np.ndarray:
         # The imputer's transform, in the inputs' memory order as it keeps it: the scaler's sums depend on it.
         return np.where(np.isnan(inputs.numeric), self.medians, inputs.numeric)
 
     def _design(self, inputs: _Inputs) -> np.ndarray:
-        scaled = self.scaler.transform(self._imputed(inputs))
+        # The scaler's transform: the mean subtracted, then the scale divided by.
+        scaled = (self._imputed(inputs) - self.mean) / self.scale
         onehot = [
             column == category
             for column, seen in zip(inputs.categorical, self.categories, strict=True)
@@ -272,7 +278,9 @@ class _Fitted:
     def probabilities(self, inputs: _Inputs) -> np.ndarray:
         if self.pipeline is not None:
             return self.pipeline.predict_proba(_frame(inputs.rows))[:, 1]
-        return self.regression.predict_proba(self._design(inputs))[:, 1]
+        # predict_proba's arithmetic for two classes: the logistic of the decision function, as a column.
+        regression = self.regression
+        return expit(self._design(inputs) @ regression.coef_.T + regression.intercept_)[:, 0]
 
     def parameters(self) -> dict:
         """The fitted model as plain numbers. Not a pickle: loading a pickle runs whatever code it names, so
@@ -280,17 +288,17 @@ class _Fitted:
         if self.pipeline is not None:
             columns, regression = self.pipeline[0], self.pipeline[-1]
             imputer, scaler = columns.named_transformers_["num"]
-            medians = imputer.statistics_
+            medians, mean, scale = imputer.statistics_, scaler.mean_, scaler.scale_
             categories = [c.tolist() for c in columns.named_transformers_["cat"].categories_]
         else:
-            medians, scaler, regression = self.medians, self.scaler, self.regression
+            medians, mean, scale, regression = self.medians, self.mean, self.scale, self.regression
             categories = self.categories
         return {
             "sklearn": sklearn.__version__,
             "numeric": list(NUMERIC),
             "medians": medians.tolist(),
-            "mean": scaler.mean_.tolist(),
-            "scale": scaler.scale_.tolist(),
+            "mean": mean.tolist(),
+            "scale": scale.tolist(),
             "categorical": list(CATEGORICAL),
             "categories": categories,
             "coef": regression.coef_[0].tolist(),
@@ -309,6 +317,21 @@ def _medians(numeric: np.ndarray) -> np.ndarray:
     columns = np.arange(numeric.shape[1])
     middle = (ordered[(present - 1) // 2, columns] + ordered[present // 2, columns]) / 2
     return np.where(present > 0, middle, 0.0)
+
+
+def _standardising(imputed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """StandardScaler().fit(imputed)'s mean_ and scale_, computed as it computes them on a first fit of
+    values none missing (sklearn.utils.extmath._incremental_mean_and_var): the variance by the corrected
+    two-pass formula, and a scale of 1 for an input whose variance is within rounding of 0
+    (_is_constant_feature). Without the scaler's checks of its input, which cost more than the sums
+    (0.33 -> 0.02 ms at 1,000 calls)."""
+    n = imputed.shape[0]
+    mean = imputed.sum(axis=0) / n
+    deviations = imputed - mean
+    variance = ((deviations**2).sum(axis=0) - deviations.sum(axis=0) ** 2 / n) / n
+    eps = np.finfo(float).eps
+    constant = variance <= n * eps * variance + (n * mean * eps) ** 2
+    return mean, np.where(constant, 1.0, np.sqrt(variance))
 
 
 def _brier(won: np.ndarray, p: np.ndarray) -> float:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sklearn
 from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import StandardScaler
 
 from automation.cycle import run_cycle
 from automation.models import AutomationSession, Bot
@@ -522,3 +523,18 @@ def test_the_medians_are_the_imputers():
         numeric[:, -1] = np.nan
         imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(numeric)
         assert ml._medians(np.asfortranarray(numeric)).tolist() == imputer.statistics_.tolist()
+
+
+def test_the_standardising_is_the_scalers():
+    # Inputs as the imputer leaves them, in their memory order, with the edge cases of the scaler's own
+    # arithmetic: an input constant, one constant but for a rounding's worth, one of negative zeros.
+    rng = np.random.default_rng(12)
+    for n in (1, 2, 240, 1000, 3001):
+        imputed = np.asfortranarray(rng.normal(50, 20, size=(n, len(ml.NUMERIC))).round(3))
+        imputed[:, 0] = 7.3
+        imputed[:, 1] = 1e6 + rng.integers(0, 2, n) * 1e-10
+        imputed[:, 2] = -0.0
+        scaler = StandardScaler().fit(imputed)
+        mean, scale = ml._standardising(imputed)
+        assert (mean.tobytes(), scale.tobytes()) == (scaler.mean_.tobytes(), scaler.scale_.tobytes())
+        assert scale[0] == scale[2] == 1.0
