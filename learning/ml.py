@@ -221,18 +221,26 @@ def _pipeline() -> Pipeline:
 class _Inputs:
     """Calls' model inputs as `_pipeline`'s column transformer hands them to its steps: the numeric ones as
     floats (NaN where missing) in the column-major order a DataFrame's columns come in (the scaler sums down
-    the columns, and a sum in another memory order may round otherwise), the categorical ones as columns."""
+    the columns, and a sum in another memory order may round otherwise); each categorical one as codes into
+    its values, sorted as the encoder sorts its categories, so that a one-hot column is a comparison of
+    integers rather than of strings."""
 
     def __init__(self, rows: list[dict]):
         self.rows = rows
         self.numeric = np.array([[row[n] for n in NUMERIC] for row in rows], dtype=float, order="F")
-        self.categorical = [np.array([row[c] for row in rows], dtype=object) for c in CATEGORICAL]
+        self.values, self.codes = [], []
+        for name in CATEGORICAL:
+            column = [row[name] for row in rows]
+            values = sorted(set(column))
+            code = {value: i for i, value in enumerate(values)}
+            self.values.append(values)
+            self.codes.append(np.array([code[value] for value in column], dtype=int))
 
     def take(self, at: np.ndarray) -> "_Inputs":
         taken = _Inputs.__new__(_Inputs)
         taken.rows = [self.rows[i] for i in at]
         taken.numeric = np.asfortranarray(self.numeric[at])
-        taken.categorical = [column[at] for column in self.categorical]
+        taken.values, taken.codes = self.values, [codes[at] for codes in self.codes]
         return taken
 
 
@@ -246,7 +254,10 @@ class _Fitted:
     pipeline would stack its columns as a sparse matrix (many symbols), the pipeline itself."""
 
     def __init__(self, inputs: _Inputs, won: np.ndarray):
-        self.categories = [sorted(set(column.tolist())) for column in inputs.categorical]
+        self.categories = [
+            [values[i] for i in np.unique(codes)]
+            for codes, values in zip(inputs.codes, inputs.values, strict=True)
+        ]
         self.pipeline = None
         # The column transformer's rule: sparse where the share of non-zero values is below 0.3 (each row
         # has every numeric input and one category of each categorical input).
@@ -268,12 +279,12 @@ class _Fitted:
     def _design(self, inputs: _Inputs) -> np.ndarray:
         # The scaler's transform: the mean subtracted, then the scale divided by.
         scaled = (self._imputed(inputs) - self.mean) / self.scale
-        onehot = [
-            column == category
-            for column, seen in zip(inputs.categorical, self.categories, strict=True)
-            for category in seen
-        ]
-        return np.hstack([scaled, np.column_stack(onehot).astype(float)])
+        onehot = []
+        for codes, values, seen in zip(inputs.codes, inputs.values, self.categories, strict=True):
+            # A category seen in training but not among these inputs' values has no code (-1): a column of 0.
+            code = {value: i for i, value in enumerate(values)}
+            onehot.append(codes[:, np.newaxis] == [code.get(category, -1) for category in seen])
+        return np.hstack([scaled, *onehot])
 
     def probabilities(self, inputs: _Inputs) -> np.ndarray:
         if self.pipeline is not None:

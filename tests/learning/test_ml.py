@@ -497,6 +497,19 @@ def test_the_fitted_steps_are_the_pipelines_model_to_the_bit(symbols):
         assert fitted.probabilities(x.take(test_on)).tolist() == expected.tolist()
 
 
+def test_the_fitted_steps_predict_inputs_read_apart_as_the_pipeline_does():
+    # Inputs read apart from the training's code their categories by their own values: a symbol seen in
+    # training but absent from them, and one never seen, must still fill the encoder's columns (or none).
+    rng = np.random.default_rng(13)
+    rows = model_inputs(rng, 600, 3)
+    won = rng.integers(0, 2, len(rows))
+    others = [row | {"symbol": rng.choice(["S1/USD", "S9/USD"])} for row in model_inputs(rng, 50, 1)]
+    pipeline = ml._pipeline().fit(ml._frame(rows), won)
+    fitted = ml._Fitted(ml._Inputs(rows), won)
+    expected = pipeline.predict_proba(ml._frame(others))[:, 1]
+    assert fitted.probabilities(ml._Inputs(others)).tolist() == expected.tolist()
+
+
 def test_an_input_never_present_is_imputed_as_the_pipeline_imputes_it():
     # The imputer keeps such an input, as a column of zeros (keep_empty_features); `_medians` must too.
     rng = np.random.default_rng(5)
