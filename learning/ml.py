@@ -27,7 +27,7 @@ from scipy.stats import mannwhitneyu
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -349,6 +349,14 @@ def _brier(won: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean((p - won) ** 2))
 
 
+def _log_loss(won: np.ndarray, p: np.ndarray) -> float:
+    """sklearn's log_loss(won, p, labels=[0, 1]), computed as it computes it: each call's probability of what
+    came out, kept a rounding away from 0 and 1, its log negated, averaged. Without its checks of the labels
+    and probabilities, which are nearly all of its time (1.5 -> 0.02 ms at 2,579 calls)."""
+    eps = np.finfo(float).eps
+    return float(np.mean(-np.log(np.clip(np.where(won == 1, p, 1 - p), eps, 1 - eps))))
+
+
 def _ranking(won: np.ndarray, p: np.ndarray) -> dict:
     """AUC of `p` for `won`, and the one-sided Mann-Whitney p-value of "WINs get higher p than LOSSes"
     (AUC = U/(n1·n0)); without both outcomes there is no ranking to judge, and no AUC."""
@@ -403,8 +411,8 @@ def _evaluate(x: _Inputs, won: np.ndarray, made: np.ndarray, resolved: np.ndarra
         "oos_brier": _brier(truth, p),
         "baseline_brier": _brier(truth, calibrated),
         "stated_brier": _brier(truth, stated[rows] / 100),
-        "log_loss": log_loss(truth, p, labels=[0, 1]),
-        "baseline_log_loss": log_loss(truth, calibrated, labels=[0, 1]),
+        "log_loss": _log_loss(truth, p),
+        "baseline_log_loss": _log_loss(truth, calibrated),
     }
     if "auc" in ranking:
         metrics["baseline_auc"] = roc_auc_score(truth, calibrated)

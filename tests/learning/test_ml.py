@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sklearn
 from sklearn.impute import SimpleImputer
+from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 
 from automation.cycle import run_cycle
@@ -551,3 +552,13 @@ def test_the_standardising_is_the_scalers():
         mean, scale = ml._standardising(imputed)
         assert (mean.tobytes(), scale.tobytes()) == (scaler.mean_.tobytes(), scaler.scale_.tobytes())
         assert scale[0] == scale[2] == 1.0
+
+
+def test_the_log_loss_is_sklearns():
+    # Probabilities as the windows give them (a model's, a calibration's steps with ties) and at the ends,
+    # where sklearn keeps them a rounding away from 0 and 1.
+    rng = np.random.default_rng(14)
+    for n in (1, 2, 7, 200, 2579):
+        won = rng.integers(0, 2, n)
+        for p in (rng.random(n), rng.choice([0.0, 0.25, 0.4, 0.55, 1.0], n), np.where(won == 1, 0.0, 1.0)):
+            assert ml._log_loss(won, p) == log_loss(won, p, labels=[0, 1])
