@@ -437,6 +437,11 @@ def test_a_call_is_remembered_as_read_afresh_until_its_row_changes(alice):
     rows = calls(alice, 5)
     remembered = ml.resolved_calls(ml._calls(user=alice))
     assert all(a is b for a, b in zip(ml.resolved_calls(ml._calls(user=alice)), remembered, strict=True))
+    # Read as rows, the calls are what their instances make of them.
+    records = {r.pk: r for r in AILearningData.objects.all()}
+    assert [(c.inputs, c.made) for c in remembered] == [
+        (ml.features(records[c.pk]), ml._made_at(records[c.pk])) for c in remembered
+    ]
     ml._CALLS.clear()
     assert ml.resolved_calls(ml._calls(user=alice)) == remembered
 
