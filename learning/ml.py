@@ -22,12 +22,12 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import CharField, Count
 from django.db.models.functions import Cast
+from scipy.integrate import trapezoid
 from scipy.special import expit
 from scipy.stats import mannwhitneyu
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -361,6 +361,23 @@ def _log_loss(won: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean(-np.log(np.clip(np.where(won == 1, p, 1 - p), eps, 1 - eps))))
 
 
+def _auc(won: np.ndarray, p: np.ndarray) -> float:
+    """sklearn's roc_auc_score(won, p) for both outcomes present, computed as it computes it: the counts of
+    WINs and LOSSes at or above each distinct p, from the highest down (the order among ties moves no
+    count), less the points on a straight stretch, as rates; the area under them by scipy's trapezoid rule.
+    Without its checks of the labels and scores, nearly all of its time (2.2 -> 0.15 ms at 2,579 calls)."""
+    ranked = np.argsort(-p, kind="stable")
+    ends = np.concatenate([np.flatnonzero(np.diff(p[ranked])), [len(p) - 1]])
+    wins = np.cumsum(won[ranked], dtype=float)[ends]
+    losses = 1 + ends - wins
+    if len(ends) > 2:
+        corners = np.diff(losses, 2).astype(bool) | np.diff(wins, 2).astype(bool)
+        kept = np.concatenate([[True], corners, [True]])
+        wins, losses = wins[kept], losses[kept]
+    wins, losses = np.concatenate([[0.0], wins]), np.concatenate([[0.0], losses])
+    return float(trapezoid(wins / wins[-1], losses / losses[-1]))
+
+
 def _ranking(won: np.ndarray, p: np.ndarray) -> dict:
     """AUC of `p` for `won`, and the one-sided Mann-Whitney p-value of "WINs get higher p than LOSSes"
     (AUC = U/(n1·n0)); without both outcomes there is no ranking to judge, and no AUC."""
@@ -419,7 +436,7 @@ def _evaluate(x: _Inputs, won: np.ndarray, made: np.ndarray, resolved: np.ndarra
         "baseline_log_loss": _log_loss(truth, calibrated),
     }
     if "auc" in ranking:
-        metrics["baseline_auc"] = roc_auc_score(truth, calibrated)
+        metrics["baseline_auc"] = _auc(truth, calibrated)
     return {
         "n_oos": len(rows),
         **ranking,

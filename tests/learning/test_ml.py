@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sklearn
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import log_loss
+from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from automation.cycle import run_cycle
@@ -567,3 +567,13 @@ def test_the_log_loss_is_sklearns():
         won = rng.integers(0, 2, n)
         for p in (rng.random(n), rng.choice([0.0, 0.25, 0.4, 0.55, 1.0], n), np.where(won == 1, 0.0, 1.0)):
             assert ml._log_loss(won, p) == log_loss(won, p, labels=[0, 1])
+
+
+def test_the_auc_is_sklearns():
+    # Scores as the windows give them: a calibration's steps (many ties), a model's (none), and few rows.
+    rng = np.random.default_rng(15)
+    for n in (2, 3, 7, 200, 2579):
+        won = rng.integers(0, 2, n)
+        won[:2] = [0, 1]
+        for p in (rng.choice([0.1, 0.25, 0.4, 0.55, 0.9], n), rng.random(n), np.full(n, 0.5)):
+            assert ml._auc(won, p) == roc_auc_score(won, p)
