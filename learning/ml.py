@@ -624,6 +624,8 @@ def retrain(user, now: datetime) -> TrainedModel | None:
         return None
     if trained_on is not None and calls < enough_new_calls(trained_on):
         return None
+    if calls < settings.ML_MIN_SAMPLES:
+        return None  # train() would read the calls counted here only to find them too few
     return train(user, until=now)
 
 
