@@ -12,6 +12,7 @@ from collections import OrderedDict, namedtuple
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache, lru_cache
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -231,14 +232,13 @@ class _Inputs:
 
     def __init__(self, rows: list[dict]):
         self.rows = rows
-        self.numeric = np.array([[row[n] for n in NUMERIC] for row in rows], dtype=float, order="F")
+        self.numeric = np.array(list(map(itemgetter(*NUMERIC), rows)), dtype=float, order="F")
         self.values, self.codes = [], []
-        for name in CATEGORICAL:
-            column = [row[name] for row in rows]
+        for column in zip(*map(itemgetter(*CATEGORICAL), rows), strict=True):
             values = sorted(set(column))
             code = {value: i for i, value in enumerate(values)}
             self.values.append(values)
-            self.codes.append(np.array([code[value] for value in column], dtype=int))
+            self.codes.append(np.array(list(map(code.__getitem__, column)), dtype=int))
 
     def take(self, at: np.ndarray) -> "_Inputs":
         taken = _Inputs.__new__(_Inputs)
