@@ -26,6 +26,7 @@ T0 = datetime(2024, 3, 4, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 RESOLVED_AFTER = 5 * HOUR
 SLOT = datetime(2017, 12, 4, 10, tzinfo=UTC)
+LATER = T0 + 10_000 * HOUR
 
 
 def momentum_wins(side, momentum, stated):
@@ -433,24 +434,47 @@ def test_retrain_reads_its_standing_as_the_orm_does(alice, charlie):
     assert ml._standing(alice, now)[2] == 237  # resolved before the moment only
 
 
+def test_the_calls_are_read_as_the_orm_reads_them(alice, charlie):
+    # resolved_calls' plain statements against _calls and the instances: the same calls in the same order
+    # (newest made first), with or without a lower bound, but not a HOLD, an unresolved call, one without a
+    # confidence, or another user's.
+    rows = calls(alice, 40)
+    calls(charlie, 5)
+    AILearningData.objects.filter(pk=rows[0].pk).update(recommendation="HOLD")
+    AILearningData.objects.filter(pk=rows[1].pk).update(outcome="")
+    AILearningData.objects.filter(pk=rows[2].pk).update(confidence_score=None)
+    AILearningData.objects.filter(pk=rows[3].pk).update(market_conditions={})  # made when it was recorded
+    before, after = T0 + 30 * HOUR, T0 + 10 * HOUR
+    for bounds, lookups in [
+        ({"before": before}, {"resolved_at__lt": before}),
+        ({"before": before, "after": after}, {"resolved_at__lt": before, "resolved_at__gt": after}),
+    ]:
+        ml._CALLS.clear()
+        read = [
+            (c.pk, c.inputs, c.made, c.resolved, c.won, c.confidence)
+            for c in ml.resolved_calls(alice.pk, **bounds)
+        ]
+        records = ml._calls(user=alice, **lookups)
+        assert read == [
+            (r.pk, ml.features(r), ml._made_at(r), r.resolved_at, int(r.outcome == "WIN"), r.confidence_score)
+            for r in records
+        ]
+        assert 10 < len(read) < 40
+
+
 def test_a_call_is_remembered_as_read_afresh_until_its_row_changes(alice):
     rows = calls(alice, 5)
-    remembered = ml.resolved_calls(ml._calls(user=alice))
-    assert all(a is b for a, b in zip(ml.resolved_calls(ml._calls(user=alice)), remembered, strict=True))
-    # Read as rows, the calls are what their instances make of them.
-    records = {r.pk: r for r in AILearningData.objects.all()}
-    assert [(c.inputs, c.made) for c in remembered] == [
-        (ml.features(records[c.pk]), ml._made_at(records[c.pk])) for c in remembered
-    ]
+    remembered = ml.resolved_calls(alice.pk, before=LATER)
+    assert all(a is b for a, b in zip(ml.resolved_calls(alice.pk, before=LATER), remembered, strict=True))
     ml._CALLS.clear()
-    assert ml.resolved_calls(ml._calls(user=alice)) == remembered
+    assert ml.resolved_calls(alice.pk, before=LATER) == remembered
 
     flipped = {"WIN": "LOSS", "LOSS": "WIN"}[rows[0].outcome]
     later = rows[0].resolved_at + HOUR
     AILearningData.objects.filter(pk=rows[0].pk).update(outcome=flipped, resolved_at=later)
-    changed = ml.resolved_calls(ml._calls(user=alice))
+    changed = ml.resolved_calls(alice.pk, before=LATER)
     ml._CALLS.clear()
-    assert changed == ml.resolved_calls(ml._calls(user=alice))
+    assert changed == ml.resolved_calls(alice.pk, before=LATER)
     [call] = [c for c in changed if c.pk == rows[0].pk]
     assert (call.won, call.resolved) == (int(flipped == "WIN"), later)
 
