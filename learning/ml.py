@@ -24,7 +24,7 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import Count
 from scipy.integrate import trapezoid
-from scipy.special import expit
+from scipy.special import expit, ndtr
 from scipy.stats import mannwhitneyu
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -453,10 +453,30 @@ def _ranking(won: np.ndarray, p: np.ndarray) -> dict:
     n1, n0 = int(won.sum()), int(len(won) - won.sum())
     if not n1 or not n0:
         return {"n1": n1, "n0": n0}
-    test = mannwhitneyu(p[won == 1], p[won == 0], alternative="greater")
+    u, p_value = _mann_whitney(p[won == 1], p[won == 0])
     # The p-value to three significant digits: six decimals would write the strongest evidence as 0.
-    auc, p_value = float(test.statistic) / (n1 * n0), float(f"{test.pvalue:.3g}")
+    auc, p_value = u / (n1 * n0), float(f"{p_value:.3g}")
     return {"n1": n1, "n0": n0, "auc": round(auc, 6), "auc_p_value": p_value}
+
+
+def _mann_whitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """scipy's mannwhitneyu(x, y, alternative="greater"): x's U and the p-value, computed as it computes them
+    where it takes the normal approximation (more than 8 values each, or ties): the sum of x's average ranks
+    (whole and half numbers, so exact), the deviation corrected for ties, the continuity correction. Without
+    its checks and broadcasting, most of its time (0.72-0.74 -> 0.13 ms at 2,000 values). Its exact
+    distribution, for fewer values without ties, it computes itself."""
+    n1, n2 = len(x), len(y)
+    _, at, counts = np.unique(np.concatenate([x, y]), return_inverse=True, return_counts=True)
+    if min(n1, n2) <= 8 and counts.max() == 1:
+        test = mannwhitneyu(x, y, alternative="greater")
+        return float(test.statistic), float(test.pvalue)
+    # Each value's average rank: its first place (counted from 1) and half the places its ties take after it.
+    ranks = np.cumsum(counts) - counts + 1 + (counts - 1) / 2
+    u = ranks[at[:n1]].sum() - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    deviation = np.sqrt(n1 * n2 / 12 * ((n + 1) - np.sum(counts**3 - counts) / (n * (n - 1))))
+    z = (u - n1 * n2 / 2 - 0.5) / deviation
+    return float(u), float(np.clip(ndtr(-z), 0.0, 1.0))
 
 
 def _beats(metrics: dict, brier: str) -> bool:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 import sklearn
+from scipy.stats import mannwhitneyu
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.preprocessing import StandardScaler
@@ -601,3 +602,15 @@ def test_the_auc_is_sklearns():
         won[:2] = [0, 1]
         for p in (rng.choice([0.1, 0.25, 0.4, 0.55, 0.9], n), rng.random(n), np.full(n, 0.5)):
             assert ml._auc(won, p) == roc_auc_score(won, p)
+
+
+def test_the_mann_whitney_test_is_scipys():
+    # A model's probabilities (no ties), a calibration's (many), few of one outcome with and without ties
+    # (scipy's exact distribution), and lopsided counts.
+    rng = np.random.default_rng(16)
+    steps = np.linspace(0.2, 0.8, 7)
+    for n1, n2 in [(1, 1), (3, 5), (8, 40), (9, 9), (40, 8), (120, 80), (1200, 1379)]:
+        for draw in (rng.random, lambda n: rng.choice(steps, n)):
+            x, y = draw(n1), draw(n2)
+            test = mannwhitneyu(x, y, alternative="greater")
+            assert ml._mann_whitney(x, y) == (float(test.statistic), float(test.pvalue))
