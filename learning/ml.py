@@ -75,8 +75,8 @@ FIELDS = (
     "resolved_at",
     "created_at",
 )
-# A row of those fields, named: features() and _made_at() read it as they read an AILearningData, and the ORM
-# builds no instance for it (resolved_calls reading 2,579 calls it never saw: 107-116 -> 77-83 ms).
+# A row of those fields, named: features() and _made_at() read it as they read an AILearningData, and no
+# instance is built for a call read (resolved_calls reading 2,579 calls it never saw: 107-116 -> 77-83 ms).
 _Row = namedtuple("_Row", ["pk", *FIELDS])
 
 
@@ -180,11 +180,11 @@ CALLS_REMEMBERED = 50_000
 
 
 def resolved_calls(user_id: int, *, before: datetime, after: datetime | None = None) -> list[Call]:
-    """The user's calls (`_calls`') resolved before `before`, and after `after` if given, newest made first as
-    `_calls` orders them, with their model inputs. Read by plain statements built once per process, each value
-    converted as the ORM converts it: through the ORM, building the queries (up to a thousand ids in one) and
-    reading their rows cost more than the database's work (317 calls known: 1.3-1.4 -> 0.5 ms; 2,579 never
-    seen: 81-83 -> 64-78 ms). tests/learning/test_ml.py holds the calls to the ORM's."""
+    """The user's calls (`_calls`') resolved before `before`, and after `after` if given, newest recorded
+    first as `_calls` orders them, with their model inputs. Read by plain statements built once per process,
+    each value converted as the ORM converts it: through the ORM, building the queries (up to a thousand ids
+    in one) and reading their rows cost more than the database's work (317 calls known: 1.3-1.4 -> 0.5 ms;
+    2,579 never seen: 81-83 -> 64-78 ms). tests/learning/test_ml.py holds the calls to the ORM's."""
     resolved_at = AILearningData._meta.get_field("resolved_at")
     bounds = [
         resolved_at.get_db_prep_value(b, connection, prepared=False) for b in (before, after) if b is not None

@@ -437,8 +437,8 @@ def test_retrain_reads_its_standing_as_the_orm_does(alice, charlie):
 
 def test_the_calls_are_read_as_the_orm_reads_them(alice, charlie):
     # resolved_calls' plain statements against _calls and the instances: the same calls in the same order
-    # (newest made first), with or without a lower bound, but not a HOLD, an unresolved call, one without a
-    # confidence, or another user's.
+    # (newest recorded first), with or without a lower bound, but not a HOLD, an unresolved call, one
+    # without a confidence, or another user's.
     rows = calls(alice, 40)
     calls(charlie, 5)
     AILearningData.objects.filter(pk=rows[0].pk).update(recommendation="HOLD")
