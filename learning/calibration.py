@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import isotonic_regression
 from sklearn.isotonic import IsotonicRegression
 
 
@@ -48,9 +49,30 @@ def fit_calibration(
     x, y, w = x[keep], y[keep], w[keep]
     if len(x) < 2 or not 0 < np.average(y, weights=w) < 1:
         return None
-    fitted = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1, increasing=True).fit(
-        x, y, sample_weight=w
-    )
-    return Calibration(
-        tuple(fitted.X_thresholds_.tolist()), tuple(fitted.y_thresholds_.tolist()), float(w.sum())
-    )
+    thresholds, values = _isotonic(x, y, w)
+    return Calibration(tuple(thresholds.tolist()), tuple(values.tolist()), float(w.sum()))
+
+
+def _isotonic(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The X_thresholds_ and y_thresholds_ of IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1,
+    increasing=True).fit(x, y, sample_weight=w), computed as it computes them: the points sorted by x (then
+    y), each x's weighted mean y (summed in that order), scipy's pool-adjacent-violators fit of those means,
+    clipped to [0, 1], less the points inside a flat stretch. Without its checks and the interpolating
+    function it builds, most of its time (at 1,000 of the replay's calls 0.52-0.57 -> 0.09 ms).
+    The regression counts an x less than 1e-15 (numpy's resolution) above the first of its run as that x;
+    where two differ by less without being equal (never the analyst's whole-number confidences, nor the
+    buckets' middles), the regression itself fits them."""
+    order = np.lexsort((y, x))
+    x, y, w = x[order], y[order], w[order]
+    step = np.diff(x)
+    if np.any((step > 0) & (step < np.finfo(float).resolution)):
+        fitted = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1, increasing=True)
+        fitted.fit(x, y, sample_weight=w)
+        return fitted.X_thresholds_, fitted.y_thresholds_
+    first = np.concatenate([[True], step > 0])
+    group = np.cumsum(first) - 1
+    weight = np.bincount(group, weights=w)
+    values = np.clip(isotonic_regression(np.bincount(group, weights=y * w) / weight, weights=weight).x, 0, 1)
+    kept = np.ones(len(values), dtype=bool)  # the ends, and the points where the values change on one side
+    kept[1:-1] = (values[1:-1] != values[:-2]) | (values[1:-1] != values[2:])
+    return x[first][kept], values[kept]

@@ -8,10 +8,12 @@ import hashlib
 import json
 import logging
 import math
-from collections import OrderedDict
+from collections import OrderedDict, namedtuple
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
+from operator import itemgetter
 
 import numpy as np
 import pandas as pd
@@ -20,13 +22,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
-from django.db.models import CharField, Count
-from django.db.models.functions import Cast
+from django.db.models import Count
+from scipy.integrate import trapezoid
+from scipy.special import expit, ndtr
 from scipy.stats import mannwhitneyu
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -73,9 +75,12 @@ FIELDS = (
     "resolved_at",
     "created_at",
 )
+# A row of those fields, named: features() and _made_at() read it as they read an AILearningData, and no
+# instance is built for a call read (resolved_calls reading 2,579 calls it never saw: 107-116 -> 77-83 ms).
+_Row = namedtuple("_Row", ["pk", *FIELDS])
 
 
-def features(record: AILearningData) -> dict:
+def features(record: AILearningData | _Row) -> dict:
     """What the analysis saw (its indicators) and said (direction, levels, confidence), as model inputs.
 
     Directional values are turned to the call's side (d = +1 for a BUY, -1 for a SELL), so that one
@@ -145,7 +150,7 @@ def _calls(**filters):
     )
 
 
-def _made_at(record: AILearningData) -> datetime:
+def _made_at(record: AILearningData | _Row) -> datetime:
     # The market's clock: in a replay, created_at is the wall clock of the run, not the slot.
     as_of = record.market_conditions.get("as_of")
     return datetime.fromisoformat(as_of) if as_of else record.created_at
@@ -174,15 +179,25 @@ _CALLS: OrderedDict[tuple, Call] = OrderedDict()
 CALLS_REMEMBERED = 50_000
 
 
-def resolved_calls(queryset) -> list[Call]:
-    """The calls of `queryset` (of `_calls`), in its order, with their model inputs."""
-    as_text = {name: Cast(f"{name}_at", CharField()) for name in ("created", "resolved")}
-    read = ("pk", "created", "resolved", "outcome", "confidence_score")
-    rows = list(queryset.annotate(**as_text).values_list(*read))
+def resolved_calls(user_id: int, *, before: datetime, after: datetime | None = None) -> list[Call]:
+    """The user's calls (`_calls`') resolved before `before`, and after `after` if given, newest recorded
+    first as `_calls` orders them, with their model inputs. Read by plain statements built once per process,
+    each value converted as the ORM converts it: through the ORM, building the queries (up to a thousand ids
+    in one) and reading their rows cost more than the database's work (317 calls known: 1.3-1.4 -> 0.5 ms;
+    2,579 never seen: 81-83 -> 64-78 ms). tests/learning/test_ml.py holds the calls to the ORM's."""
+    resolved_at = AILearningData._meta.get_field("resolved_at")
+    bounds = [
+        resolved_at.get_db_prep_value(b, connection, prepared=False) for b in (before, after) if b is not None
+    ]
+    keys = _calls_statement(connection.vendor, len(bounds))
+    rows = _rows(keys, [user_id, *BUY_OR_SELL, *Outcome.values, *bounds])
     missing = {row[0]: row for row in rows if row not in _CALLS}
     ids = list(missing)
+    select, converters = _reading(connection.vendor)
     for start in range(0, len(ids), 1000):  # within every database's limit on parameters
-        for record in AILearningData.objects.filter(pk__in=ids[start : start + 1000]).only(*FIELDS):
+        chunk = ids[start : start + 1000]
+        for values in _rows(f"{select} ({', '.join(['%s'] * len(chunk))})", chunk):
+            record = _Row._make([convert(value) for convert, value in zip(converters, values, strict=True)])
             _CALLS[missing[record.pk]] = Call(
                 record.pk,
                 features(record),
@@ -195,6 +210,66 @@ def resolved_calls(queryset) -> list[Call]:
     while len(_CALLS) > CALLS_REMEMBERED:
         _CALLS.popitem(last=False)
     return calls
+
+
+def _rows(sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+@cache
+def _calls_statement(vendor: str, bounds: int) -> str:
+    """The keys of `_calls` resolved before a moment (and after another, with two bounds): id, creation and
+    resolution times as the database's text (the ORM's Cast to a CharField), outcome and confidence. Per
+    database vendor, for the tests' sake; only the model's own names are formatted in."""
+    q, text = connection.ops.quote_name, connection.ops.cast_char_field_without_max_length
+    call = {f.name: q(f.column) for f in AILearningData._meta.concrete_fields}
+    created, resolved = (f"CAST({call[name]} AS {text})" for name in ("created_at", "resolved_at"))
+    after = f" AND {call['resolved_at']} > %s" if bounds == 2 else ""
+    return (
+        f"SELECT {call['id']}, {created}, {resolved}, {call['outcome']}, {call['confidence_score']} "  # noqa: S608
+        f"FROM {q(AILearningData._meta.db_table)} WHERE {_resolved_before(call)}{after} "
+        f"ORDER BY {call['created_at']} DESC"
+    )
+
+
+def _resolved_before(call: dict[str, str]) -> str:
+    """`_calls`' filters on a user's calls resolved before a moment, as SQL on the quoted columns `call`; its
+    parameters the user's id, BUY_OR_SELL, Outcome.values and the moment."""
+    sides, outcomes = ", ".join(["%s"] * len(BUY_OR_SELL)), ", ".join(["%s"] * len(Outcome.values))
+    return (
+        f"{call['user']} = %s AND {call['recommendation']} IN ({sides}) "
+        f"AND {call['outcome']} IN ({outcomes}) AND {call['confidence_score']} IS NOT NULL "
+        f"AND {call['resolved_at']} < %s"
+    )
+
+
+@cache
+def _reading(vendor: str) -> tuple[str, list[Callable]]:
+    """The SELECT of analyses' id and FIELDS by id (the ids' placeholders to append), and each value's
+    conversion as the ORM's compiler converts it: the backend's converters, then the field's (SQLite hands
+    times over as naive, JSON comes as text)."""
+    table, pk = AILearningData._meta.db_table, AILearningData._meta.pk
+    fields = [pk, *(AILearningData._meta.get_field(name) for name in FIELDS)]
+    converters = []
+    for field in fields:
+        column = field.get_col(table)
+        steps = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        converters.append(partial(_converted, steps, column) if steps else _same)
+    q = connection.ops.quote_name
+    columns = ", ".join(q(field.column) for field in fields)
+    return f"SELECT {columns} FROM {q(table)} WHERE {q(pk.column)} IN", converters  # noqa: S608
+
+
+def _converted(steps: list[Callable], column, value):
+    for step in steps:
+        value = step(value, column, connection)
+    return value
+
+
+def _same(value):
+    return value
 
 
 def _frame(inputs: list[dict]) -> pd.DataFrame:
@@ -220,31 +295,42 @@ def _pipeline() -> Pipeline:
 class _Inputs:
     """Calls' model inputs as `_pipeline`'s column transformer hands them to its steps: the numeric ones as
     floats (NaN where missing) in the column-major order a DataFrame's columns come in (the scaler sums down
-    the columns, and a sum in another memory order may round otherwise), the categorical ones as columns."""
+    the columns, and a sum in another memory order may round otherwise); each categorical one as codes into
+    its values, sorted as the encoder sorts its categories, so that a one-hot column is a comparison of
+    integers rather than of strings."""
 
     def __init__(self, rows: list[dict]):
         self.rows = rows
-        self.numeric = np.array([[row[n] for n in NUMERIC] for row in rows], dtype=float, order="F")
-        self.categorical = [np.array([row[c] for row in rows], dtype=object) for c in CATEGORICAL]
+        self.numeric = np.array(list(map(itemgetter(*NUMERIC), rows)), dtype=float, order="F")
+        self.values, self.codes = [], []
+        for column in zip(*map(itemgetter(*CATEGORICAL), rows), strict=True):
+            values = sorted(set(column))
+            code = {value: i for i, value in enumerate(values)}
+            self.values.append(values)
+            self.codes.append(np.array(list(map(code.__getitem__, column)), dtype=int))
 
     def take(self, at: np.ndarray) -> "_Inputs":
         taken = _Inputs.__new__(_Inputs)
         taken.rows = [self.rows[i] for i in at]
         taken.numeric = np.asfortranarray(self.numeric[at])
-        taken.categorical = [column[at] for column in self.categorical]
+        taken.values, taken.codes = self.values, [codes[at] for codes in self.codes]
         return taken
 
 
 class _Fitted:
     """`_pipeline()` fitted on `inputs`, its steps run by hand on arrays: the imputer's medians (`_medians`),
-    the same scaler and regression on the same numbers, so the same model to the bit
-    (tests/learning/test_ml.py holds it to the pipeline), without the column transformer's and the data
-    frame's work, which cost more than the fits.
+    the scaler's mean and scale (`_standardising`), the same regression on the same numbers, and its
+    probabilities as predict_proba computes them, so the same model to the bit (tests/learning/test_ml.py
+    holds it to the pipeline), without the column transformer's, the data frame's and the steps' checks of
+    their input, which cost more than the fits.
     The one-hot columns are the encoder's: each input's categories seen, sorted, one column each. Where the
     pipeline would stack its columns as a sparse matrix (many symbols), the pipeline itself."""
 
     def __init__(self, inputs: _Inputs, won: np.ndarray):
-        self.categories = [sorted(set(column.tolist())) for column in inputs.categorical]
+        self.categories = [
+            [values[i] for i in np.unique(codes)]
+            for codes, values in zip(inputs.codes, inputs.values, strict=True)
+        ]
         self.pipeline = None
         # The column transformer's rule: sparse where the share of non-zero values is below 0.3 (each row
         # has every numeric input and one category of each categorical input).
@@ -253,26 +339,32 @@ class _Fitted:
             self.pipeline = _pipeline().fit(_frame(inputs.rows), won)
             return
         self.medians = _medians(inputs.numeric)
-        self.scaler = StandardScaler().fit(self._imputed(inputs))
-        self.regression = LogisticRegression(solver="newton-cholesky").fit(self._design(inputs), won)
+        self.mean, self.scale = _standardising(self._imputed(inputs))
+        # Its parameters are the constants above, which the tests' fits of the pipeline validate: checking
+        # them again at every fit cost a tenth of it.
+        with sklearn.config_context(skip_parameter_validation=True):
+            self.regression = LogisticRegression(solver="newton-cholesky").fit(self._design(inputs), won)
 
     def _imputed(self, inputs: _Inputs) -> np.ndarray:
         # The imputer's transform, in the inputs' memory order as it keeps it: the scaler's sums depend on it.
         return np.where(np.isnan(inputs.numeric), self.medians, inputs.numeric)
 
     def _design(self, inputs: _Inputs) -> np.ndarray:
-        scaled = self.scaler.transform(self._imputed(inputs))
-        onehot = [
-            column == category
-            for column, seen in zip(inputs.categorical, self.categories, strict=True)
-            for category in seen
-        ]
-        return np.hstack([scaled, np.column_stack(onehot).astype(float)])
+        # The scaler's transform: the mean subtracted, then the scale divided by.
+        scaled = (self._imputed(inputs) - self.mean) / self.scale
+        onehot = []
+        for codes, values, seen in zip(inputs.codes, inputs.values, self.categories, strict=True):
+            # A category seen in training but not among these inputs' values has no code (-1): a column of 0.
+            code = {value: i for i, value in enumerate(values)}
+            onehot.append(codes[:, np.newaxis] == [code.get(category, -1) for category in seen])
+        return np.hstack([scaled, *onehot])
 
     def probabilities(self, inputs: _Inputs) -> np.ndarray:
         if self.pipeline is not None:
             return self.pipeline.predict_proba(_frame(inputs.rows))[:, 1]
-        return self.regression.predict_proba(self._design(inputs))[:, 1]
+        # predict_proba's arithmetic for two classes: the logistic of the decision function, as a column.
+        regression = self.regression
+        return expit(self._design(inputs) @ regression.coef_.T + regression.intercept_)[:, 0]
 
     def parameters(self) -> dict:
         """The fitted model as plain numbers. Not a pickle: loading a pickle runs whatever code it names, so
@@ -280,17 +372,17 @@ class _Fitted:
         if self.pipeline is not None:
             columns, regression = self.pipeline[0], self.pipeline[-1]
             imputer, scaler = columns.named_transformers_["num"]
-            medians = imputer.statistics_
+            medians, mean, scale = imputer.statistics_, scaler.mean_, scaler.scale_
             categories = [c.tolist() for c in columns.named_transformers_["cat"].categories_]
         else:
-            medians, scaler, regression = self.medians, self.scaler, self.regression
+            medians, mean, scale, regression = self.medians, self.mean, self.scale, self.regression
             categories = self.categories
         return {
             "sklearn": sklearn.__version__,
             "numeric": list(NUMERIC),
             "medians": medians.tolist(),
-            "mean": scaler.mean_.tolist(),
-            "scale": scaler.scale_.tolist(),
+            "mean": mean.tolist(),
+            "scale": scale.tolist(),
             "categorical": list(CATEGORICAL),
             "categories": categories,
             "coef": regression.coef_[0].tolist(),
@@ -300,16 +392,59 @@ class _Fitted:
 
 def _medians(numeric: np.ndarray) -> np.ndarray:
     """What SimpleImputer(strategy="median", keep_empty_features=True) fits: each column's median of the
-    values present, 0 where none is. numpy's nanmedian gives the masked median's numbers without the imputer's
-    checks and masked arrays (1.44 -> 0.33 ms for 3,000 calls; its transform 0.21 -> 0.03 ms)."""
-    medians = np.zeros(numeric.shape[1])
-    present = ~np.isnan(numeric).all(axis=0)
-    medians[present] = np.nanmedian(numeric[:, present], axis=0)
-    return medians
+    values present, 0 where none is, taken as its masked median takes it: the two middle values (the middle
+    one twice for an odd count) summed and halved. From the columns sorted once, without the imputer's checks
+    and masked arrays, which numpy's nanmedian uses too below 600 rows (at 1,000 calls of the replay: the
+    imputer 0.66 ms, nanmedian 0.27-0.30, this 0.05-0.06)."""
+    ordered = np.sort(numeric, axis=0)  # NaN last
+    present = numeric.shape[0] - np.isnan(numeric).sum(axis=0)
+    columns = np.arange(numeric.shape[1])
+    middle = (ordered[(present - 1) // 2, columns] + ordered[present // 2, columns]) / 2
+    return np.where(present > 0, middle, 0.0)
+
+
+def _standardising(imputed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """StandardScaler().fit(imputed)'s mean_ and scale_, computed as it computes them on a first fit of
+    values none missing (sklearn.utils.extmath._incremental_mean_and_var): the variance by the corrected
+    two-pass formula, and a scale of 1 for an input whose variance is within rounding of 0
+    (_is_constant_feature). Without the scaler's checks of its input, which cost more than the sums
+    (0.33 -> 0.02 ms at 1,000 calls)."""
+    n = imputed.shape[0]
+    mean = imputed.sum(axis=0) / n
+    deviations = imputed - mean
+    variance = ((deviations**2).sum(axis=0) - deviations.sum(axis=0) ** 2 / n) / n
+    eps = np.finfo(float).eps
+    constant = variance <= n * eps * variance + (n * mean * eps) ** 2
+    return mean, np.where(constant, 1.0, np.sqrt(variance))
 
 
 def _brier(won: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean((p - won) ** 2))
+
+
+def _log_loss(won: np.ndarray, p: np.ndarray) -> float:
+    """sklearn's log_loss(won, p, labels=[0, 1]), computed as it computes it: each call's probability of what
+    came out, kept a rounding away from 0 and 1, its log negated, averaged. Without its checks of the labels
+    and probabilities, which are nearly all of its time (1.5 -> 0.02 ms at 2,579 calls)."""
+    eps = np.finfo(float).eps
+    return float(np.mean(-np.log(np.clip(np.where(won == 1, p, 1 - p), eps, 1 - eps))))
+
+
+def _auc(won: np.ndarray, p: np.ndarray) -> float:
+    """sklearn's roc_auc_score(won, p) for both outcomes present, computed as it computes it: the counts of
+    WINs and LOSSes at or above each distinct p, from the highest down (the order among ties moves no
+    count), less the points on a straight stretch, as rates; the area under them by scipy's trapezoid rule.
+    Without its checks of the labels and scores, nearly all of its time (2.2 -> 0.15 ms at 2,579 calls)."""
+    ranked = np.argsort(-p, kind="stable")
+    ends = np.concatenate([np.flatnonzero(np.diff(p[ranked])), [len(p) - 1]])
+    wins = np.cumsum(won[ranked], dtype=float)[ends]
+    losses = 1 + ends - wins
+    if len(ends) > 2:
+        corners = np.diff(losses, 2).astype(bool) | np.diff(wins, 2).astype(bool)
+        kept = np.concatenate([[True], corners, [True]])
+        wins, losses = wins[kept], losses[kept]
+    wins, losses = np.concatenate([[0.0], wins]), np.concatenate([[0.0], losses])
+    return float(trapezoid(wins / wins[-1], losses / losses[-1]))
 
 
 def _ranking(won: np.ndarray, p: np.ndarray) -> dict:
@@ -318,10 +453,30 @@ def _ranking(won: np.ndarray, p: np.ndarray) -> dict:
     n1, n0 = int(won.sum()), int(len(won) - won.sum())
     if not n1 or not n0:
         return {"n1": n1, "n0": n0}
-    test = mannwhitneyu(p[won == 1], p[won == 0], alternative="greater")
+    u, p_value = _mann_whitney(p[won == 1], p[won == 0])
     # The p-value to three significant digits: six decimals would write the strongest evidence as 0.
-    auc, p_value = float(test.statistic) / (n1 * n0), float(f"{test.pvalue:.3g}")
+    auc, p_value = u / (n1 * n0), float(f"{p_value:.3g}")
     return {"n1": n1, "n0": n0, "auc": round(auc, 6), "auc_p_value": p_value}
+
+
+def _mann_whitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """scipy's mannwhitneyu(x, y, alternative="greater"): x's U and the p-value, computed as it computes them
+    where it takes the normal approximation (more than 8 values each, or ties): the sum of x's average ranks
+    (whole and half numbers, so exact), the deviation corrected for ties, the continuity correction. Without
+    its checks and broadcasting, most of its time (0.72-0.74 -> 0.13 ms at 2,000 values). Its exact
+    distribution, for fewer values without ties, it computes itself."""
+    n1, n2 = len(x), len(y)
+    _, at, counts = np.unique(np.concatenate([x, y]), return_inverse=True, return_counts=True)
+    if min(n1, n2) <= 8 and counts.max() == 1:
+        test = mannwhitneyu(x, y, alternative="greater")
+        return float(test.statistic), float(test.pvalue)
+    # Each value's average rank: its first place (counted from 1) and half the places its ties take after it.
+    ranks = np.cumsum(counts) - counts + 1 + (counts - 1) / 2
+    u = ranks[at[:n1]].sum() - n1 * (n1 + 1) / 2
+    n = n1 + n2
+    deviation = np.sqrt(n1 * n2 / 12 * ((n + 1) - np.sum(counts**3 - counts) / (n * (n - 1))))
+    z = (u - n1 * n2 / 2 - 0.5) / deviation
+    return float(u), float(np.clip(ndtr(-z), 0.0, 1.0))
 
 
 def _beats(metrics: dict, brier: str) -> bool:
@@ -366,11 +521,11 @@ def _evaluate(x: _Inputs, won: np.ndarray, made: np.ndarray, resolved: np.ndarra
         "oos_brier": _brier(truth, p),
         "baseline_brier": _brier(truth, calibrated),
         "stated_brier": _brier(truth, stated[rows] / 100),
-        "log_loss": log_loss(truth, p, labels=[0, 1]),
-        "baseline_log_loss": log_loss(truth, calibrated, labels=[0, 1]),
+        "log_loss": _log_loss(truth, p),
+        "baseline_log_loss": _log_loss(truth, calibrated),
     }
     if "auc" in ranking:
-        metrics["baseline_auc"] = roc_auc_score(truth, calibrated)
+        metrics["baseline_auc"] = _auc(truth, calibrated)
     return {
         "n_oos": len(rows),
         **ranking,
@@ -383,7 +538,7 @@ def train(user, *, until: datetime) -> TrainedModel | None:
     its simulated clock), evaluate it out of sample, store it, active only if it beats the calibrated
     confidence and ranks better than chance with evidence. None when there are too few calls, or nothing to
     learn."""
-    calls = sorted(resolved_calls(_calls(user=user, resolved_at__lt=until)), key=lambda c: (c.made, c.pk))
+    calls = sorted(resolved_calls(user.pk, before=until), key=lambda c: (c.made, c.pk))
     if len(calls) < settings.ML_MIN_SAMPLES:
         return None
     x, won = _Inputs([c.inputs for c in calls]), np.array([c.won for c in calls], dtype=int)
@@ -471,9 +626,7 @@ def still_beats_baseline(model: TrainedModel, *, until: datetime) -> bool:
     with evidence), switch it off, with the evidence in its metrics."""
     if not model.is_active:
         return False
-    fresh = resolved_calls(
-        _calls(user=model.user_id, resolved_at__gt=model.trained_to, resolved_at__lt=until)
-    )
+    fresh = resolved_calls(model.user_id, before=until, after=model.trained_to)
     if len(fresh) < settings.LEARNING_MIN_SAMPLES:
         return True
     won = np.array([c.won for c in fresh], dtype=int)
@@ -558,6 +711,8 @@ def retrain(user, now: datetime) -> TrainedModel | None:
         return None
     if trained_on is not None and calls < enough_new_calls(trained_on):
         return None
+    if calls < settings.ML_MIN_SAMPLES:
+        return None  # train() would read the calls counted here only to find them too few
     return train(user, until=now)
 
 
@@ -587,12 +742,7 @@ def _standing_statement(vendor: str) -> str:
         f"SELECT {model['id']} FROM {models} WHERE {model['user']} = %s AND {model['is_active']} = %s {order}"  # noqa: S608
     )
     last = f"SELECT {model['metrics']} FROM {models} WHERE {model['user']} = %s {order}"  # noqa: S608
-    sides, outcomes = ", ".join(["%s"] * len(BUY_OR_SELL)), ", ".join(["%s"] * len(Outcome.values))
-    calls = (
-        f"SELECT COUNT(*) FROM {analyses} WHERE {call['user']} = %s "  # noqa: S608
-        f"AND {call['recommendation']} IN ({sides}) AND {call['outcome']} IN ({outcomes}) "
-        f"AND {call['confidence_score']} IS NOT NULL AND {call['resolved_at']} < %s"
-    )
+    calls = f"SELECT COUNT(*) FROM {analyses} WHERE {_resolved_before(call)}"  # noqa: S608
     return f"SELECT ({active}), ({last}), ({calls})"
 
 

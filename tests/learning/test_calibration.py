@@ -48,6 +48,31 @@ def test_it_agrees_with_sklearns_predict_and_never_falls_as_confidence_rises():
     assert calibration.probability(90) < 0.6
 
 
+def test_the_thresholds_are_sklearns_to_the_bit():
+    # As the outcome model fits it (whole-number confidences, one call each), as the policy does (buckets'
+    # middles weighted by their counts, with win rates), on continuous values with ties, and on confidences
+    # closer than numpy's resolution, which the regression counts as one.
+    rng = np.random.default_rng(4)
+    cases = []
+    for n in (2, 3, 40, 500, 2579):
+        cases.append((rng.integers(0, 101, n), rng.random(n) < rng.random(), None))
+        cases.append((rng.normal(70, 10, n).round(1), rng.random(n) < 0.5, rng.random(n) + 0.01))
+    for k in (2, 5, 20):
+        counts = rng.integers(1, 60, k)
+        cases.append(
+            (rng.choice(20, k, replace=False) * 5 + 2.5, rng.integers(0, counts + 1) / counts, counts)
+        )
+    close = 3.0 + np.array([0, 1, 2, 3, 40]) * np.finfo(float).eps  # 4.4e-16 apart, then 8.9e-15 above
+    cases.append((np.repeat(close, 3), rng.random(15) < 0.5, None))
+    for confidences, wins, weights in cases:
+        wins = np.asarray(wins, dtype=float)
+        wins[:2] = [0, 1]  # both outcomes, or there is nothing to fit
+        calibration = fit_calibration(confidences, wins, weights)
+        fitted = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(confidences, wins, weights)
+        assert calibration.thresholds == tuple(fitted.X_thresholds_.tolist())
+        assert np.array(calibration.values).tobytes() == fitted.y_thresholds_.tobytes()
+
+
 def test_json_round_trip():
     calibration = fit_calibration(CONFIDENCE, WON)
     stored = json.loads(json.dumps(calibration.to_json()))

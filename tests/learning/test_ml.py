@@ -8,6 +8,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 import sklearn
+from scipy.stats import mannwhitneyu
+from sklearn.impute import SimpleImputer
+from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.preprocessing import StandardScaler
 
 from automation.cycle import run_cycle
 from automation.models import AutomationSession, Bot
@@ -23,6 +27,7 @@ T0 = datetime(2024, 3, 4, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 RESOLVED_AFTER = 5 * HOUR
 SLOT = datetime(2017, 12, 4, 10, tzinfo=UTC)
+LATER = T0 + 10_000 * HOUR
 
 
 def momentum_wins(side, momentum, stated):
@@ -430,19 +435,47 @@ def test_retrain_reads_its_standing_as_the_orm_does(alice, charlie):
     assert ml._standing(alice, now)[2] == 237  # resolved before the moment only
 
 
+def test_the_calls_are_read_as_the_orm_reads_them(alice, charlie):
+    # resolved_calls' plain statements against _calls and the instances: the same calls in the same order
+    # (newest recorded first), with or without a lower bound, but not a HOLD, an unresolved call, one
+    # without a confidence, or another user's.
+    rows = calls(alice, 40)
+    calls(charlie, 5)
+    AILearningData.objects.filter(pk=rows[0].pk).update(recommendation="HOLD")
+    AILearningData.objects.filter(pk=rows[1].pk).update(outcome="")
+    AILearningData.objects.filter(pk=rows[2].pk).update(confidence_score=None)
+    AILearningData.objects.filter(pk=rows[3].pk).update(market_conditions={})  # made when it was recorded
+    before, after = T0 + 30 * HOUR, T0 + 10 * HOUR
+    for bounds, lookups in [
+        ({"before": before}, {"resolved_at__lt": before}),
+        ({"before": before, "after": after}, {"resolved_at__lt": before, "resolved_at__gt": after}),
+    ]:
+        ml._CALLS.clear()
+        read = [
+            (c.pk, c.inputs, c.made, c.resolved, c.won, c.confidence)
+            for c in ml.resolved_calls(alice.pk, **bounds)
+        ]
+        records = ml._calls(user=alice, **lookups)
+        assert read == [
+            (r.pk, ml.features(r), ml._made_at(r), r.resolved_at, int(r.outcome == "WIN"), r.confidence_score)
+            for r in records
+        ]
+        assert 10 < len(read) < 40
+
+
 def test_a_call_is_remembered_as_read_afresh_until_its_row_changes(alice):
     rows = calls(alice, 5)
-    remembered = ml.resolved_calls(ml._calls(user=alice))
-    assert all(a is b for a, b in zip(ml.resolved_calls(ml._calls(user=alice)), remembered, strict=True))
+    remembered = ml.resolved_calls(alice.pk, before=LATER)
+    assert all(a is b for a, b in zip(ml.resolved_calls(alice.pk, before=LATER), remembered, strict=True))
     ml._CALLS.clear()
-    assert ml.resolved_calls(ml._calls(user=alice)) == remembered
+    assert ml.resolved_calls(alice.pk, before=LATER) == remembered
 
     flipped = {"WIN": "LOSS", "LOSS": "WIN"}[rows[0].outcome]
     later = rows[0].resolved_at + HOUR
     AILearningData.objects.filter(pk=rows[0].pk).update(outcome=flipped, resolved_at=later)
-    changed = ml.resolved_calls(ml._calls(user=alice))
+    changed = ml.resolved_calls(alice.pk, before=LATER)
     ml._CALLS.clear()
-    assert changed == ml.resolved_calls(ml._calls(user=alice))
+    assert changed == ml.resolved_calls(alice.pk, before=LATER)
     [call] = [c for c in changed if c.pk == rows[0].pk]
     assert (call.won, call.resolved) == (int(flipped == "WIN"), later)
 
@@ -495,6 +528,19 @@ def test_the_fitted_steps_are_the_pipelines_model_to_the_bit(symbols):
         assert fitted.probabilities(x.take(test_on)).tolist() == expected.tolist()
 
 
+def test_the_fitted_steps_predict_inputs_read_apart_as_the_pipeline_does():
+    # Inputs read apart from the training's code their categories by their own values: a symbol seen in
+    # training but absent from them, and one never seen, must still fill the encoder's columns (or none).
+    rng = np.random.default_rng(13)
+    rows = model_inputs(rng, 600, 3)
+    won = rng.integers(0, 2, len(rows))
+    others = [row | {"symbol": rng.choice(["S1/USD", "S9/USD"])} for row in model_inputs(rng, 50, 1)]
+    pipeline = ml._pipeline().fit(ml._frame(rows), won)
+    fitted = ml._Fitted(ml._Inputs(rows), won)
+    expected = pipeline.predict_proba(ml._frame(others))[:, 1]
+    assert fitted.probabilities(ml._Inputs(others)).tolist() == expected.tolist()
+
+
 def test_an_input_never_present_is_imputed_as_the_pipeline_imputes_it():
     # The imputer keeps such an input, as a column of zeros (keep_empty_features); `_medians` must too.
     rng = np.random.default_rng(5)
@@ -509,3 +555,62 @@ def test_an_input_never_present_is_imputed_as_the_pipeline_imputes_it():
     assert (parameters["mean"], parameters["coef"]) == (scaler.mean_.tolist(), pipeline[-1].coef_[0].tolist())
     expected = pipeline.predict_proba(ml._frame(rows))[:, 1]
     assert fitted.probabilities(ml._Inputs(rows)).tolist() == expected.tolist()
+
+
+def test_the_medians_are_the_imputers():
+    # Odd and even counts of values present, ties (one decimal), an input never present; below and above the
+    # 600 rows where numpy's own medians change their way.
+    rng = np.random.default_rng(11)
+    for n in (1, 2, 7, 8, 599, 600, 1000, 3001):
+        numeric = rng.normal(50, 20, size=(n, len(ml.NUMERIC))).round(1)
+        numeric[rng.random(numeric.shape) < 0.2] = np.nan
+        numeric[:, -1] = np.nan
+        imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(numeric)
+        assert ml._medians(np.asfortranarray(numeric)).tolist() == imputer.statistics_.tolist()
+
+
+def test_the_standardising_is_the_scalers():
+    # Inputs as the imputer leaves them, in their memory order, with the edge cases of the scaler's own
+    # arithmetic: an input constant, one constant but for a rounding's worth, one of negative zeros.
+    rng = np.random.default_rng(12)
+    for n in (1, 2, 240, 1000, 3001):
+        imputed = np.asfortranarray(rng.normal(50, 20, size=(n, len(ml.NUMERIC))).round(3))
+        imputed[:, 0] = 7.3
+        imputed[:, 1] = 1e6 + rng.integers(0, 2, n) * 1e-10
+        imputed[:, 2] = -0.0
+        scaler = StandardScaler().fit(imputed)
+        mean, scale = ml._standardising(imputed)
+        assert (mean.tobytes(), scale.tobytes()) == (scaler.mean_.tobytes(), scaler.scale_.tobytes())
+        assert scale[0] == scale[2] == 1.0
+
+
+def test_the_log_loss_is_sklearns():
+    # Probabilities as the windows give them (a model's, a calibration's steps with ties) and at the ends,
+    # where sklearn keeps them a rounding away from 0 and 1.
+    rng = np.random.default_rng(14)
+    for n in (1, 2, 7, 200, 2579):
+        won = rng.integers(0, 2, n)
+        for p in (rng.random(n), rng.choice([0.0, 0.25, 0.4, 0.55, 1.0], n), np.where(won == 1, 0.0, 1.0)):
+            assert ml._log_loss(won, p) == log_loss(won, p, labels=[0, 1])
+
+
+def test_the_auc_is_sklearns():
+    # Scores as the windows give them: a calibration's steps (many ties), a model's (none), and few rows.
+    rng = np.random.default_rng(15)
+    for n in (2, 3, 7, 200, 2579):
+        won = rng.integers(0, 2, n)
+        won[:2] = [0, 1]
+        for p in (rng.choice([0.1, 0.25, 0.4, 0.55, 0.9], n), rng.random(n), np.full(n, 0.5)):
+            assert ml._auc(won, p) == roc_auc_score(won, p)
+
+
+def test_the_mann_whitney_test_is_scipys():
+    # A model's probabilities (no ties), a calibration's (many), few of one outcome with and without ties
+    # (scipy's exact distribution), and lopsided counts.
+    rng = np.random.default_rng(16)
+    steps = np.linspace(0.2, 0.8, 7)
+    for n1, n2 in [(1, 1), (3, 5), (8, 40), (9, 9), (40, 8), (120, 80), (1200, 1379)]:
+        for draw in (rng.random, lambda n: rng.choice(steps, n)):
+            x, y = draw(n1), draw(n2)
+            test = mannwhitneyu(x, y, alternative="greater")
+            assert ml._mann_whitney(x, y) == (float(test.statistic), float(test.pvalue))
