@@ -13,7 +13,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min, Sum
-from scipy import special, stats
+from scipy import special
 
 from core.values import BUY_OR_SELL, Regime, Sentiment
 from market.timeframes import TIMEFRAME_PERIODS
@@ -485,7 +485,7 @@ class Evidence:
         eligible = long["n"] >= minimum
         q = np.ones(len(candidates))
         if eligible.any():
-            q[eligible] = stats.false_discovery_control(long["p_above"][eligible], method="bh")
+            q[eligible] = benjamini_hochberg(long["p_above"][eligible])
         # The level at which a condition selected among these is judged (Benjamini and Yekutieli's
         # false-coverage-rate intervals): POLICY_FDR times the share of the tested conditions selected.
         selected = int((eligible & (q <= settings.POLICY_FDR)).sum())
@@ -549,7 +549,7 @@ class Evidence:
         eligible = long["n"] >= minimum
         q = np.ones(len(candidates))
         if eligible.any():
-            q[eligible] = stats.false_discovery_control(long["p_below"][eligible], method="bh")
+            q[eligible] = benjamini_hochberg(long["p_below"][eligible])
         keep = {_key(c) for c in kept}
         chosen = [
             i
@@ -597,6 +597,20 @@ class Evidence:
             "q_value": _round(q[i]),
             "recent_r": _round(recent["mean"][i]),
         }
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """The Benjamini-Hochberg adjusted p-values (q-values) of `p`: scipy.stats.false_discovery_control(p,
+    method="bh")'s operations in its order, without its input checks and array-API dispatch, which cost
+    twenty times the sum itself (a relearning's ~60 p-values: ~380 -> ~15 µs)."""
+    order = np.argsort(p)
+    m = len(p)
+    adjusted = p[order] * (m / np.arange(1.0, m + 1))
+    # The least of each one's and every larger p's: Benjamini-Hochberg's step-up, from the largest down.
+    np.minimum.accumulate(adjusted[::-1], out=adjusted[::-1])
+    q = np.empty(m)
+    q[order] = adjusted
+    return np.clip(q, 0.0, 1.0)
 
 
 def _levels(values: list, codes: np.ndarray) -> tuple[list, np.ndarray]:

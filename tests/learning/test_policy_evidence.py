@@ -1,0 +1,46 @@
+"""The policy's evidence (learning.policy.Evidence) computed by hand where a library call or a plainer
+computation cost more: each shortcut holds to the bit what it replaced, on counters like a replay's."""
+
+import random
+from datetime import timedelta
+
+import numpy as np
+from scipy import stats
+
+from learning.policy import Evidence, PolicyTotals, benjamini_hochberg
+
+from .test_policy_totals import ALIKE, summed_rows
+
+HOUR = timedelta(hours=1)
+
+
+def evidence(count: int = 3000, seed: int = 11) -> Evidence:
+    """Two bots' counters over count hours: every field's values, sixty blocks, a weak edge when trending."""
+    draw = random.Random(seed)  # noqa: S311 - a seeded sample, not a secret
+    added = []
+    for hour in range(count):
+        regime = draw.choice(["TREND_LOW_VOL", "TREND_HIGH_VOL", "RANGE_LOW_VOL", "RANGE_HIGH_VOL"])
+        key = (
+            draw.choice([1, 1, 2]),
+            draw.choice(range(50, 100, 5)),
+            regime,
+            draw.choice(["BULLISH", "BEARISH", "NEUTRAL", ""]),
+            draw.choice(["<30", "30-70", ">70"]),
+            hour // 50,
+        )
+        r = draw.gauss(0.3 if regime.startswith("TREND") else -0.1, 1.5)
+        added.append(
+            (key, (1, r, r * r, int(r > 0), max(r, 0.0), int(r < 0), min(r, 0.0), draw.uniform(1, 9)))
+        )
+    return Evidence(PolicyTotals(summed_rows(added)).table(), ALIKE, HOUR)
+
+
+def test_benjamini_hochberg_is_scipy_s_to_the_bit():
+    found = evidence()
+    candidates = found.candidates(with_thresholds=True)
+    long = found.stats(np.array([found.mask(c) for c in candidates]), found.long)
+    draw = np.random.default_rng(3)
+    tied = np.repeat(draw.uniform(0, 0.2, 20), 3)
+    edges = [np.array([0.0, 1.0, 0.5, 0.0]), np.array([0.3])]
+    for p in [long["p_above"], long["p_below"], draw.uniform(0, 1, 200), tied, *edges]:
+        assert benjamini_hochberg(p).tolist() == stats.false_discovery_control(p, method="bh").tolist()
