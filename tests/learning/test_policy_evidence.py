@@ -44,3 +44,20 @@ def test_benjamini_hochberg_is_scipy_s_to_the_bit():
     edges = [np.array([0.0, 1.0, 0.5, 0.0]), np.array([0.3])]
     for p in [long["p_above"], long["p_below"], draw.uniform(0, 1, 200), tied, *edges]:
         assert benjamini_hochberg(p).tolist() == stats.false_discovery_control(p, method="bh").tolist()
+
+
+def test_the_spread_of_some_rows_is_theirs_among_every_row_s():
+    """`spread` sums per cluster only for the rows selected: theirs are what every row's would be, to the bit;
+    the others are as for no calls."""
+    found = evidence()
+    masks = np.array([found.mask(c) for c in found.candidates(with_thresholds=True)])
+    every = found.stats(masks, found.recent)
+    some = np.arange(len(masks)) % 3 == 0
+
+    spread = found.spread(masks, found.recent, found.stats(masks, found.recent, robust=False), some)
+
+    for name in ("se", "clusters", "p_above", "p_below"):
+        assert spread[name][some].tolist() == every[name][some].tolist(), name
+    assert every["clusters"][some].min() > 1 and np.isfinite(every["se"][some]).all()  # sums that count
+    assert (spread["clusters"][~some] == 0).all() and np.isinf(spread["se"][~some]).all()
+    assert (spread["p_above"][~some] == 1).all() and (spread["p_below"][~some] == 1).all()
