@@ -2,7 +2,6 @@
 learned with database aggregates and stored with its provenance; the owner's pins override any of it.
 Formulas: docs/learning.md."""
 
-import functools
 import itertools
 import math
 import operator
@@ -413,13 +412,24 @@ class Evidence:
         return found
 
     def mask(self, conditions: dict) -> np.ndarray:
-        """The rows inside `conditions`; each field's value compared once per learning (`_equal`)."""
-        inside = np.ones(len(self.bucket), bool)
-        for name, value in conditions.items():
-            inside &= self._equal(name, value)
-        return inside
+        """The rows inside `conditions`."""
+        return self.masks([conditions])[0]
 
-    @functools.cache  # noqa: B019 - an Evidence lives for one learning, and its rows do not change
+    def masks(self, candidates: list[dict]) -> np.ndarray:
+        """The rows inside each of `candidates`, candidates by rows: each condition compared with the rows
+        once, then the rows of every candidate's first condition and-ed in at once, of its second, and so on
+        (64 candidates at 5,000 hours' counters: ~200 -> ~90 µs against an array made and and-ed for each)."""
+        conditions = dict.fromkeys(
+            itertools.chain(*map(dict.items, candidates))
+        )  # (field, value)s, once each
+        at = {item: i for i, item in enumerate(conditions)}
+        # A last row inside everything: what a candidate with fewer conditions than another has for the rest.
+        inside = np.array([*itertools.starmap(self._equal, at), np.ones(len(self.bucket), bool)])
+        found = np.ones((len(candidates), len(self.bucket)), bool)
+        for nth in itertools.zip_longest(*(map(at.get, c.items()) for c in candidates), fillvalue=-1):
+            found &= inside[list(nth)]
+        return found
+
     def _equal(self, name: str, value) -> np.ndarray:
         if name == "min_confidence":
             return self.bucket >= value
@@ -486,7 +496,7 @@ class Evidence:
         beyond a standard error. Returns the patterns, the rows they cover, how
         many candidates were tried and how many had the minimum n."""
         candidates = self.candidates(with_thresholds=True)
-        masks = np.array([self.mask(c) for c in candidates])
+        masks = self.masks(candidates)
         keep = {_key(c) for c in kept}
         in_force = np.array([_key(c) in keep for c in candidates], bool)
         long = self.stats(masks, self.long, robust=False)
@@ -557,7 +567,7 @@ class Evidence:
         candidates = self.candidates(with_thresholds=False)
         if not candidates:
             return [], np.zeros(len(self.bucket), bool), 0
-        masks = np.array([self.mask(c) & traded for c in candidates])
+        masks = self.masks(candidates) & traded
         long = self.stats(masks, self.long, robust=False)
         recent = self.stats(masks, self.recent, robust=False)
         eligible = long["n"] >= minimum

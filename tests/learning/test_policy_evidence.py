@@ -61,3 +61,30 @@ def test_the_spread_of_some_rows_is_theirs_among_every_row_s():
     assert every["clusters"][some].min() > 1 and np.isfinite(every["se"][some]).all()  # sums that count
     assert (spread["clusters"][~some] == 0).all() and np.isinf(spread["se"][~some]).all()
     assert (spread["p_above"][~some] == 1).all() and (spread["p_below"][~some] == 1).all()
+
+
+def test_the_candidates_masks_are_their_rows_one_by_one():
+    """`masks` takes every candidate's conditions at once: each candidate's row is the counter rows whose
+    values it names, read one by one; fewer conditions, more, or a value no row holds, alike."""
+    found = evidence(600)
+    candidates = [
+        *found.candidates(with_thresholds=True),
+        {"regime": "TREND_LOW_VOL", "market_sentiment": "BULLISH", "min_confidence": 70},
+        {"regime": "NO_SUCH_REGIME"},
+        {},
+    ]
+
+    def inside(row: int, conditions: dict) -> bool:
+        return all(
+            found.bucket[row] >= value
+            if name == "min_confidence"
+            else found.levels[name][found.codes[name][row]] == value
+            for name, value in conditions.items()
+        )
+
+    masks = found.masks(candidates)
+
+    expected = [[inside(row, c) for row in range(len(found.bucket))] for c in candidates]
+    assert masks.tolist() == expected
+    assert [found.mask(c).tolist() for c in candidates] == expected
+    assert masks[:-2].sum(axis=1).min() > 0 and not masks[-2].any() and masks[-1].all()
