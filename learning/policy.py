@@ -403,9 +403,11 @@ class Evidence:
         found = [{"min_confidence": t} for t in THRESHOLDS] if with_thresholds else []
         found += [{name: value} for name, values in present.items() for value in values]
         for first, second in itertools.combinations(present, 2):
-            # The pairs that occur, as one code each, in the order of their first value, then their second.
+            # The pairs that occur, as one code each, in the order of their first value, then their second:
+            # the codes held counted rather than np.unique'd, as in `_levels` (a relearning's 15 pairs of
+            # fields at 5,000 hours' counters: the candidates 130 -> 40 µs).
             width = len(self.levels[second])
-            for pair in np.unique(self.codes[first] * width + self.codes[second]).tolist():
+            for pair in np.flatnonzero(np.bincount(self.codes[first] * width + self.codes[second])).tolist():
                 a, b = self.levels[first][pair // width], self.levels[second][pair % width]
                 if a and b:
                     found.append({first: a, second: b})

@@ -88,3 +88,18 @@ def test_the_candidates_masks_are_their_rows_one_by_one():
     assert masks.tolist() == expected
     assert [found.mask(c).tolist() for c in candidates] == expected
     assert masks[:-2].sum(axis=1).min() > 0 and not masks[-2].any() and masks[-1].all()
+
+
+def test_the_pairs_tried_are_those_some_row_holds_in_the_order_of_their_values():
+    found = evidence(600)
+    fields = [name for name, levels in found.levels.items() if len([v for v in levels if v]) > 1]
+
+    pairs = [c for c in found.candidates(with_thresholds=False) if len(c) == 2]
+
+    expected = []
+    for i, first in enumerate(fields):
+        for second in fields[i + 1 :]:
+            held = set(zip(found.codes[first].tolist(), found.codes[second].tolist(), strict=True))
+            values = [(found.levels[first][a], found.levels[second][b]) for a, b in sorted(held)]
+            expected += [{first: a, second: b} for a, b in values if a and b]
+    assert pairs == expected and len(pairs) > 20
