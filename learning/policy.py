@@ -377,14 +377,15 @@ class Evidence:
         seconds = [TIMEFRAME_PERIODS[timeframe].total_seconds() for timeframe in self.levels["timeframe"]]
         block_seconds = settings.POLICY_BLOCK_CANDLES * np.array(seconds)[self.codes["timeframe"]]
         ends = (block_of + 1) * block_seconds
-        # Each row's cluster (`stats`): the rows in cluster order, and where each cluster's rows start in it.
+        # Each row's cluster (`spread`): the rows in cluster order, and where each cluster's rows start in it.
         # A product with a one-hot matrix of rows by clusters did the same sums at a hundred times the cost
-        # (every candidate by every row by every cluster), most of a long replay's learning.
-        found, cluster = np.unique(
-            ends // (settings.POLICY_CLUSTER_CANDLES * period.total_seconds()), return_inverse=True
-        )
+        # (every candidate by every row by every cluster), most of a long replay's learning. The rows sorted
+        # by when their cluster starts, once, not numbered by np.unique and then sorted by number (making the
+        # Evidence at 5,000 hours' counters ~205 -> ~175 µs).
+        cluster = ends // (settings.POLICY_CLUSTER_CANDLES * period.total_seconds())
         self.by_cluster = np.argsort(cluster, kind="stable")
-        self.cluster_starts = np.searchsorted(cluster[self.by_cluster], np.arange(len(found)))
+        ordered = cluster[self.by_cluster]
+        self.cluster_starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         age = (ends.max() - ends) / period.total_seconds()
         self.long = 0.5 ** (age / settings.POLICY_HALF_LIFE_CANDLES)
         self.recent = 0.5 ** (age / settings.POLICY_RECENT_HALF_LIFE_CANDLES)

@@ -2,19 +2,21 @@
 computation cost more: each shortcut holds to the bit what it replaced, on counters like a replay's."""
 
 import random
+from collections import defaultdict
 from datetime import timedelta
 
 import numpy as np
+import pytest
 from scipy import stats
 
-from learning.policy import Evidence, PolicyTotals, benjamini_hochberg
+from learning.policy import CounterTable, Evidence, PolicyTotals, benjamini_hochberg
 
 from .test_policy_totals import ALIKE, summed_rows
 
 HOUR = timedelta(hours=1)
 
 
-def evidence(count: int = 3000, seed: int = 11) -> Evidence:
+def table(count: int = 3000, seed: int = 11) -> CounterTable:
     """Two bots' counters over count hours: every field's values, sixty blocks, a weak edge when trending."""
     draw = random.Random(seed)  # noqa: S311 - a seeded sample, not a secret
     added = []
@@ -32,7 +34,11 @@ def evidence(count: int = 3000, seed: int = 11) -> Evidence:
         added.append(
             (key, (1, r, r * r, int(r > 0), max(r, 0.0), int(r < 0), min(r, 0.0), draw.uniform(1, 9)))
         )
-    return Evidence(PolicyTotals(summed_rows(added)).table(), ALIKE, HOUR)
+    return PolicyTotals(summed_rows(added)).table()
+
+
+def evidence(count: int = 3000, seed: int = 11) -> Evidence:
+    return Evidence(table(count, seed), ALIKE, HOUR)
 
 
 def test_benjamini_hochberg_is_scipy_s_to_the_bit():
@@ -103,3 +109,27 @@ def test_the_pairs_tried_are_those_some_row_holds_in_the_order_of_their_values()
             values = [(found.levels[first][a], found.levels[second][b]) for a, b in sorted(held)]
             expected += [{first: a, second: b} for a, b in values if a and b]
     assert pairs == expected and len(pairs) > 20
+
+
+def test_the_standard_error_is_liang_zeger_s_over_the_clusters_the_rows_blocks_ended_in(settings):
+    """A row's cluster is the POLICY_CLUSTER_CANDLES of the learner's candles in which its block ended: the
+    standard error `stats` finds by sorting the rows into clusters is the sandwich formula's over the
+    clusters each row is put in one by one."""
+    rows = table()
+    found = Evidence(rows, ALIKE, HOUR)
+    candidates = found.candidates(with_thresholds=True)
+    robust = found.stats(found.masks(candidates), found.long)
+    hours = {pk: 4 if timeframe == "4h" else 1 for pk, (_, timeframe) in ALIKE.items()}
+
+    for i, conditions in enumerate(candidates):
+        n_of, r_of = defaultdict(float), defaultdict(float)  # each cluster's weighted n and R
+        for row in np.flatnonzero(found.mask(conditions)).tolist():
+            ended = (rows.numbers[row, 1] + 1) * settings.POLICY_BLOCK_CANDLES * hours[int(rows.bot_id[row])]
+            cluster = ended // settings.POLICY_CLUSTER_CANDLES
+            n_of[cluster] += found.long[row] * rows.column("n")[row]
+            r_of[cluster] += found.long[row] * rows.column("r_sum")[row]
+        n, clusters = sum(n_of.values()), len(n_of)
+        mean = sum(r_of.values()) / n
+        spread = sum((r_of[g] - mean * n_of[g]) ** 2 for g in n_of)
+        assert robust["clusters"][i] == clusters > 1, conditions
+        assert robust["se"][i] == pytest.approx(np.sqrt(spread / n**2 * clusters / (clusters - 1)), rel=1e-9)
