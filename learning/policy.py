@@ -500,8 +500,7 @@ class Evidence:
         many candidates were tried and how many had the minimum n."""
         candidates = self.candidates(with_thresholds=True)
         masks = self.masks(candidates)
-        keep = {_key(c) for c in kept}
-        in_force = np.array([_key(c) in keep for c in candidates], bool)
+        in_force = np.array([c in kept for c in candidates], bool)
         long = self.stats(masks, self.long, robust=False)
         recent = self.stats(masks, self.recent, robust=False)
         eligible = long["n"] >= minimum
@@ -534,7 +533,7 @@ class Evidence:
         remaining = list(np.flatnonzero(allowed))
         # The conditions in force compete with a head start, so that the set does not reshuffle with each
         # resolution: another must be worth KEEP_MARGIN more to take a kept one's place.
-        start = np.array([1 + KEEP_MARGIN if _key(candidates[i]) in keep else 1.0 for i in remaining])
+        start = np.where(in_force[remaining], 1 + KEEP_MARGIN, 1.0)
         chosen, covered, worth = [], np.zeros(len(self.bucket), bool), 0.0
         while remaining and len(chosen) < MAX_PATTERNS:
             added = self.stats(masks[remaining] & ~covered, self.long)
@@ -578,11 +577,10 @@ class Evidence:
         q = np.ones(len(candidates))
         if eligible.any():
             q[eligible] = benjamini_hochberg(long["p_below"][eligible])
-        keep = {_key(c) for c in kept}
         chosen = [
             i
             for i, c in enumerate(candidates)
-            if eligible[i] and recent["mean"][i] < 0 and (q[i] <= settings.POLICY_FDR or _key(c) in keep)
+            if eligible[i] and recent["mean"][i] < 0 and (q[i] <= settings.POLICY_FDR or c in kept)
         ]
         avoided = np.zeros(len(self.bucket), bool)
         for i in chosen:
