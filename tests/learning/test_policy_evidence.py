@@ -133,3 +133,29 @@ def test_the_standard_error_is_liang_zeger_s_over_the_clusters_the_rows_blocks_e
         spread = sum((r_of[g] - mean * n_of[g]) ** 2 for g in n_of)
         assert robust["clusters"][i] == clusters > 1, conditions
         assert robust["se"][i] == pytest.approx(np.sqrt(spread / n**2 * clusters / (clusters - 1)), rel=1e-9)
+
+
+def test_with_nothing_in_force_edges_adopts_what_testing_every_candidate_adopts(monkeypatch):
+    """While no condition is in force, `edges` sums per cluster only for the candidates whose long mean is
+    above 0: what it adopts, with its q-values, and the level it selected at are what testing every
+    candidate with the minimum n gives."""
+    cases = [(count, seed, minimum) for count in (600, 3000) for seed in range(4) for minimum in (10, 30)]
+    quick = []
+    for count, seed, minimum in cases:
+        found = evidence(count, seed)
+        quick.append((found.edges([], minimum), found.selection_level))
+    every = Evidence.spread
+    monkeypatch.setattr(
+        Evidence, "spread", lambda self, masks, weights, found, rows=None: every(self, masks, weights, found)
+    )
+
+    for (count, seed, minimum), ((patterns, covered, *tried), level) in zip(cases, quick, strict=True):
+        found = evidence(count, seed)
+        full, full_covered, *full_tried = found.edges([], minimum)
+        assert (patterns, covered.tolist(), tried, level) == (
+            full,
+            full_covered.tolist(),
+            full_tried,
+            found.selection_level,
+        ), (count, seed, minimum)
+    assert sum(len(patterns) for (patterns, *_), _ in quick) > 5
