@@ -467,23 +467,30 @@ class Evidence:
         its cluster (Liang-Zeger, the mean's sandwich estimate): var(m) = G/(G-1) · Σ_g (S_g - m·N_g)² / N²,
         S_g and N_g the weighted R and n of cluster g, and Student's t with G - 1 degrees of freedom."""
         n, mean = found["n"], found["mean"]
-        rows = np.ones(len(n), bool) if rows is None else rows
+        # A row's without calls, or not selected: no clusters, no standard error, p-values of 1.
+        spread = {
+            "se": np.full(len(n), np.inf),
+            "clusters": np.zeros(len(n), np.int64),
+            "p_above": np.ones(len(n)),
+            "p_below": np.ones(len(n)),
+        }
+        rows = np.arange(len(n)) if rows is None else np.flatnonzero(rows)
+        if not len(rows):  # the recent window's with none in force: 40 -> 5 µs a relearning
+            return spread
         wn, wr = weights * self.sums["n"], weights * self.sums["r_sum"]
         # The masks put in cluster order once for both sums, not each product (430 -> 390 µs a call).
         ordered = masks[rows][:, self.by_cluster]
         by_cluster_n = self._per_cluster(ordered * wn[self.by_cluster])
         by_cluster_r = self._per_cluster(ordered * wr[self.by_cluster])
-        groups, spread = np.zeros(len(n), np.int64), np.zeros(len(n))
-        groups[rows] = (by_cluster_n > 0).sum(axis=1)
-        spread[rows] = ((by_cluster_r - mean[rows, None] * by_cluster_n) ** 2).sum(axis=1)
-        several = (groups > 1) & (n > 0)
-        se = np.full(len(n), np.inf)
-        se[several] = np.sqrt(spread[several] / n[several] ** 2 * groups[several] / (groups[several] - 1))
-        t = mean[several] / np.maximum(se[several], 1e-300)  # a spread of 0: certain, either way
-        df = groups[several] - 1
-        p_above, p_below = np.ones(len(n)), np.ones(len(n))
-        p_above[several], p_below[several] = special.stdtr(df, -t), special.stdtr(df, t)
-        return {"se": se, "clusters": groups, "p_above": p_above, "p_below": p_below}
+        groups = (by_cluster_n > 0).sum(axis=1)
+        squares = ((by_cluster_r - mean[rows, None] * by_cluster_n) ** 2).sum(axis=1)
+        several = (groups > 1) & (n[rows] > 0)
+        at, g = rows[several], groups[several]
+        se = np.sqrt(squares[several] / n[at] ** 2 * g / (g - 1))
+        t = mean[at] / np.maximum(se, 1e-300)  # a spread of 0: certain, either way
+        spread["clusters"][rows], spread["se"][at] = groups, se
+        spread["p_above"][at], spread["p_below"][at] = special.stdtr(g - 1, -t), special.stdtr(g - 1, t)
+        return spread
 
     def _per_cluster(self, values: np.ndarray) -> np.ndarray:
         """The sums of `values` (candidates by counter rows, in cluster order: `by_cluster`) over each

@@ -67,6 +67,8 @@ def test_the_spread_of_some_rows_is_theirs_among_every_row_s():
     assert every["clusters"][some].min() > 1 and np.isfinite(every["se"][some]).all()  # sums that count
     assert (spread["clusters"][~some] == 0).all() and np.isinf(spread["se"][~some]).all()
     assert (spread["p_above"][~some] == 1).all() and (spread["p_below"][~some] == 1).all()
+    none = found.spread(masks, found.recent, every, np.zeros(len(masks), bool))
+    assert not none["clusters"].any() and np.isinf(none["se"]).all() and (none["p_above"] == 1).all()
 
 
 def test_the_candidates_masks_are_their_rows_one_by_one():
