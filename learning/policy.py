@@ -440,19 +440,13 @@ class Evidence:
         return self.codes[name] == (levels.index(value) if value in levels else -1)
 
     def stats(self, masks: np.ndarray, weights: np.ndarray, robust: bool = True) -> dict[str, np.ndarray]:
-        """For each row of `masks` (candidates by counter rows): weighted n, mean R and the mean holding
-        time; with `robust`, also the mean's standard error and one-sided p-values (`spread`)."""
+        """For each row of `masks` (candidates by counter rows): weighted n, n and mean R; with `robust`,
+        also the mean's standard error and one-sided p-values (`spread`)."""
         m = masks.astype(float)
         wn, wr = weights * self.sums["n"], weights * self.sums["r_sum"]
         n = m @ wn
-        safe = np.where(n > 0, n, 1.0)
-        mean = np.where(n > 0, (m @ wr) / safe, 0.0)
-        found = {
-            "n": n,
-            "raw_n": m @ self.sums["n"],
-            "mean": mean,
-            "hold": np.where(n > 0, (m @ (weights * self.sums["hold_sum"])) / safe, 1.0),
-        }
+        mean = np.where(n > 0, (m @ wr) / np.where(n > 0, n, 1.0), 0.0)
+        found = {"n": n, "raw_n": m @ self.sums["n"], "mean": mean}
         return found | self.spread(masks, weights, found) if robust else found
 
     def spread(
@@ -551,7 +545,7 @@ class Evidence:
         chosen, covered, worth = [], np.zeros(len(self.bucket), bool), 0.0
         while remaining and len(chosen) < MAX_PATTERNS:
             added = self.stats(masks[remaining] & ~covered, self.long)
-            value = self.value(self.stats(masks[remaining] | covered, self.long, robust=False))
+            value = self.value(masks[remaining] | covered)
             value[(added["n"] < minimum) | (added["mean"] <= added["se"])] = -np.inf
             score = np.where(value > 0, value * start, value)
             best = int(np.argmax(score))
@@ -564,14 +558,18 @@ class Evidence:
         patterns = [self._pattern(candidates[i], "trade", long, recent, q, i) for i in chosen]
         return patterns, covered, len(candidates), int(eligible.sum())
 
-    def value(self, found: dict) -> np.ndarray:
-        """R a candle from trading a set of calls (`stats` of it) at most `capacity` at once: its calls come
-        up `rate` a candle; one is taken when a place is free, which, held `hold` candles each, is a share
-        1 / (1 + rate · hold / capacity) of the time; each earns its mean R. A broad set that takes the place
-        of better calls, or a narrow one that leaves the places empty, is worth less than the calls that
-        carry the edge."""
-        rate = found["n"] / self.candles
-        return found["mean"] * rate / (1 + rate * found["hold"] / self.capacity)
+    def value(self, masks: np.ndarray) -> np.ndarray:
+        """R a candle from trading each row of `masks` (sets of calls) at most `capacity` at once: its calls
+        come up `rate` a candle; one is taken when a place is free, which, held `hold` candles each (their
+        weighted mean, 1 without calls), is a share 1 / (1 + rate · hold / capacity) of the time; each earns
+        its mean R. A broad set that takes the place of better calls, or a narrow one that leaves the places
+        empty, is worth less than the calls that carry the edge. (The holding time is summed here, the only
+        place that reads it, not by every `stats`.)"""
+        found, held = self.stats(masks, self.long, robust=False), self.long * self.sums["hold_sum"]
+        n = found["n"]
+        hold = np.where(n > 0, (masks.astype(float) @ held) / np.where(n > 0, n, 1.0), 1.0)
+        rate = n / self.candles
+        return found["mean"] * rate / (1 + rate * hold / self.capacity)
 
     def carve_outs(self, traded: np.ndarray, kept: list[dict], minimum: int) -> tuple[list, np.ndarray, int]:
         """The conditions to avoid inside the traded calls: a field's value or a pair whose calls there lose,
