@@ -700,7 +700,7 @@ def pool(bot, alike: list[int], counters: CounterTable, minimum: int) -> tuple[C
     mean result differs from the other bots' beyond noise (Welch's interval at 95 %): its market is not the
     others'. Returns the counters to learn from, whose bots they are, and why."""
     is_own = counters.bot_id == bot.pk
-    own = counters[is_own]
+    own = counters if is_own.all() else counters[is_own]  # a bot alone: its rows as they are, not a copy
     mine, theirs = _mean_r(own), _mean_r(counters[~is_own])
     pooling = {"own": mine, "others": theirs}
     if not theirs["n"]:
