@@ -3,6 +3,8 @@ policy learning, the outcome model's daily check and retraining) over the 5,000 
 a fresh SQLite database (the embedded default), with the peak memory of the process and of the largest of
 its two workers (the one computing the technical analyses ahead, automation/replay_ahead.py, and the one
 making the insight snapshots behind, automation/replay_snapshots.py), and the CPU time of each side.
+Beside it, in the same run, the baseline: the same replay in one process, with no worker ahead or behind (as
+a replay shorter than AHEAD_FROM runs), and whether both made the same cycles, resolutions and trades.
 Target (issue 21): at least 1,000 cycles a second, i.e. 5,000 candles in 5 s or less; before it, 201-238 on
 this machine.
 DEBUG is off, as in production: at DEBUG Django keeps every query's SQL, a few per cent of the time.
@@ -14,7 +16,7 @@ run: a second replay over the same slots (target: no call asked), and the replay
 over its first `--serial-hours` hours (1,000 takes over half an hour), whose decisions must be the same.
 
 Run: .venv/bin/python -m bench.bench_replay [--analyst openai [--serial-hours N]] (or `make bench`). The
-replay runs in a child process of its own, so that its peak resident memory is its own."""
+replay (and its baseline) runs in a child process of its own, so that its peak resident memory is its own."""
 
 import argparse
 import hashlib
@@ -38,14 +40,18 @@ LLM_HOURS, ANALYST_SECONDS, LLM_TARGET_SECONDS = 1000, 2.0, 180.0
 SERIAL_HOURS = 72  # three refresh windows asked one call at a time, beside it
 
 
-def child() -> None:
+def child(one_process: bool) -> None:
     import django
 
     django.setup()
     from django.core.management import call_command
 
+    from automation import replay as replaying
     from automation.evaluation import evaluate
     from automation.replay import ReplaySpec, replay
+
+    if one_process:  # the baseline: no worker started, whatever the replay's length
+        replaying.AHEAD_FROM = sys.maxsize
 
     call_command("migrate", verbosity=0)
     call_command(
@@ -299,7 +305,8 @@ def openai_main(hours: int, serial_hours: int) -> None:
     )
 
 
-def main() -> None:
+def _replayed(one_process: bool) -> dict:
+    """The figures of a replay run by a child process of its own, into a fresh SQLite database."""
     with tempfile.TemporaryDirectory(prefix="tradingai-bench-replay-") as var:
         env = {
             **os.environ,
@@ -308,18 +315,34 @@ def main() -> None:
             "DJANGO_DEBUG": "false",
             "DATABASE_URL": f"sqlite:///{var}/db.sqlite3",
         }
+        command = [sys.executable, "-m", "bench.bench_replay", "--child"]
         done = subprocess.run(
-            [sys.executable, "-m", "bench.bench_replay", "--child"],
+            command + (["--one-process"] if one_process else []),
             cwd=ROOT, env=env, capture_output=True, text=True, check=True,
         )  # fmt: skip
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    # The baseline first, in the same run: the same replay in one process, the analyses computed and the
+    # snapshots made by the cycles themselves, as a replay shorter than AHEAD_FROM (or a backtest in a
+    # Celery pool's process) runs. The machine's speed varies from hour to hour; the ratio says what the
+    # workers buy on it now.
+    baseline, result = _replayed(one_process=True), _replayed(one_process=False)
+    base_rate = baseline["cycles"] / baseline["seconds"]
+    print(
+        f"baseline, the same replay in one process (no worker ahead or behind): {baseline['cycles']} cycles "
+        f"in {baseline['seconds']:.1f} s = {base_rate:.1f} cycles/s; CPU {baseline['cpu_seconds']:.1f} s; "
+        f"peak memory {baseline['peak_rss_mib']:.0f} MiB"
+    )
     rate = result["cycles"] / result["seconds"]
     print(
         f"replay, 5,000 EUR/USD hours, technical analyst, full learning, SQLite: {result['cycles']} cycles "
-        f"({result['failed']} failed) in {result['seconds']:.1f} s = {rate:.1f} cycles/s; "
-        f"{result['resolved']} analyses resolved, {result['trades']} trades; peak memory "
-        f"{result['peak_rss_mib']:.0f} MiB, and {result['worker_peak_rss_mib']:.0f} MiB in the larger of "
-        "its two workers (analyses ahead, snapshots behind)"
+        f"({result['failed']} failed) in {result['seconds']:.1f} s = {rate:.1f} cycles/s "
+        f"({rate / base_rate:.2f} x the baseline); {result['resolved']} analyses resolved, "
+        f"{result['trades']} trades; peak memory {result['peak_rss_mib']:.0f} MiB, and "
+        f"{result['worker_peak_rss_mib']:.0f} MiB in the larger of its two workers (analyses ahead, "
+        "snapshots behind)"
     )
     print(
         f"  CPU: {result['cpu_seconds']:.1f} s in the replay's process "
@@ -327,6 +350,10 @@ def main() -> None:
         f"{result['worker_cpu_seconds']:.1f} s in its workers; on a busy machine the wall time is the "
         "longer, and the CPU time what the replay itself cost"
     )
+    same = (baseline["cycles"], baseline["resolved"], baseline["trades"]) == (
+        result["cycles"], result["resolved"], result["trades"],
+    )  # fmt: skip
+    print(f"  the same cycles, resolutions and trades as the baseline: {'yes' if same else 'NO'}")
     ratio = rate / TARGET_CYCLES_PER_SECOND
     print(
         f"  target >= {TARGET_CYCLES_PER_SECOND} cycles/s: rate/target = {ratio:.2f} "
@@ -340,9 +367,10 @@ if __name__ == "__main__":
     parser.add_argument("--hours", type=int, default=LLM_HOURS, help="hours replayed with --analyst openai")
     parser.add_argument("--serial-hours", type=int, default=SERIAL_HOURS, help="hours asked one at a time")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.analyst == "openai":
         run = openai_child if args.child else openai_main
         run(args.hours, args.serial_hours)
     else:
-        child() if args.child else main()
+        child(args.one_process) if args.child else main()
