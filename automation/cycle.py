@@ -19,6 +19,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import Q
 from django.utils import timezone
 
+from core import plain_sql as sql
 from core.log_context import log_context
 from learning.counters import count_recorded
 from learning.insights import latest as latest_insights
@@ -40,7 +41,6 @@ from trades.monitor import monitor_trades
 from trades.policy import Decision
 from trades.signals import trade_opened
 
-from . import plain_sql as sql
 from . import reads, shared_reads
 from .analysis import ChartMaker, MarketAnalysis, StepTimer
 from .analysts.base import Analyst, AnalystError
@@ -96,7 +96,7 @@ def claim(bot: Bot, slot: datetime, session_id: int | None) -> tuple[CycleRun, b
 
 
 def _move(run: CycleRun, old: str, new: str, **fields) -> bool:
-    # As CycleRun.objects.filter(pk=run.pk, status=old).update(...), in plain SQL (automation.plain_sql).
+    # As CycleRun.objects.filter(pk=run.pk, status=old).update(...), in plain SQL (core.plain_sql).
     where, values = {"id": run.pk, "status": old}, {"status": new, **fields}
     try:
         moved = sql.update(CycleRun, where, values)
@@ -390,7 +390,7 @@ class DatabaseLedger:
         return reads.active_model(self.bot)
 
     def noted(self, record: AILearningData) -> None:
-        # As record.save(update_fields=["feedback_data", "updated_at"]), in plain SQL (automation.plain_sql).
+        # As record.save(update_fields=["feedback_data", "updated_at"]), in plain SQL (core.plain_sql).
         record.updated_at = timezone.now()
         sql.update(
             AILearningData,

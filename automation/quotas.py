@@ -19,9 +19,9 @@ from decimal import Decimal
 from django.db.models import Sum
 
 from accounts.quotas import day_start, month_start, next_day, next_month, quotas_of
+from core import plain_sql as sql
 from learning.models import AILearningData
 
-from . import plain_sql as sql
 from .analysts.base import OPERATOR
 from .models import Bot, CycleRun
 from .notices import spend_cap_reached
@@ -93,7 +93,7 @@ def cycle_refusal(run: CycleRun, charged: bool, now: datetime) -> str:
 
 
 def _statement(charged: bool) -> str:
-    # Only the models' own table and column names are formatted in (automation.plain_sql).
+    # Only the models' own table and column names are formatted in (core.plain_sql).
     runs, bots, analyses = sql.table(CycleRun), sql.table(Bot), sql.table(AILearningData)
     run = {name: f"{runs}.{sql.column(CycleRun, name)}" for name in ("id", "bot", "created_at", "status")}
     owner, bot_id = (f"{bots}.{sql.column(Bot, name)}" for name in ("owner", "id"))

@@ -1,5 +1,5 @@
 """The live cycle's reads of its bot's state (automation.cycle.DatabaseLedger) as plain SQL, built once per
-process (automation.plain_sql), several merged into one statement where the cycle asks for them together:
+process (core.plain_sql), several merged into one statement where the cycle asks for them together:
 
 - the bot, with its owner, the owner's plan, its exchange account and model connection, and its open
   session;
@@ -22,13 +22,13 @@ from datetime import datetime
 from decimal import Decimal
 
 from accounts.models import ExchangeAccount, ModelConnection, Plan, User
+from core import plain_sql as sql
 from core.values import Outcome
 from learning import prompt
 from learning.models import AILearningData, InsightSnapshot, LearnedPolicy, PromptVersion, TrainedModel
 from trades.accounting import HELD, STREAK_WINDOW
 from trades.models import Trade
 
-from . import plain_sql as sql
 from .models import AutomationSession, Bot, CycleRun, KillSwitch
 
 

@@ -12,7 +12,7 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache, lru_cache, partial
+from functools import cache, lru_cache
 from operator import itemgetter
 
 import numpy as np
@@ -33,6 +33,7 @@ from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from core import plain_sql as sql
 from core.values import BUY_OR_SELL, Recommendation
 
 from .calibration import Calibration, fit_calibration
@@ -190,13 +191,13 @@ def resolved_calls(user_id: int, *, before: datetime, after: datetime | None = N
         resolved_at.get_db_prep_value(b, connection, prepared=False) for b in (before, after) if b is not None
     ]
     keys = _calls_statement(connection.vendor, len(bounds))
-    rows = _rows(keys, [user_id, *BUY_OR_SELL, *Outcome.values, *bounds])
+    rows = sql.rows(keys, [user_id, *BUY_OR_SELL, *Outcome.values, *bounds])
     missing = {row[0]: row for row in rows if row not in _CALLS}
     ids = list(missing)
     select, converters = _reading(connection.vendor)
     for start in range(0, len(ids), 1000):  # within every database's limit on parameters
         chunk = ids[start : start + 1000]
-        for values in _rows(f"{select} ({', '.join(['%s'] * len(chunk))})", chunk):
+        for values in sql.rows(f"{select} ({', '.join(['%s'] * len(chunk))})", chunk):
             record = _Row._make([convert(value) for convert, value in zip(converters, values, strict=True)])
             _CALLS[missing[record.pk]] = Call(
                 record.pk,
@@ -210,12 +211,6 @@ def resolved_calls(user_id: int, *, before: datetime, after: datetime | None = N
     while len(_CALLS) > CALLS_REMEMBERED:
         _CALLS.popitem(last=False)
     return calls
-
-
-def _rows(sql: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
 
 
 @cache
@@ -252,24 +247,10 @@ def _reading(vendor: str) -> tuple[str, list[Callable]]:
     times over as naive, JSON comes as text)."""
     table, pk = AILearningData._meta.db_table, AILearningData._meta.pk
     fields = [pk, *(AILearningData._meta.get_field(name) for name in FIELDS)]
-    converters = []
-    for field in fields:
-        column = field.get_col(table)
-        steps = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
-        converters.append(partial(_converted, steps, column) if steps else _same)
+    converters = [sql.converter(field.get_col(table)) for field in fields]
     q = connection.ops.quote_name
     columns = ", ".join(q(field.column) for field in fields)
     return f"SELECT {columns} FROM {q(table)} WHERE {q(pk.column)} IN", converters  # noqa: S608
-
-
-def _converted(steps: list[Callable], column, value):
-    for step in steps:
-        value = step(value, column, connection)
-    return value
-
-
-def _same(value):
-    return value
 
 
 def _frame(inputs: list[dict]) -> pd.DataFrame:

@@ -35,9 +35,9 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core import plain_sql as sql
 from learning.models import AnalystAnswer
 
-from .. import plain_sql as sql
 from .base import OPERATOR, AnalysisRequest, Analyst, AnalystDeadlineError, AnalystResult
 from .schema import Analysis
 
@@ -233,7 +233,7 @@ def taken(answer: AnalystAnswer, *, may_pay: bool = True) -> AnalystResult:
 
 
 # Read by every cycle that leads its process's wait for a key, most of a burst's: in plain SQL, as
-# AnalystAnswer.objects.filter(key=key).first() (automation.plain_sql).
+# AnalystAnswer.objects.filter(key=key).first() (core.plain_sql).
 _ANSWER = sql.statement(
     lambda: (
         f"SELECT {sql.columns(AnalystAnswer)} FROM {sql.table(AnalystAnswer)} "  # noqa: S608

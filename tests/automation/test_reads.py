@@ -12,11 +12,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import ModelConnection, Plan
-from automation import plain_sql as sql
 from automation import reads
 from automation.models import AutomationSession, Bot, CycleRun, KillSwitch
 from automation.quotas import _used, cycles_made_today, spent_this_month
 from automation.steps import window_section_of
+from core import plain_sql as sql
 from learning.insights import latest as latest_insights
 from learning.insights import snapshot
 from learning.ml import active_model

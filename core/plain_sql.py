@@ -1,7 +1,8 @@
-"""The live cycle's hot reads as plain SQL through the cursor, each statement's text built once per process.
-Built through the ORM, a query cost about 530 µs of a worker's CPU against 77 µs for the same statement run
-raw (bench/bench_cycles.py's profile), and a cycle made some fifty; the reads merged here were a dozen of
-them. Only the models' own table and column names are formatted in; every value goes as a parameter.
+"""Hot reads and writes as plain SQL through the cursor (the live cycle's, the outcome model's), each
+statement's text built once per process. Built through the ORM, a query cost about 530 µs of a worker's CPU
+against 77 µs for the same statement run raw (bench/bench_cycles.py's profile), and a cycle made some fifty;
+the reads merged here were a dozen of them. Only the models' own table and column names are formatted in;
+every value goes as a parameter. Here, below every app, so that learning's reads (learning/ml.py) use it too.
 
 A value read is converted as the ORM converts it, by the backend's and the field's own converters (SQLite
 hands decimals over as floats and times as text; PostgreSQL's JSON comes as text), so that a read gives what
