@@ -29,7 +29,7 @@ from core import plain_sql as sql
 from learning.ml import retrain
 from market.indicators import MIN_CANDLES
 from market.models import Candle
-from market.sources import COLUMNS, Market, StoredCandles, frame, position
+from market.sources import COLUMNS, Market, StoredCandles, frame
 from trades.outcomes import Bars
 
 from .analysis import Candles
@@ -83,10 +83,8 @@ class PreloadedCandles(StoredCandles):
         return cls(frame(rows))
 
     def candles(self, market: Market, *, limit: int, until: datetime | None = None) -> pd.DataFrame:
-        if until is None:
-            raise ValueError("a replay's candles are always asked for as of a slot")
-        end = position(self.frame.index, until - market.period, side="right")
-        return self.frame.iloc[max(0, end - limit) : end]
+        start, end = self._span(market, limit, until)
+        return self.frame.iloc[start:end]
 
     def open_at(self, market: Market, moment: datetime) -> float | None:
         at = self.all_bars.at(moment)
@@ -95,13 +93,16 @@ class PreloadedCandles(StoredCandles):
     def window(self, market: Market, limit: int, until: datetime | None) -> Candles:
         """`Candles(self.candles(market, limit=limit, until=until))`, their bars cut from the market's
         converted once and their frame made only if asked for."""
+        start, end = self._span(market, limit, until)
+        return Candles(bars=self.all_bars[start:end], make_frame=lambda: self.frame.iloc[start:end])
+
+    def _span(self, market: Market, limit: int, until: datetime | None) -> tuple[int, int]:
+        """Where the `limit` candles whose period ended by `until` lie, [start, end): found among the bars'
+        times (a datetime each), without asking pandas for the index's integers and unit each cycle."""
         if until is None:
             raise ValueError("a replay's candles are always asked for as of a slot")
-        # Among the bars' times, as `position` finds it among the frame's (without asking pandas for the
-        # index's integers and unit each cycle).
         end = bisect.bisect_right(self.all_bars.times, until - market.period)
-        start = max(0, end - limit)
-        return Candles(bars=self.all_bars[start:end], make_frame=lambda: self.frame.iloc[start:end])
+        return max(0, end - limit), end
 
 
 def replay_bot(spec: ReplaySpec) -> Bot:
